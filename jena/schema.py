@@ -1,0 +1,72 @@
+"""The Jena climate CSV format: column names, date format, writer.
+
+One place for the facts of the file format, shared by the loader, the synthetic
+generator and ``jena data synth``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DATE_COLUMN = "Date Time"
+DATE_FORMAT = "%d.%m.%Y %H:%M:%S"
+COLUMNS: tuple[str, ...] = (
+    "p (mbar)",
+    "T (degC)",
+    "Tpot (K)",
+    "Tdew (degC)",
+    "rh (%)",
+    "VPmax (mbar)",
+    "VPact (mbar)",
+    "VPdef (mbar)",
+    "sh (g/kg)",
+    "H2OC (mmol/mol)",
+    "rho (g/m**3)",
+    "wv (m/s)",
+    "max. wv (m/s)",
+    "wd (deg)",
+)
+TARGET = "T (degC)"
+TARGET_INDEX = COLUMNS.index(TARGET)  # 1, as in the book
+WIND_COLUMNS = ("wv (m/s)", "max. wv (m/s)")
+WIND_SENTINEL = -9999.0
+STEP = pd.Timedelta(minutes=10)
+ROWS_PER_HOUR = 6
+ROWS_PER_DAY = 144
+HEADER_LINE = ",".join(f'"{c}"' for c in (DATE_COLUMN, *COLUMNS))
+
+# The real file, as distributed by the Keras team.
+JENA_FILENAME = "jena_climate_2009_2016.csv"
+JENA_ROWS = 420_551
+JENA_FIRST_ROW = (
+    "01.01.2009 00:10:00,996.52,-8.02,265.40,-8.90,93.30,3.33,3.11,0.22,1.94,3.12,1307.75,1.03,1.75,152.30"
+)
+
+
+def write_jena_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write ``frame`` in the exact Jena format: quoted header, ``dd.mm.YYYY HH:MM:SS``, two decimals.
+
+    ``frame`` has a DatetimeIndex (or a ``Date Time`` column of timestamps) and the 14 columns.
+    The file is written to a temporary name and renamed, so a crash never leaves half a file.
+    """
+    path = Path(path)
+    times = frame[DATE_COLUMN] if DATE_COLUMN in frame.columns else frame.index.to_series()
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"cannot write {path}: missing columns {missing}")
+    dates = pd.to_datetime(times).dt.strftime(DATE_FORMAT).to_numpy()
+    values = np.asarray(frame[list(COLUMNS)], dtype=np.float64)
+    body = np.char.mod("%.2f", np.round(values, 2))
+    # "-0.00" is never written by the station: normalise negative zero.
+    body[body == "-0.00"] = "0.00"
+    lines = [HEADER_LINE]
+    lines.extend(d + "," + ",".join(row) for d, row in zip(dates, body, strict=True))
+    tmp = path.with_name(path.name + ".part")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text("\n".join(lines), encoding="utf-8")  # the real file has no final newline
+    os.replace(tmp, path)
+    return path
