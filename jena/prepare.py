@@ -1,0 +1,218 @@
+"""From a loaded record to normalised arrays and the windows of each split.
+
+The CSV is read once; every trial reuses the same :class:`Prepared` arrays (one per feature
+set), and builds only its own windows (sampling rate, sequence length) over them.
+
+Test rows are not even in memory unless asked for (``include_test=True``): sweeps and training
+cannot read them. Only ``jena best`` (one test evaluation) and ``jena baseline`` ask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .data import Dataset
+from .errors import ConfigError
+from .schema import COLUMNS, TARGET, TARGET_INDEX
+from .splits import Bounds, Mode, Split, SplitPreset, get_preset, normalisation, valid_starts
+from .windows import WindowDataset
+
+WIND_VECTOR = ("Wx", "Wy", "max Wx", "max Wy")
+TIME_FEATURES = ("day sin", "day cos", "year sin", "year cos")
+SECONDS_PER_DAY = 24 * 60 * 60
+SECONDS_PER_YEAR = 365.2425 * SECONDS_PER_DAY
+
+
+def feature_matrix(
+    frame: pd.DataFrame, *, wind_vector: bool = False, time_features: bool = False
+) -> tuple[np.ndarray, list[str]]:
+    """The model's input columns.  # (rows, features)
+
+    ``wind_vector`` replaces speed/max speed/direction by their x/y components (as TensorFlow's
+    time-series tutorial does); ``time_features`` adds sin/cos of the time of day and of the year.
+    The temperature stays at column 1, as in the book.
+    """
+    names = list(COLUMNS)
+    cols = [frame[c].to_numpy(np.float64) for c in COLUMNS]
+    if wind_vector:
+        rad = np.deg2rad(frame["wd (deg)"].to_numpy(np.float64))
+        wv, mwv = frame["wv (m/s)"].to_numpy(np.float64), frame["max. wv (m/s)"].to_numpy(np.float64)
+        keep = [i for i, c in enumerate(COLUMNS) if c not in ("wv (m/s)", "max. wv (m/s)", "wd (deg)")]
+        cols = [cols[i] for i in keep]
+        names = [names[i] for i in keep]
+        cols += [wv * np.cos(rad), wv * np.sin(rad), mwv * np.cos(rad), mwv * np.sin(rad)]
+        names += list(WIND_VECTOR)
+    if time_features:
+        seconds = frame.index.asi8 // 10**9 if isinstance(frame.index, pd.DatetimeIndex) else None
+        if seconds is None:
+            raise ConfigError("time_features needs a record indexed by time")
+        seconds = np.asarray(seconds, dtype=np.float64)
+        for period in (SECONDS_PER_DAY, SECONDS_PER_YEAR):
+            cols += [np.sin(2 * np.pi * seconds / period), np.cos(2 * np.pi * seconds / period)]
+        names += list(TIME_FEATURES)
+    assert names[TARGET_INDEX] == TARGET
+    return np.stack(cols, axis=1), names
+
+
+@dataclass
+class Prepared:
+    """Normalised inputs, temperature in °C, split bounds: all a trial needs from the data."""
+
+    source: str
+    digest: str
+    preset: SplitPreset
+    rows: int  # rows of the whole record (split bounds are computed from it)
+    bounds: Bounds
+    x: np.ndarray  # (kept rows, features) float32, normalised with training statistics
+    temperature: np.ndarray  # (kept rows,) float64, °C
+    valid: np.ndarray  # (kept rows,) bool: False inside long gaps of the record
+    mean: np.ndarray  # (features,)
+    std: np.ndarray  # (features,)
+    feature_names: list[str]
+    wind_vector: bool
+    time_features: bool
+    include_test: bool
+    _target_cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def features(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def target_mean(self) -> float:
+        return float(self.mean[TARGET_INDEX])
+
+    @property
+    def target_std(self) -> float:
+        return float(self.std[TARGET_INDEX])
+
+    def starts(
+        self,
+        split: Split,
+        sampling_rate: int | None = None,
+        sequence_length: int | None = None,
+        mode: Mode | None = None,
+    ) -> np.ndarray:
+        """Absolute start rows of the windows of ``split`` (untrusted windows removed)."""
+        if split == "test" and not self.include_test:
+            raise ConfigError("the test split is not loaded here: only `jena best` evaluates on it")
+        r = sampling_rate or self.preset.sampling_rate
+        n = sequence_length or self.preset.sequence_length
+        lo, stop = self.preset.window_range(
+            self.rows, split, mode=mode, sampling_rate=r, sequence_length=n
+        )
+        offset = self.preset.offset(r, n)
+        if stop - 1 + offset >= len(self.temperature):
+            raise ConfigError(f"the {split} windows ({mode} mode) reach rows that are not loaded")
+        starts = np.arange(lo, stop, dtype=np.int64)
+        return valid_starts(self.valid, starts, (n - 1) * r, offset)
+
+    def targets(self, offset: int) -> np.ndarray:
+        """Targets aligned to window starts: ``targets(offset)[s]`` is the target of window ``s``."""
+        if offset not in self._target_cache:
+            t = self.temperature[offset:]
+            if self.preset.normalised_target:
+                t = (t - self.target_mean) / self.target_std
+            self._target_cache[offset] = t.astype(np.float32)
+        return self._target_cache[offset]
+
+    def to_celsius(self, mae: float) -> float:
+        """A mean absolute error in training units → °C."""
+        return mae * self.target_std if self.preset.normalised_target else mae
+
+    def windows(
+        self,
+        split: Split,
+        *,
+        sampling_rate: int | None = None,
+        sequence_length: int | None = None,
+        batch_size: int | None = None,
+        shuffle: bool = False,
+        seed: int | None = None,
+        mode: Mode | None = None,
+        limit: int | None = None,
+    ) -> WindowDataset:
+        r = sampling_rate or self.preset.sampling_rate
+        n = sequence_length or self.preset.sequence_length
+        return WindowDataset(
+            self.x,
+            self.targets(self.preset.offset(r, n)),
+            self.starts(split, r, n, mode),
+            sequence_length=n,
+            sampling_rate=r,
+            batch_size=batch_size or self.preset.batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            limit=limit,
+        )
+
+    def persistence_mae(
+        self,
+        split: Split,
+        sampling_rate: int | None = None,
+        sequence_length: int | None = None,
+        mode: Mode | None = None,
+    ) -> tuple[float, int]:
+        """The common-sense baseline: the last temperature of the window predicts the target (°C)."""
+        r = sampling_rate or self.preset.sampling_rate
+        n = sequence_length or self.preset.sequence_length
+        s = self.starts(split, r, n, mode)
+        last = self.temperature[s + (n - 1) * r]
+        target = self.temperature[s + self.preset.offset(r, n)]
+        return float(np.mean(np.abs(last - target))), len(s)
+
+    def data_config(self) -> dict[str, Any]:
+        """What a trained model needs to be used again: preset, features, normalisation."""
+        return {
+            "preset": self.preset.name,
+            "source": self.source,
+            "digest": self.digest,
+            "rows": self.rows,
+            "bounds": self.bounds.to_dict(),
+            "feature_names": self.feature_names,
+            "wind_vector": self.wind_vector,
+            "time_features": self.time_features,
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "normalised_target": self.preset.normalised_target,
+            "target_index": TARGET_INDEX,
+        }
+
+
+def prepare(
+    ds: Dataset,
+    preset: SplitPreset | str = "book2",
+    *,
+    wind_vector: bool = False,
+    time_features: bool = False,
+    include_test: bool = False,
+) -> Prepared:
+    """Normalise ``ds`` with statistics of its training rows; drop test rows unless asked."""
+    preset = get_preset(preset) if isinstance(preset, str) else preset
+    rows = len(ds.frame)
+    bounds = preset.bounds(rows)
+    keep = rows if include_test else bounds.test[0]
+    frame = ds.frame.iloc[:keep]
+    values, names = feature_matrix(frame, wind_vector=wind_vector, time_features=time_features)
+    mean, std = normalisation(values, bounds)
+    x = ((values - mean) / std).astype(np.float32)
+    return Prepared(
+        source=ds.source,
+        digest=ds.digest,
+        preset=preset,
+        rows=rows,
+        bounds=bounds,
+        x=x,
+        temperature=frame[TARGET].to_numpy(np.float64),
+        valid=np.asarray(ds.valid[:keep], dtype=bool),
+        mean=mean,
+        std=std,
+        feature_names=names,
+        wind_vector=wind_vector,
+        time_features=time_features,
+        include_test=include_test,
+    )
