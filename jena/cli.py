@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -101,6 +102,185 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- train, space
+def _parse_value(text: str) -> Any:
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def trial_config_from_args(args: argparse.Namespace) -> tuple[Any, str]:
+    """(TrialConfig, data preset) from --model / --config / --set."""
+    import dataclasses
+    import tomllib
+
+    from .config import TrialConfig
+    from .errors import ConfigError
+    from .models import PRESET_DATA, PRESETS
+    from .space import SPACE
+
+    data_preset = args.preset
+    if args.model and args.config:
+        raise ConfigError("give --model or --config, not both")
+    if args.model:
+        if args.model not in PRESETS:
+            raise ConfigError(f"unknown model preset {args.model!r}: choose one of {', '.join(PRESETS)}")
+        config = PRESETS[args.model]
+        data_preset = data_preset or PRESET_DATA[args.model]
+    elif args.config:
+        path = Path(args.config)
+        try:
+            text = path.read_text(encoding="utf-8")
+            raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such configuration file") from None
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}") from None
+        try:
+            config = TrialConfig.from_dict(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    else:
+        config = TrialConfig()
+    fields = {f.name for f in dataclasses.fields(TrialConfig)}
+    direct: dict[str, Any] = {}
+    search: dict[str, Any] = {}
+    for item in args.set or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set units=32")
+        key, text = (part.strip() for part in item.split("=", 1))
+        value = _parse_value(text)
+        if key in SPACE.names and (key not in fields or not isinstance(value, list)):
+            search[key] = value
+        elif key in fields:
+            direct[key] = tuple(value) if isinstance(value, list) else value
+        else:
+            raise ConfigError(f"--set {key}: not a hyperparameter (see `jena space`)")
+    if search:
+        config = SPACE.to_config(search, config)
+    if direct:
+        config = TrialConfig.from_dict({**config.to_dict(), **direct})
+    if args.seed is not None:
+        config = config.replace(seed=args.seed)
+    return config.validate(), data_preset or "book2"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from .data import load
+    from .train import DataCache, Fidelity, train
+
+    config, data_preset = trial_config_from_args(args)
+    fidelity = Fidelity(
+        max_epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        validation_steps=args.validation_steps,
+        patience=args.patience,
+    )
+    con = _console()
+    ds = load(args.data)
+    cache = DataCache(ds, data_preset)
+    con.print(f"[bold]{args.model or 'config'}[/] · {config.architecture} · {ds.source} · {data_preset}")
+    with Progress(
+        TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
+        MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+        console=con, transient=False,
+    ) as progress:
+        task = progress.add_task("train", total=None, epoch=1, epochs=args.epochs, info="")
+
+        def on_batch(batch: int, total: int) -> None:
+            progress.update(task, completed=batch, total=total or None)
+
+        def on_epoch(epoch: int, m: dict[str, float]) -> None:
+            info = f"mae {m['mae']:.3f}  val_mae {m['val_mae']:.3f} °C"
+            con.print(f"epoch {epoch:>3}  loss {m['loss']:.4f}  {info}")
+            progress.update(task, epoch=min(epoch + 1, args.epochs), completed=0, info=info)
+
+        result = train(config, cache, fidelity, on_epoch=on_epoch, on_batch=on_batch)
+    if args.json:
+        out = {k: getattr(result, k) for k in ("state", "val_mae", "baseline_val_mae", "best_epoch",
+                                                "param_count", "duration_s", "reason", "history")}
+        out["val_skill"] = result.val_skill
+        out["config"] = config.to_dict()
+        _print_json(out)
+        return 0 if result.state != "failed" else 1
+    table = Table("", "val MAE (°C)", "skill vs persistence", title=f"{result.state} in {result.duration_s:.0f} s")
+    if result.val_mae is not None:
+        table.add_row(
+            f"model (best epoch {result.best_epoch}, {result.param_count:,} params)",
+            f"{result.val_mae:.4f}", f"{result.val_skill:+.1%}",
+        )
+    table.add_row("persistence (same windows)", f"{result.baseline_val_mae:.4f}", "0.0%")
+    con.print(table)
+    if result.state == "failed":
+        con.print(f"[red]failed:[/] {result.reason}")
+        return 1
+    return 0
+
+
+def cmd_space(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .space import describe
+
+    rows = describe()
+    if args.json:
+        _print_json(rows)
+        return 0
+    table = Table("name", "type", "range / choices", "scale", "default", "active when",
+                  title="the search space (one definition; both drivers translate it)")
+    for r in rows:
+        table.add_row(str(r["name"]), str(r["type"]), str(r["range"]), str(r["scale"]),
+                      str(r["default"]), str(r["condition"] or "always"))
+    con = _console()
+    con.print(table)
+    from .models import PRESET_DATA, PRESET_EPOCHS, PRESETS
+
+    presets = Table("model", "edition", "architecture", "params (14 features)", "epochs",
+                    title="named book models (jena train --model NAME)")
+    from .models import count_params
+
+    for name, cfg in PRESETS.items():
+        shape = (cfg.sequence_length, 14)
+        presets.add_row(name, PRESET_DATA[name], cfg.architecture,
+                        f"{count_params(cfg, shape):,}", str(PRESET_EPOCHS[name]))
+    con.print(presets)
+    return 0
+
+
+# ---------------------------------------------------------------- sweep
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from sweeps import apply_overrides, load, run_sweep
+
+    cfg = load(args.sweep)
+    sets = list(args.set or [])
+    if args.trials is not None:
+        sets.append(f"trials={args.trials}")
+    if args.data is not None:
+        sets.append(f"data.source={json.dumps(args.data)}")
+    if args.workers is not None:
+        sets.append(f"workers={args.workers}")
+    if args.timeout_minutes is not None:
+        sets.append(f"timeout_minutes={args.timeout_minutes}")
+    if args.name is not None:
+        sets.append(f"name={json.dumps(args.name)}")
+    if args.tracking_uri is not None:
+        sets.append(f"storage.tracking_uri={json.dumps(args.tracking_uri)}")
+    if args.storage is not None:
+        sets.append(f"storage.optuna={json.dumps(args.storage)}")
+    if sets:
+        cfg = apply_overrides(cfg, sets)
+    summary = run_sweep(cfg)
+    if args.json:
+        _print_json(summary)
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 Command = Callable[[argparse.Namespace], int]
 
@@ -132,15 +312,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_baseline)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    _add_model_commands(sub)
     return parser
 
 
-_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+def _add_model_commands(sub: Any) -> None:
+    p = sub.add_parser("train", help="train one configuration; print val MAE next to the baseline")
+    p.add_argument("--model", help="a named book model (listed by `jena space`)")
+    p.add_argument("--config", help="a TOML or JSON file of hyperparameters")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a hyperparameter (repeatable), e.g. --set units=32")
+    _add_data(p)
+    p.add_argument("--preset", default=None, choices=("book2", "book1"),
+                   help="split preset (default: the model's edition, else book2)")
+    p.add_argument("--epochs", type=int, default=10, help="maximum epochs (default: 10)")
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="training batches per epoch")
+    p.add_argument("--validation-steps", type=int, default=None, help="validation batches")
+    p.add_argument("--patience", type=int, default=3, help="early-stopping patience (default: 3)")
+    p.add_argument("--seed", type=int, default=None, help="random seed")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("space", help="print the search space (names, ranges, conditions)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_space)
+
+    p = sub.add_parser("sweep", help="run or resume a sweep (Optuna or Keras Tuner), tracked in MLflow")
+    p.add_argument("sweep", nargs="?", default="default",
+                   help="sweep file, or the name of one in sweeps/ (default: default)")
+    p.add_argument("--data", default=None, metavar="SOURCE", help=DATA_HELP + " (overrides the file)")
+    p.add_argument("--trials", type=int, default=None, help="total trials (over all invocations)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes on this machine")
+    p.add_argument("--timeout-minutes", type=float, default=None, help="time budget of this run")
+    p.add_argument("--name", default=None, help="sweep (= MLflow experiment, Optuna study) name")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
+    p.add_argument("--storage", default=None,
+                   help="Optuna storage: journal:PATH, sqlite:///PATH, postgresql://..., memory")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a sweep-file key (fidelity.max_epochs=2) or fix a hyperparameter "
+                   "(units=32)")
+    p.add_argument("--json", action="store_true", help="also print the summary as JSON")
+    p.set_defaults(func=cmd_sweep)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

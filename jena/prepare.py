@@ -76,7 +76,7 @@ class Prepared:
     wind_vector: bool
     time_features: bool
     include_test: bool
-    _target_cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _target_cache: dict[tuple[int, bool], np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def features(self) -> int:
@@ -111,18 +111,19 @@ class Prepared:
         starts = np.arange(lo, stop, dtype=np.int64)
         return valid_starts(self.valid, starts, (n - 1) * r, offset)
 
-    def targets(self, offset: int) -> np.ndarray:
-        """Targets aligned to window starts: ``targets(offset)[s]`` is the target of window ``s``."""
-        if offset not in self._target_cache:
-            t = self.temperature[offset:]
-            if self.preset.normalised_target:
-                t = (t - self.target_mean) / self.target_std
-            self._target_cache[offset] = t.astype(np.float32)
-        return self._target_cache[offset]
+    def targets(self, offset: int, normalised: bool | None = None) -> np.ndarray:
+        """Targets aligned to window starts: ``targets(offset)[s]`` is the target of window ``s``.
 
-    def to_celsius(self, mae: float) -> float:
-        """A mean absolute error in training units → °C."""
-        return mae * self.target_std if self.preset.normalised_target else mae
+        In °C, or normalised with the training statistics (``normalised``; default: the preset's).
+        """
+        normalised = self.preset.normalised_target if normalised is None else normalised
+        key = (offset, normalised)
+        if key not in self._target_cache:
+            t = self.temperature[offset:]
+            if normalised:
+                t = (t - self.target_mean) / self.target_std
+            self._target_cache[key] = t.astype(np.float32)
+        return self._target_cache[key]
 
     def windows(
         self,

@@ -186,6 +186,8 @@ PARAMS: tuple[Param, ...] = (
           help="hours of history per window (steps = hours * 6 / sampling_rate)"),
     Param("wind_vector", "bool", False, help="wind as (x, y) vector components"),
     Param("time_features", "bool", False, help="sin/cos of time of day and of year"),
+    Param("normalise_target", "bool", False,
+          help="train on the normalised temperature (MAE still reported in °C)"),
 )  # fmt: skip
 
 _BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
@@ -268,7 +270,7 @@ class Space:
         for name in ("architecture", "bidirectional", "reverse", "dropout", "recurrent_dropout",
                      "head_dropout", "conv_pool", "conv_global_pool", "optimizer",
                      "learning_rate", "batch_size", "loss", "sampling_rate", "wind_vector",
-                     "time_features"):  # fmt: skip
+                     "time_features", "normalise_target"):  # fmt: skip
             if name in live:
                 kw[name] = live[name]
         if {"rnn_layers", "units"} & live.keys():
@@ -363,6 +365,7 @@ def from_config(config: TrialConfig) -> dict[str, Any]:
         "sequence_length_hours": _int_if_whole(config.sequence_hours),
         "wind_vector": config.wind_vector,
         "time_features": config.time_features,
+        "normalise_target": bool(config.normalise_target),
     }
 
 

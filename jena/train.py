@@ -131,7 +131,12 @@ def train(
     check_fits(config, prepared)
     r, n = config.sampling_rate, config.sequence_length
     offset = prepared.preset.offset(r, n)
-    targets = prepared.targets(offset)
+    normalised = (
+        prepared.preset.normalised_target
+        if config.normalise_target is None
+        else config.normalise_target
+    )
+    targets = prepared.targets(offset, normalised)
 
     train_ds = WindowDataset(
         prepared.x, targets, prepared.starts("train", r, n),
@@ -154,7 +159,8 @@ def train(
         state="completed", val_mae=None, baseline_val_mae=baseline, best_epoch=None,
         param_count=int(model.count_params()), data_config=_data_config(prepared, config),
     )
-    tracker = _BestWeights(prepared, result, on_epoch, on_batch, fidelity.patience)
+    scale = prepared.target_std if normalised else 1.0  # training units → °C
+    tracker = _BestWeights(scale, result, on_epoch, on_batch, fidelity.patience)
     started = time.perf_counter()
     try:
         model.fit(
@@ -182,6 +188,11 @@ def train(
 def _data_config(prepared: Prepared, config: TrialConfig) -> dict[str, Any]:
     cfg = prepared.data_config()
     cfg.update(
+        normalised_target=(
+            prepared.preset.normalised_target
+            if config.normalise_target is None
+            else config.normalise_target
+        ),
         sampling_rate=config.sampling_rate,
         sequence_length=config.sequence_length,
         offset=prepared.preset.offset(config.sampling_rate, config.sequence_length),
@@ -201,14 +212,14 @@ class _BestWeights(_callback_base()):  # type: ignore[misc]
 
     def __init__(
         self,
-        prepared: Prepared,
+        scale: float,
         result: TrialResult,
         on_epoch: EpochHook | None,
         on_batch: BatchHook | None,
         patience: int,
     ) -> None:
         super().__init__()
-        self.prepared = prepared
+        self.scale = scale
         self.result = result
         self.on_epoch = on_epoch
         self.on_batch = on_batch
@@ -233,7 +244,7 @@ class _BestWeights(_callback_base()):  # type: ignore[misc]
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
-        scale = self.prepared.target_std if self.prepared.preset.normalised_target else 1.0
+        scale = self.scale
         metrics = {
             "loss": float(logs.get("loss", math.nan)),
             "val_loss": float(logs.get("val_loss", math.nan)),

@@ -1,0 +1,24 @@
+"""Sweep definitions (``*.toml``) and the drivers that run them (Optuna, Keras Tuner).
+
+Drivers stay thin: they translate ``jena.space`` Params into their tuner's terms, and hand each
+proposed configuration to :func:`sweeps._common.run_trial`, which trains it with ``jena.train``
+and records it with the one MLflow convention of ``jena.tracking``.
+"""
+
+import logging
+import warnings
+
+from .config import SweepConfig, apply_overrides, load
+
+# Tuner and tracker chatter would break the live display; their warnings stay in the runs.
+logging.getLogger("mlflow").setLevel(logging.WARNING)
+logging.getLogger("alembic").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message=".*is an experimental feature.*")
+
+__all__ = ["SweepConfig", "apply_overrides", "load", "run_sweep"]
+
+
+def run_sweep(cfg: SweepConfig, **kwargs: object) -> object:
+    from ._common import run_sweep as _run
+
+    return _run(cfg, **kwargs)

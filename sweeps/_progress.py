@@ -1,0 +1,202 @@
+"""The live sweep display and the end-of-sweep summary, shared by both drivers.
+
+Drivers report events to a :class:`Board` (in-process) or to a :class:`QueueSink` (worker
+processes; the main process pumps the queue into the board).
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+
+class Events(Protocol):
+    def trial_started(self, number: int, summary: str, max_epochs: int) -> None: ...
+    def epoch(self, number: int, epoch: int, val_mae: float) -> None: ...
+    def trial_finished(self, number: int, state: str, val_mae: float | None, seconds: float) -> None: ...
+
+
+@dataclass
+class _Running:
+    summary: str
+    max_epochs: int
+    epoch: int = 0
+    val_mae: float = math.nan
+    started: float = field(default_factory=time.monotonic)
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+class Board:
+    """Counts, best so far against the baseline, running trials, time and an estimate of the rest."""
+
+    def __init__(
+        self,
+        title: str,
+        *,
+        total: int,
+        done_before: int = 0,
+        baseline: float | None = None,
+        best_before: float | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        self.title = title
+        self.total = total
+        self.done_before = done_before
+        self.baseline = baseline
+        self.best = best_before
+        self.best_number: int | None = None
+        self.deadline = deadline  # time.monotonic() value or None
+        self.counts = {"completed": 0, "pruned": 0, "failed": 0}
+        self.running: dict[int, _Running] = {}
+        self.started = time.monotonic()
+        self._durations: list[float] = []
+
+    # events
+    def trial_started(self, number: int, summary: str, max_epochs: int) -> None:
+        self.running[number] = _Running(summary, max_epochs)
+
+    def epoch(self, number: int, epoch: int, val_mae: float) -> None:
+        if number in self.running:
+            self.running[number].epoch = epoch
+            self.running[number].val_mae = val_mae
+
+    def trial_finished(self, number: int, state: str, val_mae: float | None, seconds: float) -> None:
+        self.running.pop(number, None)
+        self.counts[state] = self.counts.get(state, 0) + 1
+        self._durations.append(seconds)
+        if state == "completed" and val_mae is not None and (self.best is None or val_mae < self.best):
+            self.best, self.best_number = val_mae, number
+
+    # display
+    @property
+    def finished(self) -> int:
+        return self.done_before + sum(self.counts.values())
+
+    def eta(self) -> float | None:
+        left = self.total - self.finished
+        if left <= 0:
+            return 0.0
+        estimate = None
+        if self._durations:
+            estimate = sum(self._durations) / len(self._durations) * left
+        if self.deadline is not None:
+            budget = max(self.deadline - time.monotonic(), 0.0)
+            estimate = budget if estimate is None else min(estimate, budget)
+        return estimate
+
+    def render(self) -> Group:
+        head = Text.assemble((self.title, "bold"))
+        c = self.counts
+        line = Text(
+            f"trials {self.finished}/{self.total}   completed {c['completed']}   "
+            f"pruned {c['pruned']}   failed {c['failed']}"
+            + (f"   (resumed after {self.done_before})" if self.done_before else "")
+        )
+        if self.best is not None:
+            best = f"best val MAE {self.best:.4f} °C"
+            if self.best_number is not None:
+                best += f" (trial {self.best_number})"
+            if self.baseline:
+                best += f"   persistence {self.baseline:.4f} °C   skill {1 - self.best / self.baseline:+.1%}"
+        else:
+            best = "best val MAE —" + (f"   persistence {self.baseline:.4f} °C" if self.baseline else "")
+        eta = self.eta()
+        times = f"elapsed {_fmt_time(time.monotonic() - self.started)}" + (
+            f"   remaining ≈ {_fmt_time(eta)}" if eta is not None else ""
+        )
+        table = Table(box=None, show_header=True, header_style="dim", pad_edge=False)
+        for col in ("trial", "epoch", "val MAE", "config"):
+            table.add_column(col)
+        for number, r in sorted(self.running.items()):
+            table.add_row(
+                str(number),
+                f"{r.epoch}/{r.max_epochs}",
+                "—" if math.isnan(r.val_mae) else f"{r.val_mae:.4f}",
+                r.summary,
+            )
+        parts = [head, line, Text(best), Text(times)]
+        if self.running:
+            parts.append(table)
+        return Group(*parts)
+
+    @contextmanager
+    def live(self, console: Console | None = None) -> Iterator[Board]:
+        console = console or Console(stderr=True)
+        with Live(self.render(), console=console, refresh_per_second=4, transient=False) as live:
+            self._live = live
+            try:
+                yield self
+            finally:
+                live.update(self.render())
+
+    def refresh(self) -> None:
+        live = getattr(self, "_live", None)
+        if live is not None:
+            live.update(self.render())
+
+
+class QueueSink:
+    """Events from a worker process, forwarded to the main process's board."""
+
+    def __init__(self, q: Any) -> None:
+        self.q = q
+
+    def trial_started(self, number: int, summary: str, max_epochs: int) -> None:
+        self.q.put(("trial_started", (number, summary, max_epochs)))
+
+    def epoch(self, number: int, epoch: int, val_mae: float) -> None:
+        self.q.put(("epoch", (number, epoch, val_mae)))
+
+    def trial_finished(self, number: int, state: str, val_mae: float | None, seconds: float) -> None:
+        self.q.put(("trial_finished", (number, state, val_mae, seconds)))
+
+
+def pump(q: Any, board: Board, timeout: float = 0.25) -> None:
+    """Move queued worker events onto the board (returns after ``timeout`` without events)."""
+    try:
+        kind, args = q.get(timeout=timeout)
+        getattr(board, kind)(*args)
+        while True:
+            kind, args = q.get_nowait()
+            getattr(board, kind)(*args)
+    except queue.Empty:
+        pass
+    board.refresh()
+
+
+def summary_table(rows: list[dict[str, Any]], baseline: float | None, title: str) -> Table:
+    """Top trials next to the persistence baseline."""
+    table = Table(title=title)
+    for col in ("rank", "trial", "driver", "architecture", "val MAE °C", "skill", "params", "state"):
+        table.add_column(col, justify="right" if col in ("rank", "trial", "params") else "left")
+    if baseline is not None:
+        table.add_row("", "", "", "persistence", f"{baseline:.4f}", "0.0%", "0", "baseline")
+    for i, r in enumerate(rows, 1):
+        v = r.get("val_mae")
+        table.add_row(
+            str(i),
+            str(r.get("number", "")),
+            str(r.get("driver", "")),
+            str(r.get("architecture", "")),
+            "—" if v is None else f"{v:.4f}",
+            "—" if v is None or not baseline else f"{1 - v / baseline:+.1%}",
+            str(r.get("param_count", "")),
+            str(r.get("state", "")),
+        )
+    return table

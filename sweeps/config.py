@@ -1,0 +1,261 @@
+"""Sweep definitions: TOML files read into a typed, validated :class:`SweepConfig`.
+
+Unknown keys and wrong types are errors naming the key (``sweeps/x.toml: [fidelity].max_epochs:
+expected an integer, got "4"``). Command-line overrides are applied on top with
+:func:`apply_overrides` (``--set fidelity.max_epochs=2``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from jena.errors import ConfigError
+
+SWEEPS_DIR = Path(__file__).resolve().parent
+OPTUNA_SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "nsga2")
+OPTUNA_PRUNERS = ("none", "median", "halving", "hyperband")
+KERASTUNER_TUNERS = ("random", "bayesian", "hyperband", "grid")
+OBJECTIVES = ("val_mae", "param_count")
+
+
+@dataclass
+class DataSection:
+    source: str = "jena"  # --data
+    preset: str = "book2"  # split/window preset: book2 | book1
+
+
+@dataclass
+class FidelitySection:
+    max_epochs: int = 10
+    steps_per_epoch: int | None = None
+    validation_steps: int | None = None
+    patience: int = 3
+    preset_epochs: bool = False  # train named presets for the book's number of epochs
+
+
+@dataclass
+class SamplerSection:
+    type: str = "tpe"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PrunerSection:
+    type: str = "median"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TunerSection:
+    type: str = "random"
+    options: dict[str, Any] = field(default_factory=dict)
+    max_consecutive_failed_trials: int = 3
+
+
+@dataclass
+class SpaceSection:
+    include: list[str] | None = None  # search these parameters (default: all)
+    fixed: dict[str, Any] = field(default_factory=dict)  # fix these values
+    presets: list[str] | None = None  # search over named book models instead (a grid)
+
+
+@dataclass
+class StorageSection:
+    optuna: str | None = None  # default: journal file mlruns/optuna/<name>.journal
+    tracking_uri: str | None = None  # default: sqlite:///mlruns/mlflow.db (or $JENA_TRACKING_URI)
+    kerastuner_dir: str = "mlruns/kerastuner"
+
+
+@dataclass
+class SweepConfig:
+    name: str = "default"
+    driver: str = "optuna"
+    description: str = ""
+    trials: int = 20  # total over all invocations (a re-run resumes up to it)
+    timeout_minutes: float | None = None  # budget for this invocation
+    workers: int = 1
+    seed: int = 0
+    objectives: list[str] = field(default_factory=lambda: ["val_mae"])
+    data: DataSection = field(default_factory=DataSection)
+    fidelity: FidelitySection = field(default_factory=FidelitySection)
+    sampler: SamplerSection = field(default_factory=SamplerSection)
+    pruner: PrunerSection = field(default_factory=PrunerSection)
+    tuner: TunerSection = field(default_factory=TunerSection)
+    space: SpaceSection = field(default_factory=SpaceSection)
+    storage: StorageSection = field(default_factory=StorageSection)
+    path: str | None = None  # where it was read from (not a TOML key)
+
+    def validate(self) -> SweepConfig:
+        where = self.path or "sweep"
+        if self.driver not in ("optuna", "kerastuner"):
+            raise ConfigError(f"{where}: driver: expected 'optuna' or 'kerastuner', got {self.driver!r}")
+        if self.trials < 1:
+            raise ConfigError(f"{where}: trials: must be at least 1, got {self.trials}")
+        if self.workers < 1:
+            raise ConfigError(f"{where}: workers: must be at least 1, got {self.workers}")
+        if self.timeout_minutes is not None and self.timeout_minutes <= 0:
+            raise ConfigError(f"{where}: timeout_minutes: must be positive")
+        if self.sampler.type not in OPTUNA_SAMPLERS:
+            raise ConfigError(
+                f"{where}: [sampler].type: {self.sampler.type!r} is not one of {', '.join(OPTUNA_SAMPLERS)}"
+            )
+        if self.pruner.type not in OPTUNA_PRUNERS:
+            raise ConfigError(
+                f"{where}: [pruner].type: {self.pruner.type!r} is not one of {', '.join(OPTUNA_PRUNERS)}"
+            )
+        if self.tuner.type not in KERASTUNER_TUNERS:
+            raise ConfigError(
+                f"{where}: [tuner].type: {self.tuner.type!r} is not one of {', '.join(KERASTUNER_TUNERS)}"
+            )
+        bad = [o for o in self.objectives if o not in OBJECTIVES]
+        if bad or not self.objectives or self.objectives[0] != "val_mae":
+            raise ConfigError(
+                f"{where}: objectives: the first must be 'val_mae', others from {', '.join(OBJECTIVES)}"
+            )
+        if len(self.objectives) > 1 and self.driver != "optuna":
+            raise ConfigError(f"{where}: objectives: several objectives need driver = 'optuna'")
+        if len(self.objectives) > 1 and self.sampler.type not in ("nsga2", "random", "tpe", "gp"):
+            raise ConfigError(f"{where}: objectives: sampler {self.sampler.type!r} is single-objective")
+        from jena.splits import PRESETS
+
+        if self.data.preset not in PRESETS:
+            raise ConfigError(f"{where}: [data].preset: choose one of {', '.join(PRESETS)}")
+        try:
+            self.fidelity_obj()
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        return self
+
+    def fidelity_obj(self) -> Any:
+        from jena.train import Fidelity
+
+        f = self.fidelity
+        return Fidelity(
+            max_epochs=f.max_epochs,
+            steps_per_epoch=f.steps_per_epoch,
+            validation_steps=f.validation_steps,
+            patience=f.patience,
+        )
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    def optuna_storage(self) -> str:
+        return self.storage.optuna or f"journal:mlruns/optuna/{self.name}.journal"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("path")
+        return _drop_none(d)
+
+
+def _drop_none(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _drop_none(v) for k, v in d.items() if v is not None}
+    return d
+
+
+def _check(value: Any, hint: Any, key: str, where: str) -> Any:
+    """Check ``value`` against a type hint (the few shapes used above)."""
+    origin = get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: [{key}]: expected a table")
+        return _build(hint, value, where, prefix=key)  # type: ignore[arg-type]
+    if origin is not None and type(None) in get_args(hint):  # X | None
+        if value is None:
+            return None
+        (inner,) = [a for a in get_args(hint) if a is not type(None)]
+        return _check(value, inner, key, where)
+    if origin is list:
+        (inner,) = get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {key}: expected a list, got {value!r}")
+        return [_check(v, inner, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {key}: expected a table, got {value!r}")
+        return dict(value)
+    if hint is Any:
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{where}: {key}: expected an integer, got {value!r}")
+    if not isinstance(value, hint):
+        name = {str: "a string", bool: "true or false", float: "a number"}.get(hint, str(hint))
+        raise ConfigError(f"{where}: {key}: expected {name}, got {value!r}")
+    return value
+
+
+def _build(cls: type, raw: dict[str, Any], where: str, prefix: str = "") -> Any:
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.name != "path"}
+    kwargs = {}
+    for key, value in raw.items():
+        full = f"{prefix}.{key}" if prefix else key
+        if key not in names:
+            raise ConfigError(
+                f"{where}: unknown key {full!r} (known: {', '.join(sorted(names))})"
+            )
+        kwargs[key] = _check(value, hints[key], full, where)
+    return cls(**kwargs)
+
+
+def resolve_path(name_or_path: str | os.PathLike[str]) -> Path:
+    """A sweep file: a path, or a name of a file in sweeps/ (``book`` → sweeps/book.toml)."""
+    p = Path(name_or_path)
+    if p.suffix != ".toml" and not p.exists():
+        p = SWEEPS_DIR / f"{p}.toml"
+    if not p.exists():
+        known = ", ".join(sorted(f.stem for f in SWEEPS_DIR.glob("*.toml")))
+        raise ConfigError(f"no sweep file {str(name_or_path)!r}: give a path or one of: {known}")
+    return p
+
+
+def load(name_or_path: str | os.PathLike[str] = "default") -> SweepConfig:
+    path = resolve_path(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    cfg = _build(SweepConfig, raw, str(path))
+    cfg.path = str(path)
+    return cfg.validate()  # type: ignore[no-any-return]
+
+
+_FIELDS = {f.name for f in dataclasses.fields(SweepConfig)}
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare string
+
+
+def apply_overrides(cfg: SweepConfig, sets: list[str]) -> SweepConfig:
+    """Apply ``key=value`` overrides (TOML values; dotted keys for sections and space.fixed)."""
+    raw = cfg.to_dict()
+    for item in sets:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. fidelity.max_epochs=2")
+        key, text = item.split("=", 1)
+        parts = key.strip().split(".")
+        if len(parts) == 1 and parts[0] not in raw and parts[0] not in _FIELDS:
+            parts = ["space", "fixed", parts[0]]  # a hyperparameter: fix it
+        node = raw
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a section")
+        node[parts[-1]] = _parse_value(text.strip())
+    new = _build(SweepConfig, raw, "--set")
+    new.path = cfg.path
+    return new.validate()  # type: ignore[no-any-return]

@@ -1,0 +1,319 @@
+"""Optuna driver: maps ``jena.space`` Params onto an Optuna trial and runs the trainer.
+
+Storage: by default an Optuna *journal file* under ``mlruns/optuna/`` — an append-only log
+guarded by file locks, safe for several processes on one machine (several writers on one SQLite
+file are known to fail with "database is locked"). Any storage URL works instead
+(``sqlite:///…``, ``postgresql://…``; ``memory`` for a throwaway single-process study).
+
+Budget: ``trials`` is the total over all invocations; a re-run resumes the study and adds trials
+until the total is reached. Workers take a file lock around "count the trials, ask for one",
+so several workers never overshoot it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import math
+import multiprocessing as mp
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from jena.config import TrialConfig
+from jena.errors import ConfigError
+from jena.space import Param, Space, active, from_config
+from jena.train import TrialPruned
+
+from ._common import SweepContext, base_config, make_context, run_trial
+from ._progress import Board, QueueSink, pump
+from .config import SweepConfig
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+# ------------------------------------------------------------------ storage, sampler, pruner
+def storage(cfg: SweepConfig) -> optuna.storages.BaseStorage:
+    url = cfg.optuna_storage()
+    if url == "memory":
+        if cfg.workers > 1:
+            raise ConfigError("storage.optuna = 'memory' cannot be shared by several workers")
+        return _memory_storages.setdefault(cfg.name, optuna.storages.InMemoryStorage())
+    if url.startswith("journal:"):
+        path = Path(url.removeprefix("journal:"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(str(path)))
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+    except Exception as exc:  # bad URL, server down, driver missing
+        raise ConfigError(f"Optuna storage {url!r} is not usable: {type(exc).__name__}: {exc}") from None
+
+
+_memory_storages: dict[str, optuna.storages.BaseStorage] = {}
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 60}}
+    return {"pool_pre_ping": True}
+
+
+def lock_path(cfg: SweepConfig) -> Path:
+    url = cfg.optuna_storage()
+    if url.startswith("journal:"):
+        return Path(url.removeprefix("journal:") + ".budget-lock")
+    return Path("mlruns/optuna") / f"{cfg.name}.budget-lock"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def grid_space(space: Space, cfg: SweepConfig) -> dict[str, list[Any]]:
+    """A finite grid for GridSampler: presets, or every free param's values."""
+    explicit = dict(cfg.sampler.options.get("grid", {}))
+    if cfg.space.presets is not None:
+        return {"preset": list(cfg.space.presets)}
+    grid: dict[str, list[Any]] = {}
+    for p in space:
+        if p.name in explicit:
+            grid[p.name] = [p.check(v) for v in explicit[p.name]]
+        elif p.kind == "categorical":
+            grid[p.name] = list(p.choices or ())
+        elif p.kind == "bool":
+            grid[p.name] = [False, True]
+        elif p.kind == "int" and p.high is not None and p.low is not None and not p.log:
+            grid[p.name] = list(range(int(p.low), int(p.high) + 1, int(p.step or 1)))
+        else:
+            raise ConfigError(
+                f"{cfg.path or 'sweep'}: grid sampler: give values for {p.name!r} in "
+                f"[sampler.options.grid] (it is a {'log-scaled ' if p.log else ''}{p.kind} range)"
+            )
+    return grid
+
+
+def sampler(cfg: SweepConfig, space: Space) -> optuna.samplers.BaseSampler:
+    opts = {k: v for k, v in cfg.sampler.options.items() if k != "grid"}
+    kind, seed = cfg.sampler.type, cfg.seed
+    try:
+        if kind == "tpe":
+            defaults = {"multivariate": True, "group": True, "constant_liar": cfg.workers > 1}
+            return optuna.samplers.TPESampler(seed=seed, **{**defaults, **opts})
+        if kind == "random":
+            return optuna.samplers.RandomSampler(seed=seed, **opts)
+        if kind == "grid":
+            return optuna.samplers.GridSampler(grid_space(space, cfg), seed=seed, **opts)
+        if kind == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False, **opts)
+        if kind == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed, **opts)
+        if kind == "gp":
+            try:
+                import scipy  # noqa: F401
+                import torch  # noqa: F401
+            except ImportError:
+                raise ConfigError(
+                    "sampler 'gp' needs PyTorch and SciPy: pip install 'jena[gp]'"
+                ) from None
+            return optuna.samplers.GPSampler(seed=seed, **opts)
+    except TypeError as exc:
+        raise ConfigError(f"{cfg.path or 'sweep'}: [sampler.options]: {exc}") from None
+    raise ConfigError(f"unknown sampler {kind!r}")
+
+
+def pruner(cfg: SweepConfig) -> optuna.pruners.BasePruner:
+    opts = dict(cfg.pruner.options)
+    kind = cfg.pruner.type
+    if cfg.multi_objective or kind == "none":
+        return optuna.pruners.NopPruner()
+    try:
+        if kind == "median":
+            return optuna.pruners.MedianPruner(**{"n_startup_trials": 4, "n_warmup_steps": 1, **opts})
+        if kind == "halving":
+            return optuna.pruners.SuccessiveHalvingPruner(**opts)
+        if kind == "hyperband":
+            return optuna.pruners.HyperbandPruner(
+                **{"min_resource": 1, "max_resource": cfg.fidelity.max_epochs, **opts}
+            )
+    except TypeError as exc:
+        raise ConfigError(f"{cfg.path or 'sweep'}: [pruner.options]: {exc}") from None
+    raise ConfigError(f"unknown pruner {kind!r}")
+
+
+def study(cfg: SweepConfig, space: Space | None = None) -> optuna.Study:
+    from ._common import make_space
+
+    space = space or make_space(cfg)
+    directions = ["minimize"] * len(cfg.objectives)
+    return optuna.create_study(
+        study_name=cfg.name,
+        storage=storage(cfg),
+        sampler=sampler(cfg, space),
+        pruner=pruner(cfg),
+        directions=directions,
+        load_if_exists=True,
+    )
+
+
+# ------------------------------------------------------------------ space → trial
+def suggest(trial: optuna.Trial, space: Space, base: TrialConfig, presets: list[str] | None) -> dict[str, Any]:
+    """Ask the trial for every free, active Param, in order (conditions see earlier values)."""
+    if presets is not None:
+        return {"preset": trial.suggest_categorical("preset", presets)}
+    ctx = {**from_config(base), **space.fixed}
+    values: dict[str, Any] = {}
+    for p in space:
+        if active(p, ctx):
+            values[p.name] = ctx[p.name] = _suggest_one(trial, p)
+    return values
+
+
+def _suggest_one(trial: optuna.Trial, p: Param) -> Any:
+    if p.kind == "categorical":
+        return trial.suggest_categorical(p.name, list(p.choices or ()))
+    if p.kind == "bool":
+        return trial.suggest_categorical(p.name, [False, True])
+    assert p.low is not None and p.high is not None
+    if p.kind == "int":
+        return trial.suggest_int(p.name, int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
+    return trial.suggest_float(p.name, p.low, p.high, step=p.step, log=p.log)
+
+
+# ------------------------------------------------------------------ the driver
+def previous(cfg: SweepConfig) -> tuple[int, float | None]:
+    """(finished trials, best val MAE) already in the study, failing trials of dead processes."""
+    s = study(cfg)
+    _fail_stale(s)
+    trials = s.get_trials(deepcopy=False, states=FINISHED)
+    done = [t.values[0] for t in trials if t.state == TrialState.COMPLETE and t.values]
+    return len(trials), (min(done) if done else None)
+
+
+def _fail_stale(s: optuna.Study) -> None:
+    """A RUNNING trial whose process on this host is gone (kill -9, power loss) is failed."""
+    host = socket.gethostname()
+    for t in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        pid = t.user_attrs.get("pid")
+        if t.user_attrs.get("host") == host and pid and not _alive(int(pid)):
+            s._storage.set_trial_user_attr(t._trial_id, "fail_reason", "stale: its process died")
+            s._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def best(cfg: SweepConfig) -> dict[str, Any] | None:
+    s = study(cfg)
+    done = [t for t in s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+    if not done:
+        return None
+    t = min(done, key=lambda t: t.values[0])
+    return {"number": t.number, "params": dict(t.params), "val_mae": t.values[0]}
+
+
+def run(ctx: SweepContext, board: Board, deadline: float | None) -> None:
+    cfg = ctx.cfg
+    if cfg.workers == 1:
+        loop(ctx, deadline)
+        return
+    mp_ctx = mp.get_context("spawn")
+    q = mp_ctx.Queue()
+    left = None if deadline is None else deadline - time.monotonic()
+    procs = [
+        mp_ctx.Process(target=_worker, args=(cfg, ctx.parent_run_id, q, left, i), daemon=False)
+        for i in range(cfg.workers)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        while any(p.is_alive() for p in procs):
+            pump(q, board)
+        pump(q, board, timeout=0.05)
+    except KeyboardInterrupt:
+        for p in procs:  # they got the same SIGINT: let them end their trials cleanly
+            p.join(timeout=60)
+        pump(q, board, timeout=0.05)
+        raise
+    failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if failed:
+        raise ConfigError(f"{len(failed)} of {len(procs)} sweep workers failed (exit codes {failed})")
+
+
+def _worker(cfg: SweepConfig, parent_run_id: str, q: Any, seconds_left: float | None, index: int) -> None:
+    ctx = make_context(cfg, QueueSink(q), parent_run_id)
+    deadline = None if seconds_left is None else time.monotonic() + seconds_left
+    try:
+        loop(ctx, deadline)
+    except KeyboardInterrupt:
+        pass  # the trial already ended FAILED/KILLED; exit quietly
+
+
+def loop(ctx: SweepContext, deadline: float | None) -> None:
+    """Ask → train → tell until the study holds ``trials`` trials or the time is up."""
+    cfg = ctx.cfg
+    s = study(cfg, ctx.space)
+    base = base_config(cfg.data.preset, cfg.seed)
+    lock = lock_path(cfg)
+    while deadline is None or time.monotonic() < deadline:
+        with _locked(lock):
+            if len(s.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))) >= cfg.trials:
+                return
+            trial = s.ask()
+            trial.set_user_attr("host", socket.gethostname())
+            trial.set_user_attr("pid", os.getpid())
+        try:
+            values = suggest(trial, ctx.space, base, cfg.space.presets)
+
+            def report(epoch: int, val_mae: float, trial: optuna.Trial = trial) -> None:
+                if cfg.multi_objective or not math.isfinite(val_mae):
+                    return
+                trial.report(val_mae, epoch)
+                if trial.should_prune():
+                    raise TrialPruned(f"pruned by {cfg.pruner.type} after epoch {epoch}")
+
+            result = run_trial(ctx, trial.number, values, report=report)
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+            s.tell(trial, state=TrialState.FAIL)
+            raise
+        except Exception as exc:
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+            s.tell(trial, state=TrialState.FAIL)
+            continue
+        trial.set_user_attr("state", result.state)
+        if result.state == "completed" and result.val_mae is not None:
+            values_out = [result.val_mae]
+            if cfg.multi_objective:
+                values_out.append(float(result.param_count))
+            trial.set_user_attr("val_skill", result.val_skill)
+            s.tell(trial, values_out)
+        elif result.state == "pruned":
+            s.tell(trial, state=TrialState.PRUNED)
+        else:
+            trial.set_user_attr("fail_reason", result.reason or "failed")
+            s.tell(trial, state=TrialState.FAIL)

@@ -1,0 +1,306 @@
+"""The Keras Tuner driver on tiny synthetic data: the space as a HyperModel, trials through the
+shared run_trial path into MLflow, resume, crash re-run, budget, failures, Hyperband epochs, and
+one experiment ranked across both drivers."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import keras_tuner as kt
+import mlflow
+import pytest
+
+import sweeps._common as common
+from jena.config import RECURRENT
+from jena.errors import ConfigError
+from jena.space import SPACE, Param, Space
+from jena.tracking import load_trial_model, trials_frame
+from sweeps import kerastuner_driver as ktd
+from sweeps.config import SweepConfig, apply_overrides, load
+
+TINY = "synthetic:24000:3"  # as in conftest.py
+
+
+SWEEP = """
+name = "{name}"
+driver = "{driver}"
+trials = {trials}
+seed = 0
+
+[data]
+source = "{data}"
+preset = "book2"
+
+[fidelity]
+max_epochs = 2
+steps_per_epoch = 2
+validation_steps = 2
+patience = 5
+
+[tuner]
+type = "{tuner}"
+max_consecutive_failed_trials = 3
+
+[sampler]
+type = "random"
+
+[pruner]
+type = "none"
+
+[storage]
+tracking_uri = "{uri}"
+
+[space]
+include = ["units", "learning_rate"]
+fixed = {{ architecture = "lstm", sequence_length_hours = 24, sampling_rate = 6 }}
+"""
+
+
+@pytest.fixture(scope="module")
+def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One SQLite store for the module (its schema migration takes seconds); one experiment
+    (sweep name) per test."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+def sweep_cfg(
+    tmp: Path, uri: str, name: str, *, trials: int = 3, tuner: str = "random",
+    driver: str = "kerastuner", sets: tuple[str, ...] = (),
+) -> SweepConfig:  # fmt: skip
+    path = tmp / f"{name}-{driver}.toml"
+    path.write_text(SWEEP.format(name=name, driver=driver, trials=trials, data=TINY,
+                                 tuner=tuner, uri=uri))  # fmt: skip
+    cfg = load(path)
+    return apply_overrides(cfg, list(sets)) if sets else cfg
+
+
+def children(uri: str, parent_run_id: str) -> list[Any]:
+    client = mlflow.MlflowClient(uri)
+    parent = client.get_run(parent_run_id)
+    runs = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'"
+    )
+    return sorted(runs, key=lambda r: int(r.data.tags["trial_number"]))
+
+
+def statuses(cfg: SweepConfig) -> list[str]:
+    return [t.status for t in ktd.kt_trials(cfg)]
+
+
+# ------------------------------------------------------------------ space → hyperparameters
+def test_hypermodel_translates_the_space() -> None:
+    base = common.base_config("book2", 0)
+    space = SPACE.subspace(["architecture", "units", "learning_rate", "dense_layers",
+                            "dense_units", "sequence_length_hours"])  # fmt: skip
+    hm = ktd.SpaceHyperModel(space, base)
+    hp = kt.HyperParameters()
+    config = hm.build(hp)
+    assert config is not None and config.architecture == hp["architecture"]
+    by_name = {h.name: h for h in hp.space}
+    assert set(by_name) == set(space.names)
+    assert isinstance(by_name["architecture"], kt.engine.hyperparameters.Choice)
+    assert list(by_name["architecture"].values) == list(SPACE["architecture"].choices or ())
+    units, lr = by_name["units"], by_name["learning_rate"]
+    assert isinstance(units, kt.engine.hyperparameters.Int) and units.sampling == "log"
+    assert (units.min_value, units.max_value) == (8, 128)
+    assert isinstance(lr, kt.engine.hyperparameters.Float) and lr.sampling == "log"
+    assert by_name["sequence_length_hours"].step == 24
+    # conditions from Param.when: units only for recurrent architectures
+    assert [(c.name, c.values) for c in units.conditions] == [("architecture", list(RECURRENT))]
+    assert [(c.name, c.values) for c in by_name["dense_units"].conditions] == [
+        ("dense_layers", [1, 2])
+    ]
+    # point(): active values only, Keras Tuner's own keys dropped, values clipped into range
+    values = {"architecture": "dense", "units": 32, "learning_rate": 0.0100000000001,
+              "dense_layers": 0, "dense_units": 16, "sequence_length_hours": 48,
+              "tuner/epochs": 3}  # fmt: skip
+    assert hm.point(values) == {"architecture": "dense", "learning_rate": 0.01,
+                                "dense_layers": 0, "sequence_length_hours": 48}  # fmt: skip
+
+
+def test_fixed_parents_and_several_parents() -> None:
+    base = common.base_config("book2", 0)
+    # architecture fixed: units' condition is decided up front (registered unconditionally)
+    hp = kt.HyperParameters()
+    ktd.SpaceHyperModel(SPACE.subspace(["units"], {"architecture": "gru"}), base).build(hp)
+    assert [h.conditions for h in hp.space] == [[]]
+    hp = kt.HyperParameters()
+    ktd.SpaceHyperModel(SPACE.subspace(["units"], {"architecture": "dense"}), base).build(hp)
+    assert hp.space == []  # never active in this sweep
+    # two searched parents: Keras Tuner conditions it on the first, point() applies both
+    both = Param("head_dropout", "float", 0.0, low=0.0, high=0.5,
+                 when={"architecture": ("lstm",), "dense_layers": (1, 2)})  # fmt: skip
+    space = Space(params=(SPACE["architecture"], SPACE["dense_layers"], both))
+    hp = kt.HyperParameters()
+    hm = ktd.SpaceHyperModel(space, base)
+    hm.build(hp)
+    head = next(h for h in hp.space if h.name == "head_dropout")
+    assert [c.name for c in head.conditions] == ["architecture"]
+    for arch, layers, is_active in (("lstm", 1, True), ("lstm", 0, False), ("gru", 2, False)):
+        values = {"architecture": arch, "dense_layers": layers, "head_dropout": 0.1}
+        assert ("head_dropout" in hm.point(values)) is is_active
+
+
+def test_presets_grid_and_workers(in_tmp: Path, store_uri: str) -> None:
+    hp = kt.HyperParameters()
+    hm = ktd.SpaceHyperModel(Space(params=()), common.base_config("book2", 0), ["dense", "gru"])
+    assert hm.build(hp) is not None and [h.name for h in hp.space] == ["preset"]
+    assert hm.point({"preset": "gru", "tuner/epochs": 2}) == {"preset": "gru"}
+    cfg = sweep_cfg(in_tmp, store_uri, "grid", tuner="grid")
+    with pytest.raises(ConfigError, match="grid tuner: give values for 'units'"):
+        ktd.hypermodel(cfg).build(kt.HyperParameters())
+    cfg = apply_overrides(cfg, ["tuner.options.grid.units=[8, 16]",
+                                "tuner.options.grid.learning_rate=[0.001]"])  # fmt: skip
+    hp = kt.HyperParameters()
+    ktd.hypermodel(cfg).build(hp)
+    assert [list(h.values) for h in hp.space] == [[8, 16], [0.001]]
+    with pytest.raises(ConfigError, match="Keras Tuner driver runs one process"):
+        ktd.previous(apply_overrides(cfg, ["workers=2"]))
+    with pytest.raises(ConfigError, match="max_consecutive_failed_trials"):
+        ktd.oracle(apply_overrides(cfg, ["tuner.options.max_consecutive_failed_trials=2"]))
+    with pytest.raises(ConfigError, match=r"\[tuner.options\]"):
+        ktd.oracle(apply_overrides(cfg, ["tuner.options.no_such_option=2"]))
+    assert ktd.kt_seed(0) != 0  # Keras Tuner would draw a random seed for 0
+
+
+# ------------------------------------------------------------------ sweeps
+def test_sweep_tracks_trials_and_resumes(in_tmp: Path, store_uri: str) -> None:
+    cfg = sweep_cfg(in_tmp, store_uri, "kt_random", trials=3)
+    first = common.run_sweep(cfg, quiet=True)
+    assert statuses(cfg) == ["COMPLETED"] * 3
+    assert (in_tmp / "mlruns/kerastuner/kt_random/oracle.json").exists()
+    assert not list((in_tmp / "mlruns/kerastuner").rglob("*.weights.h5"))  # no KT checkpoints
+    runs = children(store_uri, first["parent_run_id"])
+    assert [r.info.run_name for r in runs] == ["trial-0000", "trial-0001", "trial-0002"]
+    client = mlflow.MlflowClient(store_uri)
+    for run in runs:
+        tags = run.data.tags
+        assert tags["driver"] == "kerastuner" and tags["state"] == "completed"
+        assert run.info.status == "FINISHED"
+        assert run.data.params["hp.units"] == str(int(run.data.params["hp.units"]))
+        epochs = int(run.data.metrics["epochs"])
+        history = client.get_metric_history(run.info.run_id, "val_mae")
+        per_epoch = sorted(m.step for m in history if m.step <= epochs)
+        assert per_epoch == list(range(1, epochs + 1)) and epochs >= 1
+    best = ktd.best(cfg)
+    assert best is not None and first["best"] == best
+    assert best["val_mae"] == pytest.approx(min(r.data.metrics["val_mae"] for r in runs))
+    assert set(best["params"]) == {"units", "learning_rate"}
+    parent = client.get_run(first["parent_run_id"])
+    assert parent.data.tags["driver"] == "kerastuner"
+    model, data_config = load_trial_model(store_uri, runs[best["number"]].info.run_id)
+    assert model.output_shape[-1] == 1 and data_config["sequence_length"] == 24
+
+    # resume: raise the total; earlier trials are kept and numbering goes on
+    more = common.run_sweep(apply_overrides(cfg, ["trials=5"]), quiet=True)
+    assert statuses(cfg) == ["COMPLETED"] * 5
+    assert [r.data.tags["trial_number"] for r in children(store_uri, more["parent_run_id"])] == [
+        "3", "4"
+    ]  # fmt: skip
+    assert more["finished"] == 5
+    frame = trials_frame(store_uri, "kt_random")
+    assert sorted(frame["number"]) == [0, 1, 2, 3, 4]
+    # the budget is a total: running again does nothing
+    again = common.run_sweep(apply_overrides(cfg, ["trials=5"]), quiet=True)
+    assert children(store_uri, again["parent_run_id"]) == [] and len(ktd.kt_trials(cfg)) == 5
+
+
+def test_failed_trial_is_failed_in_both_and_the_sweep_goes_on(
+    in_tmp: Path, store_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real, calls = common.train, []
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("boom: injected failure")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(common, "train", flaky)
+    cfg = sweep_cfg(in_tmp, store_uri, "kt_fail", trials=3)
+    out = common.run_sweep(cfg, quiet=True)
+    assert statuses(cfg) == ["COMPLETED", "FAILED", "COMPLETED"]
+    assert "boom: injected failure" in ktd.kt_trials(cfg)[1].message
+    runs = children(store_uri, out["parent_run_id"])
+    assert [r.info.status for r in runs] == ["FINISHED", "FAILED", "FINISHED"]
+    assert runs[1].data.tags["failure_reason"] == "RuntimeError: boom: injected failure"
+    assert out["counts"] == {"completed": 2, "pruned": 0, "failed": 1}
+
+
+def test_consecutive_failures_stop_the_sweep(
+    in_tmp: Path, store_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("always broken")
+
+    monkeypatch.setattr(common, "train", broken)
+    cfg = sweep_cfg(in_tmp, store_uri, "kt_broken", trials=5,
+                    sets=("tuner.max_consecutive_failed_trials=2",))  # fmt: skip
+    with pytest.raises(ktd.TooManyFailures, match="2 Keras Tuner trials failed in a row"):
+        common.run_sweep(cfg, quiet=True)
+    assert statuses(cfg) == ["FAILED", "FAILED"]
+    oracle_state = json.loads((in_tmp / "mlruns/kerastuner/kt_broken/oracle.json").read_text())
+    assert oracle_state["ongoing_trials"] == {}  # saved: a resume does not re-run them
+    assert ktd.previous(cfg) == (2, None)
+
+
+def test_crashed_trial_reruns_once_within_the_budget(
+    in_tmp: Path, store_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real, calls = common.train, []
+
+    def crash_second(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C / the process dies in trial 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(common, "train", crash_second)
+    cfg = sweep_cfg(in_tmp, store_uri, "kt_crash", trials=3)
+    with pytest.raises(KeyboardInterrupt):
+        common.run_sweep(cfg, quiet=True)
+    assert statuses(cfg) == ["COMPLETED", "RUNNING"]
+    assert ktd.previous(cfg)[0] == 1
+    hps_before = ktd.kt_trials(cfg)[1].hyperparameters.values
+    monkeypatch.setattr(common, "train", real)
+    out = common.run_sweep(cfg, quiet=True)
+    trials = ktd.kt_trials(cfg)
+    assert [t.status for t in trials] == ["COMPLETED"] * 3  # trial 1 again, then trial 2
+    assert trials[1].hyperparameters.values == hps_before
+    assert [r.data.tags["trial_number"] for r in children(store_uri, out["parent_run_id"])] == [
+        "1", "2"
+    ]  # fmt: skip
+    frame = trials_frame(store_uri, "kt_crash")
+    assert sorted(frame[frame["number"] == 1]["state"]) == ["completed", "killed"]
+
+
+def test_hyperband_trains_each_trial_for_its_epochs(in_tmp: Path, store_uri: str) -> None:
+    # max_epochs 2, factor 2: bracket 1 = 2 trials x 1 epoch, the best promoted to 2 epochs;
+    # bracket 0 = 2 trials x 2 epochs. trials = 4 caps it mid-bracket.
+    cfg = sweep_cfg(in_tmp, store_uri, "kt_hyperband", trials=4, tuner="hyperband",
+                    sets=("tuner.options.factor=2",))  # fmt: skip
+    out = common.run_sweep(cfg, quiet=True)
+    trials = ktd.kt_trials(cfg)
+    assert [t.status for t in trials] == ["COMPLETED"] * 4
+    budgets = [t.hyperparameters.values["tuner/epochs"] for t in trials]
+    assert budgets == [1, 1, 2, 2]
+    promoted = trials[2].hyperparameters.values
+    assert promoted["tuner/trial_id"] in (trials[0].trial_id, trials[1].trial_id)
+    runs = children(store_uri, out["parent_run_id"])
+    assert [int(r.data.metrics["epochs"]) for r in runs] == budgets
+    assert "tuner/epochs" not in ktd.best(cfg)["params"]  # type: ignore[index]
+
+
+def test_one_experiment_ranks_both_drivers(in_tmp: Path, store_uri: str) -> None:
+    optuna_cfg = sweep_cfg(in_tmp, store_uri, "kt_both", trials=2, driver="optuna")
+    kt_cfg = sweep_cfg(in_tmp, store_uri, "kt_both", trials=2, tuner="bayesian")
+    common.run_sweep(optuna_cfg, quiet=True)
+    common.run_sweep(kt_cfg, quiet=True)
+    frame = trials_frame(store_uri, "kt_both")
+    assert sorted(frame["driver"]) == ["kerastuner", "kerastuner", "optuna", "optuna"]
+    assert frame["parent_run_id"].nunique() == 2
+    maes = list(frame["val_mae"])
+    assert all(math.isfinite(v) for v in maes) and maes == sorted(maes)
