@@ -281,6 +281,89 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- best, predict, report
+def cmd_best(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .evaluate import evaluate_best
+
+    ev = evaluate_best(
+        args.experiment,
+        tracking_uri=args.tracking_uri,
+        data=args.data,
+        register_name=args.register_name or None,
+        alias=args.alias,
+    )
+    if args.json:
+        _print_json(ev.to_dict())
+        return 0
+    con = _console()
+    if ev.warning:
+        con.print(f"[bold yellow]warning:[/] {ev.warning}")
+    if ev.other_runs_evaluated:
+        con.print(
+            f"[yellow]note:[/] the test set of experiment {ev.experiment!r} was already used "
+            f"{ev.other_runs_evaluated} time(s) by other trials"
+        )
+    title = f"best of {ev.experiment!r} on the test split (°C)"
+    caption = (f"{ev.test_windows:,} test windows · {ev.data_source} · run {ev.run_id}")
+    table = Table("model / trial", "architecture", "val MAE", "test MAE", "baseline test MAE",
+                  "skill", title=title, caption=caption)
+    table.add_row(f"trial {ev.trial} ({ev.driver or '?'})", ev.architecture,
+                  f"{ev.val_mae:.4f}", f"{ev.test_mae:.4f}", f"{ev.baseline_test_mae:.4f}",
+                  f"{ev.test_skill:+.1%}")
+    base_val = f"{ev.baseline_val_mae:.4f}" if ev.baseline_val_mae is not None else ""
+    table.add_row("persistence", "last T", base_val, f"{ev.baseline_test_mae:.4f}", "", "0.0%")
+    con.print(table)
+    con.print(f"test evaluation #{ev.evaluation} of this run recorded (metrics test_mae, "
+              "test_skill, baseline_test_mae; tags test_evaluations, test_evaluated_at)")
+    if ev.model_uri:
+        con.print(f"registered {ev.registered_model} version {ev.version} as {ev.model_uri}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .data import load
+    from .evaluate import load_forecaster
+
+    forecaster = load_forecaster(args.model, args.tracking_uri)
+    ds = load(args.data)
+    fc = forecaster.forecast(ds.frame, valid=ds.valid, source=ds.source)
+    out = {"model": args.model, "data": ds.source, **fc.to_dict()}
+    if args.json:
+        _print_json(out)
+        return 0
+    con = _console()
+    if fc.invalid_rows:
+        con.print(f"[yellow]warning:[/] {fc.invalid_rows} rows of the window were filled in "
+                  "by the loader inside a long gap of the record")
+    table = Table("", "time", "T (°C)", title=f"24-hour forecast · {args.model} · {ds.source}")
+    table.add_row("last record", f"{fc.last_time:%Y-%m-%d %H:%M}", f"{fc.persistence:.2f}")
+    table.add_row("[bold]forecast[/]", f"[bold]{fc.target_time:%Y-%m-%d %H:%M}[/]",
+                  f"[bold]{fc.forecast:.2f}[/]")
+    table.add_row("persistence (last T)", f"{fc.target_time:%Y-%m-%d %H:%M}",
+                  f"{fc.persistence:.2f}")
+    con.print(table)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    result = write_report(
+        args.experiment, out=args.out, tracking_uri=args.tracking_uri, storage=args.storage,
+        log=not args.no_log,
+    )
+    print(f"wrote {result.html}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    if result.logged_to:
+        print(f"logged to run {result.logged_to} (artifacts report/)")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 Command = Callable[[argparse.Namespace], int]
 
@@ -313,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_baseline)
 
     _add_model_commands(sub)
+    _add_eval_commands(sub)
     return parser
 
 
@@ -353,6 +437,40 @@ def _add_model_commands(sub: Any) -> None:
                    "(units=32)")
     p.add_argument("--json", action="store_true", help="also print the summary as JSON")
     p.set_defaults(func=cmd_sweep)
+
+
+def _add_eval_commands(sub: Any) -> None:
+    p = sub.add_parser("best", help="evaluate a sweep's best model once on the test split; "
+                       "register it (models:/jena-temperature@champion)")
+    p.add_argument("--experiment", required=True, help="sweep (MLflow experiment) name")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
+    p.add_argument("--data", default=None, metavar="SOURCE",
+                   help=DATA_HELP + " (default: the data source recorded on the trial's run)")
+    p.add_argument("--register-name", default="jena-temperature",
+                   help="registered model name (default: jena-temperature; '' skips the registry)")
+    p.add_argument("--alias", default="champion", help="registry alias (default: champion)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_best)
+
+    p = sub.add_parser("predict", help="forecast the temperature 24 h after the last row of a CSV")
+    p.add_argument("--model", default="models:/jena-temperature@champion",
+                   help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID[/PATH] "
+                   "(default: models:/jena-temperature@champion)")
+    p.add_argument("--data", required=True, metavar="FILE.csv",
+                   help="the last days of records in the Jena CSV format")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("report", help="write an HTML report of a sweep (figures, leaderboard)")
+    p.add_argument("--experiment", required=True, help="sweep (MLflow experiment) name")
+    p.add_argument("--out", default=None, type=Path, help="output folder (default: reports/NAME)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
+    p.add_argument("--storage", default=None,
+                   help="Optuna storage of the sweep (default: journal:mlruns/optuna/NAME.journal)")
+    p.add_argument("--no-log", action="store_true",
+                   help="do not log the report to the sweep's latest parent run")
+    p.set_defaults(func=cmd_report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -267,7 +267,8 @@ def _suggest(key: str, known: typing.Iterable[str]) -> str:
 
 
 def _type_name(hint: Any) -> str:
-    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}
+    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string",
+             type(None): "unset"}
     if hint in names:
         return names[hint]
     origin = typing.get_origin(hint)
@@ -288,6 +289,8 @@ def _check_type(name: str, hint: Any, value: Any) -> Any:
 
 
 def _coerce(hint: Any, value: Any) -> tuple[bool, Any]:
+    if hint is type(None):
+        return value is None, value
     if hint is bool:
         return isinstance(value, bool), value
     if hint is int:

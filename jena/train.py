@@ -43,7 +43,7 @@ class Fidelity:
     def __post_init__(self) -> None:
         for name in ("max_epochs", "steps_per_epoch", "validation_steps", "patience"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (type(value) is not int or value < 1):  # no bool, no float
                 raise ConfigError(f"fidelity.{name} must be a positive integer, got {value!r}")
 
 
@@ -120,8 +120,6 @@ def train(
     on_batch: BatchHook | None = None,
 ) -> TrialResult:
     """Train ``config`` and return its best validation MAE in °C (test rows are never read)."""
-    import keras
-
     from .models import build_model
     from .windows import WindowDataset
 

@@ -171,14 +171,15 @@ def run_trial(
         params = {**config.to_dict(), **{f"hp.{k}": v for k, v in values.items()}}
         tags = trial_tags(ctx, config, data_preset, model_preset)
         summary = summarise(config, model_preset)
-    except ConfigError as exc:
+    except Exception as exc:  # an invalid point fails before training; the sweep goes on
+        reason = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
         ctx.events.trial_started(number, "invalid configuration", 0)
         with ctx.tracker.trial(ctx.parent_run_id, number, values, {"driver": ctx.cfg.driver}) as run:
-            run.finish("failed", val_mae=None, val_skill=None, reason=str(exc),
+            run.finish("failed", val_mae=None, val_skill=None, reason=reason,
                        duration_s=time.perf_counter() - started, param_count=None)
         ctx.events.trial_finished(number, "failed", None, time.perf_counter() - started)
         return TrialResult(state="failed", val_mae=None, baseline_val_mae=math.nan,
-                           best_epoch=None, reason=str(exc))
+                           best_epoch=None, reason=reason)
 
     ctx.events.trial_started(number, summary, fidelity.max_epochs)
     with ctx.tracker.trial(ctx.parent_run_id, number, params, tags) as run:

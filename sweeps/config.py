@@ -256,6 +256,10 @@ def apply_overrides(cfg: SweepConfig, sets: list[str]) -> SweepConfig:
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r}: {part!r} is not a section")
         node[parts[-1]] = _parse_value(text.strip())
+        if parts[:2] == ["space", "fixed"] and len(parts) == 3:
+            include = raw.get("space", {}).get("include")
+            if include and parts[2] in include:  # the command line wins over the file
+                raw["space"]["include"] = [n for n in include if n != parts[2]]
     new = _build(SweepConfig, raw, "--set")
     new.path = cfg.path
     return new.validate()  # type: ignore[no-any-return]

@@ -33,8 +33,10 @@ training from scratch keeps every trial's MLflow run self-contained). Keras Tune
 besides Hyperband's own schedule.
 
 Storage, resume, budget: the project is ``<storage.kerastuner_dir>/<name>/`` (``oracle.json``,
-``tuner0.json``, ``trial_*/trial.json``), opened with ``overwrite=False``: running the same
-command again reloads it and goes on. ``trials`` is the total over all invocations (the oracle's
+``tuner0.json``, ``trial_*/trial.json``, and ``jena_sweep.json`` naming the tuner type), opened
+with ``overwrite=False``: running the same command again reloads it and goes on (with another
+``[tuner].type`` it is a ConfigError; ranges of params already in the project are kept as they
+were, params new to the sweep are added). ``trials`` is the total over all invocations (the oracle's
 ``max_trials``; Hyperband may stop earlier, when its brackets are done). A trial left RUNNING by a
 crash or Ctrl-C is put back in the oracle's retry queue on reload and runs again first, under its
 own number (it already counts against the budget). ``timeout_minutes``: no trial starts after the
@@ -57,6 +59,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import time
 from collections.abc import Iterator, Mapping
@@ -75,6 +78,7 @@ from .config import SweepConfig
 
 OBJECTIVE = "val_mae"
 TUNER_ID = "tuner0"
+MARKER = "jena_sweep.json"  # which [tuner].type made the project
 _FINISHED = ("COMPLETED", "FAILED")
 # Keys the driver sets itself; [tuner].options must not.
 _RESERVED = ("objective", "seed", "max_trials", "hyperparameters", "max_consecutive_failed_trials",
@@ -367,25 +371,36 @@ def tuner(
 ) -> SweepTuner:
     """Open (or create) the sweep's Keras Tuner project."""
     cfg = ctx.cfg
+    _check(cfg)
     path = project_dir(cfg)
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # "Reloading Tuner from ..."
-            return SweepTuner(ctx, oracle(cfg), hypermodel(cfg, ctx.space), deadline=deadline,
-                              board=board)  # fmt: skip
-    except RuntimeError as exc:  # a project made by another tuner type
+            t = SweepTuner(ctx, oracle(cfg), hypermodel(cfg, ctx.space), deadline=deadline,
+                           board=board)  # fmt: skip
+    except RuntimeError as exc:  # an oracle state this oracle cannot read
         raise ConfigError(
             f"the Keras Tuner project {path} cannot be resumed with [tuner].type = "
             f"{cfg.tuner.type!r} ({str(exc).splitlines()[0]}); delete it or rename the sweep"
         ) from None
+    (path / MARKER).write_text(json.dumps({"tuner": cfg.tuner.type}) + "\n")
+    return t
 
 
 # ------------------------------------------------------------------ the driver
 def _check(cfg: SweepConfig) -> None:
+    """What this driver cannot do, before anything runs."""
     if cfg.workers > 1:
         raise ConfigError(
             f"{cfg.path or 'sweep'}: workers = {cfg.workers}: the Keras Tuner driver runs one "
             "process (distributed Keras Tuner needs a chief oracle server); use workers = 1, "
             "or driver = 'optuna' for several workers"
+        )
+    marker = project_dir(cfg) / MARKER
+    made_by = json.loads(marker.read_text())["tuner"] if marker.exists() else cfg.tuner.type
+    if made_by != cfg.tuner.type:
+        raise ConfigError(
+            f"the Keras Tuner project {project_dir(cfg)} was made by [tuner].type = "
+            f"{made_by!r}, not {cfg.tuner.type!r}: delete it or rename the sweep"
         )
 
 
@@ -422,7 +437,6 @@ def best(cfg: SweepConfig) -> dict[str, Any] | None:
 
 def run(ctx: SweepContext, board: Board, deadline: float | None) -> None:
     """Search until the oracle has ``trials`` trials (or stops), or the time is up."""
-    _check(ctx.cfg)
     t = tuner(ctx, deadline, board)
     try:
         with _quiet_failures():

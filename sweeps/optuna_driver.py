@@ -299,11 +299,12 @@ def loop(ctx: SweepContext, deadline: float | None) -> None:
             result = run_trial(ctx, trial.number, values, report=report)
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
-            s.tell(trial, state=TrialState.FAIL)
+            _tell(s, trial, state=TrialState.FAIL)
             raise
         except Exception as exc:
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
-            s.tell(trial, state=TrialState.FAIL)
+            if not _tell(s, trial, state=TrialState.FAIL):
+                return
             continue
         trial.set_user_attr("state", result.state)
         if result.state == "completed" and result.val_mae is not None:
@@ -311,9 +312,26 @@ def loop(ctx: SweepContext, deadline: float | None) -> None:
             if cfg.multi_objective:
                 values_out.append(float(result.param_count))
             trial.set_user_attr("val_skill", result.val_skill)
-            s.tell(trial, values_out)
+            go_on = _tell(s, trial, values=values_out)
         elif result.state == "pruned":
-            s.tell(trial, state=TrialState.PRUNED)
+            go_on = _tell(s, trial, state=TrialState.PRUNED)
         else:
             trial.set_user_attr("fail_reason", result.reason or "failed")
-            s.tell(trial, state=TrialState.FAIL)
+            go_on = _tell(s, trial, state=TrialState.FAIL)
+        if not go_on:
+            return
+
+
+def _tell(s: optuna.Study, trial: optuna.Trial, **kwargs: Any) -> bool:
+    """``study.tell``; False when the sampler says the search is over (a grid is exhausted).
+
+    GridSampler calls ``study.stop()``, which Optuna only allows inside ``optimize``; the trial's
+    state is stored before that call, so the exception only tells us to stop.
+    """
+    try:
+        s.tell(trial, **kwargs)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
+        return False
+    return True

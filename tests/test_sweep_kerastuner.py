@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import keras_tuner as kt
@@ -18,7 +19,9 @@ from jena.config import RECURRENT
 from jena.errors import ConfigError
 from jena.space import SPACE, Param, Space
 from jena.tracking import load_trial_model, trials_frame
+from jena.train import TrialResult
 from sweeps import kerastuner_driver as ktd
+from sweeps._progress import Board
 from sweeps.config import SweepConfig, apply_overrides, load
 
 TINY = "synthetic:24000:3"  # as in conftest.py
@@ -166,13 +169,53 @@ def test_presets_grid_and_workers(in_tmp: Path, store_uri: str) -> None:
     assert ktd.kt_seed(0) != 0  # Keras Tuner would draw a random seed for 0
 
 
+# ------------------------------------------------------------------ the loop, without training
+def test_deadline_and_nan_failures_without_training(
+    in_tmp: Path, store_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No trial starts after the deadline; a failed result (NaN loss) is FAILED in Keras Tuner."""
+    clock = [0.0]
+    monkeypatch.setattr(ktd, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    seen: list[tuple[int, dict[str, Any], int | None]] = []
+
+    def fake_run_trial(ctx: Any, number: int, values: dict[str, Any], *, report: Any = None,
+                       max_epochs: int | None = None) -> TrialResult:  # fmt: skip
+        assert report is None  # Keras Tuner has no pruning hook
+        seen.append((number, values, max_epochs))
+        clock[0] += 10.0
+        if number == 1:
+            return TrialResult("failed", None, 2.0, None, reason="NaN loss in epoch 1")
+        return TrialResult("completed", 1.0 + number, 2.0, 1)
+
+    monkeypatch.setattr(ktd, "run_trial", fake_run_trial)
+    cfg = sweep_cfg(in_tmp, store_uri, "kt_clock", trials=10)
+    board = Board("t", total=cfg.trials)
+    ctx = common.SweepContext(cfg=cfg, space=common.make_space(cfg), fidelity=cfg.fidelity_obj(),
+                              events=board, parent_run_id="-", tracker=None)  # fmt: skip
+    ktd.run(ctx, board, deadline=25.0)  # trials start at t = 0, 10, 20; not at 30
+    assert [n for n, _, _ in seen] == [0, 1, 2]
+    assert all(set(v) == {"units", "learning_rate"} and e is None for _, v, e in seen)
+    trials = ktd.kt_trials(cfg)
+    assert [t.status for t in trials] == ["COMPLETED", "FAILED", "COMPLETED"]
+    assert trials[1].message.strip().endswith("NaN loss in epoch 1")
+    assert ktd.previous(cfg) == (3, 1.0)
+    assert ktd.best(cfg) == {"number": 0, "params": seen[0][1], "val_mae": 1.0}
+    ktd.run(ctx, board, deadline=clock[0])  # past the deadline: nothing starts
+    assert len(ktd.kt_trials(cfg)) == 3
+
+
 # ------------------------------------------------------------------ sweeps
 def test_sweep_tracks_trials_and_resumes(in_tmp: Path, store_uri: str) -> None:
     cfg = sweep_cfg(in_tmp, store_uri, "kt_random", trials=3)
     first = common.run_sweep(cfg, quiet=True)
     assert statuses(cfg) == ["COMPLETED"] * 3
     assert (in_tmp / "mlruns/kerastuner/kt_random/oracle.json").exists()
-    assert not list((in_tmp / "mlruns/kerastuner").rglob("*.weights.h5"))  # no KT checkpoints
+    files = sorted(str(p.relative_to(in_tmp / "mlruns/kerastuner/kt_random"))
+                   for p in (in_tmp / "mlruns/kerastuner/kt_random").rglob("*") if p.is_file())
+    assert files == ["jena_sweep.json", "oracle.json",
+                     *(f"trial_{i}/trial.json" for i in range(3)), "tuner0.json"]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"was made by \[tuner\].type = 'random'"):
+        ktd.previous(apply_overrides(cfg, ["tuner.type=bayesian"]))
     runs = children(store_uri, first["parent_run_id"])
     assert [r.info.run_name for r in runs] == ["trial-0000", "trial-0001", "trial-0002"]
     client = mlflow.MlflowClient(store_uri)

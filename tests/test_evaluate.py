@@ -1,0 +1,391 @@
+"""`jena best` and `jena predict` on tiny synthetic sweeps: selection across drivers and
+invocations, test-set hygiene, the registry alias, forecasts from the registered model, and the
+data-digest check."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+import jena.evaluate
+import jena.train
+from jena import cli
+from jena.data import load
+from jena.errors import ConfigError
+from jena.evaluate import PREDICTIONS_FILE, select_best, spec_from_source
+from jena.prepare import Prepared, prepare
+from jena.schema import COLUMNS, DATE_COLUMN, DATE_FORMAT, TARGET, write_jena_csv
+from jena.splits import get_preset
+from jena.tracking import Tracker, load_trial_model, trials_frame
+from sweeps import run_sweep
+from sweeps.config import load as load_sweep
+
+TINY = "synthetic:24000:3"  # as in conftest.py
+EXPERIMENT = "evalmix"
+
+SWEEP = """
+name = "{name}"
+driver = "{driver}"
+trials = {trials}
+seed = {seed}
+
+[data]
+source = "{data}"
+
+[fidelity]
+max_epochs = 2
+steps_per_epoch = 2
+validation_steps = 2
+patience = 5
+
+[sampler]
+type = "random"
+
+[pruner]
+type = "none"
+
+[tuner]
+type = "random"
+
+[storage]
+tracking_uri = "{uri}"
+optuna = "journal:{root}/optuna/{name}.journal"
+kerastuner_dir = "{root}/kerastuner"
+
+[space]
+include = ["units", "learning_rate"]
+fixed = {{ architecture = "{architecture}", sequence_length_hours = 24{extra} }}
+"""
+
+
+def sweep(
+    root: Path, uri: str, name: str, *, driver: str = "optuna", trials: int = 2, seed: int = 0,
+    data: str = TINY, architecture: str = "gru", normalise: bool | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Run one tiny sweep invocation (quietly) and return its summary."""
+    extra = "" if normalise is None else f", normalise_target = {str(normalise).lower()}"
+    path = root / f"{name}-{driver}-{seed}.toml"
+    path.write_text(SWEEP.format(name=name, driver=driver, trials=trials, seed=seed, data=data,
+                                 uri=uri, root=root, architecture=architecture, extra=extra))
+    return run_sweep(load_sweep(path), quiet=True)  # type: ignore[return-value]
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """One experiment, two drivers, three invocations (built once for the module)."""
+    root = tmp_path_factory.mktemp("evalstore")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.delenv("JENA_TRACKING_URI", raising=False)
+        sweep(root, uri, EXPERIMENT, driver="optuna", trials=2, normalise=True)
+        print("KT", sweep(root, uri, EXPERIMENT, driver="kerastuner", trials=2, architecture="lstm"))
+        sweep(root, uri, EXPERIMENT, driver="optuna", trials=3, seed=1, normalise=True)
+    yield root, uri
+
+
+@pytest.fixture(scope="module")
+def evaluated(store: tuple[Path, str]) -> dict[str, Any]:
+    """`jena best --json` once on the experiment: the JSON it printed."""
+    root, uri = store
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        calls: list[bool] = []
+        real = jena.evaluate.prepare
+
+        def spy(*args: Any, **kwargs: Any) -> Prepared:
+            calls.append(bool(kwargs.get("include_test")))
+            return real(*args, **kwargs)
+
+        mp.setattr(jena.evaluate, "prepare", spy)
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            code = cli.main(["best", "--experiment", EXPERIMENT, "--tracking-uri", uri, "--json"])
+    assert code == 0
+    out = json.loads(buffer.getvalue())
+    out["_prepare_calls"] = calls
+    return out
+
+
+def _expected_best(uri: str) -> pd.Series:
+    """Independently of select_best: the min val_mae among completed trials with a model."""
+    frame = trials_frame(uri, EXPERIMENT)
+    done = frame[(frame["state"] == "completed") & frame["tags.model_artifact"].notna()]
+    return done.loc[done["val_mae"].idxmin()]
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def test_select_best_ignores_pruned_failed_and_spans_invocations(in_tmp: Path) -> None:
+    uri = f"sqlite:///{in_tmp / 'mlruns' / 'mlflow.db'}"
+    tracker = Tracker(uri, experiment="fake")
+    model = {"model_artifact": "model/model.keras"}
+
+    def trial(parent: Any, n: int, driver: str, state: Any, val: float | None, **tags: Any) -> str:
+        run = tracker.trial(parent.run_id, n, {"hp.units": 8}, {"driver": driver, **tags})
+        run.set_tags(model if state == "completed" and not tags.get("no_model") else {})
+        run.finish(state, val_mae=val)
+        return run.run_id
+
+    with tracker.start_sweep(tags={"driver": "optuna"}) as first:
+        trial(first, 0, "optuna", "completed", 2.5, architecture="lstm")
+        trial(first, 1, "optuna", "pruned", 0.5, architecture="gru")  # lower, but pruned
+        trial(first, 2, "optuna", "failed", None, architecture="conv")
+    with tracker.start_sweep(tags={"driver": "kerastuner"}) as second:
+        best = trial(second, 0, "kerastuner", "completed", 2.1, architecture="gru")
+        trial(second, 1, "kerastuner", "completed", 2.1, architecture="dense")  # tie: later
+        trial(second, 2, "kerastuner", "killed", None)
+    frame = trials_frame(uri, "fake")
+    assert set(frame["driver"]) == {"optuna", "kerastuner"}
+    chosen = select_best(frame)
+    assert chosen["run_id"] == best
+    assert chosen["driver"] == "kerastuner"
+
+    only_bad = frame[frame["state"] != "completed"]
+    with pytest.raises(ConfigError, match="no completed trial"):
+        select_best(only_bad)
+
+
+def test_spec_from_source() -> None:
+    assert spec_from_source("synthetic(rows=24000, seed=3)") == "synthetic:24000:3"
+    assert spec_from_source("jena") == "jena"
+    assert spec_from_source("/data/station.csv") == "/data/station.csv"
+
+
+# --------------------------------------------------------------------------- hygiene
+
+
+def test_sweep_never_reads_test_rows(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep on a record whose test rows are absurd (T = 999 °C, every column 999) gives
+    exactly the results of a sweep on the clean record: it never loads those rows."""
+    frame = load(TINY).frame
+    bounds = get_preset("book2").bounds(len(frame))
+    poisoned = frame.copy()
+    poisoned.iloc[bounds.test[0] :, :] = 999.0
+    clean_csv = write_jena_csv(frame, in_tmp / "clean.csv")
+    poisoned_csv = write_jena_csv(poisoned, in_tmp / "poisoned.csv")
+    assert load(poisoned_csv).frame[TARGET].iloc[bounds.test[0] :].eq(999.0).all()
+
+    prepared: list[Prepared] = []
+    real = jena.train.prepare
+
+    def spy(*args: Any, **kwargs: Any) -> Prepared:
+        p = real(*args, **kwargs)
+        prepared.append(p)
+        return p
+
+    monkeypatch.setattr(jena.train, "prepare", spy)
+    uri = f"sqlite:///{in_tmp / 'mlruns' / 'mlflow.db'}"
+    results = {}
+    for name, path in (("clean", clean_csv), ("poisoned", poisoned_csv)):
+        sweep(in_tmp, uri, name, data=str(path), trials=2, normalise=True)
+        f = trials_frame(uri, name).sort_values("number")
+        assert list(f["state"]) == ["completed", "completed"]
+        results[name] = f
+    for column in ("val_mae", "metrics.loss", "metrics.mae", "metrics.baseline_val_mae"):
+        assert list(results["clean"][column]) == list(results["poisoned"][column]), column
+    assert (
+        results["clean"]["tags.data_digest"].iloc[0]
+        != results["poisoned"]["tags.data_digest"].iloc[0]
+    )
+    assert prepared, "the sweep prepared no data?"
+    for p in prepared:
+        assert not p.include_test
+        assert len(p.x) == len(p.temperature) == len(p.valid) == p.bounds.test[0]
+        assert p.temperature.max() < 999.0
+        with pytest.raises(ConfigError, match="test split is not loaded"):
+            p.starts("test")
+
+
+# --------------------------------------------------------------------------- jena best
+
+
+def test_best_picks_min_completed_across_drivers(
+    store: tuple[Path, str], evaluated: dict[str, Any]
+) -> None:
+    _, uri = store
+    frame = trials_frame(uri, EXPERIMENT)
+    assert {"optuna", "kerastuner"} <= set(frame["driver"])
+    assert frame["parent_run_id"].nunique() == 3
+    expected = _expected_best(uri)
+    assert evaluated["run_id"] == expected["run_id"]
+    assert evaluated["val_mae"] == pytest.approx(expected["val_mae"])
+    assert evaluated["evaluation"] == 1 and evaluated["warning"] is None
+    assert evaluated["_prepare_calls"] == [True]  # the only reader of test rows
+
+
+def test_best_test_mae_matches_independent_computation(
+    store: tuple[Path, str], evaluated: dict[str, Any]
+) -> None:
+    _, uri = store
+    model, cfg = load_trial_model(uri, evaluated["run_id"])
+    p = prepare(load(TINY), cfg["preset"], include_test=True)
+    r, n, offset = cfg["sampling_rate"], cfg["sequence_length"], cfg["offset"]
+    np.testing.assert_allclose(p.mean, cfg["mean"], rtol=1e-12)
+    starts = p.starts("test", r, n)
+    x = p.x[starts[:, None] + np.arange(n) * r]
+    y = model.predict(x, verbose=0).reshape(-1).astype(np.float64)
+    if cfg["normalised_target"]:
+        y = y * cfg["std"][1] + cfg["mean"][1]
+    actual = p.temperature[starts + offset]
+    assert evaluated["test_windows"] == len(starts)
+    assert evaluated["test_mae"] == pytest.approx(np.mean(np.abs(y - actual)), rel=1e-5)
+    persistence = np.mean(np.abs(p.temperature[starts + (n - 1) * r] - actual))
+    assert evaluated["baseline_test_mae"] == pytest.approx(persistence, rel=1e-12)
+    assert evaluated["test_skill"] == pytest.approx(
+        1 - evaluated["test_mae"] / evaluated["baseline_test_mae"]
+    )
+
+    run = mlflow.MlflowClient(uri).get_run(evaluated["run_id"])
+    assert run.data.metrics["test_mae"] == pytest.approx(evaluated["test_mae"])
+    assert run.data.metrics["baseline_test_mae"] == pytest.approx(persistence)
+    assert "test_skill" in run.data.metrics
+    assert run.data.tags["test_evaluations"] == "1"
+    assert len(json.loads(run.data.tags["test_evaluated_at"])) == 1
+    names = {a.path for a in mlflow.MlflowClient(uri).list_artifacts(evaluated["run_id"])}
+    assert PREDICTIONS_FILE in names and "forecaster" in names
+
+
+def test_registry_alias_points_to_best(store: tuple[Path, str], evaluated: dict[str, Any]) -> None:
+    _, uri = store
+    version = mlflow.MlflowClient(uri, registry_uri=uri).get_model_version_by_alias(
+        "jena-temperature", "champion"
+    )
+    assert version.run_id == evaluated["run_id"]
+    assert evaluated["model_uri"] == "models:/jena-temperature@champion"
+    assert version.tags["test_mae"] == f"{evaluated['test_mae']:.4f}"
+
+
+# --------------------------------------------------------------------------- jena predict
+
+
+def _independent_forecast(uri: str, run_id: str, csv: Path) -> tuple[float, pd.Timestamp, float]:
+    model, cfg = load_trial_model(uri, run_id)
+    raw = pd.read_csv(csv)
+    times = pd.to_datetime(raw[DATE_COLUMN], format=DATE_FORMAT)
+    values = raw[list(COLUMNS)].to_numpy(np.float64)
+    x = ((values - np.asarray(cfg["mean"])) / np.asarray(cfg["std"])).astype(np.float32)
+    r, n = cfg["sampling_rate"], cfg["sequence_length"]
+    window = x[len(x) - 1 - (n - 1) * r :: r]
+    assert window.shape == (n, len(COLUMNS))
+    y = float(model.predict(window[None], verbose=0).reshape(-1)[0])
+    if cfg["normalised_target"]:
+        y = y * cfg["std"][1] + cfg["mean"][1]
+    return y, times.iloc[-1] + pd.Timedelta(hours=24), float(values[-1, 1])
+
+
+def test_predict_from_registered_champion(
+    store: tuple[Path, str], evaluated: dict[str, Any], in_tmp: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    _, uri = store
+    frame = load(TINY).frame
+    csv = write_jena_csv(frame.iloc[-3 * 144 :], in_tmp / "last_days.csv")
+    code, out, err = run_cli(capsys, "predict", "--model", "models:/jena-temperature@champion",
+                             "--data", str(csv), "--tracking-uri", uri, "--json")  # fmt: skip
+    assert code == 0, err
+    got = json.loads(out)
+    forecast, target_time, last_t = _independent_forecast(uri, evaluated["run_id"], csv)
+    assert got["forecast"] == pytest.approx(forecast, rel=1e-5, abs=1e-5)
+    assert pd.Timestamp(got["target_time"]) == target_time
+    assert got["persistence"] == pytest.approx(last_t)
+
+    # the registered pyfunc on its own gives the same forecast
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    pyfunc = mlflow.pyfunc.load_model("models:/jena-temperature@champion")
+    table = pyfunc.predict(load(str(csv)).frame)
+    assert float(table["forecast"].iloc[0]) == pytest.approx(forecast, rel=1e-5, abs=1e-5)
+
+    # a runs:/ URI of the trial's own model/ directory works too
+    code, out, _ = run_cli(capsys, "predict", "--model", f"runs:/{evaluated['run_id']}/model",
+                           "--data", str(csv), "--tracking-uri", uri, "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["forecast"] == pytest.approx(got["forecast"], rel=1e-6)
+
+    # the table names the forecast's target time and the persistence forecast
+    code, out, _ = run_cli(capsys, "predict", "--data", str(csv), "--tracking-uri", uri)
+    assert code == 0
+    assert f"{target_time:%Y-%m-%d %H:%M}" in out and "persistence" in out
+
+
+def test_predict_too_short_says_how_much_is_needed(
+    store: tuple[Path, str], evaluated: dict[str, Any], in_tmp: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    _, uri = store
+    csv = write_jena_csv(load(TINY).frame.iloc[-50:], in_tmp / "short.csv")
+    code, out, err = run_cli(capsys, "predict", "--data", str(csv), "--tracking-uri", uri)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "50 rows" in lines[0] and "needs 139 rows (23 h 10 min)" in lines[0]
+
+
+# --------------------------------------------------------------------------- refusals, re-use
+
+
+def test_best_refuses_other_data(
+    store: tuple[Path, str], evaluated: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, uri = store
+    code, out, err = run_cli(capsys, "best", "--experiment", EXPERIMENT, "--tracking-uri", uri,
+                             "--data", "synthetic:24000:4")  # fmt: skip
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert "digest" in err and "synthetic(rows=24000, seed=3)" in err
+    run = mlflow.MlflowClient(uri).get_run(evaluated["run_id"])
+    assert run.data.tags["test_evaluations"] == "1"  # nothing was evaluated
+
+
+def test_reuse_warns_and_a_better_trial_moves_the_alias(
+    store: tuple[Path, str], evaluated: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Runs last: it evaluates again (a second peek, announced) and adds a better trial."""
+    _, uri = store
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
+    code, out, err = run_cli(capsys, "best", "--experiment", EXPERIMENT, "--tracking-uri", uri)
+    assert code == 0, err
+    assert "the test set of this run was already used 1 time(s), last on" in out
+    assert "test MAE" in out and "persistence" in out
+    run = client.get_run(evaluated["run_id"])
+    assert run.data.tags["test_evaluations"] == "2"
+    assert len(json.loads(run.data.tags["test_evaluated_at"])) == 2
+    assert [m.step for m in client.get_metric_history(evaluated["run_id"], "test_mae")] == [1, 2]
+
+    # a later invocation finds a better trial (here: the same model, a better val MAE)
+    model, cfg = load_trial_model(uri, evaluated["run_id"])
+    tags = {k: run.data.tags[k] for k in ("architecture", "data_source", "data_digest", "preset")}
+    tracker = Tracker(uri, experiment=EXPERIMENT)
+    with tracker.start_sweep(tags={"driver": "kerastuner"}) as parent, tracker.trial(
+        parent.run_id, 99, {"hp.units": 8}, {**tags, "driver": "kerastuner"}
+    ) as trial:
+        trial.log_model(model, cfg)
+        trial.finish("completed", val_mae=evaluated["val_mae"] - 1.0)
+    code, out, err = run_cli(capsys, "best", "--experiment", EXPERIMENT, "--tracking-uri", uri,
+                             "--json")  # fmt: skip
+    assert code == 0, err
+    second = json.loads(out)
+    assert second["run_id"] == trial.run_id != evaluated["run_id"]
+    assert second["evaluation"] == 1 and second["other_runs_evaluated"] == 2
+    assert second["test_mae"] == pytest.approx(evaluated["test_mae"], rel=1e-6)
+    champion = client.get_model_version_by_alias("jena-temperature", "champion")
+    assert champion.run_id == trial.run_id
+    assert int(champion.version) > int(evaluated["version"])
+    assert not math.isnan(second["test_skill"])
