@@ -127,8 +127,15 @@ class SweepConfig:
             raise ConfigError(f"{where}: [data].preset: choose one of {', '.join(PRESETS)}")
         try:
             self.fidelity_obj()
+            from jena.space import SPACE
+
+            if self.space.presets is None:
+                SPACE.subspace(self.space.include, self.space.fixed)
+            else:
+                SPACE.subspace([], self.space.fixed)
         except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+            raise ConfigError(f"{where}: [space]: {exc}" if "fidelity" not in str(exc)
+                              else f"{where}: {exc}") from None
         return self
 
     def fidelity_obj(self) -> Any:

@@ -57,7 +57,10 @@ def storage(cfg: SweepConfig) -> optuna.storages.BaseStorage:
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
     except Exception as exc:  # bad URL, server down, driver missing
-        raise ConfigError(f"Optuna storage {url!r} is not usable: {type(exc).__name__}: {exc}") from None
+        first = " ".join(str(exc).split())[:300]  # drivers' messages span lines
+        raise ConfigError(
+            f"Optuna storage {url!r} is not usable: {type(exc).__name__}: {first}"
+        ) from None
 
 
 _memory_storages: dict[str, optuna.storages.BaseStorage] = {}

@@ -7,6 +7,7 @@ Nothing here touches the network: the one test that asks for the real file block
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import re
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 
 import jena.data
-from jena.cli import main
+from jena.cli import build_parser, main
 from jena.data import JENA_URLS, load
 from jena.models import PRESETS, count_params
 from jena.schema import COLUMNS, HEADER_LINE
@@ -59,29 +60,47 @@ def assert_one_line_error(code: int, err: str, *words: str) -> str:
 
 # --------------------------------------------------------------------------- help
 
-HELP = {
-    "jena": ([], None),
-    "data": (["data"], None),
-    "data info": (["data", "info"], True),
-    "data synth": (["data", "synth"], False),
-    "baseline": (["baseline"], True),
-    "space": (["space"], False),
-    "train": (["train"], True),
-    "sweep": (["sweep"], True),
+
+def _commands(
+    parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
+) -> list[tuple[str, ...]]:
+    """Every command and subcommand path of the parser, e.g. ("data", "info")."""
+    found: list[tuple[str, ...]] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.append((*prefix, name))
+                found.extend(_commands(sub, (*prefix, name)))
+    return found
+
+
+COMMANDS = [(), *_commands(build_parser())]
+# Commands that read a record take --data; the others do not.
+TAKES_DATA = {
+    ("data", "info"): True,
+    ("data", "synth"): False,
+    ("baseline",): True,
+    ("train",): True,
+    ("space",): False,
+    ("sweep",): True,
 }
 
 
-@pytest.mark.parametrize("command", list(HELP))
-def test_help_everywhere(command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    argv, has_data = HELP[command]
+def test_every_documented_command_exists() -> None:
+    for command in [("data",), *TAKES_DATA]:
+        assert command in COMMANDS
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(("jena", *c)))
+def test_help_everywhere(command: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as excinfo:
-        main([*argv, "--help"])
+        main([*command, "--help"])
     assert excinfo.value.code == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"usage: jena{''.join(' ' + a for a in argv)}")
-    if has_data is not None:
-        assert ("--data" in out) is has_data
-    if command == "jena":
+    assert out.startswith(" ".join(("usage: jena", *command)))
+    if command in TAKES_DATA:
+        assert ("--data" in out) is TAKES_DATA[command]
+    if command == ():
         for name in ("data", "baseline", "train", "space", "sweep"):
             assert name in out
 

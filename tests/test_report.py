@@ -1,0 +1,202 @@
+"""`jena report` on a tiny two-driver sweep: files, figures, notes, the MLflow artifacts, and the
+page rendered by headless Chromium."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pytest
+from conftest import require_in_ci
+
+from jena import cli
+from jena.report import ReportResult, study_from_frame, write_report
+from jena.tracking import trials_frame
+from sweeps import run_sweep
+from sweeps.config import load as load_sweep
+
+TINY = "synthetic:24000:3"  # as in conftest.py
+EXPERIMENT = "reportmix"
+PNG = b"\x89PNG\r\n\x1a\n"
+ALWAYS = ("leaderboard.png", "learning_curves.png", "optimisation_history.png",
+          "param_importances.png", "parallel_coordinates.png")  # fmt: skip
+CHAMPION = ("forecast_week.png", "error_by_time.png")
+
+SWEEP = """
+name = "{name}"
+driver = "{driver}"
+trials = {trials}
+seed = 0
+[data]
+source = "{data}"
+[fidelity]
+max_epochs = 3
+steps_per_epoch = 2
+validation_steps = 2
+patience = 5
+[sampler]
+type = "random"
+[pruner]
+type = "none"
+[tuner]
+type = "random"
+[storage]
+tracking_uri = "{uri}"
+optuna = "journal:{root}/optuna/{name}.journal"
+kerastuner_dir = "{root}/kerastuner"
+[space]
+include = [{include}]
+fixed = {{ sequence_length_hours = 24 }}
+"""
+
+
+def sweep(root: Path, uri: str, driver: str, trials: int, include: str) -> dict[str, Any]:
+    path = root / f"{driver}.toml"
+    path.write_text(SWEEP.format(name=EXPERIMENT, driver=driver, trials=trials, data=TINY,
+                                 uri=uri, root=root, include=include))  # fmt: skip
+    return run_sweep(load_sweep(path), quiet=True)  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Report A after an Optuna invocation (champion not evaluated yet); then a Keras Tuner
+    invocation, `jena best`, and report B from the command line."""
+    root = tmp_path_factory.mktemp("reportstore")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.delenv("JENA_TRACKING_URI", raising=False)
+        sweep(root, uri, "optuna", 5, '"architecture", "units", "learning_rate"')
+        before = write_report(EXPERIMENT, out=root / "A", tracking_uri=uri)
+        sweep(root, uri, "kerastuner", 2, '"units", "learning_rate"')
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert cli.main(["best", "--experiment", EXPERIMENT, "--tracking-uri", uri]) == 0
+            assert cli.main(["report", "--experiment", EXPERIMENT, "--tracking-uri", uri]) == 0
+    yield {"root": root, "uri": uri, "before": before, "after": root / "reports" / EXPERIMENT,
+           "stdout": out.getvalue()}  # fmt: skip
+
+
+def _check_figures(folder: Path, names: tuple[str, ...]) -> str:
+    page = (folder / "index.html").read_text()
+    for name in names:
+        path = folder / name
+        assert path.is_file(), name
+        data = path.read_bytes()
+        assert data.startswith(PNG) and len(data) > 5_000, name
+        assert f'<img src="{name}"' in page, name
+    return page
+
+
+def test_report_before_evaluation(reports: dict[str, Any]) -> None:
+    before: ReportResult = reports["before"]
+    folder = before.html.parent
+    page = _check_figures(folder, ALWAYS)
+    assert {p.name for p in before.figures} == set(ALWAYS)
+    assert not any((folder / name).exists() for name in CHAMPION)
+    assert "has not been evaluated on the test split yet" in page
+    assert any("not evaluated" in note for note in before.notes)
+    assert "Optuna study &#x27;reportmix&#x27;" in page  # the sweep's own study (journal)
+    assert "<b>5</b> completed" not in page or "failed" in page
+    assert before.logged_to is not None
+
+
+def test_report_after_best(reports: dict[str, Any]) -> None:
+    folder: Path = reports["after"]
+    assert f"wrote reports/{EXPERIMENT}/index.html" in reports["stdout"]
+    page = _check_figures(folder, ALWAYS + CHAMPION)
+    frame = trials_frame(reports["uri"], EXPERIMENT)
+    counts = frame["state"].value_counts().to_dict()
+    for state in ("completed", "failed"):
+        assert f"<b>{counts.get(state, 0)}</b> {state}" in page
+    assert "total compute time" in page
+    assert "rebuilt from the MLflow trials" in page  # two drivers: one study from MLflow
+    assert "persistence (last T)" in page and "test MAE (°C)" in page
+    # every architecture that completed a trial is on the leaderboard
+    done = frame[frame["state"] == "completed"]
+    for arch in set(done["tags.architecture"]):
+        assert f"<td>{arch}</td>" in page
+
+    client = mlflow.MlflowClient(reports["uri"])
+    parents = client.search_runs(
+        [client.get_experiment_by_name(EXPERIMENT).experiment_id],
+        "tags.run_type = 'sweep'", order_by=["attributes.start_time DESC"],
+    )  # fmt: skip
+    logged = {Path(a.path).name for a in client.list_artifacts(parents[0].info.run_id, "report")}
+    assert {"index.html", *ALWAYS, *CHAMPION} <= logged
+
+
+def test_study_from_frame_covers_both_drivers(reports: dict[str, Any]) -> None:
+    frame = trials_frame(reports["uri"], EXPERIMENT)
+    study = study_from_frame(frame)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(complete) == int((frame["state"] == "completed").sum())
+    assert min(t.value for t in complete) == pytest.approx(frame["val_mae"].min())
+    assert {"units", "learning_rate"} <= set(study.best_trial.params)
+
+
+def _chromium() -> str:
+    binary = os.environ.get("JENA_TEST_CHROMIUM") or shutil.which("chromium")
+    if not binary:
+        require_in_ci("headless Chromium not found (set JENA_TEST_CHROMIUM or install chromium)")
+    assert binary is not None
+    return binary
+
+
+def _run_chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+               "--no-first-run", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", f"--user-data-dir={profile}", *args]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+
+
+@pytest.mark.browser
+def test_report_renders_in_headless_chromium(reports: dict[str, Any], in_tmp: Path) -> None:
+    binary = _chromium()
+    folder: Path = reports["after"]
+    # A probe copy of the page (same folder, same relative image paths) that writes, once
+    # everything has loaded, how many images decoded with a real size.
+    probe = folder / "probe.html"
+    script = (
+        "<script>window.addEventListener('load', () => {"
+        "const imgs = [...document.images];"
+        "document.body.dataset.images = imgs.length;"
+        "document.body.dataset.loaded = imgs.filter(i => i.complete && i.naturalWidth > 100)"
+        ".length;});</script>"
+    )
+    probe.write_text((folder / "index.html").read_text().replace("</body>", script + "</body>"))
+    try:
+        dom = _run_chromium(binary, in_tmp / "profile", "--virtual-time-budget=10000",
+                            "--dump-dom", probe.as_uri())  # fmt: skip
+    finally:
+        probe.unlink()
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    figures = len(ALWAYS + CHAMPION)
+    assert f'data-images="{figures}"' in dom.stdout, dom.stdout[:500]
+    assert f'data-loaded="{figures}"' in dom.stdout
+    for name in ALWAYS + CHAMPION:
+        assert f'src="{name}"' in dom.stdout
+
+    shot = in_tmp / "report.png"
+    result = _run_chromium(binary, in_tmp / "profile2", f"--screenshot={shot}",
+                           "--window-size=1280,2000", (folder / "index.html").as_uri())  # fmt: skip
+    assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert pixels.shape[:2] == (2000, 1280)
+    not_white = (pixels.sum(axis=2) < 3 * 245).mean()
+    assert not_white > 0.05, f"the screenshot is nearly blank ({not_white:.1%} ink)"
+    # the leaderboard's bars (matplotlib's first colour) are on screen: the figures rendered
+    blue = (np.abs(pixels - np.array([31, 119, 180])).sum(axis=2) < 30).sum()
+    assert blue > 2_000, f"no figure on the screenshot ({blue} blue pixels)"
+    assert re.search(r"Sweep reportmix", dom.stdout)

@@ -1,0 +1,88 @@
+"""One contract, every Optuna storage the driver accepts: in-memory, SQLite, journal file and a
+real PostgreSQL server (started by .ci/run; locally skipped without JENA_TEST_POSTGRES_URL)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import optuna
+import pytest
+from conftest import require_in_ci
+from optuna.trial import TrialState
+
+from sweeps import apply_overrides, run_sweep
+from sweeps import config as sweep_config
+from sweeps import optuna_driver
+
+SWEEP = """
+trials = 2
+seed = 0
+[data]
+source = "synthetic:24000:3"
+[fidelity]
+max_epochs = 1
+steps_per_epoch = 1
+validation_steps = 1
+[sampler]
+type = "random"
+[space]
+include = ["learning_rate", "head_dropout"]
+fixed = { architecture = "dense", sequence_length_hours = 24 }
+"""
+
+
+@pytest.fixture(params=["memory", "sqlite", "journal", "postgres"])
+def storage_url(request, in_tmp):
+    kind = request.param
+    if kind == "memory":
+        return "memory"
+    if kind == "sqlite":
+        return f"sqlite:///{in_tmp}/optuna.db"
+    if kind == "journal":
+        return f"journal:{in_tmp}/optuna.journal"
+    url = os.environ.get("JENA_TEST_POSTGRES_URL")
+    if not url:
+        require_in_ci("no PostgreSQL server: set JENA_TEST_POSTGRES_URL (.ci/run starts one)")
+    return url
+
+
+def make(in_tmp, url):
+    path = in_tmp / "s.toml"
+    path.write_text(f'name = "st-{uuid.uuid4().hex[:8]}"\n' + SWEEP)
+    return apply_overrides(sweep_config.load(path), [f"storage.optuna={url!r}".replace("'", '"')])
+
+
+def test_storage_contract_run_resume_and_record(in_tmp, storage_url):
+    cfg = make(in_tmp, storage_url)
+    first = run_sweep(cfg, quiet=True)
+    assert first["finished"] == 2
+    study = optuna.load_study(study_name=cfg.name, storage=optuna_driver.storage(cfg))
+    assert [t.number for t in study.trials] == [0, 1]
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert all(t.user_attrs["state"] == "completed" and "pid" in t.user_attrs for t in study.trials)
+    assert all(set(t.params) == {"learning_rate", "head_dropout"} for t in study.trials)
+
+    # resume on the same storage: the total continues from 2 to 3
+    second = run_sweep(apply_overrides(cfg, ["trials=3"]), quiet=True)
+    assert second["finished"] == 3 and second["counts"]["completed"] == 1
+    study = optuna.load_study(study_name=cfg.name, storage=optuna_driver.storage(cfg))
+    assert len(study.trials) == 3
+    assert second["best"]["val_mae"] == pytest.approx(min(t.value for t in study.trials))
+
+
+def test_an_unusable_storage_url_is_one_clear_line(in_tmp):
+    cfg = make(in_tmp, "postgresql://nobody@127.0.0.1:1/none")
+    from jena.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="Optuna storage 'postgresql://") as err:
+        optuna_driver.storage(cfg)
+    assert "\n" not in str(err.value)
+
+
+def test_memory_storage_refuses_several_workers(in_tmp):
+    from jena.errors import ConfigError
+
+    cfg = apply_overrides(make(in_tmp, "memory"), ["workers=2"])
+    with pytest.raises(ConfigError, match="cannot be shared by several workers"):
+        optuna_driver.storage(cfg)
