@@ -28,7 +28,10 @@ def sweep(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def evaluate(session: nox.Session) -> None:
-    """Evaluate a sweep's best model once on the test split: `nox -s evaluate -- --experiment NAME`."""
+    """Evaluate a sweep's best model once on the test split.
+
+    `nox -s evaluate -- --experiment NAME`
+    """
     session.install("-e", ".")
     session.run("jena", "best", *session.posargs)
 
@@ -45,9 +48,12 @@ def ui(session: nox.Session) -> None:
     """Open the MLflow UI on the embedded store in mlruns/ (http://127.0.0.1:5000)."""
     session.install("mlflow>=3.1")
     session.run(
-        "mlflow", "ui",
-        "--backend-store-uri", "sqlite:///mlruns/mlflow.db",
-        "--default-artifact-root", "mlruns/artifacts",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        "sqlite:///mlruns/mlflow.db",
+        "--default-artifact-root",
+        "mlruns/artifacts",
         *session.posargs,
     )
 

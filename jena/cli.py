@@ -21,10 +21,10 @@ DATA_HELP = (
 )
 
 
-def _console() -> Any:
+def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console()
+    return Console(stderr=stderr)
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
@@ -33,7 +33,9 @@ def _add_data(p: argparse.ArgumentParser) -> None:
 
 def _add_preset(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--preset", default="book2", choices=("book2", "book1"),
+        "--preset",
+        default="book2",
+        choices=("book2", "book1"),
         help="split/window preset: book2 (2nd ed.) or book1 (1st ed.) (default: book2)",
     )
 
@@ -67,14 +69,23 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
     from .schema import write_jena_csv
     from .synthetic import generate, inject_defects
 
+    if args.rows < 1:
+        raise ConfigError(f"--rows must be at least 1, got {args.rows}")
     frame = generate(rows=args.rows, seed=args.seed)
     if args.defects:
-        frame = inject_defects(frame, seed=args.seed)
+        try:
+            frame = inject_defects(frame, seed=args.seed)
+        except ValueError as exc:
+            raise ConfigError(f"--defects: {exc} (use more --rows)") from None
     path = write_jena_csv(frame, args.out)
-    print(f"wrote {len(frame):,} rows to {path}" + (" (with injected defects)" if args.defects else ""))
+    print(
+        f"wrote {len(frame):,} rows to {path}"
+        + (" (with injected defects)" if args.defects else "")
+    )
     return 0
 
 
@@ -90,7 +101,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         _print_json(result)
         return 0
     table = Table(
-        "split", "windows", "persistence MAE (°C)",
+        "split",
+        "windows",
+        "persistence MAE (°C)",
         title=f"persistence baseline · {result['preset']} · {result['source']}",
     )
     table.add_row("val", f"{result['val_windows']:,}", f"{result['val_mae']:.4f}")
@@ -127,7 +140,9 @@ def trial_config_from_args(args: argparse.Namespace) -> tuple[Any, str]:
         raise ConfigError("give --model or --config, not both")
     if args.model:
         if args.model not in PRESETS:
-            raise ConfigError(f"unknown model preset {args.model!r}: choose one of {', '.join(PRESETS)}")
+            raise ConfigError(
+                f"unknown model preset {args.model!r}: choose one of {', '.join(PRESETS)}"
+            )
         config = PRESETS[args.model]
         data_preset = data_preset or PRESET_DATA[args.model]
     elif args.config:
@@ -138,9 +153,11 @@ def trial_config_from_args(args: argparse.Namespace) -> tuple[Any, str]:
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such configuration file") from None
         except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}") from None
+            raise ConfigError(
+                f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}"
+            ) from None
         try:
-            config = TrialConfig.from_dict(raw)
+            config = TrialConfig.from_dict(raw).validate()
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
     else:
@@ -182,14 +199,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         validation_steps=args.validation_steps,
         patience=args.patience,
     )
-    con = _console()
+    con = _console(stderr=args.json)  # with --json, stdout holds the JSON alone
     ds = load(args.data)
     cache = DataCache(ds, data_preset)
-    con.print(f"[bold]{args.model or 'config'}[/] · {config.architecture} · {ds.source} · {data_preset}")
+    con.print(
+        f"[bold]{args.model or 'config'}[/] · {config.architecture} · {ds.source} · {data_preset}"
+    )
     with Progress(
-        TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
-        MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-        console=con, transient=False,
+        TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=con,
+        transient=False,
     ) as progress:
         task = progress.add_task("train", total=None, epoch=1, epochs=args.epochs, info="")
 
@@ -203,17 +226,34 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         result = train(config, cache, fidelity, on_epoch=on_epoch, on_batch=on_batch)
     if args.json:
-        out = {k: getattr(result, k) for k in ("state", "val_mae", "baseline_val_mae", "best_epoch",
-                                                "param_count", "duration_s", "reason", "history")}
+        out = {
+            k: getattr(result, k)
+            for k in (
+                "state",
+                "val_mae",
+                "baseline_val_mae",
+                "best_epoch",
+                "param_count",
+                "duration_s",
+                "reason",
+                "history",
+            )
+        }
         out["val_skill"] = result.val_skill
         out["config"] = config.to_dict()
         _print_json(out)
         return 0 if result.state != "failed" else 1
-    table = Table("", "val MAE (°C)", "skill vs persistence", title=f"{result.state} in {result.duration_s:.0f} s")
+    table = Table(
+        "",
+        "val MAE (°C)",
+        "skill vs persistence",
+        title=f"{result.state} in {result.duration_s:.0f} s",
+    )
     if result.val_mae is not None:
         table.add_row(
             f"model (best epoch {result.best_epoch}, {result.param_count:,} params)",
-            f"{result.val_mae:.4f}", f"{result.val_skill:+.1%}",
+            f"{result.val_mae:.4f}",
+            f"{result.val_skill:+.1%}",
         )
     table.add_row("persistence (same windows)", f"{result.baseline_val_mae:.4f}", "0.0%")
     con.print(table)
@@ -232,23 +272,47 @@ def cmd_space(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
         return 0
-    table = Table("name", "type", "range / choices", "scale", "default", "active when",
-                  title="the search space (one definition; both drivers translate it)")
+    table = Table(
+        "name",
+        "type",
+        "range / choices",
+        "scale",
+        "default",
+        "active when",
+        title="the search space (one definition; both drivers translate it)",
+    )
     for r in rows:
-        table.add_row(str(r["name"]), str(r["type"]), str(r["range"]), str(r["scale"]),
-                      str(r["default"]), str(r["condition"] or "always"))
+        table.add_row(
+            str(r["name"]),
+            str(r["type"]),
+            str(r["range"]),
+            str(r["scale"]),
+            str(r["default"]),
+            str(r["condition"] or "always"),
+        )
     con = _console()
     con.print(table)
     from .models import PRESET_DATA, PRESET_EPOCHS, PRESETS
 
-    presets = Table("model", "edition", "architecture", "params (14 features)", "epochs",
-                    title="named book models (jena train --model NAME)")
+    presets = Table(
+        "model",
+        "edition",
+        "architecture",
+        "params (14 features)",
+        "epochs",
+        title="named book models (jena train --model NAME)",
+    )
     from .models import count_params
 
     for name, cfg in PRESETS.items():
         shape = (cfg.sequence_length, 14)
-        presets.add_row(name, PRESET_DATA[name], cfg.architecture,
-                        f"{count_params(cfg, shape):,}", str(PRESET_EPOCHS[name]))
+        presets.add_row(
+            name,
+            PRESET_DATA[name],
+            cfg.architecture,
+            f"{count_params(cfg, shape):,}",
+            str(PRESET_EPOCHS[name]),
+        )
     con.print(presets)
     return 0
 
@@ -306,17 +370,32 @@ def cmd_best(args: argparse.Namespace) -> int:
             f"{ev.other_runs_evaluated} time(s) by other trials"
         )
     title = f"best of {ev.experiment!r} on the test split (°C)"
-    caption = (f"{ev.test_windows:,} test windows · {ev.data_source} · run {ev.run_id}")
-    table = Table("model / trial", "architecture", "val MAE", "test MAE", "baseline test MAE",
-                  "skill", title=title, caption=caption)
-    table.add_row(f"trial {ev.trial} ({ev.driver or '?'})", ev.architecture,
-                  f"{ev.val_mae:.4f}", f"{ev.test_mae:.4f}", f"{ev.baseline_test_mae:.4f}",
-                  f"{ev.test_skill:+.1%}")
+    caption = f"{ev.test_windows:,} test windows · {ev.data_source} · run {ev.run_id}"
+    table = Table(
+        "model / trial",
+        "architecture",
+        "val MAE",
+        "test MAE",
+        "baseline test MAE",
+        "skill",
+        title=title,
+        caption=caption,
+    )
+    table.add_row(
+        f"trial {ev.trial} ({ev.driver or '?'})",
+        ev.architecture,
+        f"{ev.val_mae:.4f}",
+        f"{ev.test_mae:.4f}",
+        f"{ev.baseline_test_mae:.4f}",
+        f"{ev.test_skill:+.1%}",
+    )
     base_val = f"{ev.baseline_val_mae:.4f}" if ev.baseline_val_mae is not None else ""
     table.add_row("persistence", "last T", base_val, f"{ev.baseline_test_mae:.4f}", "", "0.0%")
     con.print(table)
-    con.print(f"test evaluation #{ev.evaluation} of this run recorded (metrics test_mae, "
-              "test_skill, baseline_test_mae; tags test_evaluations, test_evaluated_at)")
+    con.print(
+        f"test evaluation #{ev.evaluation} of this run recorded (metrics test_mae, "
+        "test_skill, baseline_test_mae; tags test_evaluations, test_evaluated_at)"
+    )
     if ev.model_uri:
         con.print(f"registered {ev.registered_model} version {ev.version} as {ev.model_uri}")
     return 0
@@ -337,14 +416,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return 0
     con = _console()
     if fc.invalid_rows:
-        con.print(f"[yellow]warning:[/] {fc.invalid_rows} rows of the window were filled in "
-                  "by the loader inside a long gap of the record")
+        con.print(
+            f"[yellow]warning:[/] {fc.invalid_rows} rows of the window were filled in "
+            "by the loader inside a long gap of the record"
+        )
     table = Table("", "time", "T (°C)", title=f"24-hour forecast · {args.model} · {ds.source}")
     table.add_row("last record", f"{fc.last_time:%Y-%m-%d %H:%M}", f"{fc.persistence:.2f}")
-    table.add_row("[bold]forecast[/]", f"[bold]{fc.target_time:%Y-%m-%d %H:%M}[/]",
-                  f"[bold]{fc.forecast:.2f}[/]")
-    table.add_row("persistence (last T)", f"{fc.target_time:%Y-%m-%d %H:%M}",
-                  f"{fc.persistence:.2f}")
+    table.add_row(
+        "[bold]forecast[/]",
+        f"[bold]{fc.target_time:%Y-%m-%d %H:%M}[/]",
+        f"[bold]{fc.forecast:.2f}[/]",
+    )
+    table.add_row(
+        "persistence (last T)", f"{fc.target_time:%Y-%m-%d %H:%M}", f"{fc.persistence:.2f}"
+    )
     con.print(table)
     return 0
 
@@ -353,7 +438,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
     result = write_report(
-        args.experiment, out=args.out, tracking_uri=args.tracking_uri, storage=args.storage,
+        args.experiment,
+        out=args.out,
+        tracking_uri=args.tracking_uri,
+        storage=args.storage,
         log=not args.no_log,
     )
     print(f"wrote {result.html}")
@@ -378,13 +466,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="inspect or generate data")
     dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
-    p = dsub.add_parser("info", help="rows, time span, defects found and repaired, column statistics")
+    p = dsub.add_parser(
+        "info", help="rows, time span, defects found and repaired, column statistics"
+    )
     _add_data(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=cmd_data_info)
     p = dsub.add_parser("synth", help="write the synthetic Jena-like record as a Jena-format CSV")
     p.add_argument("--out", required=True, type=Path, help="CSV file to write")
-    p.add_argument("--rows", type=int, default=420_551, help="rows (default: 420,551 as the real file)")
+    p.add_argument(
+        "--rows", type=int, default=420_551, help="rows (default: 420,551 as the real file)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--defects", action="store_true", help="inject the real file's known defects")
     p.set_defaults(func=cmd_data_synth)
@@ -404,11 +496,19 @@ def _add_model_commands(sub: Any) -> None:
     p = sub.add_parser("train", help="train one configuration; print val MAE next to the baseline")
     p.add_argument("--model", help="a named book model (listed by `jena space`)")
     p.add_argument("--config", help="a TOML or JSON file of hyperparameters")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a hyperparameter (repeatable), e.g. --set units=32")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a hyperparameter (repeatable), e.g. --set units=32",
+    )
     _add_data(p)
-    p.add_argument("--preset", default=None, choices=("book2", "book1"),
-                   help="split preset (default: the model's edition, else book2)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        choices=("book2", "book1"),
+        help="split preset (default: the model's edition, else book2)",
+    )
     p.add_argument("--epochs", type=int, default=10, help="maximum epochs (default: 10)")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="training batches per epoch")
     p.add_argument("--validation-steps", type=int, default=None, help="validation batches")
@@ -421,43 +521,74 @@ def _add_model_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_space)
 
-    p = sub.add_parser("sweep", help="run or resume a sweep (Optuna or Keras Tuner), tracked in MLflow")
-    p.add_argument("sweep", nargs="?", default="default",
-                   help="sweep file, or the name of one in sweeps/ (default: default)")
-    p.add_argument("--data", default=None, metavar="SOURCE", help=DATA_HELP + " (overrides the file)")
+    p = sub.add_parser(
+        "sweep", help="run or resume a sweep (Optuna or Keras Tuner), tracked in MLflow"
+    )
+    p.add_argument(
+        "sweep",
+        nargs="?",
+        default="default",
+        help="sweep file, or the name of one in sweeps/ (default: default)",
+    )
+    p.add_argument(
+        "--data", default=None, metavar="SOURCE", help=DATA_HELP + " (overrides the file)"
+    )
     p.add_argument("--trials", type=int, default=None, help="total trials (over all invocations)")
     p.add_argument("--workers", type=int, default=None, help="worker processes on this machine")
     p.add_argument("--timeout-minutes", type=float, default=None, help="time budget of this run")
     p.add_argument("--name", default=None, help="sweep (= MLflow experiment, Optuna study) name")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
-    p.add_argument("--storage", default=None,
-                   help="Optuna storage: journal:PATH, sqlite:///PATH, postgresql://..., memory")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a sweep-file key (fidelity.max_epochs=2) or fix a hyperparameter "
-                   "(units=32)")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage: journal:PATH, sqlite:///PATH, postgresql://..., memory",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a sweep-file key (fidelity.max_epochs=2) or fix a hyperparameter (units=32)",
+    )
     p.add_argument("--json", action="store_true", help="also print the summary as JSON")
     p.set_defaults(func=cmd_sweep)
 
 
 def _add_eval_commands(sub: Any) -> None:
-    p = sub.add_parser("best", help="evaluate a sweep's best model once on the test split; "
-                       "register it (models:/jena-temperature@champion)")
+    p = sub.add_parser(
+        "best",
+        help="evaluate a sweep's best model once on the test split; "
+        "register it (models:/jena-temperature@champion)",
+    )
     p.add_argument("--experiment", required=True, help="sweep (MLflow experiment) name")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
-    p.add_argument("--data", default=None, metavar="SOURCE",
-                   help=DATA_HELP + " (default: the data source recorded on the trial's run)")
-    p.add_argument("--register-name", default="jena-temperature",
-                   help="registered model name (default: jena-temperature; '' skips the registry)")
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="SOURCE",
+        help=DATA_HELP + " (default: the data source recorded on the trial's run)",
+    )
+    p.add_argument(
+        "--register-name",
+        default="jena-temperature",
+        help="registered model name (default: jena-temperature; '' skips the registry)",
+    )
     p.add_argument("--alias", default="champion", help="registry alias (default: champion)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_best)
 
     p = sub.add_parser("predict", help="forecast the temperature 24 h after the last row of a CSV")
-    p.add_argument("--model", default="models:/jena-temperature@champion",
-                   help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID[/PATH] "
-                   "(default: models:/jena-temperature@champion)")
-    p.add_argument("--data", required=True, metavar="FILE.csv",
-                   help="the last days of records in the Jena CSV format")
+    p.add_argument(
+        "--model",
+        default="models:/jena-temperature@champion",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID[/PATH] "
+        "(default: models:/jena-temperature@champion)",
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE.csv",
+        help="the last days of records in the Jena CSV format",
+    )
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_predict)
@@ -466,10 +597,16 @@ def _add_eval_commands(sub: Any) -> None:
     p.add_argument("--experiment", required=True, help="sweep (MLflow experiment) name")
     p.add_argument("--out", default=None, type=Path, help="output folder (default: reports/NAME)")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
-    p.add_argument("--storage", default=None,
-                   help="Optuna storage of the sweep (default: journal:mlruns/optuna/NAME.journal)")
-    p.add_argument("--no-log", action="store_true",
-                   help="do not log the report to the sweep's latest parent run")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage of the sweep (default: journal:mlruns/optuna/NAME.journal)",
+    )
+    p.add_argument(
+        "--no-log",
+        action="store_true",
+        help="do not log the report to the sweep's latest parent run",
+    )
     p.set_defaults(func=cmd_report)
 
 

@@ -267,8 +267,13 @@ def _suggest(key: str, known: typing.Iterable[str]) -> str:
 
 
 def _type_name(hint: Any) -> str:
-    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string",
-             type(None): "unset"}
+    names = {
+        bool: "true/false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        type(None): "unset",
+    }
     if hint in names:
         return names[hint]
     origin = typing.get_origin(hint)

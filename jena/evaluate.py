@@ -711,8 +711,15 @@ def _register(
             if v.source == source
         ]
         with _quiet():
-            version = found[0] if found else client.create_model_version(
-                name, source, run_id=ev.run_id, description=f"trial {ev.trial} of {ev.experiment}"
+            version = (
+                found[0]
+                if found
+                else client.create_model_version(
+                    name,
+                    source,
+                    run_id=ev.run_id,
+                    description=f"trial {ev.trial} of {ev.experiment}",
+                )
             )
         for key, value in {
             "experiment": ev.experiment,

@@ -40,8 +40,13 @@ def feature_matrix(
     cols = [frame[c].to_numpy(np.float64) for c in COLUMNS]
     if wind_vector:
         rad = np.deg2rad(frame["wd (deg)"].to_numpy(np.float64))
-        wv, mwv = frame["wv (m/s)"].to_numpy(np.float64), frame["max. wv (m/s)"].to_numpy(np.float64)
-        keep = [i for i, c in enumerate(COLUMNS) if c not in ("wv (m/s)", "max. wv (m/s)", "wd (deg)")]
+        wv, mwv = (
+            frame["wv (m/s)"].to_numpy(np.float64),
+            frame["max. wv (m/s)"].to_numpy(np.float64),
+        )
+        keep = [
+            i for i, c in enumerate(COLUMNS) if c not in ("wv (m/s)", "max. wv (m/s)", "wd (deg)")
+        ]
         cols = [cols[i] for i in keep]
         names = [names[i] for i in keep]
         cols += [wv * np.cos(rad), wv * np.sin(rad), mwv * np.cos(rad), mwv * np.sin(rad)]
@@ -158,7 +163,7 @@ class Prepared:
         sequence_length: int | None = None,
         mode: Mode | None = None,
     ) -> tuple[float, int]:
-        """The common-sense baseline: the last temperature of the window predicts the target (°C)."""
+        """Persistence: the window's last temperature predicts the target. MAE in °C."""
         r = sampling_rate or self.preset.sampling_rate
         n = sequence_length or self.preset.sequence_length
         s = self.starts(split, r, n, mode)

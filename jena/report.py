@@ -244,8 +244,10 @@ def _optuna_study(
     drivers = set(frame["driver"].dropna())
     reason = ""
     if drivers == {"optuna"}:
-        url = storage or _storage_from_parent(client, parent) or (
-            f"journal:mlruns/optuna/{experiment}.journal"
+        url = (
+            storage
+            or _storage_from_parent(client, parent)
+            or (f"journal:mlruns/optuna/{experiment}.journal")
         )
         try:
             study = _load_study(url, experiment)
@@ -278,6 +280,11 @@ def _storage_from_parent(client: Any, parent: Any) -> str | None:
             except Exception:
                 continue
             text = path.read_text()
+            candidate = Path(text.strip()) if "\n" not in text.strip() else None
+            if candidate is not None and candidate.suffix in (".toml", ".json"):
+                with contextlib.suppress(OSError):  # a run that logged the file's path only
+                    text = candidate.read_text()
+                    name = candidate.name
             try:
                 raw = tomllib.loads(text) if name.endswith(".toml") else json.loads(text)
             except (tomllib.TOMLDecodeError, json.JSONDecodeError):
@@ -537,11 +544,14 @@ def write_report(
         table = table.replace("</tbody>", base_row + "</tbody>")
         sections.append(
             "<h2>Leaderboard</h2>"
-            + _figure("leaderboard.png", "leaderboard bar chart",
-                      "Best validation MAE per architecture (or named book model); grey: the "
-                      "persistence baseline. Lower is better.")
+            + _figure(
+                "leaderboard.png",
+                "leaderboard bar chart",
+                "Best validation MAE per architecture (or named book model); grey: the "
+                "persistence baseline. Lower is better.",
+            )
             + table
-            + "<p class=\"meta\">Skill = 1 − model / persistence on the trial's own validation "
+            + '<p class="meta">Skill = 1 − model / persistence on the trial\'s own validation '
             "windows (its sequence length and validation subset); the persistence row and the "
             "grey bar use the preset's full validation windows. Test MAE appears once "
             "<code>jena best</code> has evaluated that trial.</p>"
@@ -562,8 +572,11 @@ def write_report(
         result.figures.append(fig_curves(curves, baseline, folder / "learning_curves.png"))
         sections.append(
             "<h2>Training and validation MAE</h2>"
-            + _figure("learning_curves.png", "learning curves",
-                      f"Per-epoch MAE (°C) of the top {len(curves)} completed trials.")
+            + _figure(
+                "learning_curves.png",
+                "learning curves",
+                f"Per-epoch MAE (°C) of the top {len(curves)} completed trials.",
+            )
         )
     else:
         sections.append("<h2>Training and validation MAE</h2>" + _note("No epoch history."))
@@ -606,9 +619,7 @@ def write_report(
              {}),
         ):  # fmt: skip
             try:
-                result.figures.append(
-                    _optuna_figure(draw, study, folder / name, size, **kwargs)
-                )
+                result.figures.append(_optuna_figure(draw, study, folder / name, size, **kwargs))
                 sections.append(_figure(name, name.removesuffix(".png"), title))
             except Exception as exc:  # too few trials, no varying parameter, ...
                 message = f"{name.removesuffix('.png').replace('_', ' ')}: not drawn ({exc})"
@@ -629,8 +640,11 @@ def write_report(
     if rows:
         sections.append(
             f"<h2>Top {len(rows)} trials</h2>"
-            + _table(["trial", "driver", "architecture", "val MAE (°C)", "seconds",
-                      "proposed values"], rows, numeric={3, 4})
+            + _table(
+                ["trial", "driver", "architecture", "val MAE (°C)", "seconds", "proposed values"],
+                rows,
+                numeric={3, 4},
+            )
         )
 
     # -- page ----------------------------------------------------------------------
@@ -664,10 +678,26 @@ def _champion_section(client: Any, champion: pd.Series, folder: Path, result: Re
     uses = row.get(f"tags.{TAG_COUNT}")
     parts = [
         _table(
-            ["trial", "architecture", "val MAE (°C)", "test MAE (°C)",
-             "persistence test MAE (°C)", "skill", "test evaluations"],
-            [[f"{row['number']} ({row.get('driver')})", _label(row), _fmt(row["val_mae"]),
-              _fmt(test_mae), _fmt(base), _fmt(skill, "+.1%"), str(uses or "?")]],
+            [
+                "trial",
+                "architecture",
+                "val MAE (°C)",
+                "test MAE (°C)",
+                "persistence test MAE (°C)",
+                "skill",
+                "test evaluations",
+            ],
+            [
+                [
+                    f"{row['number']} ({row.get('driver')})",
+                    _label(row),
+                    _fmt(row["val_mae"]),
+                    _fmt(test_mae),
+                    _fmt(base),
+                    _fmt(skill, "+.1%"),
+                    str(uses or "?"),
+                ]
+            ],
             numeric={2, 3, 4, 5, 6},
         )
     ]

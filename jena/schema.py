@@ -43,12 +43,13 @@ HEADER_LINE = ",".join(f'"{c}"' for c in (DATE_COLUMN, *COLUMNS))
 JENA_FILENAME = "jena_climate_2009_2016.csv"
 JENA_ROWS = 420_551
 JENA_FIRST_ROW = (
-    "01.01.2009 00:10:00,996.52,-8.02,265.40,-8.90,93.30,3.33,3.11,0.22,1.94,3.12,1307.75,1.03,1.75,152.30"
+    "01.01.2009 00:10:00,996.52,-8.02,265.40,-8.90,93.30,3.33,3.11,0.22,1.94,3.12,1307.75,"
+    "1.03,1.75,152.30"
 )
 
 
 def write_jena_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write ``frame`` in the exact Jena format: quoted header, ``dd.mm.YYYY HH:MM:SS``, two decimals.
+    """Write ``frame`` in the exact Jena format (quoted header, dd.mm.YYYY HH:MM:SS, 2 decimals).
 
     ``frame`` has a DatetimeIndex (or a ``Date Time`` column of timestamps) and the 14 columns.
     The file is written to a temporary name and renamed, so a crash never leaves half a file.

@@ -124,7 +124,8 @@ class SplitPreset:
             hours = (n - 1) * r / 6
             raise ConfigError(
                 f"a window of {n} steps every {r} rows ({hours:g} h of history) plus the 24 h "
-                f"horizon does not fit the {split} split of {hi - lo} rows ({self.name}, {rows} rows "
+                f"horizon does not fit the {split} split of {hi - lo} rows "
+                f"({self.name}, {rows} rows "
                 "in all): use a shorter sequence_length or sampling_rate, or more data"
             )
         return lo, stop

@@ -137,16 +137,27 @@ def train(
     targets = prepared.targets(offset, normalised)
 
     train_ds = WindowDataset(
-        prepared.x, targets, prepared.starts("train", r, n),
-        sequence_length=n, sampling_rate=r, batch_size=config.batch_size,
-        shuffle=True, seed=config.seed, limit=fidelity.steps_per_epoch,
+        prepared.x,
+        targets,
+        prepared.starts("train", r, n),
+        sequence_length=n,
+        sampling_rate=r,
+        batch_size=config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        limit=fidelity.steps_per_epoch,
     )
     val_starts = prepared.starts("val", r, n)
     if fidelity.validation_steps is not None:
         val_starts = _evenly(val_starts, fidelity.validation_steps * config.batch_size)
     val_ds = WindowDataset(
-        prepared.x, targets, val_starts,
-        sequence_length=n, sampling_rate=r, batch_size=config.batch_size, shuffle=False,
+        prepared.x,
+        targets,
+        val_starts,
+        sequence_length=n,
+        sampling_rate=r,
+        batch_size=config.batch_size,
+        shuffle=False,
     )
     last = prepared.temperature[val_starts + (n - 1) * r]
     baseline = float(np.mean(np.abs(last - prepared.temperature[val_starts + offset])))
@@ -154,23 +165,30 @@ def train(
     seed_everything(config.seed)
     model = build_model(config, (n, prepared.features))
     result = TrialResult(
-        state="completed", val_mae=None, baseline_val_mae=baseline, best_epoch=None,
-        param_count=int(model.count_params()), data_config=_data_config(prepared, config),
+        state="completed",
+        val_mae=None,
+        baseline_val_mae=baseline,
+        best_epoch=None,
+        param_count=int(model.count_params()),
+        data_config=_data_config(prepared, config),
     )
     scale = prepared.target_std if normalised else 1.0  # training units → °C
     tracker = _BestWeights(scale, result, on_epoch, on_batch, fidelity.patience)
     started = time.perf_counter()
     try:
         model.fit(
-            train_ds, validation_data=val_ds, epochs=fidelity.max_epochs,
-            callbacks=[tracker], verbose=0,
+            train_ds,
+            validation_data=val_ds,
+            epochs=fidelity.max_epochs,
+            callbacks=[tracker],
+            verbose=0,
         )
     except TrialPruned as exc:
         result.state, result.reason = "pruned", str(exc) or "pruned"
     result.duration_s = time.perf_counter() - started
     if tracker.nan_epoch is not None:
         result.state = "failed"
-        result.reason = f"NaN loss in epoch {tracker.nan_epoch}"
+        result.reason = f"NaN loss (or NaN weights) in epoch {tracker.nan_epoch}"
         result.val_mae = None
         return result
     if tracker.best_weights is not None:
@@ -256,8 +274,14 @@ class _BestWeights(_callback_base()):  # type: ignore[misc]
             return
         val = metrics["val_mae"]
         if math.isfinite(val) and (self.best is None or val < self.best):
+            weights = self.model.get_weights()
+            if not all(np.isfinite(w).all() for w in weights):
+                # NaN can hide behind a finite loss (relu maps NaN to 0): a failed run all the same
+                self.nan_epoch = epoch + 1
+                self.model.stop_training = True
+                return
             self.best, self.best_epoch, self._wait = val, epoch + 1, 0
-            self.best_weights = self.model.get_weights()
+            self.best_weights = weights
         else:
             self._wait += 1
             if self._wait >= self.patience:

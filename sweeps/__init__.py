@@ -7,6 +7,7 @@ and records it with the one MLflow convention of ``jena.tracking``.
 
 import logging
 import warnings
+from typing import Any
 
 from .config import SweepConfig, apply_overrides, load
 
@@ -18,7 +19,8 @@ warnings.filterwarnings("ignore", message=".*is an experimental feature.*")
 __all__ = ["SweepConfig", "apply_overrides", "load", "run_sweep"]
 
 
-def run_sweep(cfg: SweepConfig, **kwargs: object) -> object:
+def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> dict[str, Any]:
+    """Run or resume the sweep ``cfg``; returns its summary (see ``sweeps._common.run_sweep``)."""
     from ._common import run_sweep as _run
 
-    return _run(cfg, **kwargs)
+    return _run(cfg, console=console, quiet=quiet)

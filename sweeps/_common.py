@@ -70,7 +70,9 @@ class SweepContext:
             from jena.models import PRESET_DATA, PRESET_EPOCHS, PRESET_STEPS_PER_EPOCH, PRESETS
 
             if model_preset not in PRESETS:
-                raise ConfigError(f"unknown model preset {model_preset!r}: known {', '.join(PRESETS)}")
+                raise ConfigError(
+                    f"unknown model preset {model_preset!r}: known {', '.join(PRESETS)}"
+                )
             data_preset = PRESET_DATA[model_preset]
             base = PRESETS[model_preset].replace(seed=self.cfg.seed)
             if self.cfg.fidelity.preset_epochs:
@@ -127,7 +129,9 @@ def summarise(config: TrialConfig, model_preset: str | None) -> str:
     )
 
 
-def trial_tags(ctx: SweepContext, config: TrialConfig, data_preset: str, model_preset: str | None) -> dict[str, str]:
+def trial_tags(
+    ctx: SweepContext, config: TrialConfig, data_preset: str, model_preset: str | None
+) -> dict[str, str]:
     cache = ctx.cache(data_preset)
     tags = {
         "driver": ctx.cfg.driver,
@@ -174,12 +178,21 @@ def run_trial(
     except Exception as exc:  # an invalid point fails before training; the sweep goes on
         reason = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
         ctx.events.trial_started(number, "invalid configuration", 0)
-        with ctx.tracker.trial(ctx.parent_run_id, number, values, {"driver": ctx.cfg.driver}) as run:
-            run.finish("failed", val_mae=None, val_skill=None, reason=reason,
-                       duration_s=time.perf_counter() - started, param_count=None)
+        with ctx.tracker.trial(
+            ctx.parent_run_id, number, values, {"driver": ctx.cfg.driver}
+        ) as run:
+            run.finish(
+                "failed",
+                val_mae=None,
+                val_skill=None,
+                reason=reason,
+                duration_s=time.perf_counter() - started,
+                param_count=None,
+            )
         ctx.events.trial_finished(number, "failed", None, time.perf_counter() - started)
-        return TrialResult(state="failed", val_mae=None, baseline_val_mae=math.nan,
-                           best_epoch=None, reason=reason)
+        return TrialResult(
+            state="failed", val_mae=None, baseline_val_mae=math.nan, best_epoch=None, reason=reason
+        )
 
     ctx.events.trial_started(number, summary, fidelity.max_epochs)
     with ctx.tracker.trial(ctx.parent_run_id, number, params, tags) as run:
@@ -193,17 +206,30 @@ def run_trial(
         try:
             result = train(config, ctx.cache(data_preset), fidelity, on_epoch=on_epoch)
         except ConfigError as exc:
-            result = TrialResult(state="failed", val_mae=None, baseline_val_mae=math.nan,
-                                 best_epoch=None, reason=str(exc))
+            result = TrialResult(
+                state="failed",
+                val_mae=None,
+                baseline_val_mae=math.nan,
+                best_epoch=None,
+                reason=str(exc),
+            )
         except TrialPruned:  # pragma: no cover - train() turns it into state "pruned"
             raise
         except Exception as exc:  # a trial that raises fails; the sweep goes on
-            result = TrialResult(state="failed", val_mae=None, baseline_val_mae=math.nan,
-                                 best_epoch=None, reason=f"{type(exc).__name__}: {exc}")
+            result = TrialResult(
+                state="failed",
+                val_mae=None,
+                baseline_val_mae=math.nan,
+                best_epoch=None,
+                reason=f"{type(exc).__name__}: {exc}",
+            )
         if result.state == "completed" and result.model is not None:
             run.log_model(result.model, result.data_config)
-        run.log_metrics({"baseline_val_mae": result.baseline_val_mae}
-                        if math.isfinite(result.baseline_val_mae) else {})
+        run.log_metrics(
+            {"baseline_val_mae": result.baseline_val_mae}
+            if math.isfinite(result.baseline_val_mae)
+            else {}
+        )
         run.finish(
             result.state,
             val_mae=result.val_mae,
@@ -230,13 +256,23 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
     tracker = Tracker(cfg.storage.tracking_uri, experiment=cfg.name)
     definition = cfg.path if cfg.path else cfg.to_dict()
     params = {
-        "driver": cfg.driver, "trials": cfg.trials, "workers": cfg.workers, "seed": cfg.seed,
-        "data_source": ds.source, "data_preset": cfg.data.preset,
+        "driver": cfg.driver,
+        "trials": cfg.trials,
+        "workers": cfg.workers,
+        "seed": cfg.seed,
+        "data_source": ds.source,
+        "data_preset": cfg.data.preset,
         "sampler": cfg.sampler.type if cfg.driver == "optuna" else cfg.tuner.type,
         "max_epochs": cfg.fidelity.max_epochs,
     }
-    tags = {**standard_tags(), "driver": cfg.driver, "sweep": cfg.name,
-            "data_source": ds.source, "data_digest": ds.digest, "preset": cfg.data.preset}
+    tags = {
+        **standard_tags(),
+        "driver": cfg.driver,
+        "sweep": cfg.name,
+        "data_source": ds.source,
+        "data_digest": ds.digest,
+        "preset": cfg.data.preset,
+    }
     with tracker.start_sweep(definition=definition, params=params, tags=tags) as parent:
         parent.log_metrics({"baseline_val_mae": baseline})
         if cfg.driver == "optuna":
@@ -244,11 +280,17 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
         else:
             from . import kerastuner_driver as driver  # type: ignore[no-redef]
         done_before, best_before = driver.previous(cfg)
+        best_so_far = driver.best(cfg) if done_before else None
         deadline = time.monotonic() + cfg.timeout_minutes * 60 if cfg.timeout_minutes else None
         board = Board(
-            f"sweep {cfg.name} · {cfg.driver}/{params['sampler']} · {ds.source} · {cfg.data.preset}",
-            total=cfg.trials, done_before=done_before, baseline=baseline,
-            best_before=best_before, deadline=deadline,
+            f"sweep {cfg.name} · {cfg.driver}/{params['sampler']} · {ds.source} · "
+            f"{cfg.data.preset}",
+            total=cfg.trials,
+            done_before=done_before,
+            baseline=baseline,
+            best_before=best_before,
+            deadline=deadline,
+            best_number_before=best_so_far["number"] if best_so_far else None,
         )
         ctx = make_context(cfg, board, parent.run_id)
         ctx.caches[cfg.data.preset] = cache
@@ -261,16 +303,24 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
         if best is not None:
             parent.log_best(best["number"], best["params"], best["val_mae"])
         parent.log_metrics({k: float(v) for k, v in board.counts.items()})
-    summary = {"experiment": cfg.name, "parent_run_id": parent.run_id, "baseline_val_mae": baseline,
-               "counts": board.counts, "finished": board.finished, "best": best,
-               "tracking_uri": tracker.tracking_uri}
+    summary = {
+        "experiment": cfg.name,
+        "parent_run_id": parent.run_id,
+        "baseline_val_mae": baseline,
+        "counts": board.counts,
+        "finished": board.finished,
+        "best": best,
+        "tracking_uri": tracker.tracking_uri,
+    }
     if not quiet:
         console.print()
         print_summary(cfg, tracker, baseline, console)
     return summary
 
 
-def print_summary(cfg: SweepConfig, tracker: Any, baseline: float, console: Any, top: int = 10) -> None:
+def print_summary(
+    cfg: SweepConfig, tracker: Any, baseline: float, console: Any, top: int = 10
+) -> None:
     from jena.tracking import trials_frame
 
     frame = trials_frame(tracker.tracking_uri, cfg.name)
@@ -279,8 +329,11 @@ def print_summary(cfg: SweepConfig, tracker: Any, baseline: float, console: Any,
         done = frame[frame["state"] == "completed"].sort_values("val_mae").head(top)
         for _, r in done.iterrows():
             row = {k: r.get(k) for k in ("number", "driver", "val_mae", "state")}
-            row["architecture"] = r.get("tags.model_preset") if isinstance(
-                r.get("tags.model_preset"), str) else r.get("tags.architecture")
+            row["architecture"] = (
+                r.get("tags.model_preset")
+                if isinstance(r.get("tags.model_preset"), str)
+                else r.get("tags.architecture")
+            )
             count = r.get("param_count")
             row["param_count"] = f"{int(count):,}" if count == count and count is not None else ""
             rows.append(row)

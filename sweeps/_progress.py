@@ -23,7 +23,9 @@ from rich.text import Text
 class Events(Protocol):
     def trial_started(self, number: int, summary: str, max_epochs: int) -> None: ...
     def epoch(self, number: int, epoch: int, val_mae: float) -> None: ...
-    def trial_finished(self, number: int, state: str, val_mae: float | None, seconds: float) -> None: ...
+    def trial_finished(
+        self, number: int, state: str, val_mae: float | None, seconds: float
+    ) -> None: ...
 
 
 @dataclass
@@ -43,7 +45,7 @@ def _fmt_time(seconds: float) -> str:
 
 
 class Board:
-    """Counts, best so far against the baseline, running trials, time and an estimate of the rest."""
+    """Counts, best so far vs the baseline, running trials, elapsed and remaining time."""
 
     def __init__(
         self,
@@ -53,6 +55,7 @@ class Board:
         done_before: int = 0,
         baseline: float | None = None,
         best_before: float | None = None,
+        best_number_before: int | None = None,
         deadline: float | None = None,
     ) -> None:
         self.title = title
@@ -60,7 +63,7 @@ class Board:
         self.done_before = done_before
         self.baseline = baseline
         self.best = best_before
-        self.best_number: int | None = None
+        self.best_number: int | None = best_number_before
         self.deadline = deadline  # time.monotonic() value or None
         self.counts = {"completed": 0, "pruned": 0, "failed": 0}
         self.running: dict[int, _Running] = {}
@@ -76,11 +79,17 @@ class Board:
             self.running[number].epoch = epoch
             self.running[number].val_mae = val_mae
 
-    def trial_finished(self, number: int, state: str, val_mae: float | None, seconds: float) -> None:
+    def trial_finished(
+        self, number: int, state: str, val_mae: float | None, seconds: float
+    ) -> None:
         self.running.pop(number, None)
         self.counts[state] = self.counts.get(state, 0) + 1
         self._durations.append(seconds)
-        if state == "completed" and val_mae is not None and (self.best is None or val_mae < self.best):
+        if (
+            state == "completed"
+            and val_mae is not None
+            and (self.best is None or val_mae < self.best)
+        ):
             self.best, self.best_number = val_mae, number
 
     # display
@@ -113,9 +122,12 @@ class Board:
             if self.best_number is not None:
                 best += f" (trial {self.best_number})"
             if self.baseline:
-                best += f"   persistence {self.baseline:.4f} °C   skill {1 - self.best / self.baseline:+.1%}"
+                skill = 1 - self.best / self.baseline
+                best += f"   persistence {self.baseline:.4f} °C   skill {skill:+.1%}"
         else:
-            best = "best val MAE —" + (f"   persistence {self.baseline:.4f} °C" if self.baseline else "")
+            best = "best val MAE —" + (
+                f"   persistence {self.baseline:.4f} °C" if self.baseline else ""
+            )
         eta = self.eta()
         times = f"elapsed {_fmt_time(time.monotonic() - self.started)}" + (
             f"   remaining ≈ {_fmt_time(eta)}" if eta is not None else ""
@@ -130,7 +142,7 @@ class Board:
                 "—" if math.isnan(r.val_mae) else f"{r.val_mae:.4f}",
                 r.summary,
             )
-        parts = [head, line, Text(best), Text(times)]
+        parts: list[Any] = [head, line, Text(best), Text(times)]
         if self.running:
             parts.append(table)
         return Group(*parts)
@@ -163,7 +175,9 @@ class QueueSink:
     def epoch(self, number: int, epoch: int, val_mae: float) -> None:
         self.q.put(("epoch", (number, epoch, val_mae)))
 
-    def trial_finished(self, number: int, state: str, val_mae: float | None, seconds: float) -> None:
+    def trial_finished(
+        self, number: int, state: str, val_mae: float | None, seconds: float
+    ) -> None:
         self.q.put(("trial_finished", (number, state, val_mae, seconds)))
 
 
@@ -183,7 +197,16 @@ def pump(q: Any, board: Board, timeout: float = 0.25) -> None:
 def summary_table(rows: list[dict[str, Any]], baseline: float | None, title: str) -> Table:
     """Top trials next to the persistence baseline."""
     table = Table(title=title)
-    for col in ("rank", "trial", "driver", "architecture", "val MAE °C", "skill", "params", "state"):
+    for col in (
+        "rank",
+        "trial",
+        "driver",
+        "architecture",
+        "val MAE °C",
+        "skill",
+        "params",
+        "state",
+    ):
         table.add_column(col, justify="right" if col in ("rank", "trial", "params") else "left")
     if baseline is not None:
         table.add_row("", "", "", "persistence", f"{baseline:.4f}", "0.0%", "0", "baseline")

@@ -93,34 +93,47 @@ class SweepConfig:
     def validate(self) -> SweepConfig:
         where = self.path or "sweep"
         if self.driver not in ("optuna", "kerastuner"):
-            raise ConfigError(f"{where}: driver: expected 'optuna' or 'kerastuner', got {self.driver!r}")
+            raise ConfigError(
+                f"{where}: driver: expected 'optuna' or 'kerastuner', got {self.driver!r}"
+            )
         if self.trials < 1:
             raise ConfigError(f"{where}: trials: must be at least 1, got {self.trials}")
         if self.workers < 1:
             raise ConfigError(f"{where}: workers: must be at least 1, got {self.workers}")
+        if self.workers > 1 and self.driver == "kerastuner":
+            raise ConfigError(
+                f"{where}: workers: the Keras Tuner driver runs one worker (its distributed mode "
+                "needs an oracle server); use driver = 'optuna' for several workers"
+            )
         if self.timeout_minutes is not None and self.timeout_minutes <= 0:
             raise ConfigError(f"{where}: timeout_minutes: must be positive")
         if self.sampler.type not in OPTUNA_SAMPLERS:
             raise ConfigError(
-                f"{where}: [sampler].type: {self.sampler.type!r} is not one of {', '.join(OPTUNA_SAMPLERS)}"
+                f"{where}: [sampler].type: {self.sampler.type!r} is not one of "
+                f"{', '.join(OPTUNA_SAMPLERS)}"
             )
         if self.pruner.type not in OPTUNA_PRUNERS:
             raise ConfigError(
-                f"{where}: [pruner].type: {self.pruner.type!r} is not one of {', '.join(OPTUNA_PRUNERS)}"
+                f"{where}: [pruner].type: {self.pruner.type!r} is not one of "
+                f"{', '.join(OPTUNA_PRUNERS)}"
             )
         if self.tuner.type not in KERASTUNER_TUNERS:
             raise ConfigError(
-                f"{where}: [tuner].type: {self.tuner.type!r} is not one of {', '.join(KERASTUNER_TUNERS)}"
+                f"{where}: [tuner].type: {self.tuner.type!r} is not one of "
+                f"{', '.join(KERASTUNER_TUNERS)}"
             )
         bad = [o for o in self.objectives if o not in OBJECTIVES]
         if bad or not self.objectives or self.objectives[0] != "val_mae":
             raise ConfigError(
-                f"{where}: objectives: the first must be 'val_mae', others from {', '.join(OBJECTIVES)}"
+                f"{where}: objectives: the first must be 'val_mae', others from "
+                f"{', '.join(OBJECTIVES)}"
             )
         if len(self.objectives) > 1 and self.driver != "optuna":
             raise ConfigError(f"{where}: objectives: several objectives need driver = 'optuna'")
         if len(self.objectives) > 1 and self.sampler.type not in ("nsga2", "random", "tpe", "gp"):
-            raise ConfigError(f"{where}: objectives: sampler {self.sampler.type!r} is single-objective")
+            raise ConfigError(
+                f"{where}: objectives: sampler {self.sampler.type!r} is single-objective"
+            )
         from jena.splits import PRESETS
 
         if self.data.preset not in PRESETS:
@@ -134,8 +147,9 @@ class SweepConfig:
             else:
                 SPACE.subspace([], self.space.fixed)
         except ConfigError as exc:
-            raise ConfigError(f"{where}: [space]: {exc}" if "fidelity" not in str(exc)
-                              else f"{where}: {exc}") from None
+            raise ConfigError(
+                f"{where}: [space]: {exc}" if "fidelity" not in str(exc) else f"{where}: {exc}"
+            ) from None
         return self
 
     def fidelity_obj(self) -> Any:
@@ -208,9 +222,7 @@ def _build(cls: type, raw: dict[str, Any], where: str, prefix: str = "") -> Any:
     for key, value in raw.items():
         full = f"{prefix}.{key}" if prefix else key
         if key not in names:
-            raise ConfigError(
-                f"{where}: unknown key {full!r} (known: {', '.join(sorted(names))})"
-            )
+            raise ConfigError(f"{where}: unknown key {full!r} (known: {', '.join(sorted(names))})")
         kwargs[key] = _check(value, hints[key], full, where)
     return cls(**kwargs)
 
@@ -234,7 +246,7 @@ def load(name_or_path: str | os.PathLike[str] = "default") -> SweepConfig:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     cfg = _build(SweepConfig, raw, str(path))
     cfg.path = str(path)
-    return cfg.validate()  # type: ignore[no-any-return]
+    return cfg.validate()
 
 
 _FIELDS = {f.name for f in dataclasses.fields(SweepConfig)}
@@ -269,4 +281,4 @@ def apply_overrides(cfg: SweepConfig, sets: list[str]) -> SweepConfig:
                 raw["space"]["include"] = [n for n in include if n != parts[2]]
     new = _build(SweepConfig, raw, "--set")
     new.path = cfg.path
-    return new.validate()  # type: ignore[no-any-return]
+    return new.validate()

@@ -149,7 +149,9 @@ def pruner(cfg: SweepConfig) -> optuna.pruners.BasePruner:
         return optuna.pruners.NopPruner()
     try:
         if kind == "median":
-            return optuna.pruners.MedianPruner(**{"n_startup_trials": 4, "n_warmup_steps": 1, **opts})
+            return optuna.pruners.MedianPruner(
+                **{"n_startup_trials": 4, "n_warmup_steps": 1, **opts}
+            )
         if kind == "halving":
             return optuna.pruners.SuccessiveHalvingPruner(**opts)
         if kind == "hyperband":
@@ -165,7 +167,9 @@ def study(cfg: SweepConfig, space: Space | None = None) -> optuna.Study:
     from ._common import make_space
 
     space = space or make_space(cfg)
-    directions = ["minimize"] * len(cfg.objectives)
+    directions: list[optuna.study.StudyDirection] = [optuna.study.StudyDirection.MINIMIZE] * len(
+        cfg.objectives
+    )
     return optuna.create_study(
         study_name=cfg.name,
         storage=storage(cfg),
@@ -177,7 +181,9 @@ def study(cfg: SweepConfig, space: Space | None = None) -> optuna.Study:
 
 
 # ------------------------------------------------------------------ space → trial
-def suggest(trial: optuna.Trial, space: Space, base: TrialConfig, presets: list[str] | None) -> dict[str, Any]:
+def suggest(
+    trial: optuna.Trial, space: Space, base: TrialConfig, presets: list[str] | None
+) -> dict[str, Any]:
     """Ask the trial for every free, active Param, in order (conditions see earlier values)."""
     if presets is not None:
         return {"preset": trial.suggest_categorical("preset", presets)}
@@ -264,16 +270,18 @@ def run(ctx: SweepContext, board: Board, deadline: float | None) -> None:
         raise
     failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
     if failed:
-        raise ConfigError(f"{len(failed)} of {len(procs)} sweep workers failed (exit codes {failed})")
+        raise ConfigError(
+            f"{len(failed)} of {len(procs)} sweep workers failed (exit codes {failed})"
+        )
 
 
-def _worker(cfg: SweepConfig, parent_run_id: str, q: Any, seconds_left: float | None, index: int) -> None:
+def _worker(
+    cfg: SweepConfig, parent_run_id: str, q: Any, seconds_left: float | None, index: int
+) -> None:
     ctx = make_context(cfg, QueueSink(q), parent_run_id)
     deadline = None if seconds_left is None else time.monotonic() + seconds_left
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # the trial already ended FAILED/KILLED
         loop(ctx, deadline)
-    except KeyboardInterrupt:
-        pass  # the trial already ended FAILED/KILLED; exit quietly
 
 
 def loop(ctx: SweepContext, deadline: float | None) -> None:
@@ -284,7 +292,10 @@ def loop(ctx: SweepContext, deadline: float | None) -> None:
     lock = lock_path(cfg)
     while deadline is None or time.monotonic() < deadline:
         with _locked(lock):
-            if len(s.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))) >= cfg.trials:
+            if (
+                len(s.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING)))
+                >= cfg.trials
+            ):
                 return
             trial = s.ask()
             trial.set_user_attr("host", socket.gethostname())

@@ -75,8 +75,19 @@ def sweep(
     """Run one tiny sweep invocation (quietly) and return its summary."""
     extra = "" if normalise is None else f", normalise_target = {str(normalise).lower()}"
     path = root / f"{name}-{driver}-{seed}.toml"
-    path.write_text(SWEEP.format(name=name, driver=driver, trials=trials, seed=seed, data=data,
-                                 uri=uri, root=root, architecture=architecture, extra=extra))
+    path.write_text(
+        SWEEP.format(
+            name=name,
+            driver=driver,
+            trials=trials,
+            seed=seed,
+            data=data,
+            uri=uri,
+            root=root,
+            architecture=architecture,
+            extra=extra,
+        )
+    )
     return run_sweep(load_sweep(path), quiet=True)  # type: ignore[return-value]
 
 
@@ -377,9 +388,12 @@ def test_reuse_warns_and_a_better_trial_moves_the_alias(
     model, cfg = load_trial_model(uri, evaluated["run_id"])
     tags = {k: run.data.tags[k] for k in ("architecture", "data_source", "data_digest", "preset")}
     tracker = Tracker(uri, experiment=EXPERIMENT)
-    with tracker.start_sweep(tags={"driver": "kerastuner"}) as parent, tracker.trial(
-        parent.run_id, 99, {"hp.units": 8}, {**tags, "driver": "kerastuner"}
-    ) as trial:
+    with (
+        tracker.start_sweep(tags={"driver": "kerastuner"}) as parent,
+        tracker.trial(
+            parent.run_id, 99, {"hp.units": 8}, {**tags, "driver": "kerastuner"}
+        ) as trial,
+    ):
         trial.log_model(model, cfg)
         trial.finish("completed", val_mae=evaluated["val_mae"] - 1.0)
     code, out, err = run_cli(capsys, "best", "--experiment", EXPERIMENT, "--tracking-uri", uri,

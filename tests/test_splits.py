@@ -77,30 +77,39 @@ def test_no_validation_or_test_row_influences_training(small, name):
     clean = prepare(small, preset, include_test=True)
 
     poisoned_frame = small.frame.copy()
-    poisoned_frame.iloc[b.train[1]:] = 999.0
-    poisoned = prepare(type(small)(poisoned_frame, small.valid, small.source, small.report),
-                       preset, include_test=True)
+    poisoned_frame.iloc[b.train[1] :] = 999.0
+    poisoned = prepare(
+        type(small)(poisoned_frame, small.valid, small.source, small.report),
+        preset,
+        include_test=True,
+    )
     np.testing.assert_array_equal(clean.mean, poisoned.mean)
     np.testing.assert_array_equal(clean.std, poisoned.std)
     for normalised in (False, True):
         for (x1, y1), (x2, y2) in zip(
             _batches(clean.windows("train", batch_size=512)),
-            _batches(poisoned.windows("train", batch_size=512)), strict=True,
+            _batches(poisoned.windows("train", batch_size=512)),
+            strict=True,
         ):
             np.testing.assert_array_equal(x1, x2)
             np.testing.assert_array_equal(y1, y2)
         off = preset.offset()
         s = clean.starts("train")
-        np.testing.assert_array_equal(clean.targets(off, normalised)[s],
-                                      poisoned.targets(off, normalised)[s])
+        np.testing.assert_array_equal(
+            clean.targets(off, normalised)[s], poisoned.targets(off, normalised)[s]
+        )
 
     test_poisoned = small.frame.copy()
-    test_poisoned.iloc[b.test[0]:] = -999.0
-    tp = prepare(type(small)(test_poisoned, small.valid, small.source, small.report), preset,
-                 include_test=True)
+    test_poisoned.iloc[b.test[0] :] = -999.0
+    tp = prepare(
+        type(small)(test_poisoned, small.valid, small.source, small.report),
+        preset,
+        include_test=True,
+    )
     for (x1, y1), (x2, y2) in zip(
         _batches(clean.windows("val", batch_size=512)),
-        _batches(tp.windows("val", batch_size=512)), strict=True,
+        _batches(tp.windows("val", batch_size=512)),
+        strict=True,
     ):
         np.testing.assert_array_equal(x1, x2)
         np.testing.assert_array_equal(y1, y2)
@@ -155,13 +164,24 @@ def _book2_reference(path):
     delay = sampling_rate * (sequence_length + 24 - 1)
     batch_size = 256
     val_dataset = keras.utils.timeseries_dataset_from_array(
-        raw_data[:-delay], targets=temperature[delay:], sampling_rate=sampling_rate,
-        sequence_length=sequence_length, shuffle=True, batch_size=batch_size,
-        start_index=num_train_samples, end_index=num_train_samples + num_val_samples)
+        raw_data[:-delay],
+        targets=temperature[delay:],
+        sampling_rate=sampling_rate,
+        sequence_length=sequence_length,
+        shuffle=True,
+        batch_size=batch_size,
+        start_index=num_train_samples,
+        end_index=num_train_samples + num_val_samples,
+    )
     test_dataset = keras.utils.timeseries_dataset_from_array(
-        raw_data[:-delay], targets=temperature[delay:], sampling_rate=sampling_rate,
-        sequence_length=sequence_length, shuffle=True, batch_size=batch_size,
-        start_index=num_train_samples + num_val_samples)
+        raw_data[:-delay],
+        targets=temperature[delay:],
+        sampling_rate=sampling_rate,
+        sequence_length=sequence_length,
+        shuffle=True,
+        batch_size=batch_size,
+        start_index=num_train_samples + num_val_samples,
+    )
 
     def evaluate_naive_method(dataset):
         total_abs_err = 0.0
@@ -184,8 +204,9 @@ def test_book2_baseline_equals_the_books_code(tmp_path):
     assert 0 < abs(ours["val_mae"] - ours["val_book_mae"]) < 0.05  # leak-free windows differ a bit
 
 
-def _book1_generator(data, lookback, delay, min_index, max_index, shuffle=False, batch_size=128,
-                     step=6):
+def _book1_generator(
+    data, lookback, delay, min_index, max_index, shuffle=False, batch_size=128, step=6
+):
     """The 1st edition's generator (listing 6-33), verbatim."""
     if max_index is None:
         max_index = len(data) - delay - 1
@@ -217,10 +238,12 @@ def test_book1_baseline_equals_the_books_code():
     std = float_data[:200000].std(axis=0)
     float_data /= std
     lookback, step, delay, batch_size = 1440, 6, 144, 128
-    val_gen = _book1_generator(float_data, lookback, delay, 200001, 300000, step=step,
-                               batch_size=batch_size)
-    test_gen = _book1_generator(float_data, lookback, delay, 300001, None, step=step,
-                                batch_size=batch_size)
+    val_gen = _book1_generator(
+        float_data, lookback, delay, 200001, 300000, step=step, batch_size=batch_size
+    )
+    test_gen = _book1_generator(
+        float_data, lookback, delay, 300001, None, step=step, batch_size=batch_size
+    )
     val_steps = (300000 - 200001 - lookback) // batch_size
     test_steps = (len(float_data) - 300001 - lookback) // batch_size
 
@@ -233,12 +256,14 @@ def test_book1_baseline_equals_the_books_code():
         return np.mean(batch_maes)
 
     ours = persistence(ds, "book1")
-    assert ours["val_book_mae"] == pytest.approx(evaluate_naive_method(val_gen, val_steps) * std[1],
-                                                 abs=1e-4)
+    assert ours["val_book_mae"] == pytest.approx(
+        evaluate_naive_method(val_gen, val_steps) * std[1], abs=1e-4
+    )
     # The book's test_steps (930) overruns its generator by one batch, which wraps around to the
     # first batch again; we count each test window once: the 929 whole batches before the wrap.
     assert test_steps == 930
     assert ours["test_windows"] == 929 * batch_size
     assert ours["test_mae"] == pytest.approx(
-        evaluate_naive_method(test_gen, test_steps - 1) * std[1], abs=1e-4)
+        evaluate_naive_method(test_gen, test_steps - 1) * std[1], abs=1e-4
+    )
     assert ds.frame[TARGET].std() == pytest.approx(8.4, abs=0.7)

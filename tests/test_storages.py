@@ -11,9 +11,8 @@ import pytest
 from conftest import require_in_ci
 from optuna.trial import TrialState
 
-from sweeps import apply_overrides, run_sweep
+from sweeps import apply_overrides, optuna_driver, run_sweep
 from sweeps import config as sweep_config
-from sweeps import optuna_driver
 
 SWEEP = """
 trials = 2

@@ -26,7 +26,7 @@ def test_every_shipped_sweep_loads_and_its_space_is_valid(path):
 
 def test_names_resolve_to_files_in_sweeps():
     assert resolve_path("default") == SWEEPS_DIR / "default.toml"
-    with pytest.raises(ConfigError, match="no sweep file 'nope'.*default"):
+    with pytest.raises(ConfigError, match=r"no sweep file 'nope'.*default"):
         resolve_path("nope")
 
 
@@ -60,9 +60,19 @@ def test_bad_files_name_the_key(tmp_path, text, match):
 
 
 def test_overrides_win_over_the_file(tmp_path):
-    cfg = load(write(tmp_path, 'name = "x"\ntrials = 3\n[space]\ninclude = ["units", "architecture"]\n'))
-    new = apply_overrides(cfg, ["trials=7", "fidelity.max_epochs=2", 'data.source="synthetic"',
-                                "architecture=\"gru\"", "pruner.options.n_startup_trials=2"])
+    cfg = load(
+        write(tmp_path, 'name = "x"\ntrials = 3\n[space]\ninclude = ["units", "architecture"]\n')
+    )
+    new = apply_overrides(
+        cfg,
+        [
+            "trials=7",
+            "fidelity.max_epochs=2",
+            'data.source="synthetic"',
+            'architecture="gru"',
+            "pruner.options.n_startup_trials=2",
+        ],
+    )
     assert new.trials == 7 and new.fidelity.max_epochs == 2 and new.data.source == "synthetic"
     assert new.space.fixed == {"architecture": "gru"}
     assert new.space.include == ["units"]  # fixing a searched parameter stops searching it

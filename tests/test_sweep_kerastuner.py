@@ -210,8 +210,11 @@ def test_sweep_tracks_trials_and_resumes(in_tmp: Path, store_uri: str) -> None:
     first = common.run_sweep(cfg, quiet=True)
     assert statuses(cfg) == ["COMPLETED"] * 3
     assert (in_tmp / "mlruns/kerastuner/kt_random/oracle.json").exists()
-    files = sorted(str(p.relative_to(in_tmp / "mlruns/kerastuner/kt_random"))
-                   for p in (in_tmp / "mlruns/kerastuner/kt_random").rglob("*") if p.is_file())
+    files = sorted(
+        str(p.relative_to(in_tmp / "mlruns/kerastuner/kt_random"))
+        for p in (in_tmp / "mlruns/kerastuner/kt_random").rglob("*")
+        if p.is_file()
+    )
     assert files == ["jena_sweep.json", "oracle.json",
                      *(f"trial_{i}/trial.json" for i in range(3)), "tuner0.json"]  # fmt: skip
     with pytest.raises(ConfigError, match=r"was made by \[tuner\].type = 'random'"):

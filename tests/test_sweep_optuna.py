@@ -11,9 +11,8 @@ from optuna.trial import TrialState
 
 import sweeps._common as common
 from jena.tracking import default_tracking_uri, load_trial_model, trials_frame
-from sweeps import apply_overrides, run_sweep
+from sweeps import apply_overrides, optuna_driver, run_sweep
 from sweeps import config as sweep_config
-from sweeps import optuna_driver
 
 TINY_SWEEP = """
 name = "tiny"
@@ -63,7 +62,8 @@ def parents(all_runs):
 
 def children(all_runs, parent_id=None):
     return [
-        r for r in all_runs
+        r
+        for r in all_runs
         if "mlflow.parentRunId" in r.data.tags
         and (parent_id is None or r.data.tags["mlflow.parentRunId"] == parent_id)
     ]
@@ -78,7 +78,9 @@ def test_sweep_end_to_end_and_resume(in_tmp):
     summary = run_sweep(cfg, quiet=True)
     s = study(cfg)
     assert len(s.trials) == 3
-    assert all(t.state in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED) for t in s.trials)
+    assert all(
+        t.state in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED) for t in s.trials
+    )
 
     all_runs = runs()
     (parent,) = parents(all_runs)
@@ -94,8 +96,15 @@ def test_sweep_end_to_end_and_resume(in_tmp):
     assert done, "at least one trial completes on this tiny space"
     for k in done:
         assert k.data.tags["driver"] == "optuna"
-        for tag in ("architecture", "data_source", "data_digest", "preset", "backend", "seed",
-                    "git_commit"):
+        for tag in (
+            "architecture",
+            "data_source",
+            "data_digest",
+            "preset",
+            "backend",
+            "seed",
+            "git_commit",
+        ):
             assert tag in k.data.tags, tag
         assert k.data.params["sequence_length"] == "48"  # 48 h, one step an hour
         hist = client().get_metric_history(k.info.run_id, "val_loss")
@@ -178,9 +187,14 @@ def test_ctrl_c_leaves_nothing_running(in_tmp, monkeypatch):
 
 def test_pruned_trials_are_pruned_in_optuna_and_mlflow(in_tmp):
     cfg = tiny(
-        in_tmp, "trials=4", "fidelity.max_epochs=3", 'pruner.type="median"',
-        "pruner.options.n_startup_trials=1", "pruner.options.n_warmup_steps=0",
-        'architecture="dense"', "learning_rate=0.0001",
+        in_tmp,
+        "trials=4",
+        "fidelity.max_epochs=3",
+        'pruner.type="median"',
+        "pruner.options.n_startup_trials=1",
+        "pruner.options.n_warmup_steps=0",
+        'architecture="dense"',
+        "learning_rate=0.0001",
     )
     # Force pruning deterministically: every epoch after the first trial looks worse.
     real = common.train
@@ -199,15 +213,20 @@ def test_pruned_trials_are_pruned_in_optuna_and_mlflow(in_tmp):
     finally:
         common.train = saved
     s = study(cfg)
-    assert [t.state for t in s.trials][0] == TrialState.COMPLETE
+    assert s.trials[0].state == TrialState.COMPLETE
     assert all(t.state == TrialState.PRUNED for t in s.trials[1:])
     frame = trials_frame(uri(), "tiny")
     assert sorted(frame["state"]) == ["completed", "pruned", "pruned", "pruned"]
 
 
 def test_multi_objective_nsga2(in_tmp):
-    cfg = tiny(in_tmp, 'sampler.type="nsga2"', 'objectives=["val_mae", "param_count"]',
-               "trials=3", 'architecture="dense"')
+    cfg = tiny(
+        in_tmp,
+        'sampler.type="nsga2"',
+        'objectives=["val_mae", "param_count"]',
+        "trials=3",
+        'architecture="dense"',
+    )
     run_sweep(cfg, quiet=True)
     s = study(cfg)
     done = [t for t in s.trials if t.state == TrialState.COMPLETE]
@@ -216,8 +235,14 @@ def test_multi_objective_nsga2(in_tmp):
 
 
 def test_book_presets_grid(in_tmp):
-    cfg = tiny(in_tmp, 'sampler.type="grid"', 'space.presets=["dense", "lstm"]',
-               "space.include=[]", "trials=2", "fidelity.max_epochs=1")
+    cfg = tiny(
+        in_tmp,
+        'sampler.type="grid"',
+        'space.presets=["dense", "lstm"]',
+        "space.include=[]",
+        "trials=2",
+        "fidelity.max_epochs=1",
+    )
     cfg.space.fixed = {}
     run_sweep(cfg, quiet=True)
     frame = trials_frame(uri(), "tiny")
