@@ -359,6 +359,8 @@ def cmd_best(args: argparse.Namespace) -> int:
         alias=args.alias,
     )
     if args.json:
+        if ev.warning:
+            print(f"warning: {ev.warning}", file=sys.stderr)
         _print_json(ev.to_dict())
         return 0
     con = _console()
@@ -390,7 +392,9 @@ def cmd_best(args: argparse.Namespace) -> int:
         f"{ev.test_skill:+.1%}",
     )
     base_val = f"{ev.baseline_val_mae:.4f}" if ev.baseline_val_mae is not None else ""
-    table.add_row("persistence", "last T", base_val, f"{ev.baseline_test_mae:.4f}", "", "0.0%")
+    table.add_row(
+        "persistence (same windows)", "last T", base_val, f"{ev.baseline_test_mae:.4f}", "", "0.0%"
+    )
     con.print(table)
     con.print(
         f"test evaluation #{ev.evaluation} of this run recorded (metrics test_mae, "
@@ -402,6 +406,7 @@ def cmd_best(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
     from rich.table import Table
 
     from .data import load
@@ -420,7 +425,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"[yellow]warning:[/] {fc.invalid_rows} rows of the window were filled in "
             "by the loader inside a long gap of the record"
         )
-    table = Table("", "time", "T (°C)", title=f"24-hour forecast · {args.model} · {ds.source}")
+    hours = (fc.target_time - fc.last_time) / pd.Timedelta(hours=1)
+    title = f"{hours:g}-hour forecast · {args.model} · {ds.source}"
+    table = Table("", "time", "T (°C)", title=title)
     table.add_row("last record", f"{fc.last_time:%Y-%m-%d %H:%M}", f"{fc.persistence:.2f}")
     table.add_row(
         "[bold]forecast[/]",

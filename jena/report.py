@@ -106,6 +106,12 @@ def _duration(seconds: float) -> str:
     return f"{secs} s"
 
 
+def _short(text: str) -> str:
+    """A proposed value as shown: floats with 4 significant digits."""
+    value = _parse(text)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _table(headers: list[str], rows: list[list[str]], numeric: set[int] | None = None) -> str:
     numeric = numeric or set()
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
@@ -185,7 +191,13 @@ def study_from_frame(frame: pd.DataFrame, name: str = "from-mlflow") -> Any:
     )
     from optuna.trial import TrialState, create_trial
 
+    frame = frame.copy()
     columns = [c for c in frame.columns if c.startswith("params.hp.")]
+    for column in columns:
+        # a value a driver did not propose (fixed, or its default) is the trial's actual one
+        actual = "params." + column.removeprefix("params.hp.")
+        if actual in frame.columns:
+            frame[column] = frame[column].where(frame[column].notna(), frame[actual])
     dists: dict[str, BaseDistribution] = {}
     for column in columns:
         name_ = column.removeprefix("params.hp.")
@@ -372,7 +384,7 @@ def fig_week(pred: pd.DataFrame, path: Path) -> Path:
     ax.plot(week["time"], week["forecast"], color=COLOURS[0], linewidth=1.2,
             label="model (24 h ahead)")  # fmt: skip
     ax.plot(week["time"], week["persistence"], color=GREY, linewidth=1, linestyle="--",
-            label="persistence (T 24 h earlier)")  # fmt: skip
+            label="persistence (last T of the window)")  # fmt: skip
     ax.set_ylabel("temperature (°C)")
     ax.set_title(f"test week from {start:%Y-%m-%d}: forecast vs actual")
     ax.legend(fontsize=8)
@@ -566,7 +578,7 @@ def write_report(
         for key in ("mae", "val_mae"):
             history = client.get_metric_history(r["run_id"], key)
             series[key] = sorted((m.step, m.value) for m in history if 1 <= m.step <= epochs)
-        label = f"trial {r['number']} {_label(r)} ({_fmt(r['val_mae'], '.3f')})"
+        label = f"{r.get('driver')} #{r['number']} {_label(r)} ({_fmt(r['val_mae'], '.3f')})"
         curves.append((label, series["mae"], series["val_mae"]))
     if any(c[1] or c[2] for c in curves):
         result.figures.append(fig_curves(curves, baseline, folder / "learning_curves.png"))
@@ -603,11 +615,18 @@ def write_report(
     sections.append("<h2>Search</h2>")
     study, origin = _optuna_study(experiment, frame, storage, parent, client)
     sections.append(f'<p class="meta">Study: {html.escape(origin)}.</p>')
+    complete = 0 if study is None else sum(t.state.name == "COMPLETE" for t in study.trials)
     if study is None:
         sections.append(_note("No study: no optimisation history or importances."))
+    elif not complete:
+        notes.append("no completed trial in the study: no search plots")
+        sections.append(_note("No completed trial in the study: no search plots."))
     else:
+        import optuna
         from optuna.visualization import matplotlib as ovm
 
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # "too few trials" chatter
         for name, draw, size, title, kwargs in (
             ("optimisation_history.png", ovm.plot_optimization_history, (9, 4.5),
              "Optimisation history: validation MAE of each trial and the best so far.", {}),
@@ -626,13 +645,14 @@ def write_report(
                 notes.append(message)
                 sections.append(_note(message))
                 _pyplot().close("all")
+        optuna.logging.set_verbosity(verbosity)
 
     # -- top trials ----------------------------------------------------------------
     hp_columns = sorted(c for c in frame.columns if c.startswith("params.hp."))
     rows = []
     for r in done.head(TOP_TABLE).to_dict("records"):
         values = ", ".join(
-            f"{c.removeprefix('params.hp.')}={r[c]}" for c in hp_columns
+            f"{c.removeprefix('params.hp.')}={_short(r[c])}" for c in hp_columns
             if isinstance(r.get(c), str)
         )  # fmt: skip
         rows.append([str(r["number"]), str(r.get("driver")), _label(r), _fmt(r["val_mae"]),

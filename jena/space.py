@@ -365,7 +365,7 @@ def from_config(config: TrialConfig) -> dict[str, Any]:
         "sequence_length_hours": _int_if_whole(config.sequence_hours),
         "wind_vector": config.wind_vector,
         "time_features": config.time_features,
-        "normalise_target": bool(config.normalise_target),
+        "normalise_target": config.normalise_target,
     }
 
 

@@ -129,11 +129,7 @@ def train(
     check_fits(config, prepared)
     r, n = config.sampling_rate, config.sequence_length
     offset = prepared.preset.offset(r, n)
-    normalised = (
-        prepared.preset.normalised_target
-        if config.normalise_target is None
-        else config.normalise_target
-    )
+    normalised = config.normalise_target
     targets = prepared.targets(offset, normalised)
 
     train_ds = WindowDataset(
@@ -204,11 +200,7 @@ def train(
 def _data_config(prepared: Prepared, config: TrialConfig) -> dict[str, Any]:
     cfg = prepared.data_config()
     cfg.update(
-        normalised_target=(
-            prepared.preset.normalised_target
-            if config.normalise_target is None
-            else config.normalise_target
-        ),
+        normalised_target=config.normalise_target,
         sampling_rate=config.sampling_rate,
         sequence_length=config.sequence_length,
         offset=prepared.preset.offset(config.sampling_rate, config.sequence_length),

@@ -33,6 +33,7 @@ def base_config(data_preset: str, seed: int) -> TrialConfig:
         sequence_length=p.sequence_length,
         batch_size=p.batch_size,
         loss="mae" if p.edition == 1 else "mse",
+        normalise_target=p.normalised_target,
         seed=seed,
     )
 
@@ -225,11 +226,7 @@ def run_trial(
             )
         if result.state == "completed" and result.model is not None:
             run.log_model(result.model, result.data_config)
-        run.log_metrics(
-            {"baseline_val_mae": result.baseline_val_mae}
-            if math.isfinite(result.baseline_val_mae)
-            else {}
-        )
+        run.log_metrics({"baseline_val_mae": result.baseline_val_mae, "fit_s": result.duration_s})
         run.finish(
             result.state,
             val_mae=result.val_mae,
@@ -250,6 +247,7 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
     from jena.tracking import Tracker, standard_tags
 
     console = console or Console(stderr=True)
+    started = time.monotonic()
     ds = load_data(cfg.data.source)
     cache = DataCache(ds, cfg.data.preset)
     baseline, _ = cache.get().persistence_mae("val")
@@ -303,6 +301,8 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
         if best is not None:
             parent.log_best(best["number"], best["params"], best["val_mae"])
         parent.log_metrics({k: float(v) for k, v in board.counts.items()})
+        timing = _timing(tracker, cfg.name, parent.run_id, time.monotonic() - started)
+        parent.log_metrics(timing)
     summary = {
         "experiment": cfg.name,
         "parent_run_id": parent.run_id,
@@ -311,11 +311,29 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
         "finished": board.finished,
         "best": best,
         "tracking_uri": tracker.tracking_uri,
+        **timing,
     }
     if not quiet:
         console.print()
         print_summary(cfg, tracker, baseline, console)
+        console.print(
+            f"this run: {timing['wall_s']:.0f} s wall, {timing['fit_s']:.0f} s in model.fit "
+            f"({1 - timing['outside_fit_fraction']:.0%}); parent run {parent.run_id}"
+        )
     return summary
+
+
+def _timing(tracker: Any, experiment: str, parent_run_id: str, wall_s: float) -> dict[str, float]:
+    """Wall time of this invocation, time inside ``model.fit``, and the share spent outside it
+    (data loading, model building, tracking, the tuner's own work)."""
+    from jena.tracking import trials_frame
+
+    frame = trials_frame(tracker.tracking_uri, experiment)
+    fit_s = 0.0
+    if len(frame) and "metrics.fit_s" in frame:
+        mine = frame[frame["parent_run_id"] == parent_run_id]
+        fit_s = float(mine["metrics.fit_s"].fillna(0).sum())
+    return {"wall_s": wall_s, "fit_s": fit_s, "outside_fit_fraction": 1 - fit_s / wall_s}
 
 
 def print_summary(

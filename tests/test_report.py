@@ -145,7 +145,9 @@ def test_study_from_frame_covers_both_drivers(reports: dict[str, Any]) -> None:
     assert {"architecture", "units", "learning_rate"} <= seen
 
 
-def _chromium() -> str:
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """The browser (checked before the module's sweeps are built, so a skip is instant)."""
     binary = os.environ.get("JENA_TEST_CHROMIUM") or shutil.which("chromium")
     if not binary:
         require_in_ci("headless Chromium not found (set JENA_TEST_CHROMIUM or install chromium)")
@@ -161,8 +163,10 @@ def _run_chromium(binary: str, profile: Path, *args: str) -> subprocess.Complete
 
 
 @pytest.mark.browser
-def test_report_renders_in_headless_chromium(reports: dict[str, Any], in_tmp: Path) -> None:
-    binary = _chromium()
+def test_report_renders_in_headless_chromium(
+    chromium: str, reports: dict[str, Any], in_tmp: Path
+) -> None:
+    binary = chromium
     folder: Path = reports["after"]
     # A probe copy of the page (same folder, same relative image paths) that writes, once
     # everything has loaded, how many images decoded with a real size.

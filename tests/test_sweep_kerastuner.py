@@ -160,7 +160,7 @@ def test_presets_grid_and_workers(in_tmp: Path, store_uri: str) -> None:
     hp = kt.HyperParameters()
     ktd.hypermodel(cfg).build(hp)
     assert [list(h.values) for h in hp.space] == [[8, 16], [0.001]]
-    with pytest.raises(ConfigError, match="Keras Tuner driver runs one process"):
+    with pytest.raises(ConfigError, match="Keras Tuner driver runs one worker"):
         ktd.previous(apply_overrides(cfg, ["workers=2"]))
     with pytest.raises(ConfigError, match="max_consecutive_failed_trials"):
         ktd.oracle(apply_overrides(cfg, ["tuner.options.max_consecutive_failed_trials=2"]))

@@ -242,11 +242,6 @@ def test_a_nan_loss_fails_the_run_nan_in_the_training_rows(ds: Dataset) -> None:
     _assert_failed_on_nan(train(config, poisoned, fidelity), 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (jena/train.py _BestWeights): TensorFlow's relu(NaN) == 0 keeps the loss finite "
-    "while the first kernel turns NaN; the run is reported 'completed' with NaN weights",
-)
 def test_a_completed_run_never_returns_non_finite_weights(ds: Dataset) -> None:
     prepared = prepare(ds, "book2")
     x = prepared.x.copy()
