@@ -292,11 +292,6 @@ def _storage_from_parent(client: Any, parent: Any) -> str | None:
             except Exception:
                 continue
             text = path.read_text()
-            candidate = Path(text.strip()) if "\n" not in text.strip() else None
-            if candidate is not None and candidate.suffix in (".toml", ".json"):
-                with contextlib.suppress(OSError):  # a run that logged the file's path only
-                    text = candidate.read_text()
-                    name = candidate.name
             try:
                 raw = tomllib.loads(text) if name.endswith(".toml") else json.loads(text)
             except (tomllib.TOMLDecodeError, json.JSONDecodeError):

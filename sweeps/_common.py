@@ -252,7 +252,7 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
     cache = DataCache(ds, cfg.data.preset)
     baseline, _ = cache.get().persistence_mae("val")
     tracker = Tracker(cfg.storage.tracking_uri, experiment=cfg.name)
-    definition = cfg.path if cfg.path else cfg.to_dict()
+    definition = cfg.to_dict()  # the effective definition: the file plus command-line overrides
     params = {
         "driver": cfg.driver,
         "trials": cfg.trials,
@@ -264,6 +264,7 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
         "max_epochs": cfg.fidelity.max_epochs,
     }
     tags = {
+        **({"sweep_file": cfg.path} if cfg.path else {}),
         **standard_tags(),
         "driver": cfg.driver,
         "sweep": cfg.name,
