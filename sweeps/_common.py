@@ -150,6 +150,14 @@ def trial_tags(
     return tags
 
 
+def record_failure(ctx: SweepContext, number: int, values: dict[str, Any], reason: str) -> None:
+    """A trial that failed before it could train (e.g. its sampler raised): a failed child run."""
+    ctx.events.trial_started(number, "failed before training", 0)
+    with ctx.tracker.trial(ctx.parent_run_id, number, values, {"driver": ctx.cfg.driver}) as run:
+        run.finish("failed", reason=reason)
+    ctx.events.trial_finished(number, "failed", None, 0.0)
+
+
 def run_trial(
     ctx: SweepContext,
     number: int,
@@ -178,19 +186,7 @@ def run_trial(
         summary = summarise(config, model_preset)
     except Exception as exc:  # an invalid point fails before training; the sweep goes on
         reason = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
-        ctx.events.trial_started(number, "invalid configuration", 0)
-        with ctx.tracker.trial(
-            ctx.parent_run_id, number, values, {"driver": ctx.cfg.driver}
-        ) as run:
-            run.finish(
-                "failed",
-                val_mae=None,
-                val_skill=None,
-                reason=reason,
-                duration_s=time.perf_counter() - started,
-                param_count=None,
-            )
-        ctx.events.trial_finished(number, "failed", None, time.perf_counter() - started)
+        record_failure(ctx, number, values, reason)
         return TrialResult(
             state="failed", val_mae=None, baseline_val_mae=math.nan, best_epoch=None, reason=reason
         )

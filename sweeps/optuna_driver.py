@@ -31,7 +31,7 @@ from jena.errors import ConfigError
 from jena.space import Param, Space, active, from_config
 from jena.train import TrialPruned
 
-from ._common import SweepContext, base_config, make_context, run_trial
+from ._common import SweepContext, base_config, make_context, record_failure, run_trial
 from ._progress import Board, QueueSink, pump
 from .config import SweepConfig
 
@@ -315,8 +315,10 @@ def loop(ctx: SweepContext, deadline: float | None) -> None:
             trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
             _tell(s, trial, state=TrialState.FAIL)
             raise
-        except Exception as exc:
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # e.g. the sampler itself raised: fail the trial, go on
+            reason = f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr("fail_reason", reason)
+            record_failure(ctx, trial.number, dict(trial.params), reason)
             if not _tell(s, trial, state=TrialState.FAIL):
                 return
             continue

@@ -248,3 +248,32 @@ def test_book_presets_grid(in_tmp):
     frame = trials_frame(uri(), "tiny")
     assert sorted(frame["tags.model_preset"]) == ["dense", "lstm"]
     assert set(frame["state"]) == {"completed"}
+
+
+@pytest.mark.parametrize(
+    ("sampler", "pruner"),
+    [("tpe", "hyperband"), ("cmaes", "halving"), ("gp", "median"), ("grid", "none")],
+)
+def test_every_sampler_and_pruner_runs(in_tmp, sampler, pruner):
+    if sampler == "gp":
+        pytest.importorskip("torch", reason="Optuna's GPSampler needs PyTorch (jena[gp])")
+    sets = [f'sampler.type="{sampler}"', f'pruner.type="{pruner}"', "trials=2",
+            'architecture="dense"', "space.include=[\"learning_rate\", \"head_dropout\"]"]
+    if sampler == "grid":
+        sets += ["sampler.options.grid.learning_rate=[0.001, 0.003]",
+                 "sampler.options.grid.head_dropout=[0.0]"]
+    cfg = tiny(in_tmp, *sets)
+    summary = run_sweep(cfg, quiet=True)
+    assert summary["finished"] == 2
+    s = study(cfg)
+    assert all(t.state == TrialState.COMPLETE for t in s.trials)
+    if sampler == "grid":
+        assert sorted(t.params["learning_rate"] for t in s.trials) == [0.001, 0.003]
+
+
+def test_grid_needs_values_for_continuous_ranges(in_tmp):
+    from jena.errors import ConfigError
+
+    cfg = tiny(in_tmp, 'sampler.type="grid"')
+    with pytest.raises(ConfigError, match="grid sampler: give values for 'units'"):
+        run_sweep(cfg, quiet=True)
