@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -618,11 +617,13 @@ def _add_eval_commands(sub: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command != "data":
+            from ._quiet import import_keras_quietly
+
+            import_keras_quietly()
         return int(args.func(args))
     except JenaError as exc:
         print(f"error: {exc}", file=sys.stderr)

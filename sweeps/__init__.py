@@ -5,15 +5,11 @@ proposed configuration to :func:`sweeps._common.run_trial`, which trains it with
 and records it with the one MLflow convention of ``jena.tracking``.
 """
 
-import logging
 import warnings
 from typing import Any
 
 from .config import SweepConfig, apply_overrides, load
 
-# Tuner and tracker chatter would break the live display; their warnings stay in the runs.
-logging.getLogger("mlflow").setLevel(logging.WARNING)
-logging.getLogger("alembic").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*is an experimental feature.*")
 
 __all__ = ["SweepConfig", "apply_overrides", "load", "run_sweep"]

@@ -4,6 +4,7 @@ live display and the end-of-sweep summary. A driver only proposes values and run
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
@@ -242,6 +243,9 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
 
     from jena.tracking import Tracker, standard_tags
 
+    # Tracker chatter would break the live display (MLflow sets its levels on import).
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     console = console or Console(stderr=True)
     started = time.monotonic()
     ds = load_data(cfg.data.source)

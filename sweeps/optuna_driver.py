@@ -18,6 +18,7 @@ import math
 import multiprocessing as mp
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -257,8 +258,20 @@ def run(ctx: SweepContext, board: Board, deadline: float | None) -> None:
         mp_ctx.Process(target=_worker, args=(cfg, ctx.parent_run_id, q, left, i), daemon=False)
         for i in range(cfg.workers)
     ]
-    for p in procs:
-        p.start()
+    logs = Path("mlruns/logs")
+    logs.mkdir(parents=True, exist_ok=True)
+    for i, p in enumerate(procs):
+        # A worker's stderr (TensorFlow's start-up lines, tracebacks) goes to its log file, not
+        # through the live display.
+        with open(logs / f"{cfg.name}-worker{i}.log", "a") as log:
+            sys.stderr.flush()
+            saved = os.dup(2)
+            os.dup2(log.fileno(), 2)
+            try:
+                p.start()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
     try:
         while any(p.is_alive() for p in procs):
             pump(q, board)
@@ -271,13 +284,17 @@ def run(ctx: SweepContext, board: Board, deadline: float | None) -> None:
     failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
     if failed:
         raise ConfigError(
-            f"{len(failed)} of {len(procs)} sweep workers failed (exit codes {failed})"
+            f"{len(failed)} of {len(procs)} sweep workers failed (exit codes {failed}): see "
+            f"{logs}/{cfg.name}-worker*.log"
         )
 
 
 def _worker(
     cfg: SweepConfig, parent_run_id: str, q: Any, seconds_left: float | None, index: int
 ) -> None:
+    from jena._quiet import import_keras_quietly
+
+    import_keras_quietly()
     ctx = make_context(cfg, QueueSink(q), parent_run_id)
     deadline = None if seconds_left is None else time.monotonic() + seconds_left
     with contextlib.suppress(KeyboardInterrupt):  # the trial already ended FAILED/KILLED
