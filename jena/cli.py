@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -619,6 +620,8 @@ def _add_eval_commands(sub: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # `kill` (SIGTERM) ends a run like Ctrl-C does: trials and runs close in a terminal state.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if args.command != "data":
             from ._quiet import import_keras_quietly

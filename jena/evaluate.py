@@ -341,6 +341,8 @@ class ForecastModel(PythonModel):
     def load_context(self, context: Any) -> None:
         import keras
 
+        import jena.models  # noqa: F401  (registers custom layers such as ReverseTime)
+
         model = keras.saving.load_model(context.artifacts["keras_model"], compile=False)
         config = json.loads(Path(context.artifacts["data_config"]).read_text())
         self.forecaster = Forecaster(model, config)
@@ -406,6 +408,8 @@ def _from_folder(folder: Path) -> Forecaster:
         return _unwrap(mlflow.pyfunc.load_model(str(folder)))
     for base in (folder, folder / MODEL_DIR):
         if (base / MODEL_FILE).is_file() and (base / DATA_CONFIG_FILE).is_file():
+            import jena.models  # noqa: F401  (registers custom layers such as ReverseTime)
+
             model = keras.saving.load_model(base / MODEL_FILE, compile=False)
             return Forecaster(model, json.loads((base / DATA_CONFIG_FILE).read_text()))
     raise ConfigError(f"{folder}: neither an MLflow model nor a {MODEL_FILE} with its config")

@@ -807,6 +807,8 @@ def load_trial_model(
             local = Path(client.download_artifacts(run_id, MODEL_DIR, tmp))
         except (MlflowException, OSError) as exc:
             raise ConfigError(f"run {run_id} has no logged model ({exc})") from exc
+        import jena.models  # noqa: F401  (registers custom layers such as ReverseTime)
+
         model = keras.saving.load_model(local / MODEL_FILE, compile=compile)
         config = json.loads((local / DATA_CONFIG_FILE).read_text())
     return model, config

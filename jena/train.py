@@ -36,6 +36,7 @@ class Fidelity:
     """How much work one trial gets (sweeps train at low fidelity and prune)."""
 
     max_epochs: int = 10
+    # counted in batches of the data preset's batch size (256 for book2, 128 for book1):
     steps_per_epoch: int | None = None  # training batches per epoch (None: all windows)
     validation_steps: int | None = None  # validation batches (None: all windows), spread evenly
     patience: int = 3  # early stopping on val MAE
@@ -102,7 +103,12 @@ def seed_everything(seed: int) -> None:
 def check_fits(config: TrialConfig, prepared: Prepared) -> None:
     """Reject a window that does not fit a split, with a clear message, before any training."""
     for split in ("train", "val"):
-        prepared.starts(split, config.sampling_rate, config.sequence_length)  # raises ConfigError
+        starts = prepared.starts(split, config.sampling_rate, config.sequence_length)
+        if len(starts) == 0:
+            raise ConfigError(
+                f"no {split} window is left once windows touching long gaps of the record are "
+                "removed: see `jena data info` for the gaps, or use a shorter sequence_length"
+            )
 
 
 def _evenly(starts: np.ndarray, count: int | None) -> np.ndarray:
@@ -132,6 +138,15 @@ def train(
     normalised = config.normalise_target
     targets = prepared.targets(offset, normalised)
 
+    # Fidelity is counted in batches of the data preset's size (256 for book2), so every trial
+    # sees the same number of windows per epoch and the same validation windows, whatever its
+    # own batch size.
+    unit = prepared.preset.batch_size
+    limit = (
+        None
+        if fidelity.steps_per_epoch is None
+        else max(1, math.ceil(fidelity.steps_per_epoch * unit / config.batch_size))
+    )
     train_ds = WindowDataset(
         prepared.x,
         targets,
@@ -141,11 +156,11 @@ def train(
         batch_size=config.batch_size,
         shuffle=True,
         seed=config.seed,
-        limit=fidelity.steps_per_epoch,
+        limit=limit,
     )
     val_starts = prepared.starts("val", r, n)
     if fidelity.validation_steps is not None:
-        val_starts = _evenly(val_starts, fidelity.validation_steps * config.batch_size)
+        val_starts = _evenly(val_starts, fidelity.validation_steps * unit)
     val_ds = WindowDataset(
         prepared.x,
         targets,
@@ -169,7 +184,8 @@ def train(
         data_config=_data_config(prepared, config),
     )
     scale = prepared.target_std if normalised else 1.0  # training units → °C
-    tracker = _BestWeights(scale, result, on_epoch, on_batch, fidelity.patience)
+    loss_scale = scale**2 if config.loss == "mse" else scale  # mse → °C², mae → °C
+    tracker = _BestWeights(scale, loss_scale, result, on_epoch, on_batch, fidelity.patience)
     started = time.perf_counter()
     try:
         model.fit(
@@ -221,6 +237,7 @@ class _BestWeights(_callback_base()):  # type: ignore[misc]
     def __init__(
         self,
         scale: float,
+        loss_scale: float,
         result: TrialResult,
         on_epoch: EpochHook | None,
         on_batch: BatchHook | None,
@@ -228,6 +245,7 @@ class _BestWeights(_callback_base()):  # type: ignore[misc]
     ) -> None:
         super().__init__()
         self.scale = scale
+        self.loss_scale = loss_scale
         self.result = result
         self.on_epoch = on_epoch
         self.on_batch = on_batch
@@ -254,8 +272,8 @@ class _BestWeights(_callback_base()):  # type: ignore[misc]
         logs = logs or {}
         scale = self.scale
         metrics = {
-            "loss": float(logs.get("loss", math.nan)),
-            "val_loss": float(logs.get("val_loss", math.nan)),
+            "loss": float(logs.get("loss", math.nan)) * self.loss_scale,  # °C² (mse) or °C
+            "val_loss": float(logs.get("val_loss", math.nan)) * self.loss_scale,
             "mae": float(logs.get("mae", math.nan)) * scale,  # °C
             "val_mae": float(logs.get("val_mae", math.nan)) * scale,  # °C
         }

@@ -252,6 +252,7 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
     cache = DataCache(ds, cfg.data.preset)
     baseline, _ = cache.get().persistence_mae("val")
     tracker = Tracker(cfg.storage.tracking_uri, experiment=cfg.name)
+    _claim_experiment(tracker, cfg, ds)
     definition = cfg.to_dict()  # the effective definition: the file plus command-line overrides
     params = {
         "driver": cfg.driver,
@@ -322,6 +323,25 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
             f"({1 - timing['outside_fit_fraction']:.0%}); parent run {parent.run_id}"
         )
     return summary
+
+
+def _claim_experiment(tracker: Any, cfg: SweepConfig, ds: Any) -> None:
+    """One sweep name = one record and one split: resuming on other data would rank val MAEs
+    that cannot be compared, and resume a study whose trials were trained on something else."""
+    client = tracker.client
+    tags = client.get_experiment(tracker.experiment_id).tags
+    mine = {"data_digest": ds.digest, "data_preset": cfg.data.preset}
+    for key, value in mine.items():
+        if key in tags and tags[key] != value:
+            what = f"data {tags.get('data_source', '?')}" if key == "data_digest" else "split"
+            raise ConfigError(
+                f"sweep {cfg.name!r} already holds trials on {what} ({key} {tags[key]}), not "
+                f"{ds.source if key == 'data_digest' else cfg.data.preset} ({value}): start a "
+                "separate sweep with --name NEW, or resume it with the same --data"
+            )
+    for key, value in {**mine, "data_source": ds.source}.items():
+        if key not in tags:
+            client.set_experiment_tag(tracker.experiment_id, key, value)
 
 
 def _timing(tracker: Any, experiment: str, parent_run_id: str, wall_s: float) -> dict[str, float]:

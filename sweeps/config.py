@@ -146,11 +146,29 @@ class SweepConfig:
                 SPACE.subspace(self.space.include, self.space.fixed)
             else:
                 SPACE.subspace([], self.space.fixed)
+                self._check_presets(where)
         except ConfigError as exc:
             raise ConfigError(
                 f"{where}: [space]: {exc}" if "fidelity" not in str(exc) else f"{where}: {exc}"
             ) from None
         return self
+
+    def _check_presets(self, where: str) -> None:
+        """Named models must exist and share the sweep's split: val MAEs of different splits
+        (book1 and book2 windows) cannot be ranked together."""
+        from jena.models import PRESET_DATA
+
+        for name in self.space.presets or []:
+            if name not in PRESET_DATA:
+                raise ConfigError(
+                    f"{where}: [space].presets: unknown model {name!r} (see `jena space`)"
+                )
+            if PRESET_DATA[name] != self.data.preset:
+                raise ConfigError(
+                    f"{where}: [space].presets: {name!r} is a {PRESET_DATA[name]} model but "
+                    f"[data].preset is {self.data.preset!r}; one sweep ranks one split "
+                    "(sweeps/book.toml: 2nd edition, sweeps/book1.toml: 1st edition)"
+                )
 
     def fidelity_obj(self) -> Any:
         from jena.train import Fidelity

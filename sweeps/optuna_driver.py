@@ -114,9 +114,9 @@ def grid_space(space: Space, cfg: SweepConfig) -> dict[str, list[Any]]:
     return grid
 
 
-def sampler(cfg: SweepConfig, space: Space) -> optuna.samplers.BaseSampler:
+def sampler(cfg: SweepConfig, space: Space, seed: int | None = None) -> optuna.samplers.BaseSampler:
     opts = {k: v for k, v in cfg.sampler.options.items() if k != "grid"}
-    kind, seed = cfg.sampler.type, cfg.seed
+    kind, seed = cfg.sampler.type, cfg.seed if seed is None else seed
     try:
         if kind == "tpe":
             defaults = {"multivariate": True, "group": True, "constant_liar": cfg.workers > 1}
@@ -164,7 +164,7 @@ def pruner(cfg: SweepConfig) -> optuna.pruners.BasePruner:
     raise ConfigError(f"unknown pruner {kind!r}")
 
 
-def study(cfg: SweepConfig, space: Space | None = None) -> optuna.Study:
+def study(cfg: SweepConfig, space: Space | None = None, seed: int | None = None) -> optuna.Study:
     from ._common import make_space
 
     space = space or make_space(cfg)
@@ -174,7 +174,7 @@ def study(cfg: SweepConfig, space: Space | None = None) -> optuna.Study:
     return optuna.create_study(
         study_name=cfg.name,
         storage=storage(cfg),
-        sampler=sampler(cfg, space),
+        sampler=sampler(cfg, space, seed),
         pruner=pruner(cfg),
         directions=directions,
         load_if_exists=True,
@@ -298,27 +298,40 @@ def _worker(
     ctx = make_context(cfg, QueueSink(q), parent_run_id)
     deadline = None if seconds_left is None else time.monotonic() + seconds_left
     with contextlib.suppress(KeyboardInterrupt):  # the trial already ended FAILED/KILLED
-        loop(ctx, deadline)
+        loop(ctx, deadline, worker=index)
 
 
-def loop(ctx: SweepContext, deadline: float | None) -> None:
-    """Ask → train → tell until the study holds ``trials`` trials or the time is up."""
+def loop(ctx: SweepContext, deadline: float | None, worker: int = 0) -> None:
+    """Ask → train → tell until the study holds ``trials`` trials or the time is up.
+
+    The sampler's seed differs per worker and per invocation (it counts the trials already in
+    the study), so workers and resumed runs do not replay the same points; a given history and
+    worker still give the same proposals.
+    """
     cfg = ctx.cfg
-    s = study(cfg, ctx.space)
+    done = len(study(cfg, ctx.space).get_trials(deepcopy=False))
+    s = study(cfg, ctx.space, seed=cfg.seed + 100_003 * worker + done)
     base = base_config(cfg.data.preset, cfg.seed)
     lock = lock_path(cfg)
     while deadline is None or time.monotonic() < deadline:
-        with _locked(lock):
-            if (
-                len(s.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING)))
-                >= cfg.trials
-            ):
-                return
-            trial = s.ask()
-            trial.set_user_attr("host", socket.gethostname())
-            trial.set_user_attr("pid", os.getpid())
+        trial = None
         try:
-            values = suggest(trial, ctx.space, base, cfg.space.presets)
+            with _locked(lock):
+                finished = s.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+                if len(finished) >= cfg.trials:
+                    return
+                trial = s.ask()
+                trial.set_user_attr("host", socket.gethostname())
+                trial.set_user_attr("pid", os.getpid())
+            try:
+                values = suggest(trial, ctx.space, base, cfg.space.presets)
+            except Exception as exc:  # the sampler itself raised: a failed trial, go on
+                reason = f"{type(exc).__name__}: {exc}"
+                trial.set_user_attr("fail_reason", reason)
+                record_failure(ctx, trial.number, dict(trial.params), reason)
+                if not _tell(s, trial, state=TrialState.FAIL):
+                    return
+                continue
 
             def report(epoch: int, val_mae: float, trial: optuna.Trial = trial) -> None:
                 if cfg.multi_objective or not math.isfinite(val_mae):
@@ -329,13 +342,13 @@ def loop(ctx: SweepContext, deadline: float | None) -> None:
 
             result = run_trial(ctx, trial.number, values, report=report)
         except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
-            _tell(s, trial, state=TrialState.FAIL)
+            if trial is not None:
+                trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+                _tell(s, trial, state=TrialState.FAIL)
             raise
-        except Exception as exc:  # e.g. the sampler itself raised: fail the trial, go on
-            reason = f"{type(exc).__name__}: {exc}"
-            trial.set_user_attr("fail_reason", reason)
-            record_failure(ctx, trial.number, dict(trial.params), reason)
+        except Exception as exc:  # tracking broke after training: the child run is closed
+            assert trial is not None
+            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
             if not _tell(s, trial, state=TrialState.FAIL):
                 return
             continue

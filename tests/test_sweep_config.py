@@ -96,3 +96,9 @@ def test_a_bad_space_is_refused_when_the_file_is_read(tmp_path, space, match):
     with pytest.raises(ConfigError, match=match) as err:
         load(write(tmp_path, f"[space]\n{space}\n"))
     assert "[space]" in str(err.value) and "s.toml" in str(err.value)
+
+
+def test_presets_of_another_edition_are_refused(tmp_path):
+    text = '[data]\npreset = "book2"\n[space]\npresets = ["lstm", "gru"]\n'
+    with pytest.raises(ConfigError, match=r"'gru' is a book1 model but .*book2"):
+        load(write(tmp_path, text))

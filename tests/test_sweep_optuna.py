@@ -257,11 +257,18 @@ def test_book_presets_grid(in_tmp):
 def test_every_sampler_and_pruner_runs(in_tmp, sampler, pruner):
     if sampler == "gp":
         pytest.importorskip("torch", reason="Optuna's GPSampler needs PyTorch (jena[gp])")
-    sets = [f'sampler.type="{sampler}"', f'pruner.type="{pruner}"', "trials=2",
-            'architecture="dense"', "space.include=[\"learning_rate\", \"head_dropout\"]"]
+    sets = [
+        f'sampler.type="{sampler}"',
+        f'pruner.type="{pruner}"',
+        "trials=2",
+        'architecture="dense"',
+        'space.include=["learning_rate", "head_dropout"]',
+    ]
     if sampler == "grid":
-        sets += ["sampler.options.grid.learning_rate=[0.001, 0.003]",
-                 "sampler.options.grid.head_dropout=[0.0]"]
+        sets += [
+            "sampler.options.grid.learning_rate=[0.001, 0.003]",
+            "sampler.options.grid.head_dropout=[0.0]",
+        ]
     cfg = tiny(in_tmp, *sets)
     summary = run_sweep(cfg, quiet=True)
     assert summary["finished"] == 2
@@ -277,3 +284,14 @@ def test_grid_needs_values_for_continuous_ranges(in_tmp):
     cfg = tiny(in_tmp, 'sampler.type="grid"')
     with pytest.raises(ConfigError, match="grid sampler: give values for 'units'"):
         run_sweep(cfg, quiet=True)
+
+
+def test_a_sweep_name_keeps_its_data(in_tmp):
+    from jena.errors import ConfigError
+
+    cfg = tiny(in_tmp, "trials=1", 'architecture="dense"')
+    run_sweep(cfg, quiet=True)
+    other = apply_overrides(cfg, ['data.source="synthetic:24000:4"', "trials=2"])
+    with pytest.raises(ConfigError, match=r"already holds trials on data synthetic.*--name NEW"):
+        run_sweep(other, quiet=True)
+    assert len(study(cfg).trials) == 1  # nothing was added to the study

@@ -148,7 +148,7 @@ def _val_mae_by_hand(ds: Dataset, model: Any, config: TrialConfig) -> tuple[floa
 def test_epoch_hook_gets_every_epoch_with_maes_in_celsius(
     normalise_target: bool, ds: Dataset, cache: DataCache
 ) -> None:
-    # loss = MAE, so the loss (training units) and the MAE (°C) differ exactly by the scale.
+    # loss = MAE: the hook reports both in °C (the loss is rescaled from training units too).
     config = SMALL.replace(loss="mae", normalise_target=normalise_target, seed=3)
     calls: list[tuple[int, dict[str, float]]] = []
     fidelity = Fidelity(max_epochs=3, steps_per_epoch=2, validation_steps=None, patience=10)
@@ -162,8 +162,8 @@ def test_epoch_hook_gets_every_epoch_with_maes_in_celsius(
     for epoch, metrics in calls:
         assert set(metrics) == {"loss", "mae", "val_loss", "val_mae"}
         assert all(math.isfinite(v) for v in metrics.values())
-        assert metrics["mae"] == pytest.approx(metrics["loss"] * scale, rel=1e-4)
-        assert metrics["val_mae"] == pytest.approx(metrics["val_loss"] * scale, rel=1e-4)
+        assert metrics["mae"] == pytest.approx(metrics["loss"], rel=1e-4)
+        assert metrics["val_mae"] == pytest.approx(metrics["val_loss"], rel=1e-4)
         assert result.history[epoch - 1]["val_mae"] == metrics["val_mae"]
 
     # The reported best val MAE is the restored model's MAE in °C on the validation windows.
@@ -369,15 +369,18 @@ def datasets(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
 
 
 def test_steps_per_epoch_caps_the_training_batches(cache: DataCache, datasets: list[Any]) -> None:
+    """Steps count batches of the split's batch size (256), whatever the trial's batch size:
+    3 steps of 256 windows = 24 batches of SMALL's 32."""
     batches: list[tuple[int, int]] = []
     fidelity = Fidelity(max_epochs=2, steps_per_epoch=3, validation_steps=1, patience=10)
     result = train(SMALL, cache, fidelity, on_batch=lambda b, total: batches.append((b, total)))
     assert result.state == "completed" and len(result.history) == 2
-    assert batches == [(1, 3), (2, 3), (3, 3)] * 2
+    per_epoch = 3 * 256 // SMALL.batch_size
+    assert batches == [(b, per_epoch) for b in range(1, per_epoch + 1)] * 2
     train_ds = next(d for d in datasets if d.shuffle)
-    assert train_ds.num_windows > 3 * SMALL.batch_size  # the cap, not the data, limits it
-    assert train_ds.windows_per_epoch == 3 * SMALL.batch_size and len(train_ds) == 3
-    assert set(train_ds.requested) <= {0, 1, 2}
+    assert train_ds.num_windows > 3 * 256  # the cap, not the data, limits it
+    assert train_ds.windows_per_epoch == 3 * 256 and len(train_ds) == per_epoch
+    assert set(train_ds.requested) <= set(range(per_epoch))
 
 
 def test_validation_steps_caps_and_spreads_the_validation_windows(
@@ -387,9 +390,10 @@ def test_validation_steps_caps_and_spreads_the_validation_windows(
     train(SMALL, cache, fidelity)
     val_ds = next(d for d in datasets if not d.shuffle)
     all_starts = cache.get().starts("val", SMALL.sampling_rate, SMALL.sequence_length)
-    assert len(all_starts) > 2 * SMALL.batch_size
-    assert val_ds.num_windows == 2 * SMALL.batch_size and len(val_ds) == 2
-    assert set(val_ds.requested) == {0, 1}
+    assert len(all_starts) > 2 * 256
+    per_val = 2 * 256 // SMALL.batch_size  # steps of the split's batch size (256)
+    assert val_ds.num_windows == 2 * 256 and len(val_ds) == per_val
+    assert set(val_ds.requested) == set(range(per_val))
     starts = val_ds.starts
     assert set(starts.tolist()) <= set(all_starts.tolist())
     assert starts[0] == all_starts[0] and starts[-1] == all_starts[-1]  # spread over the split
