@@ -149,21 +149,16 @@ def _store_lock(uri: str) -> Iterator[None]:
     if os.name == "nt" or uri.split(":", 1)[0] in ("http", "https", "databricks", "file"):
         yield
         return
-    import fcntl
+    from ._filelock import file_lock
 
     db = _sqlite_path(uri)
     if db is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)
         lock_path = db.with_name(db.name + ".lock")
     else:
         digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
         lock_path = Path(tempfile.gettempdir()) / f"jena-mlflow-{digest}.lock"
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(lock_path):
+        yield
 
 
 _CLIENTS: dict[str, mlflow.MlflowClient] = {}
@@ -245,6 +240,7 @@ def standard_tags() -> dict[str, str]:
         "git_commit": git_commit(),
         "jena_version": jena.__version__,
         "hostname": socket.gethostname(),
+        "pid": str(os.getpid()),
     }
 
 

@@ -253,6 +253,7 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
     baseline, _ = cache.get().persistence_mae("val")
     tracker = Tracker(cfg.storage.tracking_uri, experiment=cfg.name)
     _claim_experiment(tracker, cfg, ds)
+    close_stale_runs(tracker)
     definition = cfg.to_dict()  # the effective definition: the file plus command-line overrides
     params = {
         "driver": cfg.driver,
@@ -323,6 +324,36 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
             f"({1 - timing['outside_fit_fraction']:.0%}); parent run {parent.run_id}"
         )
     return summary
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def close_stale_runs(tracker: Any) -> int:
+    """Runs left RUNNING by a process of this host that is gone (kill -9, power loss) → KILLED."""
+    client = tracker.client
+    host = socket.gethostname()
+    stale = 0
+    for run in client.search_runs(
+        [tracker.experiment_id], "attributes.status = 'RUNNING'", max_results=5000
+    ):
+        tags = run.data.tags
+        pid = tags.get("pid", "")
+        if (tags.get("host") or tags.get("hostname")) != host or not pid.isdigit():
+            continue
+        if not process_alive(int(pid)):
+            client.set_tag(run.info.run_id, "state", "killed")
+            client.set_tag(run.info.run_id, "failure_reason", "stale: its process died")
+            client.set_terminated(run.info.run_id, "KILLED")
+            stale += 1
+    return stale
 
 
 def _claim_experiment(tracker: Any, cfg: SweepConfig, ds: Any) -> None:

@@ -13,26 +13,32 @@ so several workers never overshoot it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import math
 import multiprocessing as mp
 import os
 import socket
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
+from jena._filelock import file_lock
 from jena.config import TrialConfig
 from jena.errors import ConfigError
 from jena.space import Param, Space, active, from_config
 from jena.train import TrialPruned
 
-from ._common import SweepContext, base_config, make_context, record_failure, run_trial
+from ._common import (
+    SweepContext,
+    base_config,
+    make_context,
+    process_alive,
+    record_failure,
+    run_trial,
+)
 from ._progress import Board, QueueSink, pump
 from .config import SweepConfig
 
@@ -78,17 +84,6 @@ def lock_path(cfg: SweepConfig) -> Path:
     if url.startswith("journal:"):
         return Path(url.removeprefix("journal:") + ".budget-lock")
     return Path("mlruns/optuna") / f"{cfg.name}.budget-lock"
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def grid_space(space: Space, cfg: SweepConfig) -> dict[str, list[Any]]:
@@ -222,19 +217,9 @@ def _fail_stale(s: optuna.Study) -> None:
     host = socket.gethostname()
     for t in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = t.user_attrs.get("pid")
-        if t.user_attrs.get("host") == host and pid and not _alive(int(pid)):
+        if t.user_attrs.get("host") == host and pid and not process_alive(int(pid)):
             s._storage.set_trial_user_attr(t._trial_id, "fail_reason", "stale: its process died")
             s._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def best(cfg: SweepConfig) -> dict[str, Any] | None:
@@ -316,7 +301,7 @@ def loop(ctx: SweepContext, deadline: float | None, worker: int = 0) -> None:
     while deadline is None or time.monotonic() < deadline:
         trial = None
         try:
-            with _locked(lock):
+            with file_lock(lock):
                 finished = s.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
                 if len(finished) >= cfg.trials:
                     return

@@ -295,3 +295,21 @@ def test_a_sweep_name_keeps_its_data(in_tmp):
     with pytest.raises(ConfigError, match=r"already holds trials on data synthetic.*--name NEW"):
         run_sweep(other, quiet=True)
     assert len(study(cfg).trials) == 1  # nothing was added to the study
+
+
+def test_runs_of_a_dead_process_are_closed_at_the_next_start(in_tmp):
+    import subprocess
+    import sys
+
+    from jena.tracking import Tracker
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    tracker = Tracker(experiment="tiny")
+    orphan = tracker.client.create_run(tracker.experiment_id, tags={"pid": str(dead.pid)})
+    tracker.client.set_tag(orphan.info.run_id, "hostname", __import__("socket").gethostname())
+    run_sweep(tiny(in_tmp, "trials=1", 'architecture="dense"'), quiet=True)
+    closed = client().get_run(orphan.info.run_id)
+    assert closed.info.status == "KILLED"
+    assert closed.data.tags["failure_reason"] == "stale: its process died"
+    assert all(r.info.status != "RUNNING" for r in runs())

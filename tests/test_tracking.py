@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
 import pickle
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -324,7 +325,8 @@ def test_tracker_pickles_and_standard_tags(
     )
     assert clone.client is tracker.client
     tags = tracking.standard_tags()
-    assert set(tags) == {"backend", "git_commit", "jena_version", "hostname"}
+    assert set(tags) == {"backend", "git_commit", "jena_version", "hostname", "pid"}
+    assert tags["pid"] == str(os.getpid())
     monkeypatch.chdir(tmp_path)  # not a git repository
     tracking.git_commit.cache_clear()
     try:
