@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import TINY
 
 import jena.data
 from jena.cli import build_parser, main
@@ -28,7 +29,6 @@ from jena.models import PRESETS, count_params
 from jena.schema import COLUMNS, HEADER_LINE
 from jena.space import SPACE
 
-TINY = "synthetic:24000:3"  # as in conftest.py
 QUICK = ["--epochs", "1", "--steps-per-epoch", "2", "--validation-steps", "1"]
 DATE = re.compile(r"\d{2}\.\d{2}\.\d{4} \d{2}:\d{2}:\d{2}")
 VALUE = re.compile(r"-?\d+\.\d{2}")

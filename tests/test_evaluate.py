@@ -16,6 +16,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY
 
 import jena.evaluate
 import jena.train
@@ -30,7 +31,6 @@ from jena.tracking import Tracker, load_trial_model, trials_frame
 from sweeps import run_sweep
 from sweeps.config import load as load_sweep
 
-TINY = "synthetic:24000:3"  # as in conftest.py
 EXPERIMENT = "evalmix"
 
 SWEEP = """

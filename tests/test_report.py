@@ -16,7 +16,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pytest
-from conftest import require_in_ci
+from conftest import TINY, require_in_ci
 
 from jena import cli
 from jena.report import ReportResult, study_from_frame, write_report
@@ -24,7 +24,6 @@ from jena.tracking import trials_frame
 from sweeps import run_sweep
 from sweeps.config import load as load_sweep
 
-TINY = "synthetic:24000:3"  # as in conftest.py
 EXPERIMENT = "reportmix"
 PNG = b"\x89PNG\r\n\x1a\n"
 ALWAYS = ("leaderboard.png", "learning_curves.png", "optimisation_history.png",

@@ -13,6 +13,7 @@ from typing import Any
 import keras_tuner as kt
 import mlflow
 import pytest
+from conftest import TINY
 
 import sweeps._common as common
 from jena.config import RECURRENT
@@ -23,9 +24,6 @@ from jena.train import TrialResult
 from sweeps import kerastuner_driver as ktd
 from sweeps._progress import Board
 from sweeps.config import SweepConfig, apply_overrides, load
-
-TINY = "synthetic:24000:3"  # as in conftest.py
-
 
 SWEEP = """
 name = "{name}"

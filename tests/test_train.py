@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import TINY
 
 import jena.models
 import jena.windows
@@ -31,7 +32,7 @@ from jena.schema import COLUMNS, TARGET
 from jena.splits import HORIZON
 from jena.train import DataCache, Fidelity, TrialPruned, TrialResult, train
 
-TINY = "synthetic:24000:3"  # as in conftest.py: 24,000 rows, book2 bounds 12,000/18,000
+# TINY (conftest.py): 24,000 rows, book2 bounds 12,000/18,000
 
 # A small, fast model on the book2 windows: 24 hourly steps, 32 windows a batch.
 SMALL = TrialConfig(
