@@ -131,7 +131,7 @@ class SplitPreset:
         return lo, stop
 
 
-PRESETS: dict[str, SplitPreset] = {
+DATA_PRESETS: dict[str, SplitPreset] = {
     "book2": SplitPreset(
         name="book2",
         edition=2,
@@ -155,10 +155,10 @@ PRESETS: dict[str, SplitPreset] = {
 
 def get_preset(name: str) -> SplitPreset:
     try:
-        return PRESETS[name]
+        return DATA_PRESETS[name]
     except KeyError:
         raise ConfigError(
-            f"unknown data preset {name!r}: choose one of {', '.join(PRESETS)}"
+            f"unknown data preset {name!r}: choose one of {', '.join(DATA_PRESETS)}"
         ) from None
 
 

@@ -134,10 +134,10 @@ class SweepConfig:
             raise ConfigError(
                 f"{where}: objectives: sampler {self.sampler.type!r} is single-objective"
             )
-        from jena.splits import PRESETS
+        from jena.splits import DATA_PRESETS
 
-        if self.data.preset not in PRESETS:
-            raise ConfigError(f"{where}: [data].preset: choose one of {', '.join(PRESETS)}")
+        if self.data.preset not in DATA_PRESETS:
+            raise ConfigError(f"{where}: [data].preset: choose one of {', '.join(DATA_PRESETS)}")
         try:
             self.fidelity_obj()
             from jena.space import SPACE

@@ -10,7 +10,7 @@ from jena.data import load
 from jena.errors import ConfigError
 from jena.prepare import prepare
 from jena.schema import TARGET, write_jena_csv
-from jena.splits import PRESETS, get_preset
+from jena.splits import DATA_PRESETS, get_preset
 from jena.synthetic import generate
 
 
@@ -22,19 +22,19 @@ def small():
 def test_book_bounds_on_the_real_length():
     # int(0.5 N), int(0.25 N), rest, as the 2nd edition's code computes them. (The book prints
     # 210,225 / 105,112 / 105,114, which sum to 420,451: 100 rows fewer than the file has.)
-    b2 = PRESETS["book2"].bounds(420_551)
+    b2 = DATA_PRESETS["book2"].bounds(420_551)
     assert (b2.train, b2.val, b2.test) == ((0, 210_275), (210_275, 315_412), (315_412, 420_551))
-    assert PRESETS["book2"].bounds(420_451).val == (210_225, 315_337)
-    b1 = PRESETS["book1"].bounds(420_551)
+    assert DATA_PRESETS["book2"].bounds(420_451).val == (210_225, 315_337)
+    b1 = DATA_PRESETS["book1"].bounds(420_551)
     assert (b1.train, b1.val, b1.test) == ((0, 200_000), (200_001, 300_000), (300_001, 420_551))
 
 
 @pytest.mark.parametrize("name", ["book2", "book1"])
 def test_bounds_scale_by_fraction(name):
-    b = PRESETS[name].bounds(42_055)
+    b = DATA_PRESETS[name].bounds(42_055)
     assert b.train[0] == 0 and b.test[1] == 42_055
     assert b.train[1] <= b.val[0] < b.val[1] <= b.test[0]
-    ref = PRESETS[name].bounds(420_551)
+    ref = DATA_PRESETS[name].bounds(420_551)
     assert b.train[1] / 42_055 == pytest.approx(ref.train[1] / 420_551, abs=1e-4)
     assert b.val[1] / 42_055 == pytest.approx(ref.val[1] / 420_551, abs=1e-4)
 
@@ -42,7 +42,7 @@ def test_bounds_scale_by_fraction(name):
 @pytest.mark.parametrize("name", ["book2", "book1"])
 @pytest.mark.parametrize(("rate", "length"), [(6, 120), (1, 144), (3, 48), (2, 360)])
 def test_strict_windows_stay_inside_their_split(name, rate, length):
-    preset = PRESETS[name]
+    preset = DATA_PRESETS[name]
     rows = 24_000
     b = preset.bounds(rows)
     offset = preset.offset(rate, length)
@@ -55,7 +55,7 @@ def test_strict_windows_stay_inside_their_split(name, rate, length):
 
 def test_a_window_that_does_not_fit_is_a_clear_error():
     with pytest.raises(ConfigError, match="does not fit the val split") as err:
-        PRESETS["book2"].window_range(24_000, "val", sampling_rate=6, sequence_length=2000)
+        DATA_PRESETS["book2"].window_range(24_000, "val", sampling_rate=6, sequence_length=2000)
     assert "\n" not in str(err.value)
 
 
@@ -78,7 +78,7 @@ def _assert_same_windows(a, b, split):
 def test_no_validation_or_test_row_influences_training(small, name):
     """Overwrite every row from the end of training on: statistics, training inputs and training
     targets are unchanged. Overwrite every test row: validation inputs and targets are unchanged."""
-    preset = PRESETS[name]
+    preset = DATA_PRESETS[name]
     b = preset.bounds(len(small.frame))
     clean = prepare(small, preset, include_test=True)
 
@@ -120,13 +120,13 @@ def test_sweeps_do_not_load_test_rows(small):
 
 def test_long_gaps_remove_the_windows_that_touch_them(small):
     valid = small.valid.copy()
-    b = PRESETS["book2"].bounds(len(valid))
+    b = DATA_PRESETS["book2"].bounds(len(valid))
     valid[b.train[0] + 3000 : b.train[0] + 3100] = False
     gap = type(small)(small.frame, valid, small.source, small.report)
     all_starts = prepare(small, "book2").starts("train")
     kept = prepare(gap, "book2").starts("train")
     assert len(kept) < len(all_starts)
-    span, off = 119 * 6, PRESETS["book2"].offset()
+    span, off = 119 * 6, DATA_PRESETS["book2"].offset()
     for s in kept[:: max(1, len(kept) // 500)]:
         assert valid[s : s + span + 1].all() and valid[s + off]
 
