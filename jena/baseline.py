@@ -4,28 +4,71 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .data import Dataset
 from .prepare import Prepared, prepare
-from .splits import SplitPreset
+from .splits import Split, SplitPreset, valid_starts
+
+
+def book1_procedure_mae(p: Prepared, split: Split) -> tuple[float, int]:
+    """Persistence MAE (°C) of the 1st edition's ``evaluate_naive_method`` on ``split``.
+
+    The mean over the ``val_steps`` / ``test_steps`` batches the book draws from its generator
+    (:meth:`jena.splits.SplitPreset.book_batches`), a batch drawn again after the generator
+    wrapped around counting again. All the book's batches hold the same number of windows, so
+    this is the mean of its batch MAEs. Windows touching a long gap of the record are left out
+    (the book has no gaps; on a record with gaps this is the weighted mean of the rest). Returns
+    the MAE and the windows drawn, repeats counted.
+    """
+    preset = p.preset
+    r, n = preset.sampling_rate, preset.sequence_length
+    bb = preset.book_batches(p.rows, split)
+    lo, stop = preset.window_range(p.rows, split, mode="book")  # raises if no window fits
+    starts = np.arange(lo, stop, dtype=np.int64)
+    weights = np.repeat(bb.draws()[: (stop - lo) // bb.size], bb.size)
+    span, offset = (n - 1) * r, preset.offset()
+    keep = np.isin(starts, valid_starts(p.valid, starts, span, offset), assume_unique=True)
+    starts, weights = starts[keep], weights[keep]
+    err = np.abs(p.temperature[starts + span] - p.temperature[starts + offset])
+    return float(np.sum(weights * err) / np.sum(weights)), int(np.sum(weights))
 
 
 def persistence(ds: Dataset, preset: SplitPreset | str = "book2") -> dict[str, Any]:
     """Persistence MAE (°C) on validation and test, with window counts.
 
     ``val`` uses the leak-free validation windows that models are selected on; ``val_book`` the
-    book's own validation windows (whose targets reach up to 24 h into the test rows); ``test``
-    the book's test windows (wholly inside the test rows).
+    book's own validation procedure (whose targets reach up to 24 h into the test rows); ``test``
+    the book's test windows (wholly inside the test rows), each once: the windows ``jena best``
+    tests models on; ``test_book`` the book's own test procedure. They differ for ``book1`` only:
+    the 1st edition's ``test_steps`` overrun its generator, which wraps around and draws its first
+    test batch (or two) again; ``book_batches`` gives the arithmetic (``None`` for ``book2``).
+    ``*_book_windows`` count the windows drawn, repeats included.
+
+    ``bounds_scaled`` / ``bounds_note``: whether ``book1`` scaled the 1st edition's absolute
+    bounds because the record is too short for them, and a one-line note saying how (or None).
     """
     p: Prepared = prepare(ds, preset, include_test=True)
     val, n_val = p.persistence_mae("val")
-    val_book, n_val_book = p.persistence_mae("val", mode="book")
     test, n_test = p.persistence_mae("test")
+    book_batches: dict[str, dict[str, int]] | None = None
+    if p.preset.edition == 1:
+        val_book, n_val_book = book1_procedure_mae(p, "val")
+        test_book, n_test_book = book1_procedure_mae(p, "test")
+        book_batches = {
+            split: p.preset.book_batches(p.rows, split).to_dict() for split in ("val", "test")
+        }
+    else:
+        val_book, n_val_book = p.persistence_mae("val", mode="book")
+        test_book, n_test_book = test, n_test
     return {
         "preset": p.preset.name,
         "source": ds.source,
         "digest": ds.digest,
         "rows": p.rows,
         "bounds": p.bounds.to_dict(),
+        "bounds_scaled": p.preset.bounds_scaled(p.rows),
+        "bounds_note": p.preset.bounds_note(p.rows),
         "sampling_rate": p.preset.sampling_rate,
         "sequence_length": p.preset.sequence_length,
         "val_mae": val,
@@ -34,4 +77,7 @@ def persistence(ds: Dataset, preset: SplitPreset | str = "book2") -> dict[str, A
         "val_book_windows": n_val_book,
         "test_mae": test,
         "test_windows": n_test,
+        "test_book_mae": test_book,
+        "test_book_windows": n_test_book,
+        "book_batches": book_batches,
     }

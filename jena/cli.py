@@ -116,35 +116,24 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- train, space
-def _parse_value(text: str) -> Any:
-    import tomllib
-
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
 def trial_config_from_args(args: argparse.Namespace) -> tuple[Any, str]:
     """(TrialConfig, data preset) from --model / --config / --set."""
     import dataclasses
     import tomllib
 
+    from ._typed import parse_value
+    from .book import book_model
     from .config import TrialConfig
     from .errors import ConfigError
-    from .models import PRESET_DATA, PRESETS
     from .space import SPACE
 
     data_preset = args.preset
     if args.model and args.config:
         raise ConfigError("give --model or --config, not both")
     if args.model:
-        if args.model not in PRESETS:
-            raise ConfigError(
-                f"unknown model preset {args.model!r}: choose one of {', '.join(PRESETS)}"
-            )
-        config = PRESETS[args.model]
-        data_preset = data_preset or PRESET_DATA[args.model]
+        book = book_model(args.model)
+        config = book.config
+        data_preset = data_preset or book.data
     elif args.config:
         path = Path(args.config)
         try:
@@ -169,7 +158,7 @@ def trial_config_from_args(args: argparse.Namespace) -> tuple[Any, str]:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set units=32")
         key, text = (part.strip() for part in item.split("=", 1))
-        value = _parse_value(text)
+        value = parse_value(text)
         if key in SPACE.names and (key not in fields or not isinstance(value, list)):
             search[key] = value
         elif key in fields:
@@ -292,7 +281,8 @@ def cmd_space(args: argparse.Namespace) -> int:
         )
     con = _console()
     con.print(table)
-    from .models import PRESET_DATA, PRESET_EPOCHS, PRESETS
+    from .book import BOOK_MODELS
+    from .models import count_params
 
     presets = Table(
         "model",
@@ -302,16 +292,14 @@ def cmd_space(args: argparse.Namespace) -> int:
         "epochs",
         title="named book models (jena train --model NAME)",
     )
-    from .models import count_params
-
-    for name, cfg in PRESETS.items():
-        shape = (cfg.sequence_length, 14)
+    for name, book in BOOK_MODELS.items():
+        cfg = book.config
         presets.add_row(
             name,
-            PRESET_DATA[name],
+            book.data,
             cfg.architecture,
-            f"{count_params(cfg, shape):,}",
-            str(PRESET_EPOCHS[name]),
+            f"{count_params(cfg, (cfg.sequence_length, 14)):,}",
+            str(book.epochs),
         )
     con.print(presets)
     return 0
@@ -410,7 +398,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from .data import load
-    from .evaluate import load_forecaster
+    from .serve import load_forecaster
 
     forecaster = load_forecaster(args.model, args.tracking_uri)
     ds = load(args.data)
@@ -442,6 +430,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from sweeps.optuna_report import search_plots
+
     from .report import write_report
 
     result = write_report(
@@ -450,6 +440,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         storage=args.storage,
         log=not args.no_log,
+        search=search_plots,
     )
     print(f"wrote {result.html}")
     for note in result.notes:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import types
 import typing
 from dataclasses import dataclass
 from typing import Any
 
+from jena._typed import coerce, type_name
 from jena.errors import ConfigError
 
 ARCHITECTURES: tuple[str, ...] = ("dense", "conv1d", "lstm", "gru", "conv_gru")
@@ -266,59 +266,12 @@ def _suggest(key: str, known: typing.Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _type_name(hint: Any) -> str:
-    names = {
-        bool: "true/false",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        type(None): "unset",
-    }
-    if hint in names:
-        return names[hint]
-    origin = typing.get_origin(hint)
-    if origin is tuple:
-        plural = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}
-        return f"a list of {plural[typing.get_args(hint)[0]]}"
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(hint))
-    return str(hint)
-
-
 def _check_type(name: str, hint: Any, value: Any) -> Any:
     """Return ``value`` coerced to ``hint`` (int -> float, list -> tuple) or raise ConfigError."""
-    ok, coerced = _coerce(hint, value)
+    ok, coerced = coerce(hint, value)
     if not ok:
-        raise ConfigError(f"config field {name!r} must be {_type_name(hint)}, got {value!r}")
+        raise ConfigError(f"config field {name!r} must be {type_name(hint)}, got {value!r}")
     return coerced
-
-
-def _coerce(hint: Any, value: Any) -> tuple[bool, Any]:
-    if hint is type(None):
-        return value is None, value
-    if hint is bool:
-        return isinstance(value, bool), value
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if hint is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return ok, float(value) if ok else value
-    if hint is str:
-        return isinstance(value, str), value
-    origin = typing.get_origin(hint)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            return False, value
-        item = typing.get_args(hint)[0]
-        items = [_coerce(item, v) for v in value]
-        return all(ok for ok, _ in items), tuple(v for _, v in items)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(hint):
-            ok, coerced = _coerce(arg, value)
-            if ok:
-                return True, coerced
-        return False, value
-    raise TypeError(f"unsupported config field type {hint!r}")  # a bug in TrialConfig
 
 
 def _one_of(name: str, value: str, known: tuple[str, ...]) -> None:

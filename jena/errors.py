@@ -1,4 +1,15 @@
-"""User-facing errors: one line that names the file/line/field and says what to do."""
+"""User-facing errors: one line that names the file/line/field and says what to do.
+
+Three kinds, because a sweep treats them differently (like Keras Tuner's ``FailedTrialError``
+and ``FatalError``):
+
+* :class:`ConfigError` / :class:`DataError`: the user's configuration or data is wrong — the
+  command stops with one line;
+* :class:`TrialError`: one proposed point cannot be trained (an invalid combination, a window
+  that does not fit, a NaN loss) — that trial fails with the reason and the sweep goes on;
+* :class:`WorkerError`: a sweep worker process crashed — neither the point's fault nor the
+  configuration's; the sweep stops and says where the worker's log is.
+"""
 
 from __future__ import annotations
 
@@ -13,3 +24,11 @@ class DataError(JenaError):
 
 class ConfigError(JenaError):
     """A bad configuration, sweep file, preset or command-line value."""
+
+
+class TrialError(JenaError):
+    """One trial's point cannot be trained; the trial fails, the sweep goes on."""
+
+
+class WorkerError(JenaError):
+    """A sweep worker process died."""

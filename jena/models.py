@@ -1,4 +1,4 @@
-"""Keras 3 models from a ``TrialConfig``, and the book's models as presets.
+"""Keras 3 models from a ``TrialConfig`` (the book's models are configurations: jena.book).
 
 Backend-agnostic: only ``keras.layers``/``keras.ops`` (TensorFlow, JAX or PyTorch backend).
 
@@ -146,72 +146,3 @@ def make_optimizer(config: TrialConfig) -> keras.optimizers.Optimizer:
 def count_params(config: TrialConfig, input_shape: tuple[int, int]) -> int:
     """Trainable + non-trainable parameters of the model ``config`` builds (not compiled)."""
     return int(_assemble(config, input_shape).count_params())
-
-
-# --- the book's models --------------------------------------------------------------------
-
-# 2nd ed. ch. 10: 50/25/25 split, sampling_rate 6, 120 steps (5 days), batch 256, loss mse.
-_BOOK2 = TrialConfig(sampling_rate=6, sequence_length=120, batch_size=256, loss="mse")
-# 1st ed. ch. 6: lookback 1440 / step 6 = 240 steps (10 days), batch 128, loss mae,
-# steps_per_epoch 500.
-# It trains on the normalised temperature.
-_BOOK1 = TrialConfig(
-    sampling_rate=6, sequence_length=240, batch_size=128, loss="mae", normalise_target=True
-)
-
-PRESETS: dict[str, TrialConfig] = {
-    # 2nd edition, ch. 10
-    "dense": _BOOK2.replace(architecture="dense", dense_units=(16,)),
-    "conv1d": _BOOK2.replace(
-        architecture="conv1d", conv_filters=(8, 8, 8), conv_kernel=(24, 12, 6), conv_pool=2,
-        conv_global_pool="avg",
-    ),
-    "lstm": _BOOK2.replace(architecture="lstm", rnn_units=(16,)),
-    "lstm_dropout": _BOOK2.replace(
-        architecture="lstm", rnn_units=(32,), recurrent_dropout=0.25, head_dropout=0.5,
-    ),
-    "stacked_gru_dropout": _BOOK2.replace(
-        architecture="gru", rnn_units=(32, 32), recurrent_dropout=0.5, head_dropout=0.5,
-    ),
-    "bilstm": _BOOK2.replace(architecture="lstm", rnn_units=(16,), bidirectional=True),
-    # 1st edition (listings 6-37 ... 6-49)
-    "dense32": _BOOK1.replace(architecture="dense", dense_units=(32,)),
-    "gru": _BOOK1.replace(architecture="gru", rnn_units=(32,)),
-    "gru_dropout": _BOOK1.replace(
-        architecture="gru", rnn_units=(32,), dropout=0.2, recurrent_dropout=0.2,
-    ),
-    "stacked_gru": _BOOK1.replace(
-        architecture="gru", rnn_units=(32, 64), rnn_activation=("tanh", "relu"), dropout=0.1,
-        recurrent_dropout=0.5,
-    ),
-    "bigru": _BOOK1.replace(architecture="gru", rnn_units=(32,), bidirectional=True),
-    "gru_reversed": _BOOK1.replace(architecture="gru", rnn_units=(32,), reverse=True),
-    "conv1d_1st": _BOOK1.replace(
-        architecture="conv1d", conv_filters=(32, 32, 32), conv_kernel=(5, 5, 5), conv_pool=3,
-        conv_global_pool="max",
-    ),
-    "conv_gru": _BOOK1.replace(
-        architecture="conv_gru", conv_filters=(32, 32), conv_kernel=(5, 5), conv_pool=3,
-        rnn_units=(32,), dropout=0.1, recurrent_dropout=0.5,
-        sampling_rate=3, sequence_length=480,  # step 3: 1440 rows = 480 half-hour steps
-    ),
-}  # fmt: skip
-
-PRESET_EPOCHS: dict[str, int] = {
-    "dense": 10, "conv1d": 10, "lstm": 10, "lstm_dropout": 50, "stacked_gru_dropout": 50,
-    "bilstm": 10,
-    "dense32": 20, "gru": 20, "gru_dropout": 40, "stacked_gru": 40, "bigru": 40,
-    "gru_reversed": 20, "conv1d_1st": 20, "conv_gru": 20,
-}  # fmt: skip
-
-# Which data setup each preset was published with: "book2" (2nd ed.) or "book1" (1st ed.).
-_BOOK1_NAMES = ("dense32", "gru", "gru_dropout", "stacked_gru", "bigru", "gru_reversed",
-                "conv1d_1st", "conv_gru")  # fmt: skip
-PRESET_DATA: dict[str, str] = {
-    name: ("book1" if name in _BOOK1_NAMES else "book2") for name in PRESETS
-}
-
-# The 1st edition trains 500 shuffled batches per epoch; the 2nd a full pass (None).
-PRESET_STEPS_PER_EPOCH: dict[str, int | None] = {
-    name: (500 if data == "book1" else None) for name, data in PRESET_DATA.items()
-}

@@ -68,6 +68,8 @@ def write_jena_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     lines.extend(d + "," + ",".join(row) for d, row in zip(dates, body, strict=True))
     tmp = path.with_name(path.name + ".part")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text("\n".join(lines), encoding="utf-8")  # the real file has no final newline
+    # No final newline, like the real file: the book's parser (``data.split("\n")``, then one
+    # float per field) fails on an empty last line. The loader accepts a final newline too.
+    tmp.write_text("\n".join(lines), encoding="utf-8")
     os.replace(tmp, path)
     return path

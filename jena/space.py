@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import math
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -103,6 +103,21 @@ class Param:
             return low + self.step * rng.randrange(round((high - low) / self.step) + 1)
         return rng.uniform(low, high)
 
+    def grid(self) -> list[Any] | None:
+        """Every legal value, when there are finitely many (categorical, bool, a stepped
+        range); None for a continuous range."""
+        if self.kind == "categorical":
+            return list(self.choices or ())
+        if self.kind == "bool":
+            return [False, True]
+        assert self.low is not None and self.high is not None
+        if self.step is None and not (self.kind == "int" and not self.log):
+            return None
+        step = self.step if self.step is not None else 1
+        n = round((self.high - self.low) / step)
+        values = [self.low + i * step for i in range(n + 1)]
+        return [int(v) for v in values] if self.kind == "int" else values
+
     def describe(self) -> dict[str, Any]:
         """One row for ``jena space``: name, type, range, scale, default, condition, help."""
         if self.kind == "categorical":
@@ -127,11 +142,11 @@ class Param:
 
 def active(param: Param, values: Mapping[str, Any]) -> bool:
     """True if every ``param.when`` entry holds in ``values`` (a missing name takes its default)."""
-    for name, allowed in param.when.items():
-        value = values[name] if name in values else _BY_NAME[name].default
-        if value not in allowed:
-            return False
-    return True
+    return all(values.get(n, _default(n)) in allowed for n, allowed in param.when.items())
+
+
+def _default(name: str) -> Any:
+    return _BY_NAME[name].default
 
 
 # --- the space ----------------------------------------------------------------------------
@@ -193,18 +208,41 @@ PARAMS: tuple[Param, ...] = (
 _BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 
 
+PRESET = "preset"  # the pseudo-param of a space of named book models
+
+
+def preset_param(names: Sequence[str]) -> Param:
+    return Param(PRESET, "categorical", names[0], choices=tuple(names),
+                 help="a named book model (jena.book)")  # fmt: skip
+
+
+Ask = Callable[[Param], Any]  # a driver's "give me a value for this param"
+
+
 @dataclass(frozen=True)
 class Space:
     """A (sub)space: the free ``params`` in order, plus ``fixed`` values of other params.
 
+    With ``presets`` (names of book models) the space searches one pseudo-param, ``preset``,
+    instead: a point is a named model of :mod:`jena.book`, with the fixed values on top.
     Iterating a Space yields its free Params; ``space["units"]`` looks one up by name.
     """
 
     params: tuple[Param, ...] = PARAMS
     fixed: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    presets: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fixed", MappingProxyType(dict(self.fixed)))
+        if self.presets is not None:
+            if not self.presets:
+                raise ConfigError("presets: name at least one book model")
+            from jena.book import book_model
+
+            for name in self.presets:
+                book_model(name)
+            object.__setattr__(self, "presets", tuple(self.presets))
+            object.__setattr__(self, "params", (preset_param(self.presets),))
 
     def __iter__(self) -> Iterator[Param]:
         return iter(self.params)
@@ -224,15 +262,59 @@ class Space:
     def names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)
 
+    def walk(self, ask: Ask, base: TrialConfig | None = None, *, all_branches: bool = False
+             ) -> dict[str, Any]:  # fmt: skip
+        """Visit the free params in order and ``ask`` for the value of each active one; the
+        values given so far decide which later params are active (conditions). Returns the
+        point (active params only). Every driver proposes through this one walk.
+
+        ``all_branches``: also ask for params inactive at this point that other values of the
+        searched params could activate (Keras Tuner declares every conditional branch); those
+        values are not kept."""
+        ctx = {**from_config(base if base is not None else TrialConfig()), **self.fixed}
+        searched: set[str] = set()
+        point: dict[str, Any] = {}
+        for p in self.params:
+            if active(p, ctx):
+                point[p.name] = ctx[p.name] = ask(p)
+            elif all_branches and all(
+                ctx.get(n, _default(n)) in allowed
+                for n, allowed in p.when.items()
+                if n not in searched
+            ):
+                ask(p)
+            else:
+                continue  # never active for any value of the params searched so far
+            searched.add(p.name)
+        return point
+
+    def grid(self) -> dict[str, list[Any]] | None:
+        """Every free param's finite list of values, or None if one is a continuous range."""
+        out: dict[str, list[Any]] = {}
+        for p in self.params:
+            values = p.grid()
+            if values is None:
+                return None
+            out[p.name] = values
+        return out
+
     def defaults(self) -> dict[str, Any]:
         """Every free param's default (active or not), with the fixed values."""
         return {**{p.name: p.default for p in self.params}, **self.fixed}
 
     def subspace(
-        self, include: Sequence[str] | None = None, fixed: Mapping[str, Any] | None = None
+        self,
+        include: Sequence[str] | None = None,
+        fixed: Mapping[str, Any] | None = None,
+        presets: Sequence[str] | None = None,
     ) -> Space:
-        """Search only ``include`` (default: every free param) and pin ``fixed`` values."""
+        """Search only ``include`` (default: every free param) and pin ``fixed`` values; or,
+        with ``presets``, search those named book models (and pin ``fixed`` on top)."""
         fixed = dict(fixed or {})
+        if presets is not None:
+            for name, value in fixed.items():
+                _param(name).check(value)
+            return Space(params=(), fixed={**self.fixed, **fixed}, presets=tuple(presets))
         for name, value in fixed.items():
             _param(name).check(value)
             if name in self.fixed and self.fixed[name] != value:
@@ -259,6 +341,10 @@ class Space:
         """
         base = base if base is not None else TrialConfig()
         given = {**self.fixed, **values}
+        if PRESET in given:
+            from jena.book import book_model
+
+            base = book_model(given.pop(PRESET)).config.replace(seed=base.seed)
         for name, value in given.items():
             _param(name).check(value)
         ctx = {**from_config(base), **given}
@@ -309,11 +395,7 @@ class Space:
         rng = rng if isinstance(rng, random.Random) else random.Random(rng)
         base = base if base is not None else TrialConfig()
         for _ in range(1000):
-            ctx = {**from_config(base), **self.fixed}
-            point: dict[str, Any] = {}
-            for p in self.params:
-                if active(p, ctx):
-                    point[p.name] = ctx[p.name] = p.draw(rng)
+            point = self.walk(lambda p: p.draw(rng), base)
             try:
                 self.to_config(point, base).validate()
             except ConfigError:

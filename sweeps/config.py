@@ -12,8 +12,9 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any
 
+from jena._typed import build, parse_value
 from jena.errors import ConfigError
 
 SWEEPS_DIR = Path(__file__).resolve().parent
@@ -88,13 +89,16 @@ class SweepConfig:
     tuner: TunerSection = field(default_factory=TunerSection)
     space: SpaceSection = field(default_factory=SpaceSection)
     storage: StorageSection = field(default_factory=StorageSection)
-    path: str | None = None  # where it was read from (not a TOML key)
+    path: str | None = field(default=None, metadata={"key": False})  # where it was read from
 
     def validate(self) -> SweepConfig:
         where = self.path or "sweep"
-        if self.driver not in ("optuna", "kerastuner"):
+        from .drivers import DRIVERS
+
+        if self.driver not in DRIVERS:
             raise ConfigError(
-                f"{where}: driver: expected 'optuna' or 'kerastuner', got {self.driver!r}"
+                f"{where}: driver: expected {' or '.join(map(repr, DRIVERS))}, got "
+                f"{self.driver!r}"
             )
         if self.trials < 1:
             raise ConfigError(f"{where}: trials: must be at least 1, got {self.trials}")
@@ -156,16 +160,17 @@ class SweepConfig:
     def _check_presets(self, where: str) -> None:
         """Named models must exist and share the sweep's split: val MAEs of different splits
         (book1 and book2 windows) cannot be ranked together."""
-        from jena.models import PRESET_DATA
+        from jena.book import BOOK_MODELS
 
         for name in self.space.presets or []:
-            if name not in PRESET_DATA:
+            if name not in BOOK_MODELS:
                 raise ConfigError(
                     f"{where}: [space].presets: unknown model {name!r} (see `jena space`)"
                 )
-            if PRESET_DATA[name] != self.data.preset:
+            data = BOOK_MODELS[name].data
+            if data != self.data.preset:
                 raise ConfigError(
-                    f"{where}: [space].presets: {name!r} is a {PRESET_DATA[name]} model but "
+                    f"{where}: [space].presets: {name!r} is a {data} model but "
                     f"[data].preset is {self.data.preset!r}; one sweep ranks one split "
                     "(sweeps/book.toml: 2nd edition, sweeps/book1.toml: 1st edition)"
                 )
@@ -200,51 +205,6 @@ def _drop_none(d: Any) -> Any:
     return d
 
 
-def _check(value: Any, hint: Any, key: str, where: str) -> Any:
-    """Check ``value`` against a type hint (the few shapes used above)."""
-    origin = get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: [{key}]: expected a table")
-        return _build(hint, value, where, prefix=key)  # type: ignore[arg-type]
-    if origin is not None and type(None) in get_args(hint):  # X | None
-        if value is None:
-            return None
-        (inner,) = [a for a in get_args(hint) if a is not type(None)]
-        return _check(value, inner, key, where)
-    if origin is list:
-        (inner,) = get_args(hint)
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: {key}: expected a list, got {value!r}")
-        return [_check(v, inner, f"{key}[{i}]", where) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: {key}: expected a table, got {value!r}")
-        return dict(value)
-    if hint is Any:
-        return value
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"{where}: {key}: expected an integer, got {value!r}")
-    if not isinstance(value, hint):
-        name = {str: "a string", bool: "true or false", float: "a number"}.get(hint, str(hint))
-        raise ConfigError(f"{where}: {key}: expected {name}, got {value!r}")
-    return value
-
-
-def _build(cls: type, raw: dict[str, Any], where: str, prefix: str = "") -> Any:
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.name != "path"}
-    kwargs = {}
-    for key, value in raw.items():
-        full = f"{prefix}.{key}" if prefix else key
-        if key not in names:
-            raise ConfigError(f"{where}: unknown key {full!r} (known: {', '.join(sorted(names))})")
-        kwargs[key] = _check(value, hints[key], full, where)
-    return cls(**kwargs)
-
-
 def resolve_path(name_or_path: str | os.PathLike[str]) -> Path:
     """A sweep file: a path, or a name of a file in sweeps/ (``book`` → sweeps/book.toml)."""
     p = Path(name_or_path)
@@ -262,19 +222,12 @@ def load(name_or_path: str | os.PathLike[str] = "default") -> SweepConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    cfg = _build(SweepConfig, raw, str(path))
+    cfg = build(SweepConfig, raw, str(path))
     cfg.path = str(path)
     return cfg.validate()
 
 
 _FIELDS = {f.name for f in dataclasses.fields(SweepConfig)}
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text  # a bare string
 
 
 def apply_overrides(cfg: SweepConfig, sets: list[str]) -> SweepConfig:
@@ -292,11 +245,11 @@ def apply_overrides(cfg: SweepConfig, sets: list[str]) -> SweepConfig:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r}: {part!r} is not a section")
-        node[parts[-1]] = _parse_value(text.strip())
+        node[parts[-1]] = parse_value(text)
         if parts[:2] == ["space", "fixed"] and len(parts) == 3:
             include = raw.get("space", {}).get("include")
             if include and parts[2] in include:  # the command line wins over the file
                 raw["space"]["include"] = [n for n in include if n != parts[2]]
-    new = _build(SweepConfig, raw, "--set")
+    new = build(SweepConfig, raw, "--set")
     new.path = cfg.path
     return new.validate()

@@ -14,10 +14,10 @@ applied when a trial's values are read back (:meth:`SpaceHyperModel.point` drops
 values, as ``Space.to_config`` would). Sweeps with
 ``space.presets`` search ``hp.Choice("preset", presets)``. Data-level hyperparameters
 (``sampling_rate``, ``sequence_length_hours``, ``wind_vector``, ``time_features``) are ordinary
-hyperparameters: :func:`sweeps._common.run_trial` builds each trial's windows from its config.
+hyperparameters: :func:`sweeps.trial.run_trial` builds each trial's windows from its config.
 
 Trials: :class:`SweepTuner` (a ``keras_tuner.Tuner``) hands each trial's active values to
-:func:`sweeps._common.run_trial` — the one trial → train → MLflow path shared with the Optuna
+:func:`sweeps.trial.run_trial` — the one trial → train → MLflow path shared with the Optuna
 driver — and returns ``{"val_mae": ...}`` to the oracle. Trial ``"07"`` is MLflow child run
 ``trial-0007``. Keras Tuner saves no models: ``save_model`` is a no-op, models live in MLflow
 (:func:`jena.tracking.load_trial_model`), and ``load_model`` / ``get_best_models`` say so.
@@ -68,13 +68,15 @@ from typing import Any
 
 import keras_tuner as kt
 
+from jena.book import preset_defaults
 from jena.config import TrialConfig
 from jena.errors import ConfigError, JenaError
-from jena.space import Param, Space, active, from_config
+from jena.space import Param, Space
 
-from ._common import SweepContext, base_config, make_space, run_trial
-from ._progress import Board
 from .config import SweepConfig
+from .display import Board
+from .drivers import Best, Resume
+from .trial import SweepContext, make_space, run_trial
 
 OBJECTIVE = "val_mae"
 TUNER_ID = "tuner0"
@@ -101,14 +103,13 @@ class SpaceHyperModel(kt.HyperModel):
     values map to (``None`` if they make no valid configuration; such a trial fails with the
     reason when it runs). ``point(values)`` turns a trial's values into the flat search values
     ``Space.to_config`` and ``run_trial`` take (active params only, Keras Tuner's own
-    ``tuner/*`` keys dropped).
+    ``tuner/*`` keys dropped). Both go through the space's one walk (``Space.walk``).
     """
 
     def __init__(
         self,
         space: Space,
         base: TrialConfig,
-        presets: list[str] | None = None,
         grid: Mapping[str, list[Any]] | None = None,
         *,
         finite: bool = False,
@@ -116,7 +117,6 @@ class SpaceHyperModel(kt.HyperModel):
         super().__init__(name="jena_space", tunable=True)
         self.space = space
         self.base = base
-        self.presets = list(presets) if presets is not None else None
         self.grid = {k: list(v) for k, v in (grid or {}).items()}
         self.finite = finite  # grid search: every param needs a finite list of values
         unknown = sorted(set(self.grid) - set(space.names))
@@ -125,33 +125,28 @@ class SpaceHyperModel(kt.HyperModel):
                 f"[tuner.options.grid]: {', '.join(unknown)} not searched in this sweep "
                 f"(searched: {', '.join(space.names) or 'none'})"
             )
-        # Values of everything that is not searched: the base config, then the fixed values.
-        self.static = {**from_config(base), **space.fixed}
 
     # -- declaring
     def build(self, hp: kt.HyperParameters) -> TrialConfig | None:
         values = self.declare(hp)
-        if self.presets is not None:
-            from jena.models import PRESETS
-
-            return PRESETS.get(values.get("preset", ""))
         try:
             return self.space.to_config(values, self.base)
         except ConfigError:
             return None
 
     def declare(self, hp: kt.HyperParameters) -> dict[str, Any]:
-        """Register every hyperparameter in ``hp``; return the active values (``point``)."""
-        if self.presets is not None:
-            return {"preset": hp.Choice("preset", self.presets)}
+        """Register every hyperparameter in ``hp`` (every conditional branch, each scoped on the
+        first of its searched parents); return the active values (``point``)."""
         registered: set[str] = set()
-        for p in self.space:
+
+        def ask(p: Param) -> Any:
             searched = [(n, list(v)) for n, v in p.when.items() if n in registered]
-            if any(self.static.get(n) not in v for n, v in p.when.items() if n not in registered):
-                continue  # never active in this sweep: not a hyperparameter
             with _scope(hp, searched[0] if searched else None):
-                self._declare_one(hp, p)
+                value = self._declare_one(hp, p)
             registered.add(p.name)
+            return p.default if value is None else _legal(p, value)
+
+        self.space.walk(ask, self.base, all_branches=True)
         return self.point(hp.values)
 
     def _declare_one(self, hp: kt.HyperParameters, p: Param) -> Any:
@@ -164,8 +159,8 @@ class SpaceHyperModel(kt.HyperModel):
             return hp.Boolean(p.name)
         assert p.low is not None and p.high is not None
         if p.log and p.step is not None:  # KT's log step multiplies; ours adds
-            return hp.Choice(p.name, _grid_values(p), ordered=True)
-        if self.finite and (p.log or (p.kind == "float" and p.step is None)):
+            return hp.Choice(p.name, p.grid(), ordered=True)
+        if self.finite and p.grid() is None:
             raise ConfigError(
                 f"grid tuner: give values for {p.name!r} in [tuner.options] grid = "
                 f"{{ {p.name} = [...] }} (it is a {'log-scaled ' if p.log else ''}{p.kind} range)"
@@ -179,14 +174,7 @@ class SpaceHyperModel(kt.HyperModel):
     # -- reading a trial's values back
     def point(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The active values of this sweep's params in ``values`` (legal values, in order)."""
-        if self.presets is not None:
-            return {"preset": values["preset"]} if "preset" in values else {}
-        ctx = dict(self.static)
-        out: dict[str, Any] = {}
-        for p in self.space:
-            if p.name in values and active(p, ctx):
-                out[p.name] = ctx[p.name] = _legal(p, values[p.name])
-        return out
+        return self.space.walk(lambda p: _legal(p, values.get(p.name, p.default)), self.base)
 
 
 @contextlib.contextmanager
@@ -197,13 +185,6 @@ def _scope(hp: kt.HyperParameters, condition: tuple[str, list[Any]] | None) -> I
         return
     with hp.conditional_scope(*condition):
         yield
-
-
-def _grid_values(p: Param) -> list[Any]:
-    assert p.low is not None and p.high is not None and p.step is not None
-    n = round((p.high - p.low) / p.step)
-    values = [p.low + i * p.step for i in range(n + 1)]
-    return [int(v) for v in values] if p.kind == "int" else values
 
 
 def _legal(p: Param, value: Any) -> Any:
@@ -263,8 +244,7 @@ def oracle(cfg: SweepConfig) -> kt.Oracle:
 def hypermodel(cfg: SweepConfig, space: Space | None = None) -> SpaceHyperModel:
     return SpaceHyperModel(
         space if space is not None else make_space(cfg),
-        base_config(cfg.data.preset, cfg.seed),
-        cfg.space.presets,
+        preset_defaults(cfg.data.preset, cfg.seed),
         dict(cfg.tuner.options.get("grid", {})),
         finite=cfg.tuner.type == "grid",
     )
@@ -275,7 +255,7 @@ def project_dir(cfg: SweepConfig) -> Path:
 
 
 class SweepTuner(kt.Tuner):
-    """Runs each trial through :func:`sweeps._common.run_trial`; no Keras Tuner checkpoints."""
+    """Runs each trial through :func:`sweeps.trial.run_trial`; no Keras Tuner checkpoints."""
 
     def __init__(
         self,
@@ -417,34 +397,41 @@ def _completed(trials: list[Any]) -> list[Any]:
             and math.isfinite(t.score)]  # fmt: skip
 
 
-def previous(cfg: SweepConfig) -> tuple[int, float | None]:
-    """(finished trials, best val MAE) already in the project (a trial left RUNNING re-runs)."""
-    _check(cfg)
-    trials = kt_trials(cfg)
-    done = _completed(trials)
-    return (sum(t.status in _FINISHED for t in trials),
-            min(t.score for t in done) if done else None)  # fmt: skip
+class KerasTunerDriver:
+    name = "kerastuner"
 
+    def algorithm(self, cfg: SweepConfig) -> str:
+        return cfg.tuner.type
 
-def best(cfg: SweepConfig) -> dict[str, Any] | None:
-    done = _completed(kt_trials(cfg))
-    if not done:
-        return None
-    t = min(done, key=lambda t: t.score)
-    params = {k: v for k, v in t.hyperparameters.values.items() if not k.startswith("tuner/")}
-    return {"number": int(t.trial_id), "params": params, "val_mae": float(t.score)}
+    def resume(self, cfg: SweepConfig) -> Resume:
+        """Trials already in the project (a trial left RUNNING re-runs), and the best."""
+        _check(cfg)
+        trials = kt_trials(cfg)
+        best = self.best(cfg)
+        return Resume(
+            sum(t.status in _FINISHED for t in trials),
+            best.val_mae if best else None,
+            best.number if best else None,
+        )
 
+    def best(self, cfg: SweepConfig) -> Best | None:
+        done = _completed(kt_trials(cfg))
+        if not done:
+            return None
+        t = min(done, key=lambda t: t.score)
+        params = {k: v for k, v in t.hyperparameters.values.items() if not k.startswith("tuner/")}
+        return Best(int(t.trial_id), params, float(t.score))
 
-def run(ctx: SweepContext, board: Board, deadline: float | None) -> None:
-    """Search until the oracle has ``trials`` trials (or stops), or the time is up."""
-    t = tuner(ctx, deadline, board)
-    try:
-        with _quiet_failures():
-            t.search(verbose=0)
-    except _OutOfTime:
-        pass
-    finally:
-        board.refresh()
+    def run(self, ctx: SweepContext, board: Board, deadline: float | None) -> None:
+        """Search until the oracle has ``trials`` trials (or stops), or the time is up."""
+        t = tuner(ctx, deadline, board)
+        try:
+            with _quiet_failures():
+                t.search(verbose=0)
+        except _OutOfTime:
+            pass
+        finally:
+            board.refresh()
 
 
 @contextlib.contextmanager
@@ -459,3 +446,6 @@ def _quiet_failures() -> Iterator[None]:
         yield
     finally:
         kt_config.DEBUG = debug
+
+
+DRIVER = KerasTunerDriver()

@@ -16,7 +16,6 @@ import contextlib
 import math
 import multiprocessing as mp
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -26,21 +25,15 @@ import optuna
 from optuna.trial import TrialState
 
 from jena._filelock import file_lock
-from jena.config import TrialConfig
-from jena.errors import ConfigError
-from jena.space import Param, Space, active, from_config
+from jena._owner import owner, owner_is_dead
+from jena.errors import ConfigError, WorkerError
+from jena.space import Param, Space
 from jena.train import TrialPruned
 
-from ._common import (
-    SweepContext,
-    base_config,
-    make_context,
-    process_alive,
-    record_failure,
-    run_trial,
-)
-from ._progress import Board, QueueSink, pump
 from .config import SweepConfig
+from .display import Board, QueueSink, pump
+from .drivers import Best, Resume
+from .trial import SweepContext, make_context, make_space, record_failure, run_trial
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -49,18 +42,36 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 # ------------------------------------------------------------------ storage, sampler, pruner
 def storage(cfg: SweepConfig) -> optuna.storages.BaseStorage:
     url = cfg.optuna_storage()
+    if url == "memory" and cfg.workers > 1:
+        raise ConfigError("storage.optuna = 'memory' cannot be shared by several workers")
+    opened = open_storage(url, name=cfg.name)
+    assert opened is not None
+    return opened
+
+
+def open_storage(
+    url: str, *, name: str = "", create: bool = True
+) -> optuna.storages.BaseStorage | None:
+    """The Optuna storage of ``url`` (``journal:PATH``, ``sqlite:///…``, ``postgresql://…``,
+    ``memory``). ``create=False``: None where nothing is stored yet (no journal file, no SQLite
+    file, an in-memory study of another process)."""
     if url == "memory":
-        if cfg.workers > 1:
-            raise ConfigError("storage.optuna = 'memory' cannot be shared by several workers")
-        return _memory_storages.setdefault(cfg.name, optuna.storages.InMemoryStorage())
+        if not create:
+            return None
+        return _memory_storages.setdefault(name, optuna.storages.InMemoryStorage())
     if url.startswith("journal:"):
         path = Path(url.removeprefix("journal:"))
+        if not create and not path.is_file():
+            return None
         path.parent.mkdir(parents=True, exist_ok=True)
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         return JournalStorage(JournalFileBackend(str(path)))
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        db = Path(url.removeprefix("sqlite:///"))
+        if not create and not db.is_file():
+            return None
+        db.parent.mkdir(parents=True, exist_ok=True)
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
     except Exception as exc:  # bad URL, server down, driver missing
@@ -87,25 +98,18 @@ def lock_path(cfg: SweepConfig) -> Path:
 
 
 def grid_space(space: Space, cfg: SweepConfig) -> dict[str, list[Any]]:
-    """A finite grid for GridSampler: presets, or every free param's values."""
+    """A finite grid for GridSampler: every free param's values (``[sampler.options.grid]``
+    lists them for continuous ranges)."""
     explicit = dict(cfg.sampler.options.get("grid", {}))
-    if cfg.space.presets is not None:
-        return {"preset": list(cfg.space.presets)}
     grid: dict[str, list[Any]] = {}
     for p in space:
-        if p.name in explicit:
-            grid[p.name] = [p.check(v) for v in explicit[p.name]]
-        elif p.kind == "categorical":
-            grid[p.name] = list(p.choices or ())
-        elif p.kind == "bool":
-            grid[p.name] = [False, True]
-        elif p.kind == "int" and p.high is not None and p.low is not None and not p.log:
-            grid[p.name] = list(range(int(p.low), int(p.high) + 1, int(p.step or 1)))
-        else:
+        values = [p.check(v) for v in explicit[p.name]] if p.name in explicit else p.grid()
+        if values is None:
             raise ConfigError(
                 f"{cfg.path or 'sweep'}: grid sampler: give values for {p.name!r} in "
                 f"[sampler.options.grid] (it is a {'log-scaled ' if p.log else ''}{p.kind} range)"
             )
+        grid[p.name] = values
     return grid
 
 
@@ -160,8 +164,6 @@ def pruner(cfg: SweepConfig) -> optuna.pruners.BasePruner:
 
 
 def study(cfg: SweepConfig, space: Space | None = None, seed: int | None = None) -> optuna.Study:
-    from ._common import make_space
-
     space = space or make_space(cfg)
     directions: list[optuna.study.StudyDirection] = [optuna.study.StudyDirection.MINIMIZE] * len(
         cfg.objectives
@@ -177,18 +179,9 @@ def study(cfg: SweepConfig, space: Space | None = None, seed: int | None = None)
 
 
 # ------------------------------------------------------------------ space → trial
-def suggest(
-    trial: optuna.Trial, space: Space, base: TrialConfig, presets: list[str] | None
-) -> dict[str, Any]:
-    """Ask the trial for every free, active Param, in order (conditions see earlier values)."""
-    if presets is not None:
-        return {"preset": trial.suggest_categorical("preset", presets)}
-    ctx = {**from_config(base), **space.fixed}
-    values: dict[str, Any] = {}
-    for p in space:
-        if active(p, ctx):
-            values[p.name] = ctx[p.name] = _suggest_one(trial, p)
-    return values
+def suggest(trial: optuna.Trial, space: Space, base: Any) -> dict[str, Any]:
+    """Ask the trial for every free, active Param, in order (the space's one walk)."""
+    return space.walk(lambda p: _suggest_one(trial, p), base)
 
 
 def _suggest_one(trial: optuna.Trial, p: Param) -> Any:
@@ -203,32 +196,42 @@ def _suggest_one(trial: optuna.Trial, p: Param) -> Any:
 
 
 # ------------------------------------------------------------------ the driver
-def previous(cfg: SweepConfig) -> tuple[int, float | None]:
-    """(finished trials, best val MAE) already in the study, failing trials of dead processes."""
-    s = study(cfg)
-    _fail_stale(s)
-    trials = s.get_trials(deepcopy=False, states=FINISHED)
-    done = [t.values[0] for t in trials if t.state == TrialState.COMPLETE and t.values]
-    return len(trials), (min(done) if done else None)
-
-
 def _fail_stale(s: optuna.Study) -> None:
     """A RUNNING trial whose process on this host is gone (kill -9, power loss) is failed."""
-    host = socket.gethostname()
     for t in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        pid = t.user_attrs.get("pid")
-        if t.user_attrs.get("host") == host and pid and not process_alive(int(pid)):
+        if owner_is_dead(t.user_attrs.get("host"), t.user_attrs.get("pid")):
             s._storage.set_trial_user_attr(t._trial_id, "fail_reason", "stale: its process died")
             s._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
-def best(cfg: SweepConfig) -> dict[str, Any] | None:
-    s = study(cfg)
-    done = [t for t in s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
-    if not done:
-        return None
-    t = min(done, key=lambda t: t.values[0])
-    return {"number": t.number, "params": dict(t.params), "val_mae": t.values[0]}
+class OptunaDriver:
+    name = "optuna"
+
+    def algorithm(self, cfg: SweepConfig) -> str:
+        return cfg.sampler.type
+
+    def resume(self, cfg: SweepConfig) -> Resume:
+        """Trials already in the study (those of dead processes failed first), the best."""
+        s = study(cfg)
+        _fail_stale(s)
+        finished = s.get_trials(deepcopy=False, states=FINISHED)
+        best = self.best(cfg) if finished else None
+        return Resume(
+            len(finished),
+            best.val_mae if best else None,
+            best.number if best else None,
+        )
+
+    def best(self, cfg: SweepConfig) -> Best | None:
+        s = study(cfg)
+        done = [t for t in s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+        if not done:
+            return None
+        t = min(done, key=lambda t: t.values[0])
+        return Best(t.number, dict(t.params), t.values[0])
+
+    def run(self, ctx: SweepContext, board: Board, deadline: float | None) -> None:
+        run(ctx, board, deadline)
 
 
 def run(ctx: SweepContext, board: Board, deadline: float | None) -> None:
@@ -268,7 +271,7 @@ def run(ctx: SweepContext, board: Board, deadline: float | None) -> None:
         raise
     failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
     if failed:
-        raise ConfigError(
+        raise WorkerError(
             f"{len(failed)} of {len(procs)} sweep workers failed (exit codes {failed}): see "
             f"{logs}/{cfg.name}-worker*.log"
         )
@@ -296,7 +299,7 @@ def loop(ctx: SweepContext, deadline: float | None, worker: int = 0) -> None:
     cfg = ctx.cfg
     done = len(study(cfg, ctx.space).get_trials(deepcopy=False))
     s = study(cfg, ctx.space, seed=cfg.seed + 100_003 * worker + done)
-    base = base_config(cfg.data.preset, cfg.seed)
+    base = ctx.base
     lock = lock_path(cfg)
     while deadline is None or time.monotonic() < deadline:
         trial = None
@@ -306,10 +309,10 @@ def loop(ctx: SweepContext, deadline: float | None, worker: int = 0) -> None:
                 if len(finished) >= cfg.trials:
                     return
                 trial = s.ask()
-                trial.set_user_attr("host", socket.gethostname())
-                trial.set_user_attr("pid", os.getpid())
+                for key, value in owner().items():
+                    trial.set_user_attr(key, value)
             try:
-                values = suggest(trial, ctx.space, base, cfg.space.presets)
+                values = suggest(trial, ctx.space, base)
             except Exception as exc:  # the sampler itself raised: a failed trial, go on
                 reason = f"{type(exc).__name__}: {exc}"
                 trial.set_user_attr("fail_reason", reason)
@@ -366,3 +369,6 @@ def _tell(s: optuna.Study, trial: optuna.Trial, **kwargs: Any) -> bool:
             raise
         return False
     return True
+
+
+DRIVER = OptunaDriver()

@@ -23,11 +23,14 @@ import pytest
 from conftest import TINY
 
 import jena.data
+from jena.book import BOOK_MODELS
 from jena.cli import build_parser, main
 from jena.data import JENA_URLS, load
-from jena.models import PRESETS, count_params
+from jena.models import count_params
 from jena.schema import COLUMNS, HEADER_LINE
 from jena.space import SPACE
+
+PRESETS = {name: m.config for name, m in BOOK_MODELS.items()}
 
 QUICK = ["--epochs", "1", "--steps-per-epoch", "2", "--validation-steps", "1"]
 DATE = re.compile(r"\d{2}\.\d{2}\.\d{4} \d{2}:\d{2}:\d{2}")
@@ -241,6 +244,11 @@ BAD_FILES: dict[str, tuple[bytes, str]] = {
     "binary.csv": (bytes(range(256)) * 8, "binary"),
     "archive.csv": (b"PK\x03\x04" + b"\x00" * 100, "zip"),
     "prose.csv": (b"hello, world\nthis is not the climate record\n", "header"),
+    "utf16.csv": ("\n".join(_good_lines()).encode("utf-16"), "UTF-16 text"),
+    "kelvin.csv": (
+        "\n".join(_good_lines()).replace(",-8.02,", ",265.13,").encode(),
+        "T (degC) looks like kelvin (median 265.1): convert to °C (subtract 273.15)",
+    ),
 }
 
 
@@ -253,6 +261,44 @@ def test_data_info_on_a_bad_file_is_one_line(
     code, out, err = run(["data", "info", "--data", str(in_tmp / name)], capsys)
     assert out == ""
     assert_one_line_error(code, err, name, word)
+
+
+def test_data_info_reports_implausible_values(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(["data", "synth", "--out", "odd.csv", "--rows", "3000"], capsys)
+    path = in_tmp / "odd.csv"
+    lines = path.read_text(encoding="utf-8").split("\n")
+
+    def put(lineno: int, column: str, value: str) -> None:
+        fields = lines[lineno - 1].split(",")
+        fields[1 + COLUMNS.index(column)] = value
+        lines[lineno - 1] = ",".join(fields)
+
+    for lineno in (500, 1500, 2500):
+        put(lineno, "T (degC)", "-9999.00")
+    put(1000, "p (mbar)", "9870.00")
+    put(2000, "Tdew (degC)", "45.00")  # above T: the row is kept as read and marked invalid
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+    code, out, _ = run(["data", "info", "--data", "odd.csv", "--json"], capsys)
+    assert code == 0
+    report = json.loads(out)
+    assert report["clean"] is False and report["invalid_rows"] == 1
+    found = {d["defect"]: (d["count"], d["action"]) for d in report["defects"]}
+    sentinels = "missing-value sentinels (<= -999, e.g. -9999) in T (degC)"
+    assert found[sentinels] == (3, "interpolated in time")
+    assert found["values outside the physical range of p (mbar)"][0] == 1
+    assert found["rows breaking Tdew (degC) <= T (degC) + 1"] == (1, "marked invalid (values kept)")
+    assert report["repair"]["sentinels"] == {"T (degC)": 3}
+    assert report["repair"]["out_of_range"] == {"p (mbar)": 1}
+    assert -60 < report["columns"]["T (degC)"]["min"] < 60
+
+    code, out, _ = run(["data", "info", "--data", "odd.csv"], capsys)
+    assert code == 0
+    assert "missing-value sentinels (<= -999, e.g. -9999) in T (degC): 3 -> interpolated" in out
+    assert "values outside the physical range of p (mbar): 1 -> interpolated" in out
+    assert "rows breaking Tdew (degC) <= T (degC) + 1: 1 -> marked invalid" in out
 
 
 def test_data_info_on_a_missing_file_or_bad_spec(
@@ -322,7 +368,7 @@ def test_baseline_on_the_real_file_offline_says_use_synthetic(
         raise urllib.error.URLError("network blocked by the test")
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
-    monkeypatch.setattr(jena.data, "urlopen", offline)  # jena.data imported the name
+    monkeypatch.setattr(jena.data.download, "urlopen", offline)  # it imported the name
 
     code, out, err = run(["baseline", "--data", "jena"], capsys)
     assert out == ""

@@ -27,13 +27,40 @@ WV, MAXWV, WD, T = "wv (m/s)", "max. wv (m/s)", "wd (deg)", "T (degC)"
 # --------------------------------------------------------------------------- helpers
 
 
+def magnus(t: Any) -> Any:
+    return 6.1078 * np.exp(17.27 * t / (t + 237.3))
+
+
 def make_frame(rows: int = 60, start: str = "2009-01-01 00:10:00", seed: int = 0) -> pd.DataFrame:
-    """A small plausible frame on the 10-minute grid, values with two decimals."""
+    """A small physically plausible frame on the 10-minute grid, values with two decimals.
+
+    ``p``, ``T``, ``Tdew`` and the wind are random; the other columns follow from them by the
+    relations of ``shared/reference/jena-data.md``, so the file passes the loader's checks."""
     rng = np.random.default_rng(seed)
     index = pd.date_range(start, periods=rows, freq=schema.STEP, name=DATE_COLUMN)
-    values = rng.uniform(1.0, 20.0, size=(rows, len(COLUMNS)))
-    values[:, COLUMNS.index(WD)] = rng.uniform(0.0, 359.0, size=rows)
-    return pd.DataFrame(np.round(values, 2), index=index, columns=list(COLUMNS))
+    p = np.round(rng.uniform(970.0, 1010.0, rows), 2)
+    t = np.round(rng.uniform(-5.0, 25.0, rows), 2)
+    tdew = np.round(t - rng.uniform(0.5, 8.0, rows), 2)
+    vpmax, vpact = magnus(t), magnus(tdew)
+    wv = rng.uniform(0.5, 6.0, rows)
+    values = {
+        "p (mbar)": p,
+        "T (degC)": t,
+        "Tpot (K)": (t + 273.15) * (1000.0 / p) ** 0.286,
+        "Tdew (degC)": tdew,
+        "rh (%)": 100.0 * vpact / vpmax,
+        "VPmax (mbar)": vpmax,
+        "VPact (mbar)": vpact,
+        "VPdef (mbar)": vpmax - vpact,
+        "sh (g/kg)": 622.0 * vpact / (p - 0.378 * vpact),
+        "H2OC (mmol/mol)": 1000.0 * vpact / p,
+        "rho (g/m**3)": 100.0 * p / (287.05 * (t + 273.15)) * 1000.0,
+        "wv (m/s)": wv,
+        "max. wv (m/s)": wv + rng.uniform(0.0, 3.0, rows),
+        "wd (deg)": rng.uniform(0.0, 359.0, rows),
+    }
+    assert tuple(values) == COLUMNS
+    return pd.DataFrame({c: np.round(v, 2) for c, v in values.items()}, index=index)
 
 
 def write(tmp_path: Path, frame: pd.DataFrame, name: str = "d.csv") -> Path:
@@ -98,7 +125,7 @@ def test_clean_file_comes_through_unchanged(tmp_path: Path) -> None:
     path = write(tmp_path, make_frame(300, seed=3))
     ds = data.load(str(path))
     # The book's own parsing: float() of each field, line by line, in file order.
-    body = path.read_text().split("\n")[1:]
+    body = path.read_text().splitlines()[1:]
     book = np.array([[float(x) for x in line.split(",")[1:]] for line in body])
     assert ds.frame.to_numpy().tobytes() == book.tobytes()
     times = pd.to_datetime([line.split(",")[0] for line in body], format=schema.DATE_FORMAT)
@@ -284,6 +311,29 @@ def test_not_utf8(tmp_path: Path) -> None:
 
 def test_directory(tmp_path: Path) -> None:
     assert "directory" in error_of(tmp_path)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_is_reported_as_utf16_text(tmp_path: Path, encoding: str) -> None:
+    """With a byte-order mark or without (NUL-interleaved ASCII): not "binary"."""
+    text = write(tmp_path, make_frame(5)).read_text(encoding="utf-8")
+    path = tmp_path / f"{encoding}.csv"
+    path.write_bytes(text.encode(encoding))
+    message = error_of(path)
+    assert "UTF-16 text" in message and "re-save it as UTF-8" in message, message
+    assert "binary" not in message
+
+
+def test_written_file_has_no_final_newline_and_both_forms_load(tmp_path: Path) -> None:
+    """Like the real file, so that the book's ``data.split("\\n")`` parser reads it."""
+    frame = make_frame(20)
+    path = write(tmp_path, frame)
+    text = path.read_text(encoding="utf-8")
+    assert not text.endswith("\n") and text.count("\n") == 20
+    for content in (text, text + "\n", text + "\r\n"):
+        path.write_text(content, encoding="utf-8")
+        back = data.read_csv(path)
+        np.testing.assert_allclose(back.to_numpy(), frame.to_numpy(), atol=0.005)
 
 
 # --------------------------------------------------------------------------- repair
@@ -486,6 +536,245 @@ def test_nan_in_a_frame_is_interpolated() -> None:
     assert out[T].iloc[4] == pytest.approx((frame[T].iloc[3] + frame[T].iloc[5]) / 2)
 
 
+# --------------------------------------------------------------------------- physical checks
+
+# One implausible value per column (none of them a sentinel): what the range check must catch.
+OUT_OF_RANGE = {
+    "p (mbar)": 1250.0,
+    "T (degC)": 75.0,
+    "Tpot (K)": 420.0,
+    "Tdew (degC)": -95.0,
+    "rh (%)": 130.0,
+    "VPmax (mbar)": -3.0,
+    "VPact (mbar)": 250.0,
+    "VPdef (mbar)": -20.0,
+    "sh (g/kg)": 140.0,
+    "H2OC (mmol/mol)": -2.0,
+    "rho (g/m**3)": 2500.0,
+    "wv (m/s)": 140.0,
+    "max. wv (m/s)": 150.0,
+    "wd (deg)": 400.0,
+}
+
+
+def untouched_except(ds: data.Dataset, frame: pd.DataFrame, row: int, col: str) -> None:
+    same = np.ones(frame.shape, dtype=bool)
+    same[row, COLUMNS.index(col)] = False
+    assert (ds.frame.to_numpy()[same] == frame.to_numpy()[same]).all()
+
+
+def assert_midpoint(ds: data.Dataset, frame: pd.DataFrame, row: int, col: str) -> None:
+    got = ds.frame[col].iloc[row]
+    a, b = frame[col].iloc[row - 1], frame[col].iloc[row + 1]
+    if col == WD:  # circular: the mean direction of the neighbours
+        rad = np.radians([a, b])
+        mean = np.degrees(np.arctan2(np.sin(rad).sum(), np.cos(rad).sum()))
+        assert abs((got - mean + 180.0) % 360.0 - 180.0) < 1e-6
+    else:
+        assert got == pytest.approx((a + b) / 2)
+
+
+@pytest.mark.parametrize("col", COLUMNS)
+@pytest.mark.parametrize("code", ["-9999", "-9999.00", "-999.99"])
+def test_sentinel_in_any_column_is_interpolated(tmp_path: Path, col: str, code: str) -> None:
+    frame = make_frame(40)
+    path = edit_field(write(tmp_path, frame), 12, col, code)  # line 12 = row 10
+    ds = data.load(str(path))
+    rep = ds.report
+    assert rep.sentinels == {col: 1} and rep.out_of_range == {}
+    assert ds.valid.all() and reconciles(rep) and not rep.clean
+    assert_midpoint(ds, frame, 10, col)
+    untouched_except(ds, frame, 10, col)
+    (found,) = rep.defects()
+    assert col in found["defect"] and "sentinel" in found["defect"] and found["count"] == 1
+    assert found["action"] == "interpolated in time"
+
+
+def test_temperature_sentinels_do_not_reach_the_baseline(tmp_path: Path) -> None:
+    """The finding: three -9999 in T of the validation rows moved persistence 2.8 -> 17 °C."""
+    synthetic = pytest.importorskip("jena.synthetic")
+    clean = synthetic.generate(rows=24_000, seed=3)
+    bad = clean.copy()
+    val_begin, val_end = synthetic.book2_splits(len(clean))["val"]
+    rows = [val_begin + 1000, val_begin + 2000, val_end - 10]
+    bad.iloc[rows, COLUMNS.index(T)] = -9999.0
+    ds = data.load(str(write(tmp_path, bad)))
+    assert ds.report.sentinels == {T: 3} and ds.valid.all()
+    expected = synthetic.persistence_mae(clean[T].to_numpy(), "val")
+    got = synthetic.persistence_mae(ds.frame[T].to_numpy(), "val")
+    assert got == pytest.approx(expected, abs=0.01)
+    assert ds.frame[T].min() == clean[T].min()
+
+
+@pytest.mark.parametrize("col", COLUMNS)
+def test_value_outside_the_physical_range_is_interpolated(tmp_path: Path, col: str) -> None:
+    frame = make_frame(60)
+    bad = frame.copy()
+    bad.iloc[20, COLUMNS.index(col)] = OUT_OF_RANGE[col]
+    ds = data.load(str(write(tmp_path, bad)))
+    rep = ds.report
+    assert rep.out_of_range == {col: 1}, rep.to_dict()
+    assert rep.sentinels == {} and rep.relation_violations == {}
+    assert ds.valid.all() and reconciles(rep) and not rep.clean
+    assert_midpoint(ds, frame, 20, col)
+    untouched_except(ds, frame, 20, col)
+    assert f"values outside the physical range of {col}: 1 -> interpolated" in "\n".join(
+        rep.lines()
+    )
+    assert rep.to_dict()["out_of_range"] == {col: 1}
+
+
+def test_long_run_outside_the_range_is_marked_invalid() -> None:
+    frame = make_frame(1000)
+    frame.iloc[300:350, COLUMNS.index(T)] = 80.0  # 50 rows, 5% of the column
+    out, valid, rep = data.repair(frame, max_gap_rows=36)
+    assert rep.out_of_range == {T: 50}
+    assert not valid[300:350].any() and valid[:300].all() and valid[350:].all()
+    (run,) = rep.long_value_runs
+    assert (run.column, run.rows) == (T, 50)
+    assert out[T].between(-60, 60).all()
+
+
+def test_wind_gust_below_the_mean_speed_is_accepted(tmp_path: Path) -> None:
+    """``max. wv >= wv`` does not hold in the real file (max wv 28.49 > max max.wv 23.5)."""
+    frame = make_frame(30)
+    frame.iloc[5, COLUMNS.index(MAXWV)] = frame.iloc[5, COLUMNS.index(WV)] - 0.5
+    ds = data.load(str(write(tmp_path, frame)))
+    assert ds.report.clean and ds.valid.all()
+
+
+def refusal(path: Path) -> str:
+    with pytest.raises(DataError) as info:
+        data.load(str(path))
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message, message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("col", "change", "words"),
+    [
+        ("p (mbar)", lambda v: v * 100.0, ["in Pa", "divide by 100"]),
+        ("p (mbar)", lambda v: v / 10.0, ["in kPa", "multiply by 10"]),
+        ("rho (g/m**3)", lambda v: v / 1000.0, ["kg/m", "multiply by 1000"]),
+        ("Tpot (K)", lambda v: v - 273.15, ["°C", "add 273.15"]),
+        ("rh (%)", lambda v: np.where(np.arange(v.size) % 4 == 0, 130.0, v), ["25%", "0..105"]),
+        ("wd (deg)", lambda v: v + 400.0, ["100%", "0..360"]),
+    ],
+)
+def test_implausible_column_is_refused(
+    tmp_path: Path, col: str, change: Any, words: list[str]
+) -> None:
+    frame = make_frame(100)
+    frame[col] = np.round(change(frame[col].to_numpy()), 2)
+    message = refusal(write(tmp_path, frame))
+    assert f'"{col}"' in message and "physical range" in message
+    for word in words:
+        assert word in message, message
+
+
+@pytest.mark.parametrize("col", [T, "Tdew (degC)"])
+def test_kelvin_temperature_is_refused(tmp_path: Path, col: str) -> None:
+    frame = make_frame(100)
+    frame[col] = frame[col] + 273.15
+    message = refusal(write(tmp_path, frame))
+    median = float(np.median(np.round(frame[col], 2)))
+    assert f"{col} looks like kelvin (median {median:.1f})" in message, message
+    assert "convert to °C (subtract 273.15)" in message
+
+
+def test_kelvin_check_sees_a_frame_too() -> None:
+    frame = make_frame(100)
+    frame[T] = frame[T] + 273.15
+    with pytest.raises(DataError, match=r"T \(degC\) looks like kelvin"):
+        data.repair(frame)
+
+
+def _broken(frame: pd.DataFrame, row: int, check: str) -> None:
+    j = COLUMNS.index
+    if check == "Tpot":
+        frame.iloc[row, j("Tpot (K)")] += 20.0
+    elif check == "Tdew":
+        frame.iloc[row, j("Tdew (degC)")] = frame.iloc[row, j(T)] + 3.0
+    elif check == "VPact":
+        frame.iloc[row, j("VPact (mbar)")] = round(frame.iloc[row, j("VPmax (mbar)")] * 1.2, 2)
+        frame.iloc[row, j("rh (%)")] = 100.0  # keep rh in range: only the relations break
+    else:  # rh
+        rh = frame.iloc[row, j("rh (%)")]
+        frame.iloc[row, j("rh (%)")] = rh - 20.0 if rh > 25 else rh + 20.0
+
+
+@pytest.mark.parametrize("check", ["Tpot", "Tdew", "VPact", "rh"])
+def test_row_breaking_a_physical_relation_is_marked_invalid(tmp_path: Path, check: str) -> None:
+    frame = make_frame(60)
+    _broken(frame, 30, check)
+    path = write(tmp_path, frame)
+    ds = data.load(str(path))
+    rep = ds.report
+    assert any(name.startswith(check) for name in rep.relation_violations), rep.to_dict()
+    assert all(n == 1 for n in rep.relation_violations.values())
+    assert rep.out_of_range == {} and rep.sentinels == {}
+    assert not ds.valid[30] and ds.valid.sum() == 59 and rep.invalid_rows == 1
+    assert not rep.clean and reconciles(rep)
+    # the values are kept as read: only the row is marked
+    assert ds.frame.to_numpy().tobytes() == data.read_csv(path).to_numpy().tobytes()
+    text = "\n".join(rep.lines())
+    assert "marked invalid" in text and "2009-01-01 05:10:00" in text
+    json.dumps(rep.to_dict())
+
+
+@pytest.mark.parametrize(
+    ("col", "change", "words"),
+    [
+        ("Tpot (K)", lambda v: v + 10.0, ["Tpot (K)", "inconsistent"]),
+        ("rh (%)", lambda v: v / 100.0, ["rh (%)", "inconsistent"]),
+    ],
+)
+def test_columns_inconsistent_in_bulk_are_refused(
+    tmp_path: Path, col: str, change: Any, words: list[str]
+) -> None:
+    frame = make_frame(100)
+    frame[col] = np.round(change(frame[col].to_numpy()), 2)
+    message = refusal(write(tmp_path, frame))
+    for word in words:
+        assert word in message, message
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_synthetic_record_passes_the_physical_checks(seed: int) -> None:
+    synthetic = pytest.importorskip("jena.synthetic")
+    frame = synthetic.generate(seed=seed)
+    out, valid, rep = data.repair(frame)
+    assert rep.clean, rep.lines()
+    assert valid.all() and out.to_numpy().tobytes() == frame.to_numpy().tobytes()
+
+
+def test_bounds_cover_the_real_files_statistics() -> None:
+    """Every min/max of shared/reference/jena-data.md is inside the physical range."""
+    from jena.data.repair import PHYSICAL_RANGES
+
+    real = {
+        "p (mbar)": (913.6, 1015.35),
+        "T (degC)": (-23.01, 37.28),
+        "Tpot (K)": (250.6, 311.34),
+        "Tdew (degC)": (-25.01, 23.11),
+        "rh (%)": (12.95, 100),
+        "VPmax (mbar)": (0.95, 63.77),
+        "VPact (mbar)": (0.79, 28.32),
+        "VPdef (mbar)": (0, 46.01),
+        "sh (g/kg)": (0.5, 18.13),
+        "H2OC (mmol/mol)": (0.8, 28.82),
+        "rho (g/m**3)": (1059.45, 1393.54),
+        "wv (m/s)": (0, 28.49),
+        "max. wv (m/s)": (0, 23.5),
+        "wd (deg)": (0, 360),
+    }
+    assert set(PHYSICAL_RANGES) == set(COLUMNS)
+    for col, (lo, hi) in real.items():
+        low, high = PHYSICAL_RANGES[col]
+        assert low <= lo and hi <= high, col
+
+
 # --------------------------------------------------------------------------- report and info
 
 
@@ -637,13 +926,22 @@ def test_cached_file_used_without_download(
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / JENA_FILENAME).write_bytes(small_jena.read_bytes())
-    monkeypatch.setattr(data, "urlopen", no_network)
+    monkeypatch.setattr(data.download, "urlopen", no_network)
     assert data.fetch_jena(cache) == cache / JENA_FILENAME
     ds = data.load("jena", cache_dir=cache)
     assert ds.source == "jena" and len(ds.frame) == 30 and ds.report.clean
     monkeypatch.setenv("JENA_DATA_DIR", str(cache))
     assert data.cache_dir() == cache
     assert len(data.load("jena")) == 30
+
+
+def test_real_file_check_accepts_a_final_newline_or_none(small_jena: Path) -> None:
+    content = small_jena.read_bytes()
+    assert not content.endswith(b"\n")  # as distributed (and as write_jena_csv writes it)
+    data.verify_jena_file(small_jena)
+    for end in (b"\n", b"\r\n"):
+        small_jena.write_bytes(content + end)
+        data.verify_jena_file(small_jena)
 
 
 def test_download_from_local_zip(small_jena: Path, tmp_path: Path) -> None:
@@ -664,7 +962,7 @@ def test_zip_in_cache_is_extracted_without_network(
     cache = tmp_path / "cache"
     cache.mkdir()
     make_zip(small_jena, cache / (JENA_FILENAME + ".zip"))
-    monkeypatch.setattr(data, "urlopen", no_network)
+    monkeypatch.setattr(data.download, "urlopen", no_network)
     assert data.fetch_jena(cache).read_bytes() == small_jena.read_bytes()
 
 
@@ -694,7 +992,7 @@ def test_corrupted_cached_file_is_rejected(
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / JENA_FILENAME).write_bytes(damage(small_jena.read_bytes()))
-    monkeypatch.setattr(data, "urlopen", no_network)
+    monkeypatch.setattr(data.download, "urlopen", no_network)
     with pytest.raises(DataError) as info:
         data.load("jena", cache_dir=cache)
     message = str(info.value)
@@ -708,7 +1006,7 @@ def test_unreachable_addresses_give_one_line(
     def unreachable(url: str, timeout: float | None = None) -> None:
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(data, "urlopen", unreachable)
+    monkeypatch.setattr(data.download, "urlopen", unreachable)
     cache = tmp_path / "cache"
     with pytest.raises(DataError) as info:
         data.load("jena", cache_dir=cache)
@@ -726,7 +1024,7 @@ def test_file_url_missing_gives_no_network_message(tmp_path: Path) -> None:
 
 
 def test_download_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(data, "urlopen", no_network)
+    monkeypatch.setattr(data.download, "urlopen", no_network)
     with pytest.raises(DataError, match="downloading is off"):
         data.load("jena", cache_dir=tmp_path, download=False)
 

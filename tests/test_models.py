@@ -12,20 +12,13 @@ from keras import layers
 from keras.models import Sequential
 from keras.optimizers import RMSprop
 
+from jena.book import BOOK_MODELS
 from jena.config import ARCHITECTURES, TrialConfig
 from jena.errors import ConfigError
-from jena.models import (
-    BUILDERS,
-    PRESET_DATA,
-    PRESET_EPOCHS,
-    PRESET_STEPS_PER_EPOCH,
-    PRESETS,
-    ReverseTime,
-    build_model,
-    count_params,
-)
+from jena.models import BUILDERS, ReverseTime, build_model, count_params
 
 N_FEATURES = 14  # the Jena CSV's 14 numeric columns, as in both editions
+PRESETS = {name: m.config for name, m in BOOK_MODELS.items()}
 
 # --- the book's code, as printed (Keras 3 spelling of the same layers) ----------------------
 # 2nd edition: functional API, sequence_length = 120, raw_data.shape[-1] = 14.
@@ -193,12 +186,12 @@ def _fresh_session() -> None:
 
 
 def test_presets_cover_the_book() -> None:
-    assert set(PRESETS) == set(BOOK) == set(PRESET_EPOCHS) == set(PRESET_DATA)
-    assert set(PRESET_STEPS_PER_EPOCH) == set(PRESETS)
-    for name, cfg in PRESETS.items():
-        cfg.validate()
-        assert PRESET_DATA[name] == ("book1" if BOOK[name][1] == "mae" else "book2")
-        assert PRESET_STEPS_PER_EPOCH[name] == (500 if PRESET_DATA[name] == "book1" else None)
+    assert set(BOOK_MODELS) == set(BOOK)
+    for name, model in BOOK_MODELS.items():
+        model.config.validate()
+        assert model.name == name and model.epochs > 0
+        assert model.data == ("book1" if BOOK[name][1] == "mae" else "book2")
+        assert model.steps_per_epoch == (500 if model.data == "book1" else None)
 
 
 @pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`")
@@ -230,7 +223,7 @@ def test_preset_windows() -> None:
     conv_gru = PRESETS["conv_gru"]
     assert (conv_gru.sampling_rate, conv_gru.sequence_length) == (3, 480)  # step 3, lookback 1440
     assert all(c.history_rows == 1440 - c.sampling_rate + 1 for n, c in PRESETS.items()
-               if PRESET_DATA[n] == "book1")  # fmt: skip
+               if BOOK_MODELS[n].data == "book1")  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -19,10 +19,11 @@ import pytest
 from conftest import TINY, require_in_ci
 
 from jena import cli
-from jena.report import ReportResult, study_from_frame, write_report
+from jena.report import ReportResult, write_report
 from jena.tracking import trials_frame
 from sweeps import run_sweep
 from sweeps.config import load as load_sweep
+from sweeps.optuna_report import search_plots, study_from_frame
 
 EXPERIMENT = "reportmix"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -75,7 +76,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         mp.chdir(root)
         mp.delenv("JENA_TRACKING_URI", raising=False)
         sweep(root, uri, "optuna", 5, '"architecture", "units", "learning_rate"')
-        before = write_report(EXPERIMENT, out=root / "A", tracking_uri=uri)
+        before = write_report(EXPERIMENT, out=root / "A", tracking_uri=uri, search=search_plots)
         sweep(root, uri, "kerastuner", 2, '"units", "learning_rate"')
         out = io.StringIO()
         with contextlib.redirect_stdout(out):

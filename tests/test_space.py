@@ -303,7 +303,7 @@ def test_config_round_trip() -> None:
 def test_from_dict_errors() -> None:
     with pytest.raises(ConfigError, match="unknown config field 'dropuot'; did you mean 'dropout'"):
         TrialConfig.from_dict({"dropuot": 0.1})
-    with pytest.raises(ConfigError, match="config field 'bidirectional' must be true/false"):
+    with pytest.raises(ConfigError, match="config field 'bidirectional' must be true or false"):
         TrialConfig.from_dict({"bidirectional": "yes"})
     with pytest.raises(ConfigError, match="config field 'batch_size' must be an integer"):
         TrialConfig.from_dict({"batch_size": 12.5})

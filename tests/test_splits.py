@@ -222,42 +222,194 @@ def _book1_generator(
         yield samples, targets
 
 
-@pytest.mark.slow
-def test_book1_baseline_equals_the_books_code():
-    """On the full length (the 1st edition hard-codes row 200,000 and 300,000)."""
-    ds = load("synthetic")
-    float_data = ds.frame.to_numpy(np.float64).copy()
+def _book1_reference(frame):
+    """The 1st edition's procedure (listings 6-32 to 6-36), verbatim, on the Jena columns of
+    ``frame``: persistence MAE in °C on val and test, as ``evaluate_naive_method`` computes it
+    (the mean of ``val_steps`` / ``test_steps`` batch MAEs, normalised units × ``std[1]``)."""
+    float_data = frame.to_numpy(np.float64).copy()
     mean = float_data[:200000].mean(axis=0)
     float_data -= mean
     std = float_data[:200000].std(axis=0)
     float_data /= std
-    lookback, step, delay, batch_size = 1440, 6, 144, 128
+    lookback = 1440
+    step = 6
+    delay = 144
+    batch_size = 128
     val_gen = _book1_generator(
-        float_data, lookback, delay, 200001, 300000, step=step, batch_size=batch_size
+        float_data,
+        lookback=lookback,
+        delay=delay,
+        min_index=200001,
+        max_index=300000,
+        step=step,
+        batch_size=batch_size,
     )
     test_gen = _book1_generator(
-        float_data, lookback, delay, 300001, None, step=step, batch_size=batch_size
+        float_data,
+        lookback=lookback,
+        delay=delay,
+        min_index=300001,
+        max_index=None,
+        step=step,
+        batch_size=batch_size,
     )
     val_steps = (300000 - 200001 - lookback) // batch_size
     test_steps = (len(float_data) - 300001 - lookback) // batch_size
 
     def evaluate_naive_method(gen, steps):
         batch_maes = []
-        for _ in range(steps):
+        for _step in range(steps):
             samples, targets = next(gen)
             preds = samples[:, -1, 1]
-            batch_maes.append(np.mean(np.abs(preds - targets)))
+            mae = np.mean(np.abs(preds - targets))
+            batch_maes.append(mae)
         return np.mean(batch_maes)
 
+    return (
+        evaluate_naive_method(val_gen, val_steps) * std[1],
+        evaluate_naive_method(test_gen, test_steps) * std[1],
+        val_steps,
+        test_steps,
+    )
+
+
+# The 1st edition's generator yields only whole batches of 128 consecutive windows and starts
+# again at its first row as soon as `i + batch_size >= max_index`: its test_steps always overrun
+# the test rows by one or two batches, which repeat the first test batch(es). On 301,650 rows no
+# whole test batch fits: the generator yields the same short batch of 64 windows every time.
+@pytest.mark.parametrize(
+    ("spec", "test_steps", "test_distinct", "test_size"),
+    [
+        ("synthetic", 930, 929, 128),  # the real length, 420,551 rows: one wrapped batch
+        ("synthetic:420624:5", 931, 929, 128),  # longer than the real file: two wrapped batches
+        ("synthetic:301650:5", 1, 1, 64),  # just long enough: one short batch
+    ],
+)
+def test_book1_baseline_equals_the_books_code(spec, test_steps, test_distinct, test_size):
+    """Absolute bounds on every record long enough for them: ``val_book_mae`` and
+    ``test_book_mae`` equal the 1st edition's own generator procedure to 1e-9 °C."""
+    ds = load(spec)
+    rows = len(ds.frame)
+    val, test, val_steps, book_test_steps = _book1_reference(ds.frame)
     ours = persistence(ds, "book1")
-    assert ours["val_book_mae"] == pytest.approx(
-        evaluate_naive_method(val_gen, val_steps) * std[1], abs=1e-4
-    )
-    # The book's test_steps (930) overruns its generator by one batch, which wraps around to the
-    # first batch again; we count each test window once: the 929 whole batches before the wrap.
-    assert test_steps == 930
-    assert ours["test_windows"] == 929 * batch_size
-    assert ours["test_mae"] == pytest.approx(
-        evaluate_naive_method(test_gen, test_steps - 1) * std[1], abs=1e-4
-    )
+    assert ours["bounds"] == {"train": [0, 200000], "val": [200001, 300000], "test": [300001, rows]}
+    assert ours["bounds_scaled"] is False and ours["bounds_note"] is None
+    assert (val_steps, book_test_steps) == (769, test_steps)
+    assert ours["val_book_mae"] == pytest.approx(val, rel=0, abs=1e-9)
+    assert ours["val_book_windows"] == 769 * 128
+    assert ours["test_book_mae"] == pytest.approx(test, rel=0, abs=1e-9)
+    assert ours["test_book_windows"] == test_steps * test_size  # repeats counted
+    assert ours["book_batches"]["val"] == {"steps": 769, "distinct": 769, "size": 128, "wrapped": 0}
+    assert ours["book_batches"]["test"] == {
+        "steps": test_steps,
+        "distinct": test_distinct,
+        "size": test_size,
+        "wrapped": test_steps - test_distinct,
+    }
+    # Models are tested on each of the book's test windows once (no repeated batch).
+    assert ours["test_windows"] == test_distinct * test_size
+    if test_steps == test_distinct:
+        assert ours["test_mae"] == pytest.approx(ours["test_book_mae"], rel=0, abs=1e-12)
+    else:
+        assert ours["test_mae"] != pytest.approx(ours["test_book_mae"], rel=0, abs=1e-9)
     assert ds.frame[TARGET].std() == pytest.approx(8.4, abs=0.7)
+
+
+@pytest.mark.parametrize("rows", [301_587, 301_650, 360_000, 420_550, 420_551, 420_624, 10**6])
+def test_book1_bounds_are_the_books_on_long_enough_records(rows):
+    preset = DATA_PRESETS["book1"]
+    assert preset.absolute_min_rows == 300_001 + 1440 + 144 + 2 == 301_587
+    b = preset.bounds(rows)
+    assert (b.train, b.val, b.test) == ((0, 200_000), (200_001, 300_000), (300_001, rows))
+    assert preset.bounds_scaled(rows) is False
+    assert preset.bounds_note(rows) is None
+    # the book's test generator yields at least one window: min_index + lookback < max_index
+    assert rows - 144 - 1 > 300_001 + 1440
+
+
+@pytest.mark.parametrize(
+    ("rows", "train", "val", "test"),
+    [
+        (24_000, (0, 11_414), (11_415, 17_120), (17_121, 24_000)),
+        (120_000, (0, 57_068), (57_069, 85_602), (85_603, 120_000)),
+        (301_586, (0, 143_424), (143_425, 215_136), (215_137, 301_586)),
+    ],
+)
+def test_book1_bounds_scale_by_fraction_on_short_records(rows, train, val, test):
+    """Below 301,587 rows the book's bounds are scaled by rows / 420,551, exactly as before."""
+    preset = DATA_PRESETS["book1"]
+    b = preset.bounds(rows)
+    assert (b.train, b.val, b.test) == (train, val, test)
+    assert preset.bounds_scaled(rows) is True
+    note = preset.bounds_note(rows)
+    assert note is not None and "\n" not in note
+    assert note.startswith(f"book1: the record has {rows:,} rows, fewer than the 301,587")
+    assert f"scaled by {rows / 420_551:.4f}" in note
+    assert f"val {val[0]:,}–{val[1]:,}" in note and f"test {test[0]:,}–{test[1]:,}" in note
+
+
+@pytest.mark.parametrize("rows", [24_000, 420_551, 420_624])
+def test_book2_bounds_are_never_flagged_as_scaled(rows):
+    assert DATA_PRESETS["book2"].bounds_scaled(rows) is False
+    assert DATA_PRESETS["book2"].bounds_note(rows) is None
+
+
+def test_the_baseline_says_when_book1_bounds_are_scaled(small):
+    ours = persistence(small, "book1")
+    assert ours["bounds_scaled"] is True
+    assert ours["bounds_note"] == DATA_PRESETS["book1"].bounds_note(24_000)
+    two = persistence(small, "book2")
+    assert two["bounds_scaled"] is False and two["bounds_note"] is None
+    assert two["book_batches"] is None
+    assert two["test_book_mae"] == two["test_mae"]
+    assert two["test_book_windows"] == two["test_windows"]
+
+
+@pytest.mark.parametrize(
+    ("max_index", "steps", "distinct", "size"),
+    [
+        (420_406, 930, 929, 128),  # the real file's test split
+        (301_441 + 256, 3, 1, 128),  # `i + 128 >= max_index` resets before the 2nd whole batch
+        (301_441 + 129, 2, 1, 128),  # exactly one whole batch, then the wrap
+        (301_441 + 128, 2, 1, 128),  # no whole batch: the same short batch (of 128) every time
+        (301_441 + 5, 1, 1, 5),  # one short batch
+    ],
+)
+def test_book1_batches_follow_the_generator(max_index, steps, distinct, size):
+    """``book_batches`` predicts exactly the rows the verbatim generator yields, batch by batch."""
+    rows = max_index + 145  # the test generator's max_index is len(data) - delay - 1
+    preset = DATA_PRESETS["book1"]
+    bb = preset.book_batches(rows, "test")
+    assert (bb.first, bb.steps, bb.distinct, bb.size) == (300_001, steps, distinct, size)
+    assert bb.steps == (rows - 300001 - 1440) // 128  # the book's test_steps
+    data = np.zeros((rows, 2))
+    data[:, 1] = np.arange(rows)  # targets[j] - delay is the generator's row i
+    gen = _book1_generator(data, 1440, 144, 300_001, None)
+    for j in range(bb.steps):
+        _samples, targets = next(gen)
+        first = bb.first + 1440 + (j % bb.distinct) * bb.size
+        np.testing.assert_array_equal(targets - 144, np.arange(first, first + bb.size))
+    assert bb.draws().sum() == bb.steps and len(bb.draws()) == bb.distinct
+    assert bb.wrapped == steps - distinct and bb.windows == steps * size
+    lo, stop = preset.window_range(rows, "test", mode="book")
+    assert (lo, stop - lo) == (300_001, distinct * size)
+
+
+def test_book1_procedure_on_scaled_bounds_is_the_generator_on_them(small):
+    """On a short record the book's procedure runs on the scaled bounds: the verbatim generator
+    with min_index/max_index (and val_steps/test_steps) taken from them, to 1e-9 °C."""
+    b = DATA_PRESETS["book1"].bounds(len(small.frame))
+    float_data = small.frame.to_numpy(np.float64).copy()
+    mean = float_data[: b.train[1]].mean(axis=0)
+    std = float_data[: b.train[1]].std(axis=0)
+    float_data = (float_data - mean) / std
+    lookback, delay, batch_size = 1440, 144, 128
+    ours = persistence(small, "book1")
+    for split, max_index, steps in (
+        ("val", b.val[1], (b.val[1] - b.val[0] - lookback) // batch_size),
+        ("test", None, (len(float_data) - b.test[0] - lookback) // batch_size),
+    ):
+        gen = _book1_generator(float_data, lookback, delay, b[split][0], max_index)
+        maes = [np.mean(np.abs(x[:, -1, 1] - y)) for x, y in (next(gen) for _ in range(steps))]
+        assert ours[f"{split}_book_mae"] == pytest.approx(np.mean(maes) * std[1], rel=0, abs=1e-9)
+        assert ours[f"{split}_book_windows"] == steps * batch_size

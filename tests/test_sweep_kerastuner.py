@@ -15,15 +15,18 @@ import mlflow
 import pytest
 from conftest import TINY
 
-import sweeps._common as common
+import sweeps.trial as trial_module
+from jena.book import preset_defaults
 from jena.config import RECURRENT
 from jena.errors import ConfigError
 from jena.space import SPACE, Param, Space
 from jena.tracking import load_trial_model, trials_frame
 from jena.train import TrialResult
 from sweeps import kerastuner_driver as ktd
-from sweeps._progress import Board
+from sweeps import run_sweep
 from sweeps.config import SweepConfig, apply_overrides, load
+from sweeps.display import Board
+from sweeps.drivers import Best, Resume
 
 SWEEP = """
 name = "{name}"
@@ -93,7 +96,7 @@ def statuses(cfg: SweepConfig) -> list[str]:
 
 # ------------------------------------------------------------------ space → hyperparameters
 def test_hypermodel_translates_the_space() -> None:
-    base = common.base_config("book2", 0)
+    base = preset_defaults("book2", 0)
     space = SPACE.subspace(["architecture", "units", "learning_rate", "dense_layers",
                             "dense_units", "sequence_length_hours"])  # fmt: skip
     hm = ktd.SpaceHyperModel(space, base)
@@ -123,7 +126,7 @@ def test_hypermodel_translates_the_space() -> None:
 
 
 def test_fixed_parents_and_several_parents() -> None:
-    base = common.base_config("book2", 0)
+    base = preset_defaults("book2", 0)
     # architecture fixed: units' condition is decided up front (registered unconditionally)
     hp = kt.HyperParameters()
     ktd.SpaceHyperModel(SPACE.subspace(["units"], {"architecture": "gru"}), base).build(hp)
@@ -147,7 +150,7 @@ def test_fixed_parents_and_several_parents() -> None:
 
 def test_presets_grid_and_workers(in_tmp: Path, store_uri: str) -> None:
     hp = kt.HyperParameters()
-    hm = ktd.SpaceHyperModel(Space(params=()), common.base_config("book2", 0), ["dense", "gru"])
+    hm = ktd.SpaceHyperModel(SPACE.subspace(presets=["dense", "gru"]), preset_defaults("book2", 0))
     assert hm.build(hp) is not None and [h.name for h in hp.space] == ["preset"]
     assert hm.point({"preset": "gru", "tuner/epochs": 2}) == {"preset": "gru"}
     cfg = sweep_cfg(in_tmp, store_uri, "grid", tuner="grid")
@@ -159,7 +162,7 @@ def test_presets_grid_and_workers(in_tmp: Path, store_uri: str) -> None:
     ktd.hypermodel(cfg).build(hp)
     assert [list(h.values) for h in hp.space] == [[8, 16], [0.001]]
     with pytest.raises(ConfigError, match="Keras Tuner driver runs one worker"):
-        ktd.previous(apply_overrides(cfg, ["workers=2"]))
+        ktd.DRIVER.resume(apply_overrides(cfg, ["workers=2"]))
     with pytest.raises(ConfigError, match="max_consecutive_failed_trials"):
         ktd.oracle(apply_overrides(cfg, ["tuner.options.max_consecutive_failed_trials=2"]))
     with pytest.raises(ConfigError, match=r"\[tuner.options\]"):
@@ -188,24 +191,25 @@ def test_deadline_and_nan_failures_without_training(
     monkeypatch.setattr(ktd, "run_trial", fake_run_trial)
     cfg = sweep_cfg(in_tmp, store_uri, "kt_clock", trials=10)
     board = Board("t", total=cfg.trials)
-    ctx = common.SweepContext(cfg=cfg, space=common.make_space(cfg), fidelity=cfg.fidelity_obj(),
-                              events=board, parent_run_id="-", tracker=None)  # fmt: skip
-    ktd.run(ctx, board, deadline=25.0)  # trials start at t = 0, 10, 20; not at 30
+    ctx = trial_module.SweepContext(cfg=cfg, space=trial_module.make_space(cfg),
+                                    fidelity=cfg.fidelity_obj(), events=board,
+                                    parent_run_id="-", tracker=None)  # type: ignore[arg-type]
+    ktd.DRIVER.run(ctx, board, deadline=25.0)  # trials start at t = 0, 10, 20; not at 30
     assert [n for n, _, _ in seen] == [0, 1, 2]
     assert all(set(v) == {"units", "learning_rate"} and e is None for _, v, e in seen)
     trials = ktd.kt_trials(cfg)
     assert [t.status for t in trials] == ["COMPLETED", "FAILED", "COMPLETED"]
     assert trials[1].message.strip().endswith("NaN loss in epoch 1")
-    assert ktd.previous(cfg) == (3, 1.0)
-    assert ktd.best(cfg) == {"number": 0, "params": seen[0][1], "val_mae": 1.0}
-    ktd.run(ctx, board, deadline=clock[0])  # past the deadline: nothing starts
+    assert ktd.DRIVER.resume(cfg) == Resume(3, 1.0, 0)
+    assert ktd.DRIVER.best(cfg) == Best(0, seen[0][1], 1.0)
+    ktd.DRIVER.run(ctx, board, deadline=clock[0])  # past the deadline: nothing starts
     assert len(ktd.kt_trials(cfg)) == 3
 
 
 # ------------------------------------------------------------------ sweeps
 def test_sweep_tracks_trials_and_resumes(in_tmp: Path, store_uri: str) -> None:
     cfg = sweep_cfg(in_tmp, store_uri, "kt_random", trials=3)
-    first = common.run_sweep(cfg, quiet=True)
+    first = run_sweep(cfg, quiet=True)
     assert statuses(cfg) == ["COMPLETED"] * 3
     assert (in_tmp / "mlruns/kerastuner/kt_random/oracle.json").exists()
     files = sorted(
@@ -216,7 +220,7 @@ def test_sweep_tracks_trials_and_resumes(in_tmp: Path, store_uri: str) -> None:
     assert files == ["jena_sweep.json", "oracle.json",
                      *(f"trial_{i}/trial.json" for i in range(3)), "tuner0.json"]  # fmt: skip
     with pytest.raises(ConfigError, match=r"was made by \[tuner\].type = 'random'"):
-        ktd.previous(apply_overrides(cfg, ["tuner.type=bayesian"]))
+        ktd.DRIVER.resume(apply_overrides(cfg, ["tuner.type=bayesian"]))
     runs = children(store_uri, first["parent_run_id"])
     assert [r.info.run_name for r in runs] == ["trial-0000", "trial-0001", "trial-0002"]
     client = mlflow.MlflowClient(store_uri)
@@ -229,17 +233,17 @@ def test_sweep_tracks_trials_and_resumes(in_tmp: Path, store_uri: str) -> None:
         history = client.get_metric_history(run.info.run_id, "val_mae")
         per_epoch = sorted(m.step for m in history if m.step <= epochs)
         assert per_epoch == list(range(1, epochs + 1)) and epochs >= 1
-    best = ktd.best(cfg)
-    assert best is not None and first["best"] == best
-    assert best["val_mae"] == pytest.approx(min(r.data.metrics["val_mae"] for r in runs))
-    assert set(best["params"]) == {"units", "learning_rate"}
+    best = ktd.DRIVER.best(cfg)
+    assert best is not None and first["best"] == vars(best)
+    assert best.val_mae == pytest.approx(min(r.data.metrics["val_mae"] for r in runs))
+    assert set(best.params) == {"units", "learning_rate"}
     parent = client.get_run(first["parent_run_id"])
     assert parent.data.tags["driver"] == "kerastuner"
-    model, data_config = load_trial_model(store_uri, runs[best["number"]].info.run_id)
+    model, data_config = load_trial_model(store_uri, runs[best.number].info.run_id)
     assert model.output_shape[-1] == 1 and data_config["sequence_length"] == 24
 
     # resume: raise the total; earlier trials are kept and numbering goes on
-    more = common.run_sweep(apply_overrides(cfg, ["trials=5"]), quiet=True)
+    more = run_sweep(apply_overrides(cfg, ["trials=5"]), quiet=True)
     assert statuses(cfg) == ["COMPLETED"] * 5
     assert [r.data.tags["trial_number"] for r in children(store_uri, more["parent_run_id"])] == [
         "3", "4"
@@ -248,14 +252,14 @@ def test_sweep_tracks_trials_and_resumes(in_tmp: Path, store_uri: str) -> None:
     frame = trials_frame(store_uri, "kt_random")
     assert sorted(frame["number"]) == [0, 1, 2, 3, 4]
     # the budget is a total: running again does nothing
-    again = common.run_sweep(apply_overrides(cfg, ["trials=5"]), quiet=True)
+    again = run_sweep(apply_overrides(cfg, ["trials=5"]), quiet=True)
     assert children(store_uri, again["parent_run_id"]) == [] and len(ktd.kt_trials(cfg)) == 5
 
 
 def test_failed_trial_is_failed_in_both_and_the_sweep_goes_on(
     in_tmp: Path, store_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real, calls = common.train, []
+    real, calls = trial_module.train, []
 
     def flaky(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
@@ -263,9 +267,9 @@ def test_failed_trial_is_failed_in_both_and_the_sweep_goes_on(
             raise RuntimeError("boom: injected failure")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(common, "train", flaky)
+    monkeypatch.setattr(trial_module, "train", flaky)
     cfg = sweep_cfg(in_tmp, store_uri, "kt_fail", trials=3)
-    out = common.run_sweep(cfg, quiet=True)
+    out = run_sweep(cfg, quiet=True)
     assert statuses(cfg) == ["COMPLETED", "FAILED", "COMPLETED"]
     assert "boom: injected failure" in ktd.kt_trials(cfg)[1].message
     runs = children(store_uri, out["parent_run_id"])
@@ -280,21 +284,21 @@ def test_consecutive_failures_stop_the_sweep(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("always broken")
 
-    monkeypatch.setattr(common, "train", broken)
+    monkeypatch.setattr(trial_module, "train", broken)
     cfg = sweep_cfg(in_tmp, store_uri, "kt_broken", trials=5,
                     sets=("tuner.max_consecutive_failed_trials=2",))  # fmt: skip
     with pytest.raises(ktd.TooManyFailures, match="2 Keras Tuner trials failed in a row"):
-        common.run_sweep(cfg, quiet=True)
+        run_sweep(cfg, quiet=True)
     assert statuses(cfg) == ["FAILED", "FAILED"]
     oracle_state = json.loads((in_tmp / "mlruns/kerastuner/kt_broken/oracle.json").read_text())
     assert oracle_state["ongoing_trials"] == {}  # saved: a resume does not re-run them
-    assert ktd.previous(cfg) == (2, None)
+    assert ktd.DRIVER.resume(cfg) == Resume(2, None, None)
 
 
 def test_crashed_trial_reruns_once_within_the_budget(
     in_tmp: Path, store_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real, calls = common.train, []
+    real, calls = trial_module.train, []
 
     def crash_second(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
@@ -302,15 +306,15 @@ def test_crashed_trial_reruns_once_within_the_budget(
             raise KeyboardInterrupt  # Ctrl-C / the process dies in trial 1
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(common, "train", crash_second)
+    monkeypatch.setattr(trial_module, "train", crash_second)
     cfg = sweep_cfg(in_tmp, store_uri, "kt_crash", trials=3)
     with pytest.raises(KeyboardInterrupt):
-        common.run_sweep(cfg, quiet=True)
+        run_sweep(cfg, quiet=True)
     assert statuses(cfg) == ["COMPLETED", "RUNNING"]
-    assert ktd.previous(cfg)[0] == 1
+    assert ktd.DRIVER.resume(cfg).finished == 1
     hps_before = ktd.kt_trials(cfg)[1].hyperparameters.values
-    monkeypatch.setattr(common, "train", real)
-    out = common.run_sweep(cfg, quiet=True)
+    monkeypatch.setattr(trial_module, "train", real)
+    out = run_sweep(cfg, quiet=True)
     trials = ktd.kt_trials(cfg)
     assert [t.status for t in trials] == ["COMPLETED"] * 3  # trial 1 again, then trial 2
     assert trials[1].hyperparameters.values == hps_before
@@ -326,7 +330,7 @@ def test_hyperband_trains_each_trial_for_its_epochs(in_tmp: Path, store_uri: str
     # bracket 0 = 2 trials x 2 epochs. trials = 4 caps it mid-bracket.
     cfg = sweep_cfg(in_tmp, store_uri, "kt_hyperband", trials=4, tuner="hyperband",
                     sets=("tuner.options.factor=2",))  # fmt: skip
-    out = common.run_sweep(cfg, quiet=True)
+    out = run_sweep(cfg, quiet=True)
     trials = ktd.kt_trials(cfg)
     assert [t.status for t in trials] == ["COMPLETED"] * 4
     budgets = [t.hyperparameters.values["tuner/epochs"] for t in trials]
@@ -335,14 +339,14 @@ def test_hyperband_trains_each_trial_for_its_epochs(in_tmp: Path, store_uri: str
     assert promoted["tuner/trial_id"] in (trials[0].trial_id, trials[1].trial_id)
     runs = children(store_uri, out["parent_run_id"])
     assert [int(r.data.metrics["epochs"]) for r in runs] == budgets
-    assert "tuner/epochs" not in ktd.best(cfg)["params"]  # type: ignore[index]
+    assert "tuner/epochs" not in ktd.DRIVER.best(cfg).params  # type: ignore[union-attr]
 
 
 def test_one_experiment_ranks_both_drivers(in_tmp: Path, store_uri: str) -> None:
     optuna_cfg = sweep_cfg(in_tmp, store_uri, "kt_both", trials=2, driver="optuna")
     kt_cfg = sweep_cfg(in_tmp, store_uri, "kt_both", trials=2, tuner="bayesian")
-    common.run_sweep(optuna_cfg, quiet=True)
-    common.run_sweep(kt_cfg, quiet=True)
+    run_sweep(optuna_cfg, quiet=True)
+    run_sweep(kt_cfg, quiet=True)
     frame = trials_frame(store_uri, "kt_both")
     assert sorted(frame["driver"]) == ["kerastuner", "kerastuner", "optuna", "optuna"]
     assert frame["parent_run_id"].nunique() == 2

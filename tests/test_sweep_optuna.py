@@ -9,7 +9,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-import sweeps._common as common
+import sweeps.trial as trial_module
 from jena.tracking import default_tracking_uri, load_trial_model, trials_frame
 from sweeps import apply_overrides, optuna_driver, run_sweep
 from sweeps import config as sweep_config
@@ -142,7 +142,7 @@ def test_two_workers_share_one_study_and_one_parent(in_tmp):
 
 
 def test_a_failing_trial_is_failed_everywhere_and_the_sweep_goes_on(in_tmp, monkeypatch):
-    real_train = common.train
+    real_train = trial_module.train
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -151,7 +151,7 @@ def test_a_failing_trial_is_failed_everywhere_and_the_sweep_goes_on(in_tmp, monk
             raise RuntimeError("disk on fire")
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(common, "train", flaky)
+    monkeypatch.setattr(trial_module, "train", flaky)
     cfg = tiny(in_tmp, 'architecture="dense"')
     run_sweep(cfg, quiet=True)
     s = study(cfg)
@@ -169,7 +169,7 @@ def test_ctrl_c_leaves_nothing_running(in_tmp, monkeypatch):
         on_epoch(1, {"loss": 1.0, "mae": 1.0, "val_loss": 1.0, "val_mae": 3.0})
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(common, "train", interrupted)
+    monkeypatch.setattr(trial_module, "train", interrupted)
     cfg = tiny(in_tmp)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(cfg, quiet=True)
@@ -197,7 +197,7 @@ def test_pruned_trials_are_pruned_in_optuna_and_mlflow(in_tmp):
         "learning_rate=0.0001",
     )
     # Force pruning deterministically: every epoch after the first trial looks worse.
-    real = common.train
+    real = trial_module.train
 
     def worse(config, cache, fidelity, *, on_epoch=None, on_batch=None):
         n = worse.calls = getattr(worse, "calls", 0) + 1
@@ -207,11 +207,11 @@ def test_pruned_trials_are_pruned_in_optuna_and_mlflow(in_tmp):
 
         return real(config, cache, fidelity, on_epoch=hook, on_batch=on_batch)
 
-    common.train, saved = worse, common.train
+    trial_module.train, saved = worse, trial_module.train
     try:
         run_sweep(cfg, quiet=True)
     finally:
-        common.train = saved
+        trial_module.train = saved
     s = study(cfg)
     assert s.trials[0].state == TrialState.COMPLETE
     assert all(t.state == TrialState.PRUNED for t in s.trials[1:])
@@ -307,7 +307,7 @@ def test_runs_of_a_dead_process_are_closed_at_the_next_start(in_tmp):
     dead.wait()
     tracker = Tracker(experiment="tiny")
     orphan = tracker.client.create_run(tracker.experiment_id, tags={"pid": str(dead.pid)})
-    tracker.client.set_tag(orphan.info.run_id, "hostname", __import__("socket").gethostname())
+    tracker.client.set_tag(orphan.info.run_id, "host", __import__("socket").gethostname())
     run_sweep(tiny(in_tmp, "trials=1", 'architecture="dense"'), quiet=True)
     closed = client().get_run(orphan.info.run_id)
     assert closed.info.status == "KILLED"

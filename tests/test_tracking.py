@@ -98,7 +98,7 @@ def test_parent_and_nested_children(tracker: Tracker) -> None:
         assert tags["trial_number"] == str(number)
         assert tags["run_type"] == "trial"
         assert tags["driver"] == "optuna"
-        assert {"backend", "git_commit", "jena_version", "hostname"} <= set(tags)
+        assert {"backend", "git_commit", "jena_version", "host"} <= set(tags)
         assert child.data.params["units"] == str(16 * (number + 1))
         assert child.data.params["optimizer.lr"] == "0.001"
         assert child.data.metrics["val_mae"] == pytest.approx(0.5 - number / 10)
@@ -325,7 +325,7 @@ def test_tracker_pickles_and_standard_tags(
     )
     assert clone.client is tracker.client
     tags = tracking.standard_tags()
-    assert set(tags) == {"backend", "git_commit", "jena_version", "hostname", "pid"}
+    assert set(tags) == {"backend", "git_commit", "jena_version", "host", "pid"}
     assert tags["pid"] == str(os.getpid())
     monkeypatch.chdir(tmp_path)  # not a git repository
     tracking.git_commit.cache_clear()

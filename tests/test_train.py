@@ -23,10 +23,11 @@ from conftest import TINY
 
 import jena.models
 import jena.windows
+from jena.book import BOOK_MODELS
 from jena.config import TrialConfig
 from jena.data import Dataset, load
 from jena.errors import ConfigError
-from jena.models import PRESET_DATA, PRESETS, count_params
+from jena.models import count_params
 from jena.prepare import Prepared, prepare
 from jena.schema import COLUMNS, TARGET
 from jena.splits import HORIZON
@@ -72,6 +73,8 @@ def _one_line_config_error(excinfo: pytest.ExceptionInfo[ConfigError]) -> str:
 
 # Stacked and bidirectional recurrent models over 240-step windows take 5-11 s each to trace on
 # two CPU cores: in the full run only.
+PRESETS = {name: m.config for name, m in BOOK_MODELS.items()}
+PRESET_DATA = {name: m.data for name, m in BOOK_MODELS.items()}
 SLOW_PRESETS = ("stacked_gru", "stacked_gru_dropout", "bilstm", "bigru")
 
 
@@ -449,7 +452,6 @@ JAX_SCRIPT = textwrap.dedent(
     import json, math
     import keras
     from jena.data import load
-    from jena.models import PRESETS
     from jena.train import DataCache, Fidelity, train
 
     assert keras.backend.backend() == "jax", keras.backend.backend()

@@ -1,0 +1,137 @@
+"""The report's figures (matplotlib, Agg backend): one function per PNG."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+WEEK = pd.Timedelta(days=7)
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+GREY = "#7f7f7f"
+
+
+def pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    pyplot().close(fig)
+    return path
+
+
+@contextlib.contextmanager
+def no_warnings() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def fig_leaderboard(board: pd.DataFrame, baseline: float | None, path: Path) -> Path:
+    plt = pyplot()
+    labels = list(board["label"])[::-1]
+    values = list(board["val_mae"])[::-1]
+    colours = [COLOURS[0]] * len(values)
+    if baseline is not None:
+        labels = ["persistence", *labels]
+        values = [baseline, *values]
+        colours = [GREY, *colours]
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(labels) + 1.5))
+    bars = ax.barh(labels, values, color=colours)
+    for bar, value in zip(bars, values, strict=True):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {value:.3f}",
+                va="center", fontsize=9)  # fmt: skip
+    if baseline is not None:
+        ax.axvline(baseline, color=GREY, linestyle="--", linewidth=1)
+    ax.set_xlabel("best validation MAE (°C)")
+    ax.set_xlim(0, max(values) * 1.18)
+    ax.set_title("best validation MAE per architecture vs persistence")
+    return save(fig, path)
+
+
+def fig_curves(
+    curves: list[tuple[str, list[tuple[int, float]], list[tuple[int, float]]]],
+    baseline: float | None,
+    path: Path,
+) -> Path:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for i, (label, train, val) in enumerate(curves):
+        colour = COLOURS[i % len(COLOURS)]
+        if train:
+            ax.plot(*zip(*train, strict=True), "o--", color=colour, alpha=0.6, markersize=3)
+        if val:
+            ax.plot(*zip(*val, strict=True), "-", color=colour, label=label, linewidth=2)
+    if baseline is not None:
+        ax.axhline(baseline, color=GREY, linestyle=":", label=f"persistence {baseline:.3f}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MAE (°C)")
+    ax.set_title("training (dashed) and validation (solid) MAE of the top trials")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save(fig, path)
+
+
+def fig_week(pred: pd.DataFrame, path: Path) -> Path:
+    plt = pyplot()
+    start = pred["time"].iloc[0]
+    week = pred[pred["time"] < start + WEEK]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.plot(week["time"], week["actual"], color="black", linewidth=1.5, label="actual")
+    ax.plot(week["time"], week["forecast"], color=COLOURS[0], linewidth=1.2,
+            label="model (24 h ahead)")  # fmt: skip
+    ax.plot(week["time"], week["persistence"], color=GREY, linewidth=1, linestyle="--",
+            label="persistence (last T of the window)")  # fmt: skip
+    ax.set_ylabel("temperature (°C)")
+    ax.set_title(f"test week from {start:%Y-%m-%d}: forecast vs actual")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    return save(fig, path)
+
+
+def fig_errors(pred: pd.DataFrame, path: Path) -> Path:
+    plt = pyplot()
+    err = pd.DataFrame(
+        {
+            "hour": pred["time"].dt.hour,
+            "month": pred["time"].dt.month,
+            "model": (pred["forecast"] - pred["actual"]).abs(),
+            "persistence": (pred["persistence"] - pred["actual"]).abs(),
+        }
+    )
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    by_hour = err.groupby("hour")[["model", "persistence"]].mean()
+    left.plot(by_hour.index, by_hour["model"], "o-", color=COLOURS[0], label="model")
+    left.plot(by_hour.index, by_hour["persistence"], "s--", color=GREY, label="persistence")
+    left.set_xticks(range(0, 24, 3))
+    left.set_xlabel("hour of day (target time)")
+    left.set_ylabel("MAE (°C)")
+    left.set_title("test error by hour of day")
+    left.set_ylim(bottom=0)
+    left.legend(fontsize=8)
+    left.grid(alpha=0.3)
+    by_month = err.groupby("month")[["model", "persistence"]].mean()
+    x = np.arange(len(by_month))
+    right.bar(x - 0.2, by_month["model"], width=0.4, color=COLOURS[0], label="model")
+    right.bar(x + 0.2, by_month["persistence"], width=0.4, color=GREY, label="persistence")
+    right.set_xticks(x, [MONTHS[m - 1] for m in by_month.index])
+    right.set_ylabel("MAE (°C)")
+    right.set_title("test error by month")
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3, axis="y")
+    return save(fig, path)

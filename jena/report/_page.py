@@ -1,0 +1,298 @@
+"""The report page: HTML helpers and one function per section."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from jena import tracking as T
+from jena.errors import ConfigError
+
+from . import _figures as F
+from ._data import TOP_TABLE, ReportData, compute_seconds, curves, leaderboard, short
+from ._data import test_predictions as read_predictions
+
+NUM_CELL = '<td class="num">'
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 1100px; color: #222; line-height: 1.45; padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { font-size: 1.25em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
+.meta { color: #666; font-size: 0.9em; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ddd; padding: 0.3em 0.7em; text-align: left; }
+th { background: #f4f4f4; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.baseline td { color: #666; font-style: italic; }
+figure { margin: 1em 0; }
+figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #666; font-size: 0.88em; }
+.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.5em 0.8em; }
+.warn { background: #fdecea; border-left: 4px solid #d62728; padding: 0.5em 0.8em; }
+.counts span { display: inline-block; margin-right: 1.5em; }
+"""
+
+
+@dataclass
+class ReportResult:
+    html: Path
+    figures: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    logged_to: str | None = None
+
+
+@dataclass
+class SearchPlots:
+    """What a driver's search-plot hook returns: where its study came from, the figures it
+    wrote (file name, alt text, caption) and notes for what it could not draw."""
+
+    origin: str
+    figures: list[tuple[Path, str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# (report data, output folder, optional storage URL) -> SearchPlots
+SearchHook = Callable[[ReportData, Path, str | None], SearchPlots]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def fmt(value: Any, spec: str = ".4f", empty: str = "") -> str:
+    number = T.finite(value)
+    return empty if number is None else format(number, spec)
+
+
+def duration(seconds: float) -> str:
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+def table(headers: list[str], rows: list[list[str]], numeric: set[int] | None = None) -> str:
+    numeric = numeric or set()
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = "".join(
+            (NUM_CELL if i in numeric else "<td>") + html.escape(c) + "</td>"
+            for i, c in enumerate(row)
+        )
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def figure(name: str, alt: str, caption: str) -> str:
+    return (
+        f'<figure><img src="{html.escape(name)}" alt="{html.escape(alt)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def note(text: str) -> str:
+    return f'<p class="note">{html.escape(text)}</p>'
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def trials_section(data: ReportData) -> str:
+    frame = data.frame
+    states = frame["state"].fillna("unknown").value_counts().to_dict()
+    wall = sum(p.wall_s for p in data.parents)
+    drivers = ", ".join(sorted(set(frame["driver"].dropna()))) or "?"
+    counts = "".join(
+        f"<span><b>{states.get(k, 0)}</b> {k}</span>"
+        for k in ("completed", "pruned", "failed", "killed")
+    )
+    if states.get("running"):
+        counts += f"<span><b>{states['running']}</b> running</span>"
+    return (
+        "<h2>Trials</h2>"
+        f'<p class="counts">{counts}</p>'
+        f"<p>{len(frame)} trials in {len(data.parents)} invocation(s) · drivers: "
+        f"{html.escape(drivers)} · total compute time {duration(compute_seconds(frame))} (sum of "
+        f"trial durations), wall time {duration(wall)} · persistence baseline (validation) "
+        f"{fmt(data.baseline, '.4f', '?')} °C</p>"
+    )
+
+
+def leaderboard_section(data: ReportData, folder: Path, result: ReportResult) -> str:
+    board = leaderboard(data.frame)
+    if board.empty:
+        return "<h2>Leaderboard</h2>" + note("No completed trial yet.")
+    baseline = data.baseline
+    result.figures.append(F.fig_leaderboard(board, baseline, folder / "leaderboard.png"))
+    rows = []
+    for r in board.to_dict("records"):
+        own = T.finite(r.get(f"metrics.{T.METRIC_BASELINE_VAL}")) or baseline
+        skill = 1 - r["val_mae"] / own if own else None
+        rows.append([
+            str(r["label"]), str(r["trials"]), fmt(r["val_mae"]), fmt(own), fmt(skill, "+.1%"),
+            fmt(r.get(f"metrics.{T.METRIC_TEST_MAE}")),
+            f"{int(r['param_count']):,}" if T.finite(r.get("param_count")) else "",
+            f"{r.get('number')} ({r.get('driver')})",
+        ])  # fmt: skip
+    html_table = table(
+        ["architecture / model", "completed trials", "best val MAE (°C)",
+         "persistence, same windows (°C)", "skill", "test MAE (°C)", "parameters",
+         "best trial (driver)"],
+        rows, numeric={1, 2, 3, 4, 5, 6},
+    )  # fmt: skip
+    base_row = (
+        '<tr class="baseline"><td>persistence (last T)</td><td class="num"></td>'
+        f'<td class="num">{fmt(baseline)}</td><td></td><td class="num">0.0%</td><td></td>'
+        "<td></td><td></td></tr>"
+    )
+    html_table = html_table.replace("</tbody>", base_row + "</tbody>")
+    return (
+        "<h2>Leaderboard</h2>"
+        + figure(
+            "leaderboard.png",
+            "leaderboard bar chart",
+            "Best validation MAE per architecture (or named book model); grey: the "
+            "persistence baseline. Lower is better.",
+        )
+        + html_table
+        + '<p class="meta">Skill = 1 − model / persistence on the trial\'s own validation '
+        "windows (its sequence length and validation subset); the persistence row and the "
+        "grey bar use the preset's full validation windows. Test MAE appears once "
+        "<code>jena best</code> has evaluated that trial.</p>"
+    )
+
+
+def curves_section(data: ReportData, folder: Path, result: ReportResult) -> str:
+    found = curves(data)
+    if not any(c[1] or c[2] for c in found):
+        return "<h2>Training and validation MAE</h2>" + note("No epoch history.")
+    result.figures.append(F.fig_curves(found, data.baseline, folder / "learning_curves.png"))
+    return "<h2>Training and validation MAE</h2>" + figure(
+        "learning_curves.png",
+        "learning curves",
+        f"Per-epoch MAE (°C) of the top {len(found)} completed trials.",
+    )
+
+
+def champion_section(data: ReportData, folder: Path, result: ReportResult) -> str:
+    head = "<h2>Champion on the test split</h2>"
+    try:
+        champion = T.select_best(data.frame)
+    except ConfigError:
+        return head + note("No completed trial with a model: no champion.")
+    row = champion.to_dict()
+    test_mae = T.finite(row.get(f"metrics.{T.METRIC_TEST_MAE}"))
+    if test_mae is None:
+        result.notes.append("champion not evaluated on the test split: no forecast figures")
+        return head + note(
+            f"The champion (trial {row['number']}, {T.label(row)}, run {row['run_id']}) has not "
+            f"been evaluated on the test split yet: run `jena best --experiment "
+            f"{data.experiment}` once, then write this report again."
+        )
+    base = T.finite(row.get(f"metrics.{T.METRIC_BASELINE_TEST}"))
+    skill = 1 - test_mae / base if base else None
+    uses = row.get(f"tags.{T.TAG_TEST_COUNT}")
+    parts = [
+        head,
+        table(
+            ["trial", "architecture", "val MAE (°C)", "test MAE (°C)",
+             "persistence test MAE (°C)", "skill", "test evaluations"],
+            [[f"{row['number']} ({row.get('driver')})", T.label(row), fmt(row["val_mae"]),
+              fmt(test_mae), fmt(base), fmt(skill, "+.1%"), str(uses or "?")]],
+            numeric={2, 3, 4, 5, 6},
+        ),
+    ]  # fmt: skip
+    if isinstance(uses, str) and uses.isdigit() and int(uses) > 1:
+        parts.append(
+            f'<p class="warn">The test set of this run was used {uses} times: the test MAE has '
+            "informed decisions and is no longer an unbiased estimate.</p>"
+        )
+    pred = read_predictions(data.uri, str(row["run_id"]))
+    if pred is None:
+        message = f"the champion's {T.PREDICTIONS_FILE} is missing"
+        result.notes.append(message)
+        return "".join(parts) + note(message + ": run `jena best` again to log it.")
+    if pred.empty:
+        return "".join(parts) + note("No test windows.")
+    result.figures.append(F.fig_week(pred, folder / "forecast_week.png"))
+    result.figures.append(F.fig_errors(pred, folder / "error_by_time.png"))
+    parts.append(
+        figure("forecast_week.png", "forecast vs actual over a test week",
+               "One week of the test split: the champion's 24-hour-ahead forecast, the actual "
+               "temperature and the persistence forecast, at the target times.")
+        + figure("error_by_time.png", "test error by hour of day and by month",
+                 "Mean absolute error on the test windows by the hour of day and the month of "
+                 "the target time: champion vs persistence.")
+    )  # fmt: skip
+    return "".join(parts)
+
+
+def search_section(
+    data: ReportData,
+    folder: Path,
+    result: ReportResult,
+    search: SearchHook | None,
+    storage: str | None,
+) -> str:
+    head = "<h2>Search</h2>"
+    if search is None:
+        return head + note("No search plots (no driver hook given).")
+    plots = search(data, folder, storage)
+    parts = [head, f'<p class="meta">Study: {html.escape(plots.origin)}.</p>']
+    for path, alt, caption in plots.figures:
+        result.figures.append(path)
+        parts.append(figure(path.name, alt, caption))
+    for text in plots.notes:
+        result.notes.append(text)
+        parts.append(note(text))
+    return "".join(parts)
+
+
+def top_trials_section(data: ReportData) -> str:
+    prefix = f"params.{T.PARAM_SEARCH_PREFIX}"
+    hp_columns = sorted(c for c in data.frame.columns if c.startswith(prefix))
+    rows = []
+    for r in data.done.head(TOP_TABLE).to_dict("records"):
+        values = ", ".join(
+            f"{c.removeprefix(prefix)}={short(r[c])}" for c in hp_columns
+            if isinstance(r.get(c), str)
+        )  # fmt: skip
+        rows.append([str(r["number"]), str(r.get("driver")), T.label(r), fmt(r["val_mae"]),
+                     fmt(r.get("duration_s"), ".0f"), values])  # fmt: skip
+    if not rows:
+        return ""
+    return f"<h2>Top {len(rows)} trials</h2>" + table(
+        ["trial", "driver", "architecture", "val MAE (°C)", "seconds", "proposed values"],
+        rows,
+        numeric={3, 4},
+    )
+
+
+def page(data: ReportData, sections: list[str]) -> str:
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    column = f"tags.{T.TAG_DATA_SOURCE}"
+    sources = sorted(set(data.frame.get(column, pd.Series(dtype=str)).dropna()))
+    parent = data.parent
+    meta = (
+        f"generated {generated} · MLflow {html.escape(data.uri)} · latest invocation "
+        f"{html.escape(parent.run_id if parent else '?')} · data "
+        f"{html.escape(', '.join(sources) or '?')}"
+    )
+    name = html.escape(data.experiment)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>jena · {name}</title><style>{CSS}</style></head><body>"
+        f"<h1>Sweep {name}: 24-hour temperature forecasts</h1>"
+        f'<p class="meta">{meta}</p>' + "".join(sections) + "</body></html>\n"
+    )

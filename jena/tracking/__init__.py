@@ -1,0 +1,71 @@
+"""The one MLflow convention shared by every sweep driver — and the only code that talks to
+MLflow.
+
+* A sweep is an MLflow **experiment** (one per sweep name). Each invocation of a sweep is one
+  **parent run** (tag ``run_type=sweep``) that holds the effective sweep definition
+  (``sweep.json``), the sweep's settings as params and, at the end, the best trial (tags
+  ``best_trial_*``, metric ``best_val_mae``, artifact ``best_trial.json``) and per-state trial
+  counts.
+* Each trial is a **nested child run** of that parent (tag ``mlflow.parentRunId``, tag
+  ``run_type=trial``, run name ``trial-0007``), also when it runs in another worker process:
+  the parent's run id is passed explicitly.
+* A child run holds every hyperparameter as a param, per-epoch metrics with the epoch as step
+  (buffered, written with ``log_batch``), the final ``val_mae`` / ``val_skill``, ``duration_s``,
+  ``param_count``, ``epochs``, the tags ``state`` (completed / pruned / failed / killed),
+  ``failure_reason``, ``trial_number``, ``nan_at_epoch``, the caller's tags over
+  :func:`standard_tags`, and the trained model under ``model/`` (``model.keras`` +
+  ``data_config.json``).
+* ``jena best`` records each look at the test split on the winning run and registers its
+  pyfunc (``forecaster/``) as ``models:/jena-temperature@champion``.
+
+Modules: ``_names`` (every tag / metric / artifact name), ``_store`` (URI, locks, client),
+``_encode`` (params, tags and metrics within MLflow's limits), ``_runs`` (:class:`Tracker`,
+:class:`SweepRun`, :class:`TrialRun`), ``_read`` (reading back), ``_registry`` (test records,
+the pyfunc, the registry), ``_stale`` (closing what a dead process left RUNNING).
+"""
+
+from ._encode import finite, first_line
+from ._names import *
+from ._read import (
+    RunRecord,
+    completed_trials,
+    download_artifact,
+    experiment_id,
+    experiment_names,
+    get_run,
+    label,
+    load_model_dir,
+    load_trial_model,
+    log_artifacts,
+    metric_history,
+    select_best,
+    sweep_definition,
+    sweep_runs,
+    trials_frame,
+)
+from ._registry import (
+    ForecastModel,
+    load_model,
+    log_test_evaluation,
+    previous_test_evaluations,
+    quiet,
+    register_model,
+)
+from ._runs import (
+    SweepRun,
+    Tracker,
+    TrialRun,
+    TrialState,
+    git_commit,
+    keras_backend,
+    search_all,
+    standard_tags,
+)
+from ._stale import STALE_REASON, close_stale_runs
+from ._store import (
+    ENV_TRACKING_URI,
+    absolute_uri,
+    default_tracking_uri,
+    is_remote,
+    resolve_uri,
+)

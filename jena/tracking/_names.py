@@ -1,0 +1,84 @@
+"""Every tag, param, metric and artifact name of the MLflow convention, defined once.
+
+Other modules import these names from :mod:`jena.tracking`; none spells them as literals.
+"""
+
+from __future__ import annotations
+
+# --- run kinds (tag RUN_TYPE) ---------------------------------------------------------------
+TAG_RUN_TYPE = "run_type"
+RUN_SWEEP = "sweep"  # the parent run of one sweep invocation
+RUN_TRIAL = "trial"  # the nested run of one trial
+TAG_PARENT = "mlflow.parentRunId"  # MLflow's own nesting tag
+
+# --- tags of every run ----------------------------------------------------------------------
+TAG_BACKEND = "backend"
+TAG_GIT_COMMIT = "git_commit"
+TAG_VERSION = "jena_version"
+TAG_HOST = "host"  # the one host tag: which machine's process owns the run
+TAG_PID = "pid"
+
+# --- tags of sweep and trial runs -----------------------------------------------------------
+TAG_DRIVER = "driver"
+TAG_SWEEP = "sweep"
+TAG_SWEEP_FILE = "sweep_file"
+TAG_DATA_SOURCE = "data_source"
+TAG_DATA_DIGEST = "data_digest"
+TAG_PRESET = "preset"  # the data (split/window) preset: book2 | book1
+TAG_MODEL_PRESET = "model_preset"  # a named book model, when the trial is one
+TAG_ARCHITECTURE = "architecture"
+TAG_SEED = "seed"
+TAG_STATE = "state"  # completed | pruned | failed | killed
+TAG_FAILURE = "failure_reason"
+TAG_TRIAL_NUMBER = "trial_number"
+TAG_NAN_EPOCH = "nan_at_epoch"
+TAG_MODEL_ARTIFACT = "model_artifact"
+TAG_BEST_NUMBER = "best_trial_number"
+TAG_BEST_RUN_ID = "best_trial_run_id"
+TAG_BEST_PARAM_PREFIX = "best."
+TAG_TEST_COUNT = "test_evaluations"
+TAG_TEST_TIMES = "test_evaluated_at"
+TAG_TEST_DATA = "test_data_source"
+
+# --- experiment tags (one sweep name = one record and one split) ------------------------------
+EXP_DATA_DIGEST = "data_digest"
+EXP_DATA_PRESET = "data_preset"
+EXP_DATA_SOURCE = "data_source"
+
+# --- params -----------------------------------------------------------------------------------
+PARAM_SEARCH_PREFIX = "hp."  # the raw values a driver proposed
+
+# --- metrics ----------------------------------------------------------------------------------
+METRIC_LOSS = "loss"
+METRIC_MAE = "mae"
+METRIC_VAL_LOSS = "val_loss"
+METRIC_VAL_MAE = "val_mae"
+METRIC_VAL_SKILL = "val_skill"
+METRIC_BASELINE_VAL = "baseline_val_mae"
+METRIC_DURATION = "duration_s"
+METRIC_FIT_S = "fit_s"
+METRIC_PARAM_COUNT = "param_count"
+METRIC_EPOCHS = "epochs"
+METRIC_BEST_VAL = "best_val_mae"
+METRIC_TEST_MAE = "test_mae"
+METRIC_TEST_SKILL = "test_skill"
+METRIC_BASELINE_TEST = "baseline_test_mae"
+METRIC_TEST_WINDOWS = "test_windows"
+METRIC_TRIALS_PREFIX = "trials_"  # trials_completed, trials_pruned, ...
+EPOCH_METRICS = (METRIC_LOSS, METRIC_MAE, METRIC_VAL_LOSS, METRIC_VAL_MAE)
+
+# --- artifacts --------------------------------------------------------------------------------
+MODEL_DIR = "model"
+MODEL_FILE = "model.keras"
+DATA_CONFIG_FILE = "data_config.json"
+PYFUNC_DIR = "forecaster"
+PREDICTIONS_FILE = "test_predictions.csv"
+EVALUATION_FILE = "test_evaluation.json"
+BEST_TRIAL_FILE = "best_trial.json"
+SWEEP_DEFINITIONS = ("sweep.toml", "sweep.json")
+REPORT_DIR = "report"
+
+# --- registry ---------------------------------------------------------------------------------
+REGISTERED_NAME = "jena-temperature"
+ALIAS = "champion"
+PYFUNC_MARKER = "jena_forecaster"

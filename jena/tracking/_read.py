@@ -1,0 +1,272 @@
+"""Reading a sweep back: its trials as a frame, the best completed trial, a trial's model, the
+parent runs, metric histories and artifacts."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from jena.errors import ConfigError
+
+from . import _names as N
+from ._encode import finite
+from ._runs import search_all
+from ._store import client, resolve_uri
+
+if TYPE_CHECKING:
+    import keras
+
+
+@contextlib.contextmanager
+def quiet_downloads() -> Iterator[None]:
+    """No tqdm progress bar for small artifact downloads (unless the user asked for one)."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
+def experiment_id(tracking_uri: str | None, experiment: str) -> str:
+    """The id of the sweep's experiment; ConfigError naming the sweeps that exist otherwise."""
+    uri = resolve_uri(tracking_uri)
+    found = client(uri).get_experiment_by_name(experiment)
+    if found is None or found.lifecycle_stage == "deleted":
+        known = experiment_names(uri)
+        hint = f"; sweeps here: {', '.join(known)}" if known else "; run a sweep first"
+        raise ConfigError(f"no sweep (MLflow experiment) named {experiment!r} in {uri}{hint}")
+    return str(found.experiment_id)
+
+
+def experiment_names(tracking_uri: str | None = None) -> list[str]:
+    """Names of the experiments in the store (MLflow's ``Default`` left out), most recently
+    updated first."""
+    c = client(resolve_uri(tracking_uri))
+    exps = [e for e in c.search_experiments() if e.name != "Default"]
+    exps.sort(key=lambda e: e.last_update_time or e.creation_time or 0, reverse=True)
+    return [e.name for e in exps]
+
+
+def load_model_files(
+    model_file: Path, config_file: Path, *, compile: bool = False
+) -> tuple[keras.Model, dict[str, Any]]:
+    """A saved ``.keras`` model and its ``data_config.json``: (model, data config)."""
+    import keras
+
+    import jena.models  # noqa: F401  (registers custom layers such as ReverseTime)
+
+    model = keras.saving.load_model(model_file, compile=compile)
+    return model, json.loads(Path(config_file).read_text())
+
+
+def load_model_dir(folder: Path, *, compile: bool = False) -> tuple[keras.Model, dict[str, Any]]:
+    """A ``model/`` folder (``model.keras`` + ``data_config.json``): (model, data config)."""
+    return load_model_files(folder / N.MODEL_FILE, folder / N.DATA_CONFIG_FILE, compile=compile)
+
+
+def load_trial_model(
+    tracking_uri: str | None, run_id: str, *, compile: bool = False
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Download a trial's ``model/`` artifacts and load them: (model, data config)."""
+    c = client(resolve_uri(tracking_uri))
+    with tempfile.TemporaryDirectory(prefix="jena-model-") as tmp, quiet_downloads():
+        try:
+            local = Path(c.download_artifacts(run_id, N.MODEL_DIR, tmp))
+        except (MlflowException, OSError) as exc:
+            raise ConfigError(f"run {run_id} has no logged model ({exc})") from exc
+        return load_model_dir(local, compile=compile)
+
+
+def download_artifact(
+    tracking_uri: str | None, run_id: str, path: str, dest: str | Path
+) -> Path | None:
+    """Download one artifact of a run into ``dest``; None when the run has no such artifact."""
+    with quiet_downloads():
+        try:
+            return Path(
+                client(resolve_uri(tracking_uri)).download_artifacts(run_id, path, str(dest))
+            )
+        except (MlflowException, OSError):
+            return None
+
+
+def log_artifacts(tracking_uri: str | None, run_id: str, folder: Path, path: str) -> None:
+    with quiet_downloads():
+        client(resolve_uri(tracking_uri)).log_artifacts(run_id, str(folder), path)
+
+
+def metric_history(tracking_uri: str | None, run_id: str, key: str) -> list[tuple[int, float]]:
+    """(step, value) of every logged value of ``key``, by step."""
+    history = client(resolve_uri(tracking_uri)).get_metric_history(run_id, key)
+    return sorted((m.step, m.value) for m in history)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the report and ``jena best`` read of one run."""
+
+    run_id: str
+    status: str
+    start_time: int | None  # ms since the epoch
+    end_time: int | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def wall_s(self) -> float:
+        if self.start_time and self.end_time:
+            return (self.end_time - self.start_time) / 1000
+        return 0.0
+
+
+def _record(run: Any) -> RunRecord:
+    return RunRecord(
+        run_id=run.info.run_id,
+        status=run.info.status,
+        start_time=run.info.start_time,
+        end_time=run.info.end_time,
+        metrics=dict(run.data.metrics),
+        params=dict(run.data.params),
+        tags=dict(run.data.tags),
+    )
+
+
+def get_run(tracking_uri: str | None, run_id: str) -> RunRecord:
+    return _record(client(resolve_uri(tracking_uri)).get_run(run_id))
+
+
+def sweep_runs(tracking_uri: str | None, experiment: str) -> list[RunRecord]:
+    """The parent runs (one per invocation) of a sweep, newest first."""
+    uri = resolve_uri(tracking_uri)
+    exp_id = experiment_id(uri, experiment)
+    runs = [
+        _record(r)
+        for r in search_all(client(uri), [exp_id], f"tags.{N.TAG_RUN_TYPE} = '{N.RUN_SWEEP}'")
+    ]
+    return sorted(runs, key=lambda r: r.start_time or 0, reverse=True)
+
+
+def sweep_definition(tracking_uri: str | None, parent_run_id: str) -> dict[str, Any] | None:
+    """The effective sweep definition logged on a parent run (``sweep.toml`` / ``sweep.json``)."""
+    import tomllib
+
+    with tempfile.TemporaryDirectory(prefix="jena-sweep-") as tmp:
+        for name in N.SWEEP_DEFINITIONS:
+            path = download_artifact(tracking_uri, parent_run_id, name, tmp)
+            if path is None:
+                continue
+            text = path.read_text()
+            try:
+                return dict(tomllib.loads(text) if name.endswith(".toml") else json.loads(text))
+            except (tomllib.TOMLDecodeError, json.JSONDecodeError):
+                return None
+    return None
+
+
+_FRAME_COLUMNS = [
+    "run_id",
+    "parent_run_id",
+    "run_name",
+    "number",
+    "state",
+    "status",
+    "driver",
+    "val_mae",
+    "val_skill",
+    "duration_s",
+    "param_count",
+    "start_time",
+    "end_time",
+]
+
+
+def trials_frame(tracking_uri: str | None = None, experiment: str = "default") -> pd.DataFrame:
+    """All trial runs of every invocation of a sweep, best ``val_mae`` first (runs without
+    one last). Columns: ``run_id parent_run_id run_name number state status driver val_mae
+    val_skill duration_s param_count start_time end_time`` then ``params.*``,
+    ``metrics.*`` (latest values) and ``tags.*`` (without MLflow's own)."""
+    uri = resolve_uri(tracking_uri)
+    exp_id = experiment_id(uri, experiment)
+    rows: list[dict[str, Any]] = []
+    for run in search_all(client(uri), [exp_id], f"tags.{N.TAG_RUN_TYPE} = '{N.RUN_TRIAL}'"):
+        info, data = run.info, run.data
+        number = data.tags.get(N.TAG_TRIAL_NUMBER)
+        row: dict[str, Any] = {
+            "run_id": info.run_id,
+            "parent_run_id": data.tags.get(N.TAG_PARENT),
+            "run_name": info.run_name,
+            "number": int(number) if number and number.isdigit() else None,
+            "state": data.tags.get(N.TAG_STATE, "running" if info.status == "RUNNING" else None),
+            "status": info.status,
+            "driver": data.tags.get(N.TAG_DRIVER),
+            "val_mae": data.metrics.get(N.METRIC_VAL_MAE, math.nan),
+            "val_skill": data.metrics.get(N.METRIC_VAL_SKILL, math.nan),
+            "duration_s": data.metrics.get(N.METRIC_DURATION, math.nan),
+            "param_count": data.metrics.get(N.METRIC_PARAM_COUNT, math.nan),
+            "start_time": pd.to_datetime(info.start_time, unit="ms", utc=True),
+            "end_time": pd.to_datetime(info.end_time, unit="ms", utc=True)
+            if info.end_time
+            else pd.NaT,
+        }
+        row.update({f"params.{k}": v for k, v in data.params.items()})
+        row.update({f"metrics.{k}": v for k, v in data.metrics.items()})
+        row.update({f"tags.{k}": v for k, v in data.tags.items() if not k.startswith("mlflow.")})
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=None if rows else _FRAME_COLUMNS)
+    if frame.empty:
+        return frame
+    extra = sorted(c for c in frame.columns if c not in _FRAME_COLUMNS)
+    frame = frame[_FRAME_COLUMNS + extra]
+    frame = frame.sort_values(["val_mae", "start_time"], na_position="last", kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def completed_trials(frame: pd.DataFrame, *, with_model: bool = False) -> pd.DataFrame:
+    """The completed trials with a finite validation MAE, best first (ties: the earlier one);
+    ``with_model``: only those that logged a model."""
+    if frame.empty:
+        return frame
+    done = frame[(frame["state"] == "completed") & frame["val_mae"].map(finite).notna()]
+    if with_model:
+        column = f"tags.{N.TAG_MODEL_ARTIFACT}"
+        done = done[done[column].notna()] if column in done.columns else done.iloc[0:0]
+    return done.sort_values(["val_mae", "start_time"], kind="stable")
+
+
+def select_best(frame: pd.DataFrame) -> pd.Series:
+    """The completed trial with the lowest validation MAE (ties: the earlier one).
+
+    Pruned, failed, killed and running trials are ignored, and so are trials without a logged
+    model (nothing to evaluate)."""
+    if frame.empty:
+        raise ConfigError("the experiment has no trials yet: run a sweep first")
+    done = completed_trials(frame, with_model=True)
+    if done.empty:
+        counts = frame["state"].value_counts().to_dict()
+        shown = ", ".join(f"{v} {k}" for k, v in counts.items())
+        raise ConfigError(f"no completed trial with a logged model in the experiment ({shown})")
+    return done.iloc[0]
+
+
+def label(row: Any) -> str:
+    """The model preset of a trial if it has one, else its architecture."""
+    for key in (f"tags.{N.TAG_MODEL_PRESET}", f"tags.{N.TAG_ARCHITECTURE}", "params.architecture"):
+        value = row.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return "?"

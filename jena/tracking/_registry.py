@@ -1,0 +1,267 @@
+"""What ``jena best`` leaves in the store: the record of each look at the test split, the
+pyfunc wrapper of a trained model, and its registration (``models:/jena-temperature@champion``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mlflow
+import mlflow.pyfunc
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.pyfunc import PythonModel
+
+from jena.errors import ConfigError
+
+from . import _encode as enc
+from . import _names as N
+from ._read import load_model_dir, load_model_files
+from ._store import client, resolve_uri
+
+if TYPE_CHECKING:
+    import keras
+
+    from jena.serve import Forecaster
+
+_log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """No progress bars, no MLflow advice about signatures or pickling for our own wrapper."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    old = os.environ.get(name)
+    os.environ[name] = "false"
+    level = logging.getLogger("mlflow").level
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.getLogger("mlflow").setLevel(level)
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
+# --------------------------------------------------------------------------- test evaluations
+
+
+def previous_test_evaluations(tags: Mapping[str, str]) -> list[str]:
+    """UTC times of the earlier test evaluations recorded on a run (tags)."""
+    raw = tags.get(N.TAG_TEST_TIMES)
+    if raw:
+        try:
+            times = json.loads(raw)
+            if isinstance(times, list):
+                return [str(t) for t in times]
+        except json.JSONDecodeError:
+            pass
+    count = int(tags.get(N.TAG_TEST_COUNT, "0") or 0)
+    return ["unknown time"] * count
+
+
+def log_test_evaluation(
+    tracking_uri: str | None,
+    run_id: str,
+    *,
+    evaluation: int,
+    when: datetime,
+    previous: list[str],
+    metrics: Mapping[str, float],
+    data_source: str,
+    predictions: pd.DataFrame,
+    summary: Mapping[str, Any],
+) -> None:
+    """Record one look at the test split on ``run_id``: metrics at step ``evaluation``, the
+    count and times of every evaluation (tags), the predictions and a JSON summary."""
+    c = client(resolve_uri(tracking_uri))
+    ms = int(when.timestamp() * 1000)
+    batch = [enc.metric(k, v, evaluation, ms) for k, v in metrics.items()]
+    batch.append(enc.metric(N.TAG_TEST_COUNT, evaluation, evaluation, ms))
+    tags = {
+        N.TAG_TEST_COUNT: str(evaluation),
+        N.TAG_TEST_TIMES: json.dumps([*previous, when.isoformat()]),
+        N.TAG_TEST_DATA: data_source,
+    }
+    enc.log_batch(c, run_id, metrics=[m for m in batch if m is not None], tags=enc.tags(tags))
+    with tempfile.TemporaryDirectory(prefix="jena-test-") as tmp:
+        path = Path(tmp, N.PREDICTIONS_FILE)
+        predictions.to_csv(path, index=False)
+        record = Path(tmp, N.EVALUATION_FILE)
+        record.write_text(json.dumps(dict(summary), indent=2, default=str))
+        with quiet():
+            c.log_artifact(run_id, str(path))
+            c.log_artifact(run_id, str(record))
+
+
+# --------------------------------------------------------------------------- the pyfunc
+
+
+class ForecastModel(PythonModel):
+    """The registered model: ``predict(frame)`` → one row (last_time, target_time, forecast,
+    persistence) for the window that ends at the last row of ``frame`` (the Jena columns,
+    indexed by time or with a ``Date Time`` column, on the 10-minute grid)."""
+
+    forecaster: Forecaster
+
+    def load_context(self, context: Any) -> None:
+        from jena.serve import Forecaster
+
+        model, config = load_model_files(
+            Path(context.artifacts["keras_model"]), Path(context.artifacts["data_config"])
+        )
+        self.forecaster = Forecaster(model, config)
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        result = self.forecaster.forecast(model_input)
+        return pd.DataFrame([result.to_dict()])
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in ("keras", "tensorflow-cpu", "numpy", "pandas", "mlflow"):
+        try:
+            out.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _log_pyfunc(c: mlflow.MlflowClient, run_id: str, cfg: Mapping[str, Any]) -> None:
+    """Log the run's model as a pyfunc under ``forecaster/`` (once)."""
+    with tempfile.TemporaryDirectory(prefix="jena-pyfunc-") as tmp, quiet():
+        existing = {Path(f.path).name for f in c.list_artifacts(run_id, N.PYFUNC_DIR)}
+        if "MLmodel" in existing:
+            mlmodel = Path(c.download_artifacts(run_id, f"{N.PYFUNC_DIR}/MLmodel", tmp))
+            if N.PYFUNC_MARKER in mlmodel.read_text():
+                return  # logged by an earlier evaluation
+        local = Path(c.download_artifacts(run_id, N.MODEL_DIR, tmp))
+        out = Path(tmp, N.PYFUNC_DIR)
+        mlflow.pyfunc.save_model(
+            str(out),
+            python_model=ForecastModel(),
+            artifacts={
+                "keras_model": str(local / N.MODEL_FILE),
+                "data_config": str(local / N.DATA_CONFIG_FILE),
+            },
+            pip_requirements=_pip_requirements(),
+            metadata={
+                N.PYFUNC_MARKER: 1,
+                "sampling_rate": cfg["sampling_rate"],
+                "sequence_length": cfg["sequence_length"],
+                "offset": cfg["offset"],
+                "preset": cfg["preset"],
+                "data_digest": cfg.get("digest"),
+            },
+        )
+        c.log_artifacts(run_id, str(out), N.PYFUNC_DIR)
+
+
+def register_model(
+    tracking_uri: str | None,
+    run_id: str,
+    data_config: Mapping[str, Any],
+    *,
+    name: str = N.REGISTERED_NAME,
+    alias: str = N.ALIAS,
+    description: str = "",
+    version_tags: Mapping[str, Any] | None = None,
+) -> str:
+    """Log the run's model as a pyfunc and register it under ``name`` with ``alias``; returns
+    the version (an existing version of the same source is reused)."""
+    c = client(resolve_uri(tracking_uri))
+    try:
+        _log_pyfunc(c, run_id, data_config)
+        source = f"{c.get_run(run_id).info.artifact_uri.rstrip('/')}/{N.PYFUNC_DIR}"
+        try:
+            c.get_registered_model(name)
+        except MlflowException:
+            c.create_registered_model(
+                name, description="24-hour-ahead air temperature (°C), Jena climate record"
+            )
+        found = [
+            v
+            for v in c.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+            if v.source == source
+        ]
+        with quiet():
+            version = (
+                found[0]
+                if found
+                else c.create_model_version(name, source, run_id=run_id, description=description)
+            )
+        for key, value in (version_tags or {}).items():
+            c.set_model_version_tag(name, version.version, key, str(value))
+        c.set_registered_model_alias(name, alias, version.version)
+    except MlflowException as exc:
+        raise ConfigError(
+            f"could not register the model as {name!r}: {enc.first_line(exc)}"
+        ) from None
+    return str(version.version)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_model(
+    model_uri: str, tracking_uri: str | None = None
+) -> tuple[keras.Model, dict[str, Any]]:
+    """(Keras model, data config) from ``models:/NAME@ALIAS`` (or ``/VERSION``),
+    ``runs:/RUN[/PATH]`` (a logged ``forecaster/`` pyfunc or a trial's ``model/`` directory) or
+    a local folder (an MLflow model, or a ``model.keras`` with its ``data_config.json``)."""
+    uri = resolve_uri(tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        with quiet():
+            if model_uri.startswith("models:/"):
+                return _unwrap(mlflow.pyfunc.load_model(model_uri))
+            if model_uri.startswith("runs:/"):
+                rest = model_uri.removeprefix("runs:/").strip("/")
+                run_id, _, path = rest.partition("/")
+                candidates = [path] if path else [N.PYFUNC_DIR, N.MODEL_DIR]
+                c = client(uri)
+                with tempfile.TemporaryDirectory(prefix="jena-predict-") as tmp:
+                    for candidate in candidates:
+                        try:
+                            local = c.download_artifacts(run_id, candidate, tmp)
+                        except (MlflowException, OSError):
+                            continue
+                        return _from_folder(Path(local))
+                raise ConfigError(f"{model_uri}: no model there (tried {', '.join(candidates)})")
+            return _from_folder(Path(model_uri))
+    except MlflowException as exc:
+        raise ConfigError(f"cannot load the model {model_uri}: {enc.first_line(exc)}") from None
+
+
+def _unwrap(loaded: Any) -> tuple[keras.Model, dict[str, Any]]:
+    inner = loaded.unwrap_python_model()
+    if not isinstance(inner, ForecastModel):
+        raise ConfigError(f"not a jena forecaster: {type(inner).__name__}")
+    return inner.forecaster.model, inner.forecaster.data_config
+
+
+def _from_folder(folder: Path) -> tuple[keras.Model, dict[str, Any]]:
+    if (folder / "MLmodel").is_file():
+        return _unwrap(mlflow.pyfunc.load_model(str(folder)))
+    for base in (folder, folder / N.MODEL_DIR):
+        if (base / N.MODEL_FILE).is_file() and (base / N.DATA_CONFIG_FILE).is_file():
+            return load_model_dir(base)
+    raise ConfigError(f"{folder}: neither an MLflow model nor a {N.MODEL_FILE} with its config")

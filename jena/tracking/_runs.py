@@ -1,0 +1,534 @@
+"""The run objects: :class:`Tracker` (one sweep's experiment), :class:`SweepRun` (the parent run
+of one invocation) and :class:`TrialRun` (the nested run of one trial).
+
+Runs are never left RUNNING: the context managers end FINISHED, FAILED on an exception (tag
+``failure_reason``) or KILLED on ``KeyboardInterrupt``; finishing a sweep also closes (KILLED)
+any child run that a dead worker left RUNNING. Everything goes through an explicit
+:class:`mlflow.MlflowClient`: nothing relies on MLflow's fluent "active run" state, so the parent
+run id can be handed to worker processes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Self, SupportsFloat
+
+import mlflow
+from mlflow.entities import Metric, ViewType
+from mlflow.exceptions import MlflowException
+
+import jena
+from jena._owner import owner
+
+from . import _encode as enc
+from . import _names as N
+from ._store import client as store_client
+from ._store import default_artifact_location, resolve_uri
+
+if TYPE_CHECKING:
+    import keras
+
+_log = logging.getLogger(__name__)
+
+TrialState = Literal["completed", "pruned", "failed", "killed"]
+TRIAL_STATUS: dict[str, str] = {
+    "completed": "FINISHED",
+    "pruned": "FINISHED",
+    "failed": "FAILED",
+    "killed": "KILLED",
+}
+SWEEP_STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+@functools.cache
+def git_commit() -> str:
+    """Short sha of the git repository at the current directory, or ``"unknown"``."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    sha = out.stdout.strip()
+    return sha if out.returncode == 0 and sha else "unknown"
+
+
+def keras_backend() -> str:
+    """``keras.backend.backend()``, without importing Keras (seconds) when not loaded yet:
+    same resolution order as Keras ($KERAS_BACKEND, then $KERAS_HOME/keras.json)."""
+    if "keras" in sys.modules:
+        import keras
+
+        return str(keras.backend.backend())
+    env = os.environ.get("KERAS_BACKEND")
+    if env:
+        return env
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        config = json.loads(Path(home, "keras.json").read_text())
+        return str(config.get("backend", "tensorflow"))
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def standard_tags() -> dict[str, str]:
+    """Tags every run gets (the caller's tags override them)."""
+    who = owner()
+    return {
+        N.TAG_BACKEND: keras_backend(),
+        N.TAG_GIT_COMMIT: git_commit(),
+        N.TAG_VERSION: jena.__version__,
+        N.TAG_HOST: who["host"],
+        N.TAG_PID: who["pid"],
+    }
+
+
+def search_all(
+    client: mlflow.MlflowClient, experiment_ids: list[str], filter_string: str = ""
+) -> Iterator[Any]:
+    """Every active run matching ``filter_string`` (all pages)."""
+    token: str | None = None
+    while True:
+        page = client.search_runs(
+            experiment_ids,
+            filter_string,
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=1000,
+            page_token=token,
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+# --------------------------------------------------------------------------- tracker
+
+
+class Tracker:
+    """The MLflow experiment of one sweep name in one tracking store.
+
+    Cheap to pickle (the client is re-created in the receiving process), so a driver can
+    hand it, or just ``(tracking_uri, experiment, parent_run_id)``, to worker processes.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        experiment: str = "default",
+        *,
+        artifact_location: str | None = None,
+    ) -> None:
+        self.tracking_uri = resolve_uri(tracking_uri)
+        self.experiment = experiment
+        self.experiment_id = self._get_or_create_experiment(artifact_location)
+
+    @property
+    def client(self) -> mlflow.MlflowClient:
+        return store_client(self.tracking_uri)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "tracking_uri": self.tracking_uri,
+            "experiment": self.experiment,
+            "experiment_id": self.experiment_id,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        return f"Tracker({self.tracking_uri!r}, {self.experiment!r})"
+
+    def _get_or_create_experiment(self, artifact_location: str | None) -> str:
+        client = self.client
+        found = client.get_experiment_by_name(self.experiment)
+        if found is None:
+            location = artifact_location or default_artifact_location(self.tracking_uri)
+            try:
+                return str(client.create_experiment(self.experiment, location))
+            except MlflowException:  # created meanwhile by another process
+                found = client.get_experiment_by_name(self.experiment)
+                if found is None:
+                    raise
+        if found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        return str(found.experiment_id)
+
+    # ---------------------------------------------------------------- experiment tags
+
+    def experiment_tags(self) -> dict[str, str]:
+        return dict(self.client.get_experiment(self.experiment_id).tags)
+
+    def set_missing_experiment_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set the tags the experiment does not have yet (existing values are kept)."""
+        have = self.experiment_tags()
+        for key, value in tags.items():
+            if key not in have and value is not None:
+                self.client.set_experiment_tag(self.experiment_id, key, enc.value_text(value))
+
+    # ---------------------------------------------------------------- runs
+
+    def running_runs(self) -> list[Any]:
+        """Runs of this experiment whose status is RUNNING."""
+        return list(search_all(self.client, [self.experiment_id], "attributes.status = 'RUNNING'"))
+
+    def close_run(self, run_id: str, state: TrialState, reason: str) -> None:
+        """End a run someone else left open: tags ``state`` / ``failure_reason``, status."""
+        enc.log_batch(
+            self.client, run_id, tags=enc.tags({N.TAG_STATE: state, N.TAG_FAILURE: reason})
+        )
+        self.client.set_terminated(run_id, TRIAL_STATUS[state], enc.now_ms())
+
+    def start_sweep(
+        self,
+        *,
+        definition: Mapping[str, Any] | str | Path | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        run_name: str | None = None,
+    ) -> SweepRun:
+        """Create the parent run of one sweep invocation.
+
+        ``definition``: a dict (logged as ``sweep.json``), the TOML text of the sweep
+        file (``sweep.toml``) or the path of a file (``sweep<suffix>``).
+        """
+        artifact: tuple[str, str] | None = None
+        if isinstance(definition, Path):
+            artifact = definition.read_text(), f"sweep{definition.suffix or '.toml'}"
+        elif isinstance(definition, str):
+            artifact = definition, "sweep.toml"
+        elif definition is not None:
+            artifact = enc.to_json(dict(definition)), "sweep.json"
+        all_tags = {**standard_tags(), **(tags or {}), N.TAG_RUN_TYPE: N.RUN_SWEEP}
+        name = run_name or f"{self.experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run = self.client.create_run(
+            self.experiment_id,
+            start_time=enc.now_ms(),
+            tags={t.key: t.value for t in enc.tags(all_tags)},
+            run_name=name,
+        )
+        sweep = SweepRun(self, run.info.run_id)
+        try:
+            if params:
+                enc.log_batch(self.client, sweep.run_id, params=enc.params(params))
+            if artifact is not None:
+                self.client.log_text(sweep.run_id, *artifact)
+        except BaseException as exc:
+            sweep.finish("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", exc)
+            raise
+        return sweep
+
+    def trial(
+        self,
+        parent_run_id: str,
+        number: int,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        *,
+        flush_every: int = 10,
+        flush_interval_s: float = 30.0,
+    ) -> TrialRun:
+        """Create the child run of trial ``number`` under the sweep run ``parent_run_id``.
+
+        Epoch metrics are written every ``flush_every`` epochs or ``flush_interval_s``
+        seconds, whichever comes first, and at the end.
+        """
+        all_tags = {
+            **standard_tags(),
+            **(tags or {}),
+            N.TAG_RUN_TYPE: N.RUN_TRIAL,
+            N.TAG_TRIAL_NUMBER: int(number),
+            N.TAG_PARENT: parent_run_id,
+        }
+        run = self.client.create_run(
+            self.experiment_id,
+            start_time=enc.now_ms(),
+            tags={t.key: t.value for t in enc.tags(all_tags)},
+            run_name=f"trial-{int(number):04d}",
+        )
+        trial = TrialRun(
+            self,
+            run.info.run_id,
+            number,
+            flush_every=flush_every,
+            flush_interval_s=flush_interval_s,
+        )
+        if params:
+            try:
+                enc.log_batch(self.client, trial.run_id, params=enc.params(params))
+            except BaseException as exc:
+                trial.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+        return trial
+
+
+class _RunContext:
+    """Shared context-manager behaviour: never leave a run RUNNING."""
+
+    run_id: str
+    finished: bool = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def _on_exit(self, exc: BaseException | None) -> None:
+        raise NotImplementedError
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        if not self.finished:
+            try:
+                self._on_exit(exc)
+            except Exception:
+                if exc is None:
+                    raise
+                _log.warning("could not close MLflow run %s", self.run_id, exc_info=True)
+        return False
+
+
+class SweepRun(_RunContext):
+    """The parent run of one sweep invocation (a context manager)."""
+
+    def __init__(self, tracker: Tracker, run_id: str) -> None:
+        self.tracker = tracker
+        self.run_id = run_id
+
+    def __repr__(self) -> str:
+        return f"SweepRun({self.run_id!r})"
+
+    @property
+    def client(self) -> mlflow.MlflowClient:
+        return self.tracker.client
+
+    def log_metrics(self, metrics: Mapping[str, SupportsFloat], step: int = 0) -> None:
+        """Finite values only; others are skipped."""
+        enc.log_batch(self.client, self.run_id, metrics=enc.metrics(metrics, step))
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        enc.log_batch(self.client, self.run_id, params=enc.params(params))
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        enc.log_batch(self.client, self.run_id, tags=enc.tags(tags))
+
+    def log_best(
+        self,
+        number: int,
+        params: Mapping[str, Any],
+        val_mae: float,
+        *,
+        run_id: str | None = None,
+    ) -> None:
+        """Record the best trial so far (may be called again when it changes): tags
+        ``best_trial_number`` / ``best_trial_run_id`` / ``best.<param>``, metric
+        ``best_val_mae`` (step = trial number) and artifact ``best_trial.json``."""
+        tags: dict[str, Any] = {N.TAG_BEST_NUMBER: int(number), N.TAG_BEST_RUN_ID: run_id}
+        tags.update({f"{N.TAG_BEST_PARAM_PREFIX}{k}": v for k, v in enc.flatten(params).items()})
+        best = enc.metric(N.METRIC_BEST_VAL, val_mae, int(number))
+        enc.log_batch(self.client, self.run_id, metrics=[best] if best else [], tags=enc.tags(tags))
+        record = {"number": int(number), "run_id": run_id, "val_mae": val_mae, "params": params}
+        self.client.log_text(self.run_id, enc.to_json(record), N.BEST_TRIAL_FILE)
+
+    def finish(self, status: str = "FINISHED", exc: BaseException | None = None) -> None:
+        """End the run with ``status`` (FINISHED / FAILED / KILLED). Child runs still
+        RUNNING (their worker died) are ended KILLED; trial counts per state are logged."""
+        if self.finished:
+            return
+        status = status.upper()
+        if status not in SWEEP_STATUSES:
+            raise ValueError(f"status must be one of {SWEEP_STATUSES}, not {status!r}")
+        counts = dict.fromkeys(TRIAL_STATUS, 0)
+        for run in search_all(
+            self.client,
+            [self.tracker.experiment_id],
+            f"tags.{N.TAG_PARENT} = '{self.run_id}'",
+        ):
+            state = run.data.tags.get(N.TAG_STATE)
+            if run.info.status == "RUNNING":
+                self.tracker.close_run(
+                    run.info.run_id, "killed", "the trial's run was not closed (worker died?)"
+                )
+                state = "killed"
+            if state in counts:
+                counts[state] += 1
+        metrics = enc.metrics({f"{N.METRIC_TRIALS_PREFIX}{k}": v for k, v in counts.items()})
+        tags = enc.tags({N.TAG_FAILURE: enc.reason(exc) or None})
+        enc.log_batch(self.client, self.run_id, metrics=metrics, tags=tags)
+        self.client.set_terminated(self.run_id, status, enc.now_ms())
+        self.finished = True
+
+    def _on_exit(self, exc: BaseException | None) -> None:
+        if exc is None:
+            self.finish("FINISHED")
+        elif isinstance(exc, Exception):
+            self.finish("FAILED", exc)
+        else:  # KeyboardInterrupt, SystemExit
+            self.finish("KILLED", exc)
+
+
+class TrialRun(_RunContext):
+    """The child run of one trial (a context manager).
+
+    On leaving the ``with`` block without :meth:`finish`: clean exit → completed,
+    exception → failed (tag ``failure_reason``), KeyboardInterrupt → killed. A driver
+    that prunes calls ``finish("pruned", ...)`` itself before raising its tuner's
+    pruning exception; an explicit :meth:`finish` is never overridden.
+    """
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        run_id: str,
+        number: int,
+        *,
+        flush_every: int = 10,
+        flush_interval_s: float = 30.0,
+    ) -> None:
+        self.tracker = tracker
+        self.run_id = run_id
+        self.number = int(number)
+        self.flush_every = max(1, int(flush_every))
+        self.flush_interval_s = flush_interval_s
+        self.state: TrialState | None = None
+        self._started = time.monotonic()
+        self._last_flush = self._started
+        self._pending: list[Metric] = []
+        self._pending_tags: dict[str, str] = {}
+        self._pending_epochs = 0
+        self._epochs: set[int] = set()
+        self._last: dict[str, tuple[int, float]] = {}  # key -> (step, value) of last epoch
+        self._nan_epoch: int | None = None
+
+    def __repr__(self) -> str:
+        return f"TrialRun({self.run_id!r}, number={self.number})"
+
+    @property
+    def client(self) -> mlflow.MlflowClient:
+        return self.tracker.client
+
+    def log_epoch(self, epoch: int, metrics: Mapping[str, SupportsFloat]) -> None:
+        """Buffer one epoch's metrics (step = ``epoch``); non-finite values are skipped
+        and the first such epoch is recorded in the tag ``nan_at_epoch``."""
+        epoch = int(epoch)
+        now = enc.now_ms()
+        for key, value in metrics.items():
+            name = enc.sanitize_key(key)
+            number = enc.finite(value)
+            if number is None:
+                if self._nan_epoch is None:
+                    self._nan_epoch = epoch
+                    self._pending_tags[N.TAG_NAN_EPOCH] = str(epoch)
+                continue
+            self._pending.append(Metric(name, number, now, epoch))
+            self._last[name] = (epoch, number)
+        self._epochs.add(epoch)
+        self._pending_epochs += 1
+        if (
+            self._pending_epochs >= self.flush_every
+            or time.monotonic() - self._last_flush >= self.flush_interval_s
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered metrics and tags now (one ``log_batch`` call, usually)."""
+        if self._pending or self._pending_tags:
+            enc.log_batch(
+                self.client,
+                self.run_id,
+                metrics=self._pending,
+                tags=enc.tags(self._pending_tags),
+            )
+        self._pending = []
+        self._pending_tags = {}
+        self._pending_epochs = 0
+        self._last_flush = time.monotonic()
+
+    def log_metrics(self, metrics: Mapping[str, SupportsFloat], step: int = 0) -> None:
+        """Other metrics (e.g. the baseline's val MAE), written with the next flush."""
+        self._pending.extend(enc.metrics(metrics, step))
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """More hyperparameters (written now; a param's value cannot change)."""
+        enc.log_batch(self.client, self.run_id, params=enc.params(params))
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Tags written with the next flush."""
+        self._pending_tags.update({t.key: t.value for t in enc.tags(tags)})
+
+    def log_model(self, model: keras.Model, data_config: Mapping[str, Any]) -> None:
+        """Save the trained model (Keras format) and its data configuration (normalisation
+        statistics etc.) under the artifact directory ``model/``."""
+        with tempfile.TemporaryDirectory(prefix="jena-model-") as tmp:
+            folder = Path(tmp, N.MODEL_DIR)
+            folder.mkdir()
+            model.save(folder / N.MODEL_FILE)
+            (folder / N.DATA_CONFIG_FILE).write_text(enc.to_json(dict(data_config)))
+            self.client.log_artifacts(self.run_id, str(folder), N.MODEL_DIR)
+        self._pending_tags[N.TAG_MODEL_ARTIFACT] = f"{N.MODEL_DIR}/{N.MODEL_FILE}"
+
+    def finish(
+        self,
+        state: TrialState,
+        *,
+        val_mae: float | None = None,
+        val_skill: float | None = None,
+        reason: str | None = None,
+        duration_s: float | None = None,
+        param_count: int | None = None,
+    ) -> None:
+        """End the run: tag ``state`` (status FINISHED for completed / pruned, FAILED for
+        failed, KILLED for killed), final metrics, buffered epochs, all in one batch.
+
+        ``val_mae`` / ``val_skill`` become the run's latest values of those keys: they are
+        logged at the step after the last epoch unless the last epoch already has them.
+        ``duration_s`` defaults to the time since the run was created."""
+        if self.finished:
+            return
+        if state not in TRIAL_STATUS:
+            raise ValueError(f"state must be one of {tuple(TRIAL_STATUS)}, not {state!r}")
+        now = enc.now_ms()
+        next_step = max(self._epochs) + 1 if self._epochs else 0
+        for key, value in ((N.METRIC_VAL_MAE, val_mae), (N.METRIC_VAL_SKILL, val_skill)):
+            number = enc.finite(value)
+            if number is None or self._last.get(key, (None, None))[1] == number:
+                continue
+            self._pending.append(Metric(key, number, now, next_step))
+        if duration_s is None:
+            duration_s = time.monotonic() - self._started
+        self._pending.append(Metric(N.METRIC_DURATION, float(duration_s), now, 0))
+        if param_count is not None:
+            self._pending.append(Metric(N.METRIC_PARAM_COUNT, float(param_count), now, 0))
+        self._pending.append(Metric(N.METRIC_EPOCHS, float(len(self._epochs)), now, 0))
+        self._pending_tags[N.TAG_STATE] = state
+        if reason:
+            self._pending_tags[N.TAG_FAILURE] = reason[: enc.MAX_REASON_LENGTH]
+        self.flush()
+        self.client.set_terminated(self.run_id, TRIAL_STATUS[state], now)
+        self.state = state
+        self.finished = True
+
+    def _on_exit(self, exc: BaseException | None) -> None:
+        if exc is None:
+            self.finish("completed")
+        elif isinstance(exc, Exception):
+            self.finish("failed", reason=enc.reason(exc))
+        else:  # KeyboardInterrupt, SystemExit
+            self.finish("killed", reason=enc.reason(exc))

@@ -1,0 +1,154 @@
+"""Run or resume a sweep: the data, the experiment's claim on it, the parent run, the live
+display, the driver's loop, and the summary. The driver comes from :data:`sweeps.drivers.DRIVERS`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from jena import tracking as T
+from jena.data import Dataset
+from jena.data import load as load_data
+from jena.errors import ConfigError
+from jena.train import DataCache
+
+from .config import SweepConfig
+from .display import Board, summary_table
+from .drivers import get_driver
+from .trial import make_context
+
+
+def claim_experiment(tracker: T.Tracker, cfg: SweepConfig, ds: Dataset) -> None:
+    """One sweep name = one record and one split: resuming on other data would rank val MAEs
+    that cannot be compared, and resume a study whose trials were trained on something else."""
+    tags = tracker.experiment_tags()
+    mine = {T.EXP_DATA_DIGEST: ds.digest, T.EXP_DATA_PRESET: cfg.data.preset}
+    for key, value in mine.items():
+        if key in tags and tags[key] != value:
+            data = key == T.EXP_DATA_DIGEST
+            what = f"data {tags.get(T.EXP_DATA_SOURCE, '?')}" if data else "split"
+            raise ConfigError(
+                f"sweep {cfg.name!r} already holds trials on {what} ({key} {tags[key]}), not "
+                f"{ds.source if data else cfg.data.preset} ({value}): start a "
+                "separate sweep with --name NEW, or resume it with the same --data"
+            )
+    tracker.set_missing_experiment_tags({**mine, T.EXP_DATA_SOURCE: ds.source})
+
+
+def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> dict[str, Any]:
+    """Run (or resume) a sweep; returns a summary dict (also printed as a table)."""
+    from rich.console import Console
+
+    # Tracker chatter would break the live display (MLflow sets its levels on import).
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    console = console or Console(stderr=True)
+    driver = get_driver(cfg.driver)
+    started = time.monotonic()
+    ds = load_data(cfg.data.source)
+    cache = DataCache(ds, cfg.data.preset)
+    baseline, _ = cache.get().persistence_mae("val")
+    tracker = T.Tracker(cfg.storage.tracking_uri, experiment=cfg.name)
+    claim_experiment(tracker, cfg, ds)
+    T.close_stale_runs(tracker)
+    algorithm = driver.algorithm(cfg)
+    params = {
+        "driver": cfg.driver,
+        "trials": cfg.trials,
+        "workers": cfg.workers,
+        "seed": cfg.seed,
+        "data_source": ds.source,
+        "data_preset": cfg.data.preset,
+        "sampler": algorithm,
+        "max_epochs": cfg.fidelity.max_epochs,
+    }
+    tags = {
+        **({T.TAG_SWEEP_FILE: cfg.path} if cfg.path else {}),
+        T.TAG_DRIVER: cfg.driver,
+        T.TAG_SWEEP: cfg.name,
+        T.TAG_DATA_SOURCE: ds.source,
+        T.TAG_DATA_DIGEST: ds.digest,
+        T.TAG_PRESET: cfg.data.preset,
+    }
+    # the effective definition (the file plus command-line overrides) travels with the run
+    with tracker.start_sweep(definition=cfg.to_dict(), params=params, tags=tags) as parent:
+        parent.log_metrics({T.METRIC_BASELINE_VAL: baseline})
+        before = driver.resume(cfg)
+        deadline = time.monotonic() + cfg.timeout_minutes * 60 if cfg.timeout_minutes else None
+        board = Board(
+            f"sweep {cfg.name} · {cfg.driver}/{algorithm} · {ds.source} · {cfg.data.preset}",
+            total=cfg.trials,
+            done_before=before.finished,
+            baseline=baseline,
+            best_before=before.best_val_mae,
+            deadline=deadline,
+            best_number_before=before.best_number,
+        )
+        ctx = make_context(cfg, board, parent.run_id)
+        ctx.caches[cfg.data.preset] = cache
+        if quiet:
+            driver.run(ctx, board, deadline)
+        else:
+            with board.live(console):
+                driver.run(ctx, board, deadline)
+        best = driver.best(cfg)
+        if best is not None:
+            parent.log_best(best.number, best.params, best.val_mae)
+        parent.log_metrics({k: float(v) for k, v in board.counts.items()})
+        timing = _timing(tracker, cfg.name, parent.run_id, time.monotonic() - started)
+        parent.log_metrics(timing)
+    summary = {
+        "experiment": cfg.name,
+        "parent_run_id": parent.run_id,
+        "baseline_val_mae": baseline,
+        "counts": board.counts,
+        "finished": board.finished,
+        "best": None if best is None else vars(best),
+        "tracking_uri": tracker.tracking_uri,
+        **timing,
+    }
+    if not quiet:
+        console.print()
+        print_summary(cfg, tracker, baseline, console)
+        console.print(
+            f"this run: {timing['wall_s']:.0f} s wall, {timing['fit_s']:.0f} s in model.fit "
+            f"({1 - timing['outside_fit_fraction']:.0%}); parent run {parent.run_id}"
+        )
+    return summary
+
+
+def _timing(tracker: T.Tracker, experiment: str, parent_run_id: str, wall_s: float
+            ) -> dict[str, float]:  # fmt: skip
+    """Wall time of this invocation, time inside ``model.fit``, and the share spent outside it
+    (data loading, model building, tracking, the tuner's own work)."""
+    frame = T.trials_frame(tracker.tracking_uri, experiment)
+    fit_s = 0.0
+    column = f"metrics.{T.METRIC_FIT_S}"
+    if len(frame) and column in frame:
+        mine = frame[frame["parent_run_id"] == parent_run_id]
+        fit_s = float(mine[column].fillna(0).sum())
+    return {"wall_s": wall_s, "fit_s": fit_s, "outside_fit_fraction": 1 - fit_s / wall_s}
+
+
+def print_summary(
+    cfg: SweepConfig, tracker: T.Tracker, baseline: float, console: Any, top: int = 10
+) -> None:
+    frame = T.trials_frame(tracker.tracking_uri, cfg.name)
+    rows: list[dict[str, Any]] = []
+    for _, r in T.completed_trials(frame).head(top).iterrows():
+        row = {k: r.get(k) for k in ("number", "driver", "val_mae", "state")}
+        row["architecture"] = T.label(r)
+        count = T.finite(r.get("param_count"))
+        row["param_count"] = f"{int(count):,}" if count is not None else ""
+        rows.append(row)
+    console.print(summary_table(rows, baseline, f"top trials of experiment {cfg.name!r}"))
+    uri = tracker.tracking_uri
+    if uri.startswith("sqlite:///"):
+        console.print(
+            f"Open the MLflow UI:  nox -s ui   (or: mlflow ui --backend-store-uri {uri} "
+            "--default-artifact-root mlruns/artifacts)"
+        )
+    else:
+        console.print(f"Open the MLflow UI:  mlflow ui --backend-store-uri {uri}")

@@ -1,0 +1,212 @@
+"""One trial, the same for every driver: proposed values → configuration → training → one
+nested MLflow run. A driver only proposes the values and hands them to :func:`run_trial`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jena import tracking as T
+from jena.book import BookModel, book_model, preset_defaults
+from jena.config import TrialConfig
+from jena.data import load as load_data
+from jena.errors import ConfigError, TrialError
+from jena.space import PRESET, SPACE, Space
+from jena.train import DataCache, Fidelity, TrialResult, train
+
+from .config import SweepConfig
+from .display import Events
+
+Report = Callable[[int, float], None]  # (epoch, val_mae °C); raises TrialPruned to prune
+
+
+def make_space(cfg: SweepConfig) -> Space:
+    """The part of the one search space this sweep explores (or its named book models)."""
+    return SPACE.subspace(cfg.space.include, cfg.space.fixed, cfg.space.presets)
+
+
+@dataclass(frozen=True)
+class Point:
+    """A proposed point, resolved: what to train, on which split, for how long."""
+
+    config: TrialConfig
+    data_preset: str
+    book: BookModel | None
+    fidelity: Fidelity
+
+
+@dataclass
+class SweepContext:
+    """Everything a worker needs to run trials (rebuilt in each worker process)."""
+
+    cfg: SweepConfig
+    space: Space
+    fidelity: Fidelity
+    events: Events
+    parent_run_id: str
+    tracker: T.Tracker
+    caches: dict[str, DataCache] = field(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        return self.cfg.data.source
+
+    @property
+    def base(self) -> TrialConfig:
+        """The configuration a search starts from: the data preset's defaults."""
+        return preset_defaults(self.cfg.data.preset, self.cfg.seed)
+
+    def cache(self, data_preset: str) -> DataCache:
+        if data_preset not in self.caches:
+            first = next(iter(self.caches.values()), None)
+            ds = first.dataset if first is not None else load_data(self.source)
+            self.caches[data_preset] = DataCache(ds, data_preset)
+        return self.caches[data_preset]
+
+    def resolve(self, values: dict[str, Any], max_epochs: int | None = None) -> Point:
+        """The point of ``values``; a point that makes no valid configuration is a TrialError."""
+        try:
+            book = book_model(values[PRESET]) if PRESET in values else None
+            data_preset = book.data if book is not None else self.cfg.data.preset
+            config = self.space.to_config(values, self.base).validate()
+        except ConfigError as exc:
+            raise TrialError(str(exc)) from None
+        fidelity = self.fidelity
+        if book is not None and self.cfg.fidelity.preset_epochs:
+            fidelity = dataclasses.replace(
+                fidelity,
+                max_epochs=book.epochs,
+                steps_per_epoch=fidelity.steps_per_epoch or book.steps_per_epoch,
+                patience=max(fidelity.patience, book.epochs),
+            )
+        if max_epochs is not None:
+            fidelity = dataclasses.replace(fidelity, max_epochs=max_epochs)
+        return Point(config, data_preset, book, fidelity)
+
+
+def make_context(cfg: SweepConfig, events: Events, parent_run_id: str) -> SweepContext:
+    return SweepContext(
+        cfg=cfg,
+        space=make_space(cfg),
+        fidelity=cfg.fidelity_obj(),
+        events=events,
+        parent_run_id=parent_run_id,
+        tracker=T.Tracker(cfg.storage.tracking_uri, experiment=cfg.name),
+    )
+
+
+def summarise(point: Point) -> str:
+    """One line for the live display: the model and the settings that matter."""
+    c = point.config
+    if point.book is not None:
+        head = point.book.name
+    elif c.is_recurrent:
+        head = f"{c.architecture}{'x'.join(map(str, c.rnn_units))}"
+        head += " bi" if c.bidirectional else ""
+        head += " rev" if c.reverse else ""
+        if c.dropout or c.recurrent_dropout:
+            head += f" do={c.dropout:.2f}/{c.recurrent_dropout:.2f}"
+    else:
+        head = c.architecture
+    return (
+        f"{head}  lr={c.learning_rate:.1e} {c.optimizer} {c.loss} bs={c.batch_size}  "
+        f"every {c.sampling_rate * 10} min × {c.sequence_length}"
+    )
+
+
+def trial_tags(ctx: SweepContext, point: Point) -> dict[str, str]:
+    cache = ctx.cache(point.data_preset)
+    tags = {
+        T.TAG_DRIVER: ctx.cfg.driver,
+        T.TAG_SWEEP: ctx.cfg.name,
+        T.TAG_ARCHITECTURE: point.config.architecture,
+        T.TAG_DATA_SOURCE: cache.dataset.source,
+        T.TAG_DATA_DIGEST: cache.dataset.digest,
+        T.TAG_PRESET: point.data_preset,
+        T.TAG_SEED: str(point.config.seed),
+    }
+    if point.book is not None:
+        tags[T.TAG_MODEL_PRESET] = point.book.name
+    return tags
+
+
+def failed(reason: str) -> TrialResult:
+    return TrialResult(
+        state="failed", val_mae=None, baseline_val_mae=math.nan, best_epoch=None, reason=reason
+    )
+
+
+def record_failure(ctx: SweepContext, number: int, values: dict[str, Any], reason: str) -> None:
+    """A trial that failed before it could train (an invalid point, a sampler that raised): a
+    failed child run with the reason."""
+    ctx.events.trial_started(number, "failed before training", 0)
+    with ctx.tracker.trial(
+        ctx.parent_run_id, number, values, {T.TAG_DRIVER: ctx.cfg.driver}
+    ) as run:
+        run.finish("failed", reason=reason)
+    ctx.events.trial_finished(number, "failed", None, 0.0)
+
+
+def run_trial(
+    ctx: SweepContext,
+    number: int,
+    values: dict[str, Any],
+    *,
+    report: Report | None = None,
+    max_epochs: int | None = None,
+) -> TrialResult:
+    """Train one proposed point and record it as a nested MLflow run of the sweep's parent run.
+
+    A point that cannot be trained (an invalid combination, a window that does not fit) ends
+    the trial as failed with the reason, before any training; so does a training that raises.
+    ``report`` is the driver's pruning hook.
+    """
+    started = time.perf_counter()
+    try:
+        point = ctx.resolve(values, max_epochs)
+        params = {
+            **point.config.to_dict(),
+            **{f"{T.PARAM_SEARCH_PREFIX}{k}": v for k, v in values.items()},
+        }
+        tags = trial_tags(ctx, point)
+    except TrialError as exc:  # an invalid point fails before training; the sweep goes on
+        record_failure(ctx, number, values, str(exc))
+        return failed(str(exc))
+
+    ctx.events.trial_started(number, summarise(point), point.fidelity.max_epochs)
+    with ctx.tracker.trial(ctx.parent_run_id, number, params, tags) as run:
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            run.log_epoch(epoch, metrics)
+            ctx.events.epoch(number, epoch, metrics[T.METRIC_VAL_MAE])
+            if report is not None:
+                report(epoch, metrics[T.METRIC_VAL_MAE])
+
+        try:
+            result = train(point.config, ctx.cache(point.data_preset), point.fidelity,
+                           on_epoch=on_epoch)  # fmt: skip
+        except (ConfigError, TrialError) as exc:  # the window does not fit this record
+            result = failed(str(exc))
+        except Exception as exc:  # a trial that raises fails; the sweep goes on
+            result = failed(f"{type(exc).__name__}: {exc}")
+        if result.state == "completed" and result.model is not None:
+            run.log_model(result.model, result.data_config)
+        run.log_metrics(
+            {T.METRIC_BASELINE_VAL: result.baseline_val_mae, T.METRIC_FIT_S: result.duration_s}
+        )
+        run.finish(
+            result.state,
+            val_mae=result.val_mae,
+            val_skill=result.val_skill,
+            reason=result.reason,
+            duration_s=time.perf_counter() - started,
+            param_count=result.param_count or None,
+        )
+    ctx.events.trial_finished(number, result.state, result.val_mae, time.perf_counter() - started)
+    result.model = None  # free memory; the model lives in MLflow now
+    return result
