@@ -30,7 +30,7 @@ def book1_procedure_mae(p: Prepared, split: Split) -> tuple[float, int]:
     span, offset = (n - 1) * r, preset.offset()
     keep = np.isin(starts, valid_starts(p.valid, starts, span, offset), assume_unique=True)
     starts, weights = starts[keep], weights[keep]
-    err = np.abs(p.temperature[starts + span] - p.temperature[starts + offset])
+    err = p.persistence_errors(starts, r, n)
     return float(np.sum(weights * err) / np.sum(weights)), int(np.sum(weights))
 
 

@@ -49,16 +49,33 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from .data import info, load
+    from .splits import DATA_PRESETS
 
     ds = load(args.data)
     report = info(ds)
+    splits = {
+        name: {
+            "bounds": preset.bounds(len(ds)).to_dict(),
+            "bounds_scaled": preset.bounds_scaled(len(ds)),
+            "bounds_note": preset.bounds_note(len(ds)),
+        }
+        for name, preset in DATA_PRESETS.items()
+    }
     if args.json:
-        _print_json(report)
+        _print_json({**report, "splits": splits})
         return 0
     con = _console()
     con.print(f"[bold]{ds.source}[/]  digest {ds.digest}")
     for line in ds.report.lines():
         con.print(f"  {line}")
+    for name, split in splits.items():
+        b = split["bounds"]
+        con.print(
+            f"  {name} split: train rows {b['train'][0]:,}–{b['train'][1]:,}, val "
+            f"{b['val'][0]:,}–{b['val'][1]:,}, test {b['test'][0]:,}–{b['test'][1]:,}"
+        )
+        if split["bounds_note"]:
+            con.print(f"    [yellow]note:[/] {split['bounds_note']}")
     table = Table("column", "count", "mean", "std", "min", "max", title="per-column statistics")
     for name, st in report["columns"].items():
         table.add_row(
@@ -111,7 +128,16 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         "val (book's windows)", f"{result['val_book_windows']:,}", f"{result['val_book_mae']:.4f}"
     )
     table.add_row("test", f"{result['test_windows']:,}", f"{result['test_mae']:.4f}")
-    _console().print(table)
+    if result["test_book_windows"] != result["test_windows"]:
+        table.add_row(
+            "test (book's procedure)",
+            f"{result['test_book_windows']:,}",
+            f"{result['test_book_mae']:.4f}",
+        )
+    con = _console()
+    con.print(table)
+    if result["bounds_note"]:
+        con.print(f"[yellow]note:[/] {result['bounds_note']}")
     return 0
 
 

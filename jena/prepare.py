@@ -167,9 +167,16 @@ class Prepared:
         r = sampling_rate or self.preset.sampling_rate
         n = sequence_length or self.preset.sequence_length
         s = self.starts(split, r, n, mode)
-        last = self.temperature[s + (n - 1) * r]
-        target = self.temperature[s + self.preset.offset(r, n)]
-        return float(np.mean(np.abs(last - target))), len(s)
+        return float(np.mean(self.persistence_errors(s, r, n))), len(s)
+
+    def persistence_errors(
+        self, starts: np.ndarray, sampling_rate: int, sequence_length: int
+    ) -> np.ndarray:
+        """|last temperature of the window − target| (°C) of the windows at ``starts``: the one
+        persistence computation (train, evaluate and the baselines use it)."""
+        span = (sequence_length - 1) * sampling_rate
+        offset = self.preset.offset(sampling_rate, sequence_length)
+        return np.abs(self.temperature[starts + span] - self.temperature[starts + offset])
 
     def data_config(self) -> dict[str, Any]:
         """What a trained model needs to be used again: preset, features, normalisation."""

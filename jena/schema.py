@@ -48,11 +48,16 @@ JENA_FIRST_ROW = (
 )
 
 
-def write_jena_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+def write_jena_csv(
+    frame: pd.DataFrame, path: str | os.PathLike[str], *, final_newline: bool = True
+) -> Path:
     """Write ``frame`` in the exact Jena format (quoted header, dd.mm.YYYY HH:MM:SS, 2 decimals).
 
     ``frame`` has a DatetimeIndex (or a ``Date Time`` column of timestamps) and the 14 columns.
     The file is written to a temporary name and renamed, so a crash never leaves half a file.
+    It ends with a newline, as a text file should; the real file has none (``final_newline=False``
+    writes it byte for byte like that: the book's ``data.split("\n")`` parser needs it so). The
+    loader accepts both.
     """
     path = Path(path)
     times = frame[DATE_COLUMN] if DATE_COLUMN in frame.columns else frame.index.to_series()
@@ -68,8 +73,6 @@ def write_jena_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     lines.extend(d + "," + ",".join(row) for d, row in zip(dates, body, strict=True))
     tmp = path.with_name(path.name + ".part")
     path.parent.mkdir(parents=True, exist_ok=True)
-    # No final newline, like the real file: the book's parser (``data.split("\n")``, then one
-    # float per field) fails on an empty last line. The loader accepts a final newline too.
-    tmp.write_text("\n".join(lines), encoding="utf-8")
+    tmp.write_text("\n".join(lines) + ("\n" if final_newline else ""), encoding="utf-8")
     os.replace(tmp, path)
     return path

@@ -170,8 +170,7 @@ def train(
         batch_size=config.batch_size,
         shuffle=False,
     )
-    last = prepared.temperature[val_starts + (n - 1) * r]
-    baseline = float(np.mean(np.abs(last - prepared.temperature[val_starts + offset])))
+    baseline = float(np.mean(prepared.persistence_errors(val_starts, r, n)))
 
     seed_everything(config.seed)
     model = build_model(config, (n, prepared.features))

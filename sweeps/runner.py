@@ -12,6 +12,7 @@ from jena import tracking as T
 from jena.data import Dataset
 from jena.data import load as load_data
 from jena.errors import ConfigError
+from jena.splits import get_preset
 from jena.train import DataCache
 
 from .config import SweepConfig
@@ -64,8 +65,11 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
         "sampler": algorithm,
         "max_epochs": cfg.fidelity.max_epochs,
     }
+    preset = get_preset(cfg.data.preset)
+    bounds_note = preset.bounds_note(len(ds))
     tags = {
         **({T.TAG_SWEEP_FILE: cfg.path} if cfg.path else {}),
+        T.TAG_BOUNDS_NOTE: bounds_note,
         T.TAG_DRIVER: cfg.driver,
         T.TAG_SWEEP: cfg.name,
         T.TAG_DATA_SOURCE: ds.source,
@@ -86,6 +90,8 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
             deadline=deadline,
             best_number_before=before.best_number,
         )
+        if bounds_note and not quiet:
+            console.print(f"[yellow]note:[/] {bounds_note}")
         ctx = make_context(cfg, board, parent.run_id)
         ctx.caches[cfg.data.preset] = cache
         if quiet:

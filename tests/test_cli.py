@@ -146,6 +146,7 @@ def test_data_synth_writes_the_exact_jena_format(
         assert "-0.00" not in values
     assert lines[1].startswith("01.01.2009 00:10:00,")
     assert lines[2].startswith("01.01.2009 00:20:00,")
+    assert path.read_bytes().endswith(b"\n")  # a text file: `cat` leaves the prompt alone
     assert not (in_tmp / "synth.csv.part").exists()
 
     ds = load(path)  # reads back clean, row for row
@@ -353,6 +354,21 @@ def test_baseline_table(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> Non
     for label, key in (("val", "val_mae"), ("test", "test_mae")):
         assert label in out and f"{result[key]:.4f}" in out
     assert f"{result['val_windows']:,}" in out
+
+
+def test_book1_bounds_are_said_to_be_scaled_on_a_short_record(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(["baseline", "--data", TINY, "--preset", "book1"], capsys)
+    assert code == 0 and "bounds scaled by" in " ".join(out.split())
+    code, out, _ = run(["baseline", "--data", TINY, "--preset", "book2"], capsys)
+    assert code == 0 and "scaled" not in out
+    code, out, _ = run(["data", "info", "--data", TINY, "--json"], capsys)
+    splits = json.loads(out)["splits"]
+    assert splits["book1"]["bounds_scaled"] and "24,000 rows" in splits["book1"]["bounds_note"]
+    assert not splits["book2"]["bounds_scaled"] and splits["book2"]["bounds_note"] is None
+    code, out, _ = run(["data", "info", "--data", TINY], capsys)
+    assert "book1 split: train rows 0–" in out and "bounds scaled by" in " ".join(out.split())
 
 
 def test_baseline_on_the_real_file_offline_says_use_synthetic(

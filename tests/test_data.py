@@ -324,13 +324,15 @@ def test_utf16_is_reported_as_utf16_text(tmp_path: Path, encoding: str) -> None:
     assert "binary" not in message
 
 
-def test_written_file_has_no_final_newline_and_both_forms_load(tmp_path: Path) -> None:
-    """Like the real file, so that the book's ``data.split("\\n")`` parser reads it."""
+def test_written_file_ends_with_a_newline_and_every_form_loads(tmp_path: Path) -> None:
+    """A text file ends with a newline; ``final_newline=False`` writes the real file's form."""
     frame = make_frame(20)
     path = write(tmp_path, frame)
     text = path.read_text(encoding="utf-8")
-    assert not text.endswith("\n") and text.count("\n") == 20
-    for content in (text, text + "\n", text + "\r\n"):
+    assert text.endswith("\n") and text.count("\n") == 21
+    bare = schema.write_jena_csv(frame, tmp_path / "bare.csv", final_newline=False)
+    assert bare.read_text(encoding="utf-8") == text[:-1]
+    for content in (text, text[:-1], text[:-1] + "\r\n"):
         path.write_text(content, encoding="utf-8")
         back = data.read_csv(path)
         np.testing.assert_allclose(back.to_numpy(), frame.to_numpy(), atol=0.005)
@@ -904,7 +906,7 @@ def small_jena(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     frame = make_frame(30)
     first = [float(x) for x in schema.JENA_FIRST_ROW.split(",")[1:]]
     frame.iloc[0] = first
-    path = write(tmp_path / "src", frame, JENA_FILENAME)
+    path = schema.write_jena_csv(frame, tmp_path / "src" / JENA_FILENAME, final_newline=False)
     assert lines_of(path)[1] == schema.JENA_FIRST_ROW
     return path
 
@@ -937,7 +939,7 @@ def test_cached_file_used_without_download(
 
 def test_real_file_check_accepts_a_final_newline_or_none(small_jena: Path) -> None:
     content = small_jena.read_bytes()
-    assert not content.endswith(b"\n")  # as distributed (and as write_jena_csv writes it)
+    assert not content.endswith(b"\n")  # as distributed
     data.verify_jena_file(small_jena)
     for end in (b"\n", b"\r\n"):
         small_jena.write_bytes(content + end)
