@@ -53,7 +53,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
 
     ds = load(args.data)
     report = info(ds)
-    splits = {
+    splits: dict[str, dict[str, Any]] = {
         name: {
             "bounds": preset.bounds(len(ds)).to_dict(),
             "bounds_scaled": preset.bounds_scaled(len(ds)),
