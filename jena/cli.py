@@ -22,9 +22,12 @@ DATA_HELP = (
 
 
 def _console(stderr: bool = False) -> Any:
+    """A rich console; piped to a file (no terminal width to respect) it is wide enough that
+    tables keep whole names."""
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    con = Console(stderr=stderr)
+    return con if con.is_terminal else Console(stderr=stderr, width=160)
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
@@ -287,15 +290,11 @@ def cmd_space(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
         return 0
-    table = Table(
-        "name",
-        "type",
-        "range / choices",
-        "scale",
-        "default",
-        "active when",
-        title="the search space (one definition; both drivers translate it)",
-    )
+    table = Table(title="the search space (one definition; both drivers translate it)")
+    longest = max(len(str(r["name"])) for r in rows)
+    table.add_column("name", no_wrap=True, min_width=longest)  # names are never cut
+    for col in ("type", "range / choices", "scale", "default", "active when", "help"):
+        table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(
             str(r["name"]),
@@ -304,6 +303,7 @@ def cmd_space(args: argparse.Namespace) -> int:
             str(r["scale"]),
             str(r["default"]),
             str(r["condition"] or "always"),
+            str(r["help"]),
         )
     con = _console()
     con.print(table)
@@ -335,24 +335,27 @@ def cmd_space(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from sweeps import apply_overrides, load, run_sweep
 
+    from .errors import ConfigError
+
     cfg = load(args.sweep)
-    sets = list(args.set or [])
-    if args.trials is not None:
-        sets.append(f"trials={args.trials}")
-    if args.data is not None:
-        sets.append(f"data.source={json.dumps(args.data)}")
-    if args.workers is not None:
-        sets.append(f"workers={args.workers}")
-    if args.timeout_minutes is not None:
-        sets.append(f"timeout_minutes={args.timeout_minutes}")
-    if args.name is not None:
-        sets.append(f"name={json.dumps(args.name)}")
-    if args.tracking_uri is not None:
-        sets.append(f"storage.tracking_uri={json.dumps(args.tracking_uri)}")
-    if args.storage is not None:
-        sets.append(f"storage.optuna={json.dumps(args.storage)}")
-    if sets:
-        cfg = apply_overrides(cfg, sets)
+    if args.set:
+        cfg = apply_overrides(cfg, list(args.set))
+    flags = {  # flag: (value, override); the flags win over --set
+        "--trials": (args.trials, "trials"),
+        "--data": (args.data, "data.source"),
+        "--workers": (args.workers, "workers"),
+        "--timeout-minutes": (args.timeout_minutes, "timeout_minutes"),
+        "--name": (args.name, "name"),
+        "--tracking-uri": (args.tracking_uri, "storage.tracking_uri"),
+        "--storage": (args.storage, "storage.optuna"),
+    }
+    for flag, (value, key) in flags.items():
+        if value is None:
+            continue
+        try:
+            cfg = apply_overrides(cfg, [f"{key}={json.dumps(value)}"], source=flag)
+        except ConfigError as exc:  # name the flag, not the key it sets
+            raise ConfigError(str(exc).replace(f"{flag}: {key}:", f"{flag}:")) from None
     summary = run_sweep(cfg)
     if args.json:
         _print_json(summary)
@@ -371,6 +374,7 @@ def cmd_best(args: argparse.Namespace) -> int:
         data=args.data,
         register_name=args.register_name or None,
         alias=args.alias,
+        force=args.force,
     )
     if args.json:
         if ev.warning:
@@ -596,6 +600,11 @@ def _add_eval_commands(sub: Any) -> None:
         help="registered model name (default: jena-temperature; '' skips the registry)",
     )
     p.add_argument("--alias", default="champion", help="registry alias (default: champion)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="evaluate and register the best model even if it does not beat persistence",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_best)
 

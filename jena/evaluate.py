@@ -42,11 +42,16 @@ import pandas as pd
 from . import tracking as T
 from .data import Dataset
 from .data import load as load_data
-from .errors import ConfigError
+from .errors import ConfigError, JenaError
 from .prepare import Prepared, feature_matrix, prepare
 from .serve import Forecaster
 
-__all__ = ["Evaluation", "evaluate_best", "spec_from_source"]
+__all__ = ["Evaluation", "NotBetterThanPersistence", "evaluate_best", "spec_from_source"]
+
+
+class NotBetterThanPersistence(JenaError):
+    """The sweep's best model does not beat persistence on validation: it is not promoted (and
+    the test split is not looked at) unless the user insists (``--force``)."""
 
 STATS_RTOL = 1e-9
 
@@ -193,13 +198,28 @@ def evaluate_best(
     register_name: str | None = T.REGISTERED_NAME,
     alias: str = T.ALIAS,
     dataset: Dataset | None = None,
+    force: bool = False,
 ) -> Evaluation:
     """Evaluate the best completed trial of ``experiment`` once on the test split (see the
     module docstring). ``dataset`` skips loading (tests); ``register_name=None`` skips the
-    registry."""
+    registry. A best trial that does not beat persistence on validation raises
+    :class:`NotBetterThanPersistence` before the test split is read, unless ``force``."""
     uri = T.resolve_uri(tracking_uri)
     frame = T.trials_frame(uri, experiment)
     best = T.select_best(frame)
+    skill = T.finite(best.get("val_skill"))
+    if not force and (skill is None or skill <= 0):
+        base = T.finite(best.get(f"metrics.{T.METRIC_BASELINE_VAL}"))
+        raise NotBetterThanPersistence(
+            f"sweep {experiment!r} has not yet found a model better than persistence: its best "
+            f"trial {best['number']} ({T.label(best.to_dict())}) has validation MAE "
+            f"{best['val_mae']:.4f} °C against persistence "
+            f"{'?' if base is None else f'{base:.4f}'} °C on the same windows (skill "
+            f"{'?' if skill is None else f'{skill:+.1%}'}); nothing was evaluated on the test "
+            "split and nothing registered. Run more trials (jena sweep NAME --trials N), start "
+            "from the book's models (warm start), or give trials more fidelity; --force "
+            "evaluates and registers it anyway"
+        )
     run_id = str(best["run_id"])
     run = T.get_run(uri, run_id)
     tags = run.tags
@@ -288,6 +308,7 @@ def evaluate_best(
                 "test_mae": f"{evaluation.test_mae:.4f}",
                 "baseline_test_mae": f"{evaluation.baseline_test_mae:.4f}",
                 "data_digest": evaluation.data_digest,
+                "beats_persistence_on_val": str(skill is not None and skill > 0).lower(),
             },
         )
         evaluation.registered_model, evaluation.version = register_name, version

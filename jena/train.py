@@ -25,10 +25,16 @@ from .splits import SplitPreset, get_preset
 State = Literal["completed", "pruned", "failed"]
 EpochHook = Callable[[int, dict[str, float]], None]
 BatchHook = Callable[[int, int], None]  # (batch index within the epoch, batches per epoch)
+StopCheck = Callable[[], str | None]  # a reason to stop now (e.g. the time budget), or None
 
 
 class TrialPruned(Exception):
     """Raised by an epoch hook to stop a trial that is not promising."""
+
+
+class TrialStopped(TrialPruned):
+    """The trial was stopped from outside (the sweep's time budget ran out) in mid-epoch: it
+    ends as pruned, with its best finished epoch."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,7 @@ class TrialResult:
     param_count: int = 0
     duration_s: float = 0.0
     reason: str | None = None
+    stopped: bool = False  # stopped from outside in mid-epoch (the sweep's time budget)
     model: Any = None  # keras.Model with the best weights (completed/pruned)
     data_config: dict[str, Any] = field(default_factory=dict)
 
@@ -124,8 +131,12 @@ def train(
     *,
     on_epoch: EpochHook | None = None,
     on_batch: BatchHook | None = None,
+    should_stop: StopCheck | None = None,
 ) -> TrialResult:
-    """Train ``config`` and return its best validation MAE in °C (test rows are never read)."""
+    """Train ``config`` and return its best validation MAE in °C (test rows are never read).
+
+    ``should_stop`` is asked after every training and validation batch; a reason stops the
+    trial at once (state ``pruned``, the best finished epoch kept)."""
     from .models import build_model
     from .windows import WindowDataset
 
@@ -184,7 +195,9 @@ def train(
     )
     scale = prepared.target_std if normalised else 1.0  # training units → °C
     loss_scale = scale**2 if config.loss == "mse" else scale  # mse → °C², mae → °C
-    tracker = _BestWeights(scale, loss_scale, result, on_epoch, on_batch, fidelity.patience)
+    tracker = _BestWeights(
+        scale, loss_scale, result, on_epoch, on_batch, fidelity.patience, should_stop
+    )
     started = time.perf_counter()
     try:
         model.fit(
@@ -196,6 +209,7 @@ def train(
         )
     except TrialPruned as exc:
         result.state, result.reason = "pruned", str(exc) or "pruned"
+        result.stopped = isinstance(exc, TrialStopped)
     result.duration_s = time.perf_counter() - started
     if tracker.nan_epoch is not None:
         result.state = "failed"
@@ -241,8 +255,10 @@ class _BestWeights(_callback_base()):  # type: ignore[misc]
         on_epoch: EpochHook | None,
         on_batch: BatchHook | None,
         patience: int,
+        should_stop: StopCheck | None = None,
     ) -> None:
         super().__init__()
+        self.should_stop = should_stop
         self.scale = scale
         self.loss_scale = loss_scale
         self.result = result
@@ -266,6 +282,15 @@ class _BestWeights(_callback_base()):  # type: ignore[misc]
             self.model.stop_training = True
         if self.on_batch is not None:
             self.on_batch(batch + 1, self.params.get("steps") or 0)
+        self._check_stop(f"in epoch {self._epoch} (batch {batch + 1})")
+
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._check_stop(f"while validating epoch {self._epoch}")
+
+    def _check_stop(self, where: str) -> None:
+        if self.should_stop is not None and (reason := self.should_stop()):
+            done = self._epoch - 1
+            raise TrialStopped(f"{reason}: stopped {where}, after {done} finished epoch(s)")
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}

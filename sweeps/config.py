@@ -91,8 +91,9 @@ class SweepConfig:
     storage: StorageSection = field(default_factory=StorageSection)
     path: str | None = field(default=None, metadata={"key": False})  # where it was read from
 
-    def validate(self) -> SweepConfig:
-        where = self.path or "sweep"
+    def validate(self, where: str | None = None) -> SweepConfig:
+        """Check every value; errors name ``where`` (default: the file it was read from)."""
+        where = where or self.path or "sweep"
         from .drivers import DRIVERS
 
         if self.driver not in DRIVERS:
@@ -230,8 +231,11 @@ def load(name_or_path: str | os.PathLike[str] = "default") -> SweepConfig:
 _FIELDS = {f.name for f in dataclasses.fields(SweepConfig)}
 
 
-def apply_overrides(cfg: SweepConfig, sets: list[str]) -> SweepConfig:
-    """Apply ``key=value`` overrides (TOML values; dotted keys for sections and space.fixed)."""
+def apply_overrides(cfg: SweepConfig, sets: list[str], source: str = "--set") -> SweepConfig:
+    """Apply ``key=value`` overrides (TOML values; dotted keys for sections and space.fixed).
+
+    The file was valid, so what is wrong now came with the overrides: errors name ``source``
+    (``--set``, or the command-line flag the override stands for)."""
     raw = cfg.to_dict()
     for item in sets:
         if "=" not in item:
@@ -250,6 +254,6 @@ def apply_overrides(cfg: SweepConfig, sets: list[str]) -> SweepConfig:
             include = raw.get("space", {}).get("include")
             if include and parts[2] in include:  # the command line wins over the file
                 raw["space"]["include"] = [n for n in include if n != parts[2]]
-    new = build(SweepConfig, raw, "--set")
+    new = build(SweepConfig, raw, source)
     new.path = cfg.path
-    return new.validate()
+    return new.validate(where=source)

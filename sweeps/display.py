@@ -1,7 +1,10 @@
 """The live sweep display and the end-of-sweep summary, shared by both drivers.
 
 Drivers report events to a :class:`Board` (in-process) or to a :class:`QueueSink` (worker
-processes; the main process pumps the queue into the board).
+processes; the main process pumps the queue into the board). The board is rendered afresh at
+every refresh of :class:`rich.live.Live` (four times a second, from its own thread), so elapsed
+time and the running trial's epoch and batch move while a trial trains, with one worker as with
+many.
 """
 
 from __future__ import annotations
@@ -19,12 +22,21 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+BATCH_EVENT_INTERVAL_S = 0.5  # a worker sends batch progress at most this often
+
 
 class Events(Protocol):
     def trial_started(self, number: int, summary: str, max_epochs: int) -> None: ...
+    def progress(self, number: int, epoch: int, batch: int, batches: int) -> None: ...
     def epoch(self, number: int, epoch: int, val_mae: float) -> None: ...
     def trial_finished(
-        self, number: int, state: str, val_mae: float | None, seconds: float
+        self,
+        number: int,
+        state: str,
+        val_mae: float | None,
+        seconds: float,
+        val_skill: float | None = None,
+        note: str | None = None,
     ) -> None: ...
 
 
@@ -32,12 +44,14 @@ class Events(Protocol):
 class _Running:
     summary: str
     max_epochs: int
-    epoch: int = 0
+    epoch: int = 0  # epochs finished
     val_mae: float = math.nan
+    batch: int = 0
+    batches: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
-def _fmt_time(seconds: float) -> str:
+def fmt_time(seconds: float) -> str:
     seconds = max(0, int(seconds))
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
@@ -56,41 +70,60 @@ class Board:
         baseline: float | None = None,
         best_before: float | None = None,
         best_number_before: int | None = None,
+        best_skill_before: float | None = None,
         deadline: float | None = None,
     ) -> None:
         self.title = title
         self.total = total
         self.done_before = done_before
-        self.baseline = baseline
+        self.baseline = baseline  # persistence on the preset's validation windows
         self.best = best_before
         self.best_number: int | None = best_number_before
+        self.best_skill = best_skill_before  # vs persistence on the trial's own windows
         self.deadline = deadline  # time.monotonic() value or None
         self.counts = {"completed": 0, "pruned": 0, "failed": 0}
         self.running: dict[int, _Running] = {}
+        self.notes: list[str] = []  # e.g. trials stopped at the time budget
+        self.stop_reason: str | None = None  # which rule ended the sweep
+        self.workers_wall_s: float | None = None  # summed wall time of worker processes
         self.started = time.monotonic()
         self._durations: list[float] = []
+        self._live: Live | None = None
 
     # events
     def trial_started(self, number: int, summary: str, max_epochs: int) -> None:
         self.running[number] = _Running(summary, max_epochs)
 
+    def progress(self, number: int, epoch: int, batch: int, batches: int) -> None:
+        if number in self.running:
+            r = self.running[number]
+            r.batch, r.batches = batch, batches
+
     def epoch(self, number: int, epoch: int, val_mae: float) -> None:
         if number in self.running:
-            self.running[number].epoch = epoch
-            self.running[number].val_mae = val_mae
+            r = self.running[number]
+            r.epoch, r.val_mae, r.batch = epoch, val_mae, 0
 
     def trial_finished(
-        self, number: int, state: str, val_mae: float | None, seconds: float
+        self,
+        number: int,
+        state: str,
+        val_mae: float | None,
+        seconds: float,
+        val_skill: float | None = None,
+        note: str | None = None,
     ) -> None:
         self.running.pop(number, None)
         self.counts[state] = self.counts.get(state, 0) + 1
         self._durations.append(seconds)
+        if note:
+            self.notes.append(f"trial {number}: {note}")
         if (
             state == "completed"
             and val_mae is not None
             and (self.best is None or val_mae < self.best)
         ):
-            self.best, self.best_number = val_mae, number
+            self.best, self.best_number, self.best_skill = val_mae, number, val_skill
 
     # display
     @property
@@ -109,6 +142,20 @@ class Board:
             estimate = budget if estimate is None else min(estimate, budget)
         return estimate
 
+    def best_line(self) -> str:
+        base = f"persistence {self.baseline:.4f} °C" if self.baseline else ""
+        if self.best is None:
+            return "best val MAE —" + (f"   {base}" if base else "")
+        text = f"best val MAE {self.best:.4f} °C"
+        if self.best_number is not None:
+            text += f" (trial {self.best_number})"
+        if base:
+            text += f"   {base}"
+        if self.best_skill is not None:
+            # the trial's own skill: vs persistence on its own validation windows (as the report)
+            text += f"   skill {self.best_skill:+.1%} (vs persistence on its windows)"
+        return text
+
     def render(self) -> Group:
         head = Text.assemble((self.title, "bold"))
         c = self.counts
@@ -117,32 +164,24 @@ class Board:
             f"pruned {c['pruned']}   failed {c['failed']}"
             + (f"   (resumed after {self.done_before})" if self.done_before else "")
         )
-        if self.best is not None:
-            best = f"best val MAE {self.best:.4f} °C"
-            if self.best_number is not None:
-                best += f" (trial {self.best_number})"
-            if self.baseline:
-                skill = 1 - self.best / self.baseline
-                best += f"   persistence {self.baseline:.4f} °C   skill {skill:+.1%}"
-        else:
-            best = "best val MAE —" + (
-                f"   persistence {self.baseline:.4f} °C" if self.baseline else ""
-            )
         eta = self.eta()
-        times = f"elapsed {_fmt_time(time.monotonic() - self.started)}" + (
-            f"   remaining ≈ {_fmt_time(eta)}" if eta is not None else ""
+        times = f"elapsed {fmt_time(time.monotonic() - self.started)}" + (
+            f"   remaining ≈ {fmt_time(eta)}" if eta is not None else ""
         )
         table = Table(box=None, show_header=True, header_style="dim", pad_edge=False)
-        for col in ("trial", "epoch", "val MAE", "config"):
-            table.add_column(col)
+        for col in ("trial", "epoch", "batch", "val MAE", "time", "config"):
+            table.add_column(col, no_wrap=col != "config")
+        now = time.monotonic()
         for number, r in sorted(self.running.items()):
             table.add_row(
                 str(number),
-                f"{r.epoch}/{r.max_epochs}",
+                f"{min(r.epoch + 1, r.max_epochs)}/{r.max_epochs}",
+                f"{r.batch}/{r.batches}" if r.batches and r.batch else "—",
                 "—" if math.isnan(r.val_mae) else f"{r.val_mae:.4f}",
+                fmt_time(now - r.started),
                 r.summary,
             )
-        parts: list[Any] = [head, line, Text(best), Text(times)]
+        parts: list[Any] = [head, line, Text(self.best_line()), Text(times)]
         if self.running:
             parts.append(table)
         return Group(*parts)
@@ -150,17 +189,22 @@ class Board:
     @contextmanager
     def live(self, console: Console | None = None) -> Iterator[Board]:
         console = console or Console(stderr=True)
-        with Live(self.render(), console=console, refresh_per_second=4, transient=False) as live:
+        with Live(
+            get_renderable=self.render,
+            console=console,
+            refresh_per_second=4,
+            transient=False,
+        ) as live:
             self._live = live
             try:
                 yield self
             finally:
-                live.update(self.render())
+                live.refresh()
+                self._live = None
 
     def refresh(self) -> None:
-        live = getattr(self, "_live", None)
-        if live is not None:
-            live.update(self.render())
+        if self._live is not None:
+            self._live.refresh()
 
 
 class QueueSink:
@@ -172,13 +216,22 @@ class QueueSink:
     def trial_started(self, number: int, summary: str, max_epochs: int) -> None:
         self.q.put(("trial_started", (number, summary, max_epochs)))
 
+    def progress(self, number: int, epoch: int, batch: int, batches: int) -> None:
+        self.q.put(("progress", (number, epoch, batch, batches)))
+
     def epoch(self, number: int, epoch: int, val_mae: float) -> None:
         self.q.put(("epoch", (number, epoch, val_mae)))
 
     def trial_finished(
-        self, number: int, state: str, val_mae: float | None, seconds: float
+        self,
+        number: int,
+        state: str,
+        val_mae: float | None,
+        seconds: float,
+        val_skill: float | None = None,
+        note: str | None = None,
     ) -> None:
-        self.q.put(("trial_finished", (number, state, val_mae, seconds)))
+        self.q.put(("trial_finished", (number, state, val_mae, seconds, val_skill, note)))
 
 
 def pump(q: Any, board: Board, timeout: float = 0.25) -> None:
@@ -191,11 +244,11 @@ def pump(q: Any, board: Board, timeout: float = 0.25) -> None:
             getattr(board, kind)(*args)
     except queue.Empty:
         pass
-    board.refresh()
 
 
 def summary_table(rows: list[dict[str, Any]], baseline: float | None, title: str) -> Table:
-    """Top trials next to the persistence baseline."""
+    """Top trials next to the persistence baseline. Skill is each trial's own (vs persistence
+    on its own validation windows), as in the report."""
     table = Table(title=title)
     for col in (
         "rank",
@@ -211,14 +264,14 @@ def summary_table(rows: list[dict[str, Any]], baseline: float | None, title: str
     if baseline is not None:
         table.add_row("", "", "", "persistence", f"{baseline:.4f}", "0.0%", "0", "baseline")
     for i, r in enumerate(rows, 1):
-        v = r.get("val_mae")
+        v, skill = r.get("val_mae"), r.get("val_skill")
         table.add_row(
             str(i),
             str(r.get("number", "")),
             str(r.get("driver", "")),
             str(r.get("architecture", "")),
             "—" if v is None else f"{v:.4f}",
-            "—" if v is None or not baseline else f"{1 - v / baseline:+.1%}",
+            "—" if skill is None else f"{skill:+.1%}",
             str(r.get("param_count", "")),
             str(r.get("state", "")),
         )

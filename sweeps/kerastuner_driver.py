@@ -300,7 +300,12 @@ class SweepTuner(kt.Tuner):
         )
         if self.board is not None:
             self.board.refresh()
-        if result.state == "failed" or result.val_mae is None or not math.isfinite(result.val_mae):
+        if (
+            result.stopped  # the time budget ran out mid-trial: Keras Tuner has no "pruned"
+            or result.state == "failed"
+            or result.val_mae is None
+            or not math.isfinite(result.val_mae)
+        ):
             raise kt.errors.FailedTrialError(result.reason or "failed")
         return {OBJECTIVE: float(result.val_mae)}
 

@@ -260,10 +260,16 @@ def run(ctx: SweepContext, board: Board, deadline: float | None) -> None:
             finally:
                 os.dup2(saved, 2)
                 os.close(saved)
+    started = time.monotonic()
+    ended: dict[int, float] = {}
     try:
-        while any(p.is_alive() for p in procs):
+        while len(ended) < len(procs):
             pump(q, board)
+            for i, p in enumerate(procs):
+                if i not in ended and not p.is_alive():
+                    ended[i] = time.monotonic()
         pump(q, board, timeout=0.05)
+        board.workers_wall_s = sum(t - started for t in ended.values())
     except KeyboardInterrupt:
         for p in procs:  # they got the same SIGINT: let them end their trials cleanly
             p.join(timeout=60)
@@ -283,8 +289,8 @@ def _worker(
     from jena._quiet import import_keras_quietly
 
     import_keras_quietly()
-    ctx = make_context(cfg, QueueSink(q), parent_run_id)
     deadline = None if seconds_left is None else time.monotonic() + seconds_left
+    ctx = make_context(cfg, QueueSink(q), parent_run_id, deadline)
     with contextlib.suppress(KeyboardInterrupt):  # the trial already ended FAILED/KILLED
         loop(ctx, deadline, worker=index)
 

@@ -16,7 +16,7 @@ from jena.splits import get_preset
 from jena.train import DataCache
 
 from .config import SweepConfig
-from .display import Board, summary_table
+from .display import Board, fmt_time, summary_table
 from .drivers import get_driver
 from .trial import make_context
 
@@ -39,13 +39,19 @@ def claim_experiment(tracker: T.Tracker, cfg: SweepConfig, ds: Dataset) -> None:
 
 
 def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> dict[str, Any]:
-    """Run (or resume) a sweep; returns a summary dict (also printed as a table)."""
+    """Run (or resume) a sweep; returns a summary dict (also printed as a table).
+
+    A sweep whose store already holds its total of trials runs nothing and creates no parent
+    run: it says it is complete."""
     from rich.console import Console
 
     # Tracker chatter would break the live display (MLflow sets its levels on import).
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    console = console or Console(stderr=True)
+    if console is None:
+        console = Console(stderr=True)
+        if not console.is_terminal:  # piped: tables keep whole names
+            console = Console(stderr=True, width=160)
     driver = get_driver(cfg.driver)
     started = time.monotonic()
     ds = load_data(cfg.data.source)
@@ -54,6 +60,27 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
     tracker = T.Tracker(cfg.storage.tracking_uri, experiment=cfg.name)
     claim_experiment(tracker, cfg, ds)
     T.close_stale_runs(tracker)
+    before = driver.resume(cfg)
+    summary: dict[str, Any] = {
+        "experiment": cfg.name,
+        "parent_run_id": None,
+        "baseline_val_mae": baseline,
+        "counts": {"completed": 0, "pruned": 0, "failed": 0},
+        "finished": before.finished,
+        "tracking_uri": tracker.tracking_uri,
+    }
+    if before.finished >= cfg.trials:
+        best = driver.best(cfg)
+        reason = f"complete: {before.finished} of {cfg.trials} trials"
+        summary.update(best=None if best is None else vars(best), complete=True, stop_reason=reason)
+        if not quiet:
+            console.print(
+                f"sweep {cfg.name!r} is complete: {before.finished} of {cfg.trials} trials "
+                "(nothing to run, no run created). Raise the total (--trials N) to search more."
+            )
+            print_summary(cfg, tracker, baseline, console)
+        return summary
+
     algorithm = driver.algorithm(cfg)
     params = {
         "driver": cfg.driver,
@@ -65,8 +92,7 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
         "sampler": algorithm,
         "max_epochs": cfg.fidelity.max_epochs,
     }
-    preset = get_preset(cfg.data.preset)
-    bounds_note = preset.bounds_note(len(ds))
+    bounds_note = get_preset(cfg.data.preset).bounds_note(len(ds))
     tags = {
         **({T.TAG_SWEEP_FILE: cfg.path} if cfg.path else {}),
         T.TAG_BOUNDS_NOTE: bounds_note,
@@ -79,7 +105,6 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
     # the effective definition (the file plus command-line overrides) travels with the run
     with tracker.start_sweep(definition=cfg.to_dict(), params=params, tags=tags) as parent:
         parent.log_metrics({T.METRIC_BASELINE_VAL: baseline})
-        before = driver.resume(cfg)
         deadline = time.monotonic() + cfg.timeout_minutes * 60 if cfg.timeout_minutes else None
         board = Board(
             f"sweep {cfg.name} · {cfg.driver}/{algorithm} · {ds.source} · {cfg.data.preset}",
@@ -92,50 +117,95 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
         )
         if bounds_note and not quiet:
             console.print(f"[yellow]note:[/] {bounds_note}")
-        ctx = make_context(cfg, board, parent.run_id)
+        ctx = make_context(cfg, board, parent.run_id, deadline)
         ctx.caches[cfg.data.preset] = cache
+        run_started = time.monotonic()
         if quiet:
             driver.run(ctx, board, deadline)
         else:
             with board.live(console):
                 driver.run(ctx, board, deadline)
+        board.stop_reason = board.stop_reason or stop_reason(cfg, board, deadline)
         best = driver.best(cfg)
         if best is not None:
             parent.log_best(best.number, best.params, best.val_mae)
-        parent.log_metrics({k: float(v) for k, v in board.counts.items()})
-        timing = _timing(tracker, cfg.name, parent.run_id, time.monotonic() - started)
+        wall_s = time.monotonic() - started
+        workers_s = board.workers_wall_s
+        if workers_s is None:  # one worker: the whole invocation; several: they ran side by side
+            ran = time.monotonic() - run_started
+            workers_s = wall_s if cfg.workers == 1 else ran * cfg.workers
+        timing = _timing(tracker, cfg.name, parent.run_id, wall_s, workers_s)
+        parent.set_tags({T.TAG_STOP_REASON: board.stop_reason})
         parent.log_metrics(timing)
-    summary = {
-        "experiment": cfg.name,
-        "parent_run_id": parent.run_id,
-        "baseline_val_mae": baseline,
-        "counts": board.counts,
-        "finished": board.finished,
-        "best": None if best is None else vars(best),
-        "tracking_uri": tracker.tracking_uri,
+    summary.update(
+        parent_run_id=parent.run_id,
+        counts=board.counts,
+        finished=board.finished,
+        best=None if best is None else vars(best),
+        stop_reason=board.stop_reason,
+        stopped=list(board.notes),
+        beats_persistence=beats_persistence(tracker, cfg.name),
         **timing,
-    }
+    )
     if not quiet:
         console.print()
         print_summary(cfg, tracker, baseline, console)
-        console.print(
-            f"this run: {timing['wall_s']:.0f} s wall, {timing['fit_s']:.0f} s in model.fit "
-            f"({1 - timing['outside_fit_fraction']:.0%}); parent run {parent.run_id}"
-        )
+        console.print(f"ended: {board.stop_reason}")
+        for note in board.notes:
+            console.print(f"  {note}")
+        share = 1 - timing["outside_fit_fraction"]
+        if cfg.workers == 1:
+            spent = f"{timing['fit_s']:.0f} s in model.fit ({share:.0%})"
+        else:
+            spent = (f"{timing['fit_s']:.0f} s in model.fit = {share:.0%} of the "
+                     f"{cfg.workers} workers' {timing['workers_wall_s']:.0f} s")  # fmt: skip
+        console.print(f"this run: {fmt_time(wall_s)} wall, {spent}; parent run {parent.run_id}")
     return summary
 
 
-def _timing(tracker: T.Tracker, experiment: str, parent_run_id: str, wall_s: float
-            ) -> dict[str, float]:  # fmt: skip
-    """Wall time of this invocation, time inside ``model.fit``, and the share spent outside it
-    (data loading, model building, tracking, the tuner's own work)."""
+def stop_reason(cfg: SweepConfig, board: Board, deadline: float | None) -> str:
+    """Which rule ended this invocation."""
+    if board.finished >= cfg.trials:
+        return f"trial budget reached ({board.finished} of {cfg.trials} trials)"
+    if deadline is not None and time.monotonic() >= deadline:
+        return f"time budget reached ({cfg.timeout_minutes:g} min)"
+    return f"the search is over ({board.finished} of {cfg.trials} trials: the sampler has no more)"
+
+
+def beats_persistence(tracker: T.Tracker, experiment: str) -> bool:
+    """Whether a completed trial has a positive skill (beats persistence on its own windows)."""
+    done = T.completed_trials(T.trials_frame(tracker.tracking_uri, experiment))
+    if done.empty:
+        return False
+    skills = done["val_skill"].map(T.finite).dropna()
+    return bool(len(skills) and skills.max() > 0)
+
+
+NOT_YET_BETTER = (
+    "the sweep has not yet found a model better than persistence (best validation skill "
+    "{skill}): run more trials (--trials N), start from the book's models ([space] warm_start "
+    '= "book"), or give each trial more fidelity (--set fidelity.steps_per_epoch=N)'
+)
+
+
+def _timing(
+    tracker: T.Tracker, experiment: str, parent_run_id: str, wall_s: float, workers_s: float
+) -> dict[str, float]:
+    """Wall time of this invocation, the workers' summed wall time, time inside
+    ``model.fit``, and the share of the workers' time spent outside it (data loading, model
+    building, tracking, the tuner's own work)."""
     frame = T.trials_frame(tracker.tracking_uri, experiment)
     fit_s = 0.0
     column = f"metrics.{T.METRIC_FIT_S}"
     if len(frame) and column in frame:
         mine = frame[frame["parent_run_id"] == parent_run_id]
         fit_s = float(mine[column].fillna(0).sum())
-    return {"wall_s": wall_s, "fit_s": fit_s, "outside_fit_fraction": 1 - fit_s / wall_s}
+    return {
+        "wall_s": wall_s,
+        "workers_wall_s": workers_s,
+        "fit_s": fit_s,
+        "outside_fit_fraction": 1 - fit_s / workers_s if workers_s else 0.0,
+    }
 
 
 def print_summary(
@@ -143,13 +213,20 @@ def print_summary(
 ) -> None:
     frame = T.trials_frame(tracker.tracking_uri, cfg.name)
     rows: list[dict[str, Any]] = []
-    for _, r in T.completed_trials(frame).head(top).iterrows():
+    done = T.completed_trials(frame)
+    for _, r in done.head(top).iterrows():
         row = {k: r.get(k) for k in ("number", "driver", "val_mae", "state")}
+        row["val_skill"] = T.finite(r.get("val_skill"))
         row["architecture"] = T.label(r)
         count = T.finite(r.get("param_count"))
         row["param_count"] = f"{int(count):,}" if count is not None else ""
         rows.append(row)
     console.print(summary_table(rows, baseline, f"top trials of experiment {cfg.name!r}"))
+    skills = [r["val_skill"] for r in rows if r["val_skill"] is not None]
+    if not skills or max(skills) <= 0:
+        shown = f"{max(skills):+.1%}" if skills else "none yet"
+        console.print(f"note: {NOT_YET_BETTER.format(skill=shown)}", style="bold yellow",
+                      markup=False)  # fmt: skip
     uri = tracker.tracking_uri
     if uri.startswith("sqlite:///"):
         console.print(

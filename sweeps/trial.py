@@ -20,7 +20,7 @@ from jena.space import PRESET, SPACE, Space
 from jena.train import DataCache, Fidelity, TrialResult, train
 
 from .config import SweepConfig
-from .display import Events
+from .display import BATCH_EVENT_INTERVAL_S, Events
 
 Report = Callable[[int, float], None]  # (epoch, val_mae °C); raises TrialPruned to prune
 
@@ -50,11 +50,19 @@ class SweepContext:
     events: Events
     parent_run_id: str
     tracker: T.Tracker
+    deadline: float | None = None  # time.monotonic() at which running trials are stopped
     caches: dict[str, DataCache] = field(default_factory=dict)
 
     @property
     def source(self) -> str:
         return self.cfg.data.source
+
+    def out_of_time(self) -> str | None:
+        """The reason to stop a running trial now (the sweep's time budget), or None."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            minutes = self.cfg.timeout_minutes or 0
+            return f"the sweep's time budget ({minutes:g} min) ran out"
+        return None
 
     @property
     def base(self) -> TrialConfig:
@@ -89,7 +97,9 @@ class SweepContext:
         return Point(config, data_preset, book, fidelity)
 
 
-def make_context(cfg: SweepConfig, events: Events, parent_run_id: str) -> SweepContext:
+def make_context(
+    cfg: SweepConfig, events: Events, parent_run_id: str, deadline: float | None = None
+) -> SweepContext:
     return SweepContext(
         cfg=cfg,
         space=make_space(cfg),
@@ -97,6 +107,7 @@ def make_context(cfg: SweepConfig, events: Events, parent_run_id: str) -> SweepC
         events=events,
         parent_run_id=parent_run_id,
         tracker=T.Tracker(cfg.storage.tracking_uri, experiment=cfg.name),
+        deadline=deadline,
     )
 
 
@@ -181,15 +192,26 @@ def run_trial(
     ctx.events.trial_started(number, summarise(point), point.fidelity.max_epochs)
     with ctx.tracker.trial(ctx.parent_run_id, number, params, tags) as run:
 
+        epochs_done = [0]
+        last_sent = [0.0]
+
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            epochs_done[0] = epoch
             run.log_epoch(epoch, metrics)
             ctx.events.epoch(number, epoch, metrics[T.METRIC_VAL_MAE])
             if report is not None:
                 report(epoch, metrics[T.METRIC_VAL_MAE])
 
+        def on_batch(batch: int, batches: int) -> None:
+            now = time.monotonic()
+            if now - last_sent[0] >= BATCH_EVENT_INTERVAL_S or batch == batches:
+                last_sent[0] = now
+                ctx.events.progress(number, epochs_done[0] + 1, batch, batches)
+
         try:
             result = train(point.config, ctx.cache(point.data_preset), point.fidelity,
-                           on_epoch=on_epoch)  # fmt: skip
+                           on_epoch=on_epoch, on_batch=on_batch,
+                           should_stop=ctx.out_of_time)  # fmt: skip
         except (ConfigError, TrialError) as exc:  # the window does not fit this record
             result = failed(str(exc))
         except Exception as exc:  # a trial that raises fails; the sweep goes on
@@ -207,6 +229,8 @@ def run_trial(
             duration_s=time.perf_counter() - started,
             param_count=result.param_count or None,
         )
-    ctx.events.trial_finished(number, result.state, result.val_mae, time.perf_counter() - started)
+    note = result.reason if result.stopped else None
+    ctx.events.trial_finished(number, result.state, result.val_mae,
+                              time.perf_counter() - started, result.val_skill, note)  # fmt: skip
     result.model = None  # free memory; the model lives in MLflow now
     return result

@@ -203,6 +203,7 @@ def champion_section(data: ReportData, folder: Path, result: ReportResult) -> st
     base = T.finite(row.get(f"metrics.{T.METRIC_BASELINE_TEST}"))
     skill = 1 - test_mae / base if base else None
     uses = row.get(f"tags.{T.TAG_TEST_COUNT}")
+    val_skill = T.finite(row.get("val_skill"))
     parts = [
         head,
         table(
@@ -213,6 +214,12 @@ def champion_section(data: ReportData, folder: Path, result: ReportResult) -> st
             numeric={2, 3, 4, 5, 6},
         ),
     ]  # fmt: skip
+    if val_skill is None or val_skill <= 0:
+        parts.append(
+            '<p class="warn">This model does not beat persistence on validation (skill '
+            f"{fmt(val_skill, '+.1%', '?')}): it was evaluated and registered only because "
+            "<code>jena best --force</code> asked for it.</p>"
+        )
     if isinstance(uses, str) and uses.isdigit() and int(uses) > 1:
         parts.append(
             f'<p class="warn">The test set of this run was used {uses} times: the test MAE has '
