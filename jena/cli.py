@@ -310,14 +310,10 @@ def cmd_space(args: argparse.Namespace) -> int:
     from .book import BOOK_MODELS
     from .models import count_params
 
-    presets = Table(
-        "model",
-        "edition",
-        "architecture",
-        "params (14 features)",
-        "epochs",
-        title="named book models (jena train --model NAME)",
-    )
+    presets = Table(title="named book models (jena train --model NAME)")
+    presets.add_column("model", no_wrap=True, min_width=max(map(len, BOOK_MODELS)))
+    for col in ("edition", "architecture", "params (14 features)", "epochs"):
+        presets.add_column(col, overflow="fold")
     for name, book in BOOK_MODELS.items():
         cfg = book.config
         presets.add_row(
