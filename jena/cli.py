@@ -363,9 +363,10 @@ def cmd_best(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from .evaluate import evaluate_best
+    from .tracking import latest_sweep
 
     ev = evaluate_best(
-        args.experiment,
+        args.experiment or latest_sweep(args.tracking_uri),
         tracking_uri=args.tracking_uri,
         data=args.data,
         register_name=args.register_name or None,
@@ -459,9 +460,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from sweeps.optuna_report import search_plots
 
     from .report import write_report
+    from .tracking import latest_sweep
 
     result = write_report(
-        args.experiment,
+        args.experiment or latest_sweep(args.tracking_uri),
         out=args.out,
         tracking_uri=args.tracking_uri,
         storage=args.storage,
@@ -582,7 +584,11 @@ def _add_eval_commands(sub: Any) -> None:
         help="evaluate a sweep's best model once on the test split; "
         "register it (models:/jena-temperature@champion)",
     )
-    p.add_argument("--experiment", required=True, help="sweep (MLflow experiment) name")
+    p.add_argument(
+        "--experiment",
+        default=None,
+        help="sweep (MLflow experiment) name (default: the most recently run sweep)",
+    )
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
     p.add_argument(
         "--data",
@@ -622,7 +628,11 @@ def _add_eval_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("report", help="write an HTML report of a sweep (figures, leaderboard)")
-    p.add_argument("--experiment", required=True, help="sweep (MLflow experiment) name")
+    p.add_argument(
+        "--experiment",
+        default=None,
+        help="sweep (MLflow experiment) name (default: the most recently run sweep)",
+    )
     p.add_argument("--out", default=None, type=Path, help="output folder (default: reports/NAME)")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
     p.add_argument(

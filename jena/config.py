@@ -147,6 +147,23 @@ class TrialConfig:
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
+    def active_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the fields this architecture does not use (an LSTM has no
+        ``conv_filters``, a model without hidden Dense layers no ``dense_activation``)."""
+        unused: set[str] = set()
+        if not self.is_recurrent:
+            unused |= {"rnn_units", "rnn_activation", "bidirectional", "dropout",
+                       "recurrent_dropout"}  # fmt: skip
+        if self.architecture not in ("lstm", "gru", "conv_gru"):
+            unused.add("reverse")
+        if not self.is_convolutional:
+            unused |= {"conv_filters", "conv_kernel", "conv_pool", "conv_activation"}
+        if self.architecture != "conv1d":
+            unused.add("conv_global_pool")
+        if not self.dense_units:
+            unused.add("dense_activation")
+        return {k: v for k, v in self.to_dict().items() if k not in unused}
+
     @classmethod
     def from_dict(cls, data: typing.Mapping[str, Any]) -> TrialConfig:
         """Build from a flat dict; unknown keys and wrongly typed values raise ConfigError."""

@@ -36,6 +36,7 @@ def claim_experiment(tracker: T.Tracker, cfg: SweepConfig, ds: Dataset) -> None:
                 "separate sweep with --name NEW, or resume it with the same --data"
             )
     tracker.set_missing_experiment_tags({**mine, T.EXP_DATA_SOURCE: ds.source})
+    tracker.mark_model_training()
 
 
 def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> dict[str, Any]:
@@ -135,8 +136,8 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
             ran = time.monotonic() - run_started
             workers_s = wall_s if cfg.workers == 1 else ran * cfg.workers
         timing = _timing(tracker, cfg.name, parent.run_id, wall_s, workers_s)
-        parent.set_tags({T.TAG_STOP_REASON: board.stop_reason})
-        parent.log_metrics(timing)
+        # tags, not metrics: the UI's charts compare trials, not the parents' timings
+        parent.set_tags({T.TAG_STOP_REASON: board.stop_reason, **timing})
     summary.update(
         parent_run_id=parent.run_id,
         counts=board.counts,
@@ -229,9 +230,16 @@ def print_summary(
                       markup=False)  # fmt: skip
     uri = tracker.tracking_uri
     if uri.startswith("sqlite:///"):
-        console.print(
-            f"Open the MLflow UI:  nox -s ui   (or: mlflow ui --backend-store-uri {uri} "
-            "--default-artifact-root mlruns/artifacts)"
-        )
+        command = f"nox -s ui   (or: mlflow ui --backend-store-uri {uri})"
+        host = "http://127.0.0.1:5000"
+    elif T.is_remote(uri):
+        command, host = "", uri.rstrip("/")
     else:
-        console.print(f"Open the MLflow UI:  mlflow ui --backend-store-uri {uri}")
+        command, host = f"mlflow ui --backend-store-uri {uri}", "http://127.0.0.1:5000"
+    if command:
+        console.print(f"Open the MLflow UI:  {command}", markup=False, soft_wrap=True)
+    console.print(
+        f"then the trials, best first:  {host}/{T.runs_page(tracker.experiment_id)}",
+        markup=False,
+        soft_wrap=True,
+    )

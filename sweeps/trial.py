@@ -17,6 +17,7 @@ from jena.config import TrialConfig
 from jena.data import load as load_data
 from jena.errors import ConfigError, TrialError
 from jena.space import PRESET, SPACE, Space
+from jena.splits import Split
 from jena.train import DataCache, Fidelity, TrialResult, train
 
 from .config import SweepConfig
@@ -130,6 +131,55 @@ def summarise(point: Point) -> str:
     )
 
 
+def run_name(number: int, point: Point | None = None) -> str:
+    """What the MLflow UI lists for a trial: ``t0005-lstm-64u``, ``t0002-bigru-32x32u``,
+    ``t0007-conv1d-3x16f``, ``t0001-dense-16``, ``t0003-lstm_dropout`` (a book model)."""
+    head = f"t{int(number):04d}"
+    if point is None:
+        return head
+    c = point.config
+    if point.book is not None:
+        body = point.book.name
+    elif c.is_recurrent:
+        body = f"{'bi' if c.bidirectional else ''}{c.architecture}-"
+        body += "x".join(map(str, c.rnn_units)) + "u" + ("-rev" if c.reverse else "")
+    elif c.is_convolutional:
+        body = f"{c.architecture}-{c.conv_layers}x{c.conv_filters[0]}f"
+    else:
+        body = f"{c.architecture}-{'x'.join(map(str, c.dense_units)) or 'linear'}"
+    return f"{head}-{body}"
+
+
+def datasets(ctx: SweepContext, point: Point) -> list[T.DatasetInfo]:
+    """The training and validation splits this trial reads, as MLflow dataset inputs."""
+    cache = ctx.cache(point.data_preset)
+    ds, prepared = cache.dataset, cache.for_config(point.config)
+    source, kind = ds.source, "local"
+    if source == "jena":
+        from jena.data import JENA_URLS
+
+        source, kind = JENA_URLS[0], "http"
+    elif source.startswith("synthetic("):
+        source, kind = f"jena.synthetic.generate: {source}", "code"
+    c = point.config
+    out = []
+    splits: tuple[tuple[Split, str], ...] = (("train", "training"), ("val", "validation"))
+    for split, context in splits:
+        lo, hi = prepared.bounds[split]
+        windows = len(prepared.starts(split, c.sampling_rate, c.sequence_length))
+        out.append(T.DatasetInfo(
+            name=f"jena-{point.data_preset}-{split}",
+            digest=ds.digest,
+            source=source,
+            source_type=kind,
+            context=context,
+            columns=prepared.feature_names,
+            profile={"split": split, "rows": hi - lo, "first_row": lo, "stop_row": hi,
+                     "windows": windows, "record_rows": prepared.rows},
+        ))  # fmt: skip
+    return out
+
+
 def trial_tags(ctx: SweepContext, point: Point) -> dict[str, str]:
     cache = ctx.cache(point.data_preset)
     tags = {
@@ -156,9 +206,9 @@ def record_failure(ctx: SweepContext, number: int, values: dict[str, Any], reaso
     """A trial that failed before it could train (an invalid point, a sampler that raised): a
     failed child run with the reason."""
     ctx.events.trial_started(number, "failed before training", 0)
-    with ctx.tracker.trial(
-        ctx.parent_run_id, number, values, {T.TAG_DRIVER: ctx.cfg.driver}
-    ) as run:
+    tags = {T.TAG_DRIVER: ctx.cfg.driver}
+    name = run_name(number)
+    with ctx.tracker.trial(ctx.parent_run_id, number, values, tags, run_name=name) as run:
         run.finish("failed", reason=reason)
     ctx.events.trial_finished(number, "failed", None, 0.0)
 
@@ -180,8 +230,8 @@ def run_trial(
     started = time.perf_counter()
     try:
         point = ctx.resolve(values, max_epochs)
-        params = {
-            **point.config.to_dict(),
+        params = {  # the configuration's fields this architecture uses, and the raw proposal
+            **point.config.active_dict(),
             **{f"{T.PARAM_SEARCH_PREFIX}{k}": v for k, v in values.items()},
         }
         tags = trial_tags(ctx, point)
@@ -190,7 +240,9 @@ def run_trial(
         return failed(str(exc))
 
     ctx.events.trial_started(number, summarise(point), point.fidelity.max_epochs)
-    with ctx.tracker.trial(ctx.parent_run_id, number, params, tags) as run:
+    name = run_name(number, point)
+    with ctx.tracker.trial(ctx.parent_run_id, number, params, tags, run_name=name) as run:
+        run.log_datasets(datasets(ctx, point))
 
         epochs_done = [0]
         last_sent = [0.0]
@@ -217,7 +269,9 @@ def run_trial(
         except Exception as exc:  # a trial that raises fails; the sweep goes on
             result = failed(f"{type(exc).__name__}: {exc}")
         if result.state == "completed" and result.model is not None:
-            run.log_model(result.model, result.data_config)
+            active = point.config.active_dict()
+            step = result.best_epoch or 0
+            run.log_model(result.model, result.data_config, name=name, params=active, step=step)
         run.log_metrics(
             {T.METRIC_BASELINE_VAL: result.baseline_val_mae, T.METRIC_FIT_S: result.duration_s}
         )
@@ -228,6 +282,7 @@ def run_trial(
             reason=result.reason,
             duration_s=time.perf_counter() - started,
             param_count=result.param_count or None,
+            best_epoch=result.best_epoch,
         )
     note = result.reason if result.stopped else None
     ctx.events.trial_finished(number, result.state, result.val_mae,

@@ -288,4 +288,4 @@ def test_fit_time_is_a_share_of_the_workers_summed_wall_time(in_tmp: Path) -> No
     assert 0 < summary["fit_s"] <= summary["workers_wall_s"]
     assert 0 <= summary["outside_fit_fraction"] < 1
     parent = mlflow.MlflowClient(default_tracking_uri()).get_run(summary["parent_run_id"])
-    assert parent.data.metrics["workers_wall_s"] == pytest.approx(summary["workers_wall_s"])
+    assert float(parent.data.tags["workers_wall_s"]) == pytest.approx(summary["workers_wall_s"])

@@ -34,10 +34,12 @@ from ._read import (
     experiment_names,
     get_run,
     label,
+    latest_sweep,
     load_model_dir,
     load_trial_model,
     log_artifacts,
     metric_history,
+    runs_page,
     select_best,
     sweep_definition,
     sweep_runs,
@@ -52,6 +54,7 @@ from ._registry import (
     register_model,
 )
 from ._runs import (
+    DatasetInfo,
     SweepRun,
     Tracker,
     TrialRun,

@@ -11,6 +11,17 @@ RUN_SWEEP = "sweep"  # the parent run of one sweep invocation
 RUN_TRIAL = "trial"  # the nested run of one trial
 TAG_PARENT = "mlflow.parentRunId"  # MLflow's own nesting tag
 
+# --- MLflow's own conventions, so that its UI shows a sweep as model training ---------------
+EXP_KIND = "mlflow.experimentKind"
+EXP_KIND_MODEL_TRAINING = "custom_model_development"  # the UI's "Machine learning" kind
+TAG_SOURCE_NAME = "mlflow.source.name"
+TAG_SOURCE_TYPE = "mlflow.source.type"
+TAG_SOURCE_GIT_COMMIT = "mlflow.source.git.commit"
+TAG_SOURCE_GIT_BRANCH = "mlflow.source.git.branch"
+TAG_SOURCE_GIT_REPO = "mlflow.source.git.repoURL"
+TAG_USER = "mlflow.user"
+DATA_CONTEXT = "mlflow.data.context"  # dataset input tag: training | validation
+
 # --- tags of every run ----------------------------------------------------------------------
 TAG_BACKEND = "backend"
 TAG_GIT_COMMIT = "git_commit"
@@ -35,6 +46,7 @@ TAG_FAILURE = "failure_reason"
 TAG_TRIAL_NUMBER = "trial_number"
 TAG_NAN_EPOCH = "nan_at_epoch"
 TAG_MODEL_ARTIFACT = "model_artifact"
+TAG_MODEL_ID = "model_id"  # the trial's MLflow LoggedModel
 TAG_BEST_NUMBER = "best_trial_number"
 TAG_BEST_RUN_ID = "best_trial_run_id"
 TAG_BEST_PARAM_PREFIX = "best."
@@ -61,12 +73,12 @@ METRIC_DURATION = "duration_s"
 METRIC_FIT_S = "fit_s"
 METRIC_PARAM_COUNT = "param_count"
 METRIC_EPOCHS = "epochs"
-METRIC_BEST_VAL = "best_val_mae"
+METRIC_BEST_VAL = "best_val_mae"  # a trial's best epoch (step = that epoch); a sweep's best
 METRIC_TEST_MAE = "test_mae"
 METRIC_TEST_SKILL = "test_skill"
 METRIC_BASELINE_TEST = "baseline_test_mae"
 METRIC_TEST_WINDOWS = "test_windows"
-METRIC_TRIALS_PREFIX = "trials_"  # trials_completed, trials_pruned, ...
+TAG_TRIALS_PREFIX = "trials_"  # parent-run tags: trials_completed, trials_pruned, ...
 EPOCH_METRICS = (METRIC_LOSS, METRIC_MAE, METRIC_VAL_LOSS, METRIC_VAL_MAE)
 
 # --- artifacts --------------------------------------------------------------------------------

@@ -52,6 +52,18 @@ def experiment_id(tracking_uri: str | None, experiment: str) -> str:
     return str(found.experiment_id)
 
 
+def latest_sweep(tracking_uri: str | None = None) -> str:
+    """The name of the most recently run sweep in the store (ConfigError if there is none)."""
+    uri = resolve_uri(tracking_uri)
+    c = client(uri)
+    ids = [e.experiment_id for e in c.search_experiments()]
+    found = c.search_runs(ids, f"tags.{N.TAG_RUN_TYPE} = '{N.RUN_SWEEP}'", max_results=1,
+                          order_by=["attributes.start_time DESC"]) if ids else []  # fmt: skip
+    if not found:
+        raise ConfigError(f"no sweep in {uri} yet: run one first (jena sweep, or nox -s sweep)")
+    return str(c.get_experiment(found[0].info.experiment_id).name)
+
+
 def experiment_names(tracking_uri: str | None = None) -> list[str]:
     """Names of the experiments in the store (MLflow's ``Default`` left out), most recently
     updated first."""
@@ -59,6 +71,21 @@ def experiment_names(tracking_uri: str | None = None) -> list[str]:
     exps = [e for e in c.search_experiments() if e.name != "Default"]
     exps.sort(key=lambda e: e.last_update_time or e.creation_time or 0, reverse=True)
     return [e.name for e in exps]
+
+
+def runs_page(experiment_id: str) -> str:
+    """The MLflow UI's page of a sweep's trials, best first, in its model-training view (the
+    UI opens on its GenAI pages otherwise): the part of the URL after the host."""
+    from urllib.parse import quote
+
+    query = {
+        "workflowType": "machine_learning",
+        "searchFilter": f"tags.{N.TAG_RUN_TYPE} = '{N.RUN_TRIAL}'",
+        "orderByKey": f"metrics.`{N.METRIC_BEST_VAL}`",
+        "orderByAsc": "true",
+    }
+    text = "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items())
+    return f"#/experiments/{experiment_id}/runs?{text}"
 
 
 def load_model_files(
@@ -214,7 +241,11 @@ def trials_frame(tracking_uri: str | None = None, experiment: str = "default") -
             "state": data.tags.get(N.TAG_STATE, "running" if info.status == "RUNNING" else None),
             "status": info.status,
             "driver": data.tags.get(N.TAG_DRIVER),
-            "val_mae": data.metrics.get(N.METRIC_VAL_MAE, math.nan),
+            # the trial's result: its best epoch (runs from before best_val_mae: val_mae's
+            # latest value, which was the best then)
+            "val_mae": data.metrics.get(
+                N.METRIC_BEST_VAL, data.metrics.get(N.METRIC_VAL_MAE, math.nan)
+            ),
             "val_skill": data.metrics.get(N.METRIC_VAL_SKILL, math.nan),
             "duration_s": data.metrics.get(N.METRIC_DURATION, math.nan),
             "param_count": data.metrics.get(N.METRIC_PARAM_COUNT, math.nan),

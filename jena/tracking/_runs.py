@@ -18,13 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self, SupportsFloat
 
 import mlflow
-from mlflow.entities import Metric, ViewType
+from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelOutput, Metric, ViewType
 from mlflow.exceptions import MlflowException
 
 import jena
@@ -50,21 +51,30 @@ TRIAL_STATUS: dict[str, str] = {
 SWEEP_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 
+def _git(*args: str) -> str:
+    """One line of ``git ARGS`` at the current directory, or "" (no git, not a repository)."""
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
 @functools.cache
 def git_commit() -> str:
     """Short sha of the git repository at the current directory, or ``"unknown"``."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    sha = out.stdout.strip()
-    return sha if out.returncode == 0 and sha else "unknown"
+    return _git("rev-parse", "--short", "HEAD") or "unknown"
+
+
+@functools.cache
+def git_source() -> dict[str, str]:
+    """MLflow's git tags (full commit, branch, remote URL) for the current directory."""
+    tags = {
+        N.TAG_SOURCE_GIT_COMMIT: _git("rev-parse", "HEAD"),
+        N.TAG_SOURCE_GIT_BRANCH: _git("rev-parse", "--abbrev-ref", "HEAD"),
+        N.TAG_SOURCE_GIT_REPO: _git("config", "--get", "remote.origin.url"),
+    }
+    return {k: v for k, v in tags.items() if v}
 
 
 def keras_backend() -> str:
@@ -85,15 +95,26 @@ def keras_backend() -> str:
         return "tensorflow"
 
 
-def standard_tags() -> dict[str, str]:
-    """Tags every run gets (the caller's tags override them)."""
+def standard_tags(source: str | None = None) -> dict[str, str]:
+    """Tags every run gets (the caller's tags override them): ours, and MLflow's own source,
+    user and git tags (``source``: the command, shown in the UI's Source column)."""
+    import getpass
+
     who = owner()
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no such user in a container
+        user = "unknown"
     return {
         N.TAG_BACKEND: keras_backend(),
         N.TAG_GIT_COMMIT: git_commit(),
         N.TAG_VERSION: jena.__version__,
         N.TAG_HOST: who["host"],
         N.TAG_PID: who["pid"],
+        N.TAG_SOURCE_NAME: source or "jena",
+        N.TAG_SOURCE_TYPE: "LOCAL",
+        N.TAG_USER: user,
+        **git_source(),
     }
 
 
@@ -114,6 +135,33 @@ def search_all(
         token = page.token
         if not token:
             return
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One split of the record a trial used, as an MLflow dataset input."""
+
+    name: str  # e.g. "jena-book2-train"
+    digest: str  # the record's digest (jena.data.Dataset.digest)
+    source: str  # where the record comes from (a path, a URL, the synthetic generator)
+    source_type: str  # local | http | code
+    context: str  # training | validation
+    columns: Sequence[str] = ()
+    profile: Mapping[str, Any] = field(default_factory=dict)  # rows, bounds, windows, ...
+
+    def entity(self) -> DatasetInput:
+        from mlflow.types import ColSpec, Schema
+
+        schema = Schema([ColSpec("double", c) for c in self.columns]).to_dict()
+        dataset = Dataset(
+            name=self.name,
+            digest=self.digest,
+            source_type=self.source_type,
+            source=json.dumps({"uri": self.source}),
+            schema=json.dumps({"mlflow_colspec": schema}),
+            profile=json.dumps(dict(self.profile), default=str),
+        )
+        return DatasetInput(dataset, tags=[InputTag(N.DATA_CONTEXT, self.context)])
 
 
 # --------------------------------------------------------------------------- tracker
@@ -169,6 +217,11 @@ class Tracker:
             client.restore_experiment(found.experiment_id)
         return str(found.experiment_id)
 
+    def mark_model_training(self) -> None:
+        """Tag the experiment as model training (MLflow 3's experiment kind), so that its UI
+        opens on the runs, not on the GenAI traces overview."""
+        self.set_missing_experiment_tags({N.EXP_KIND: N.EXP_KIND_MODEL_TRAINING})
+
     # ---------------------------------------------------------------- experiment tags
 
     def experiment_tags(self) -> dict[str, str]:
@@ -214,7 +267,11 @@ class Tracker:
             artifact = definition, "sweep.toml"
         elif definition is not None:
             artifact = enc.to_json(dict(definition)), "sweep.json"
-        all_tags = {**standard_tags(), **(tags or {}), N.TAG_RUN_TYPE: N.RUN_SWEEP}
+        all_tags = {
+            **standard_tags(f"jena sweep {self.experiment}"),
+            **(tags or {}),
+            N.TAG_RUN_TYPE: N.RUN_SWEEP,
+        }
         name = run_name or f"{self.experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
         run = self.client.create_run(
             self.experiment_id,
@@ -240,16 +297,18 @@ class Tracker:
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         *,
+        run_name: str | None = None,
         flush_every: int = 10,
         flush_interval_s: float = 30.0,
     ) -> TrialRun:
-        """Create the child run of trial ``number`` under the sweep run ``parent_run_id``.
+        """Create the child run of trial ``number`` under the sweep run ``parent_run_id``
+        (``run_name``: what the UI lists, default ``trial-0007``).
 
         Epoch metrics are written every ``flush_every`` epochs or ``flush_interval_s``
         seconds, whichever comes first, and at the end.
         """
         all_tags = {
-            **standard_tags(),
+            **standard_tags(f"jena sweep {self.experiment}"),
             **(tags or {}),
             N.TAG_RUN_TYPE: N.RUN_TRIAL,
             N.TAG_TRIAL_NUMBER: int(number),
@@ -259,7 +318,7 @@ class Tracker:
             self.experiment_id,
             start_time=enc.now_ms(),
             tags={t.key: t.value for t in enc.tags(all_tags)},
-            run_name=f"trial-{int(number):04d}",
+            run_name=run_name or f"trial-{int(number):04d}",
         )
         trial = TrialRun(
             self,
@@ -369,9 +428,10 @@ class SweepRun(_RunContext):
                 state = "killed"
             if state in counts:
                 counts[state] += 1
-        metrics = enc.metrics({f"{N.METRIC_TRIALS_PREFIX}{k}": v for k, v in counts.items()})
-        tags = enc.tags({N.TAG_FAILURE: enc.reason(exc) or None})
-        enc.log_batch(self.client, self.run_id, metrics=metrics, tags=tags)
+        # counts are tags, not metrics: the UI's charts compare trials, not the parents' counters
+        counted = {f"{N.TAG_TRIALS_PREFIX}{k}": v for k, v in counts.items()}
+        tags = enc.tags({**counted, N.TAG_FAILURE: enc.reason(exc) or None})
+        enc.log_batch(self.client, self.run_id, tags=tags)
         self.client.set_terminated(self.run_id, status, enc.now_ms())
         self.finished = True
 
@@ -414,8 +474,8 @@ class TrialRun(_RunContext):
         self._pending_tags: dict[str, str] = {}
         self._pending_epochs = 0
         self._epochs: set[int] = set()
-        self._last: dict[str, tuple[int, float]] = {}  # key -> (step, value) of last epoch
         self._nan_epoch: int | None = None
+        self.model_id: str | None = None  # the logged model, once there is one
 
     def __repr__(self) -> str:
         return f"TrialRun({self.run_id!r}, number={self.number})"
@@ -438,7 +498,6 @@ class TrialRun(_RunContext):
                     self._pending_tags[N.TAG_NAN_EPOCH] = str(epoch)
                 continue
             self._pending.append(Metric(name, number, now, epoch))
-            self._last[name] = (epoch, number)
         self._epochs.add(epoch)
         self._pending_epochs += 1
         if (
@@ -473,16 +532,44 @@ class TrialRun(_RunContext):
         """Tags written with the next flush."""
         self._pending_tags.update({t.key: t.value for t in enc.tags(tags)})
 
-    def log_model(self, model: keras.Model, data_config: Mapping[str, Any]) -> None:
+    def log_datasets(self, datasets: Sequence[DatasetInfo]) -> None:
+        """Record the data the trial trained and was validated on (MLflow dataset inputs:
+        the UI's Dataset column)."""
+        self.client.log_inputs(self.run_id, datasets=[d.entity() for d in datasets])
+
+    def log_model(
+        self,
+        model: keras.Model,
+        data_config: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        step: int = 0,
+    ) -> str:
         """Save the trained model (Keras format) and its data configuration (normalisation
-        statistics etc.) under the artifact directory ``model/``."""
+        statistics etc.) under the artifact directory ``model/``, and as an MLflow logged model
+        (the UI's Models column and page; ``step``: the epoch whose weights it holds). The
+        trial's final metrics are linked to it. Returns the logged model's id."""
         with tempfile.TemporaryDirectory(prefix="jena-model-") as tmp:
             folder = Path(tmp, N.MODEL_DIR)
             folder.mkdir()
             model.save(folder / N.MODEL_FILE)
             (folder / N.DATA_CONFIG_FILE).write_text(enc.to_json(dict(data_config)))
             self.client.log_artifacts(self.run_id, str(folder), N.MODEL_DIR)
+            logged = self.client.create_logged_model(
+                self.tracker.experiment_id,
+                name=name or f"trial-{self.number:04d}",
+                source_run_id=self.run_id,
+                params=dict(enc.flatten(params or {})),
+                model_type="keras",
+            )
+            self.client.log_model_artifacts(logged.model_id, str(folder))
+            self.client.finalize_logged_model(logged.model_id, "READY")
+        self.client.log_outputs(self.run_id, [LoggedModelOutput(logged.model_id, int(step))])
+        self.model_id = logged.model_id
         self._pending_tags[N.TAG_MODEL_ARTIFACT] = f"{N.MODEL_DIR}/{N.MODEL_FILE}"
+        self._pending_tags[N.TAG_MODEL_ID] = logged.model_id
+        return str(logged.model_id)
 
     def finish(
         self,
@@ -493,24 +580,26 @@ class TrialRun(_RunContext):
         reason: str | None = None,
         duration_s: float | None = None,
         param_count: int | None = None,
+        best_epoch: int | None = None,
     ) -> None:
         """End the run: tag ``state`` (status FINISHED for completed / pruned, FAILED for
         failed, KILLED for killed), final metrics, buffered epochs, all in one batch.
 
-        ``val_mae`` / ``val_skill`` become the run's latest values of those keys: they are
-        logged at the step after the last epoch unless the last epoch already has them.
-        ``duration_s`` defaults to the time since the run was created."""
+        Per-epoch metrics have one point per epoch that ran; the trial's result is apart:
+        ``best_val_mae`` (the best epoch's validation MAE, at that epoch's step) and
+        ``val_skill``, linked to the logged model if there is one. ``duration_s`` defaults to
+        the time since the run was created."""
         if self.finished:
             return
         if state not in TRIAL_STATUS:
             raise ValueError(f"state must be one of {tuple(TRIAL_STATUS)}, not {state!r}")
         now = enc.now_ms()
-        next_step = max(self._epochs) + 1 if self._epochs else 0
-        for key, value in ((N.METRIC_VAL_MAE, val_mae), (N.METRIC_VAL_SKILL, val_skill)):
+        step = int(best_epoch) if best_epoch is not None else 0
+        results = ((N.METRIC_BEST_VAL, val_mae, step), (N.METRIC_VAL_SKILL, val_skill, 0))
+        for key, value, at in results:
             number = enc.finite(value)
-            if number is None or self._last.get(key, (None, None))[1] == number:
-                continue
-            self._pending.append(Metric(key, number, now, next_step))
+            if number is not None:
+                self._pending.append(Metric(key, number, now, at, model_id=self.model_id))
         if duration_s is None:
             duration_s = time.monotonic() - self._started
         self._pending.append(Metric(N.METRIC_DURATION, float(duration_s), now, 0))
