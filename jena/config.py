@@ -78,6 +78,9 @@ class TrialConfig:
     # train on the normalised temperature (1st ed.) instead of °C (2nd ed.); MAEs are always
     # reported in °C.
     normalise_target: bool = False
+    # predict the change from the window's last temperature: output = Dense(1, zeros) + last
+    # temperature (in the training units), so an untrained model is the persistence forecast
+    residual: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:

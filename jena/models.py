@@ -19,9 +19,34 @@ import keras
 from keras import layers
 
 from jena.config import TrialConfig
+from jena.schema import TARGET_INDEX
 
 Tensor = Any  # keras.KerasTensor (symbolic, functional API)
 Builder = Callable[[TrialConfig, Tensor], Tensor]
+
+
+@keras.saving.register_keras_serializable(package="jena")
+class LastValue(keras.layers.Layer):
+    """The last step of one input feature, in target units: (batch, steps, features) ->
+    (batch, 1) = ``inputs[:, -1, index] * scale + offset``. Residual models add it to their
+    output, so the network only learns the change from the last observed temperature.
+    ``scale``/``offset`` turn the normalised input back into the target's units (1/0 when the
+    target is normalised too; the training rows' std/mean of the temperature for °C)."""
+
+    def __init__(self, index: int, scale: float = 1.0, offset: float = 0.0, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.index, self.scale, self.offset = int(index), float(scale), float(offset)
+
+    def call(self, inputs: Tensor) -> Tensor:
+        last = inputs[:, -1, self.index : self.index + 1]  # (batch, 1)
+        return last * self.scale + self.offset
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], 1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "index": self.index, "scale": self.scale,
+                "offset": self.offset}  # fmt: skip
 
 
 @keras.saving.register_keras_serializable(package="jena")
@@ -113,7 +138,12 @@ BUILDERS: dict[str, Builder] = {
 # --- model --------------------------------------------------------------------------------
 
 
-def _assemble(config: TrialConfig, input_shape: tuple[int, int]) -> keras.Model:
+TargetStats = tuple[float, float]  # (mean, std) of the temperature over the training rows
+
+
+def _assemble(
+    config: TrialConfig, input_shape: tuple[int, int], target: TargetStats = (0.0, 1.0)
+) -> keras.Model:
     config.validate()
     inputs = keras.Input(shape=input_shape)  # (steps, features)
     x = BUILDERS[config.architecture](config, inputs)
@@ -121,18 +151,29 @@ def _assemble(config: TrialConfig, input_shape: tuple[int, int]) -> keras.Model:
         x = layers.Dense(units, activation=config.dense_activation)(x)
     if config.head_dropout > 0:
         x = layers.Dropout(config.head_dropout)(x)
-    outputs = layers.Dense(1)(x)  # (batch, 1): temperature 24 h ahead
+    if not config.residual:
+        outputs = layers.Dense(1)(x)  # (batch, 1): temperature 24 h ahead
+    else:  # the change from the last temperature; zeros: an untrained model is persistence
+        change = layers.Dense(1, kernel_initializer="zeros", bias_initializer="zeros")(x)
+        mean, std = target
+        scale, offset = (1.0, 0.0) if config.normalise_target else (std, mean)
+        last = LastValue(TARGET_INDEX, scale, offset, name="last_temperature")(inputs)
+        outputs = layers.Add(name="residual")([change, last])  # (batch, 1)
     return keras.Model(inputs=inputs, outputs=outputs, name=config.architecture)
 
 
-def build_model(config: TrialConfig, input_shape: tuple[int, int]) -> keras.Model:
+def build_model(
+    config: TrialConfig, input_shape: tuple[int, int], target: TargetStats = (0.0, 1.0)
+) -> keras.Model:
     """A compiled model (loss ``config.loss``, metrics ["mae"]).
 
     Seeds Keras/NumPy/Python RNGs with ``config.seed`` first, so initial weights are
-    reproducible. Raises ConfigError for an invalid config.
+    reproducible. ``target``: the training rows' (mean, std) of the temperature, which a
+    residual model trained in °C needs to read the last temperature off its normalised input.
+    Raises ConfigError for an invalid config.
     """
     keras.utils.set_random_seed(config.seed)
-    model = _assemble(config, input_shape)
+    model = _assemble(config, input_shape, target)
     model.compile(optimizer=make_optimizer(config), loss=config.loss, metrics=["mae"])
     return model
 

@@ -203,6 +203,8 @@ PARAMS: tuple[Param, ...] = (
     Param("time_features", "bool", False, help="sin/cos of time of day and of year"),
     Param("normalise_target", "bool", False,
           help="train on the normalised temperature (MAE still reported in °C)"),
+    Param("residual", "bool", False,
+          help="predict the change from the last temperature (untrained = persistence)"),
 )  # fmt: skip
 
 _BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
@@ -356,7 +358,7 @@ class Space:
         for name in ("architecture", "bidirectional", "reverse", "dropout", "recurrent_dropout",
                      "head_dropout", "conv_pool", "conv_global_pool", "optimizer",
                      "learning_rate", "batch_size", "loss", "sampling_rate", "wind_vector",
-                     "time_features", "normalise_target"):  # fmt: skip
+                     "time_features", "normalise_target", "residual"):  # fmt: skip
             if name in live:
                 kw[name] = live[name]
         if {"rnn_layers", "units"} & live.keys():
@@ -448,6 +450,7 @@ def from_config(config: TrialConfig) -> dict[str, Any]:
         "wind_vector": config.wind_vector,
         "time_features": config.time_features,
         "normalise_target": config.normalise_target,
+        "residual": config.residual,
     }
 
 

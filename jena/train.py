@@ -184,7 +184,7 @@ def train(
     baseline = float(np.mean(prepared.persistence_errors(val_starts, r, n)))
 
     seed_everything(config.seed)
-    model = build_model(config, (n, prepared.features))
+    model = build_model(config, (n, prepared.features), (prepared.target_mean, prepared.target_std))
     result = TrialResult(
         state="completed",
         val_mae=None,
