@@ -344,6 +344,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         "--name": (args.name, "name"),
         "--tracking-uri": (args.tracking_uri, "storage.tracking_uri"),
         "--storage": (args.storage, "storage.optuna"),
+        "--warm-start": (args.warm_start, "space.warm_start"),
     }
     for flag, (value, key) in flags.items():
         if value is None:
@@ -567,6 +568,12 @@ def _add_model_commands(sub: Any) -> None:
         "--storage",
         default=None,
         help="Optuna storage: journal:PATH, sqlite:///PATH, postgresql://..., memory",
+    )
+    p.add_argument(
+        "--warm-start",
+        default=None,
+        metavar="book|SWEEP",
+        help="start a new sweep from the book's models, or from another sweep's finished trials",
     )
     p.add_argument(
         "--set",

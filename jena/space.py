@@ -12,6 +12,7 @@ Params are ordered so that a condition only refers to params listed before it.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import random
@@ -102,6 +103,36 @@ class Param:
         if self.step is not None:
             return low + self.step * rng.randrange(round((high - low) / self.step) + 1)
         return rng.uniform(low, high)
+
+    def narrow(self, values: Sequence[Any]) -> Param:
+        """This param searched over less: ``[low, high]`` inside a numeric range, or a subset
+        of a categorical's choices. ConfigError for anything else."""
+        values = list(values)
+        if self.kind == "bool":
+            raise ConfigError(f"{self.name}: a boolean cannot be narrowed; fix it instead")
+        try:
+            return self._narrow(values)
+        except ConfigError as exc:
+            raise ConfigError(f"ranges: {exc}") from None
+
+    def _narrow(self, values: list[Any]) -> Param:
+        if self.kind == "categorical":
+            if not values:
+                raise ConfigError(f"{self.name}: give at least one of its choices")
+            for v in values:
+                self.check(v)
+            choices = tuple(c for c in self.choices or () if c in values)
+            default = self.default if self.default in choices else choices[0]
+            return dataclasses.replace(self, choices=choices, default=default)
+        if len(values) != 2:
+            raise ConfigError(f"{self.name}: give [low, high], got {values!r}")
+        low, high = (self.check(v) for v in values)
+        if low > high:
+            raise ConfigError(f"{self.name}: low {low} is above high {high}")
+        default = min(max(self.default, low), high)
+        if self.step is not None and not _on_grid(default, low, self.step):
+            default = low
+        return dataclasses.replace(self, low=low, high=high, default=default)
 
     def grid(self) -> list[Any] | None:
         """Every legal value, when there are finitely many (categorical, bool, a stepped
@@ -209,6 +240,10 @@ PARAMS: tuple[Param, ...] = (
 
 _BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 
+# How a model is trained rather than what it is: a warm start takes the sweep's values of these.
+TRAINING_FIELDS = ("optimizer", "learning_rate", "batch_size", "loss", "normalise_target",
+                   "residual", "wind_vector", "time_features", "seed")  # fmt: skip
+
 
 PRESET = "preset"  # the pseudo-param of a space of named book models
 
@@ -290,6 +325,39 @@ class Space:
             searched.add(p.name)
         return point
 
+    def point_of(
+        self, config: TrialConfig, base: TrialConfig | None = None, *, strict: bool = False
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The point of this space that builds ``config``'s model (a book model, say), and why
+        it cannot (empty when it can). The model must come out the same — layers, units,
+        dropouts, window; training settings (optimizer, learning rate, batch size, loss,
+        target units, residual, features) are the sweep's where it fixes them, unless
+        ``strict`` (a finished trial's result holds for its own settings only)."""
+        base = base if base is not None else TrialConfig()
+        want = from_config(config)
+        problems: list[str] = []
+
+        def ask(p: Param) -> Any:
+            try:
+                return p.check(want[p.name])
+            except ConfigError as exc:
+                problems.append(f"{exc} in this sweep")
+                return p.default
+
+        point = self.walk(ask, base)
+        if problems:
+            return point, problems
+        try:
+            got = self.to_config(point, base).active_dict()
+        except ConfigError as exc:
+            return point, [str(exc)]
+        theirs = config.active_dict()
+        skip = ("seed",) if strict else TRAINING_FIELDS
+        for key, value in theirs.items():
+            if key not in skip and got.get(key) != value:
+                problems.append(f"{key} = {value} (this sweep gives {got.get(key)})")
+        return point, problems
+
     def grid(self) -> dict[str, list[Any]] | None:
         """Every free param's finite list of values, or None if one is a continuous range."""
         out: dict[str, list[Any]] = {}
@@ -309,10 +377,21 @@ class Space:
         include: Sequence[str] | None = None,
         fixed: Mapping[str, Any] | None = None,
         presets: Sequence[str] | None = None,
+        ranges: Mapping[str, Sequence[Any]] | None = None,
     ) -> Space:
-        """Search only ``include`` (default: every free param) and pin ``fixed`` values; or,
-        with ``presets``, search those named book models (and pin ``fixed`` on top)."""
+        """Search only ``include`` (default: every free param) over ``ranges`` (narrower
+        ``[low, high]`` or a subset of choices) and pin ``fixed`` values; or, with
+        ``presets``, search those named book models (and pin ``fixed`` on top)."""
         fixed = dict(fixed or {})
+        ranges = dict(ranges or {})
+        if ranges:
+            narrowed = self.subspace(include, fixed)
+            for name in ranges:
+                _param(name)
+                if name not in narrowed.names:
+                    raise ConfigError(f"ranges: {name} is not searched in this space")
+            params = tuple(p.narrow(ranges[p.name]) if p.name in ranges else p for p in narrowed)
+            return Space(params=params, fixed=narrowed.fixed)
         if presets is not None:
             for name, value in fixed.items():
                 _param(name).check(value)

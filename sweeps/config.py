@@ -62,7 +62,17 @@ class TunerSection:
 class SpaceSection:
     include: list[str] | None = None  # search these parameters (default: all)
     fixed: dict[str, Any] = field(default_factory=dict)  # fix these values
+    ranges: dict[str, Any] = field(default_factory=dict)  # narrower [low, high] / choices
     presets: list[str] | None = None  # search over named book models instead (a grid)
+    # start from the book's models of the edition ("book"), or from another sweep's finished
+    # trials (its name; the Optuna driver adds them to a new study)
+    warm_start: str | None = None
+
+
+@dataclass
+class StopSection:
+    patience_trials: int | None = None  # stop after this many completed trials with no new best
+    target_val_mae: float | None = None  # stop once a trial reaches this validation MAE (°C)
 
 
 @dataclass
@@ -88,6 +98,7 @@ class SweepConfig:
     pruner: PrunerSection = field(default_factory=PrunerSection)
     tuner: TunerSection = field(default_factory=TunerSection)
     space: SpaceSection = field(default_factory=SpaceSection)
+    stop: StopSection = field(default_factory=StopSection)
     storage: StorageSection = field(default_factory=StorageSection)
     path: str | None = field(default=None, metadata={"key": False})  # where it was read from
 
@@ -112,6 +123,13 @@ class SweepConfig:
             )
         if self.timeout_minutes is not None and self.timeout_minutes <= 0:
             raise ConfigError(f"{where}: timeout_minutes: must be positive")
+        patience, target = self.stop.patience_trials, self.stop.target_val_mae
+        if patience is not None and patience < 1:
+            raise ConfigError(
+                f"{where}: [stop].patience_trials: must be at least 1, got {patience}"
+            )
+        if target is not None and not target > 0:
+            raise ConfigError(f"{where}: [stop].target_val_mae: must be positive, got {target}")
         if self.sampler.type not in OPTUNA_SAMPLERS:
             raise ConfigError(
                 f"{where}: [sampler].type: {self.sampler.type!r} is not one of "
@@ -148,7 +166,7 @@ class SweepConfig:
             from jena.space import SPACE
 
             if self.space.presets is None:
-                SPACE.subspace(self.space.include, self.space.fixed)
+                SPACE.subspace(self.space.include, self.space.fixed, None, self.space.ranges)
             else:
                 SPACE.subspace([], self.space.fixed)
                 self._check_presets(where)

@@ -29,6 +29,7 @@ class Events(Protocol):
     def trial_started(self, number: int, summary: str, max_epochs: int) -> None: ...
     def progress(self, number: int, epoch: int, batch: int, batches: int) -> None: ...
     def epoch(self, number: int, epoch: int, val_mae: float) -> None: ...
+    def stopped(self, reason: str) -> None: ...
     def trial_finished(
         self,
         number: int,
@@ -103,6 +104,10 @@ class Board:
         if number in self.running:
             r = self.running[number]
             r.epoch, r.val_mae, r.batch = epoch, val_mae, 0
+
+    def stopped(self, reason: str) -> None:
+        """A stop rule ended the sweep (the first reason reported wins)."""
+        self.stop_reason = self.stop_reason or reason
 
     def trial_finished(
         self,
@@ -221,6 +226,9 @@ class QueueSink:
 
     def epoch(self, number: int, epoch: int, val_mae: float) -> None:
         self.q.put(("epoch", (number, epoch, val_mae)))
+
+    def stopped(self, reason: str) -> None:
+        self.q.put(("stopped", (reason,)))
 
     def trial_finished(
         self,

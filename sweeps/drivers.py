@@ -17,7 +17,7 @@ from jena.errors import ConfigError
 if TYPE_CHECKING:
     from .config import SweepConfig
     from .display import Board
-    from .trial import SweepContext
+    from .trial import SweepContext, WarmPoint
 
 # name -> module defining DRIVER (imported when used: a tuner is imported only if it runs)
 DRIVERS: dict[str, str] = {
@@ -56,6 +56,12 @@ class Driver(Protocol):
 
     def best(self, cfg: SweepConfig) -> Best | None:
         """The best completed trial so far (over every invocation)."""
+        ...
+
+    def warm_start(self, cfg: SweepConfig, points: list[WarmPoint]) -> list[str]:
+        """Start a new sweep from ``points``: run them first (no known result) or add them as
+        finished trials (a result from another sweep). A sweep that already has trials is left
+        as it is. Returns what was done, one line each."""
         ...
 
     def run(self, ctx: SweepContext, board: Board, deadline: float | None) -> None:

@@ -68,6 +68,7 @@ from typing import Any
 
 import keras_tuner as kt
 
+from jena import tracking as T
 from jena.book import preset_defaults
 from jena.config import TrialConfig
 from jena.errors import ConfigError, JenaError
@@ -76,11 +77,13 @@ from jena.space import Param, Space
 from .config import SweepConfig
 from .display import Board
 from .drivers import Best, Resume
+from .stop import stop_reason
 from .trial import SweepContext, make_space, run_trial
 
 OBJECTIVE = "val_mae"
 TUNER_ID = "tuner0"
 MARKER = "jena_sweep.json"  # which [tuner].type made the project
+WARM = "jena_warm_start.json"  # the points the project's first trials are (a warm start)
 _FINISHED = ("COMPLETED", "FAILED")
 # Keys the driver sets itself; [tuner].options must not.
 _RESERVED = ("objective", "seed", "max_trials", "hyperparameters", "max_consecutive_failed_trials",
@@ -93,6 +96,10 @@ class TooManyFailures(JenaError):
 
 class _OutOfTime(Exception):
     """The sweep's deadline passed: start no new trial."""
+
+
+class _StopRule(Exception):
+    """A ``[stop]`` rule is met: start no new trial."""
 
 
 # ------------------------------------------------------------------ space → hyperparameters
@@ -286,17 +293,38 @@ class SweepTuner(kt.Tuner):
         self.hypermodel.build(hp)
         self.oracle.update_space(hp)
         self.save()  # the project is resumable from now on, even if the first trial crashes
+        self.warm_labels: dict[str, str] = {}
+        warm = project_dir(ctx.cfg) / WARM
+        if warm.is_file():
+            self._start_from(json.loads(warm.read_text()))
+
+    def _start_from(self, points: list[dict[str, Any]]) -> None:
+        """The project's first trials are ``points`` (the oracle proposes the rest)."""
+        propose = self.oracle.populate_space
+
+        def populate(trial_id: str) -> dict[str, Any]:
+            index = int(trial_id)
+            if index >= len(points):
+                return dict(propose(trial_id))
+            values = {h.name: h.default for h in self.oracle.get_space().space}
+            values.update(points[index]["values"])
+            self.warm_labels[trial_id] = points[index]["label"]
+            return {"status": "RUNNING", "values": values}
+
+        self.oracle.populate_space = populate
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
         hp = trial.hyperparameters
         values = self.hypermodel.point(hp.values)
         epochs = hp.values.get("tuner/epochs")  # Hyperband's budget for this trial
+        label = self.warm_labels.get(trial.trial_id)
         result = run_trial(
             self.ctx,
             int(trial.trial_id),
             values,
             report=None,
             max_epochs=int(epochs) if epochs else None,
+            tags={T.TAG_WARM_START: label} if label else None,
         )
         if self.board is not None:
             self.board.refresh()
@@ -312,6 +340,12 @@ class SweepTuner(kt.Tuner):
     def pre_create_trial(self) -> None:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise _OutOfTime
+        done = [
+            (int(t.trial_id), float(t.score)) for t in _completed(list(self.oracle.trials.values()))
+        ]
+        if reason := stop_reason(self.ctx.cfg, done):
+            self.ctx.events.stopped(reason)
+            raise _StopRule(reason)
 
     def on_trial_end(self, trial: Any) -> None:
         super().on_trial_end(trial)  # the oracle ends and saves the trial
@@ -405,6 +439,25 @@ def _completed(trials: list[Any]) -> list[Any]:
 class KerasTunerDriver:
     name = "kerastuner"
 
+    def warm_start(self, cfg: SweepConfig, points: list[Any]) -> list[str]:
+        if kt_trials(cfg):
+            return ["warm start: the Keras Tuner project has trials already, nothing added"]
+        if cfg.tuner.type not in ("random", "bayesian"):
+            raise ConfigError(
+                f"{cfg.path or 'sweep'}: warm_start: Keras Tuner's {cfg.tuner.type!r} oracle "
+                "runs its own schedule; warm starts work with tuner.type random or bayesian"
+            )
+        if any(p.val_mae is not None for p in points):
+            raise ConfigError(
+                "--warm-start from another sweep adds finished trials: that needs the Optuna "
+                "driver (Keras Tuner has no way to add them)"
+            )
+        path = project_dir(cfg)
+        path.mkdir(parents=True, exist_ok=True)
+        records = [{"label": p.label, "values": p.values} for p in points]
+        (path / WARM).write_text(json.dumps(records, indent=2) + "\n")
+        return [f"warm start: the first trials are {', '.join(p.label for p in points)}"]
+
     def algorithm(self, cfg: SweepConfig) -> str:
         return cfg.tuner.type
 
@@ -433,7 +486,7 @@ class KerasTunerDriver:
         try:
             with _quiet_failures():
                 t.search(verbose=0)
-        except _OutOfTime:
+        except (_OutOfTime, _StopRule):
             pass
         finally:
             board.refresh()

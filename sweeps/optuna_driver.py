@@ -24,6 +24,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from jena import tracking as T
 from jena._filelock import file_lock
 from jena._owner import owner, owner_is_dead
 from jena.errors import ConfigError, WorkerError
@@ -33,6 +34,7 @@ from jena.train import TrialPruned
 from .config import SweepConfig
 from .display import Board, QueueSink, pump
 from .drivers import Best, Resume
+from .stop import stop_reason
 from .trial import SweepContext, make_context, make_space, record_failure, run_trial
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -204,8 +206,59 @@ def _fail_stale(s: optuna.Study) -> None:
             s._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
+IMPORTED = "imported_from"  # user attr of a trial added from another sweep (not run here)
+
+
+def distribution(p: Param) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution ``_suggest_one`` samples ``p`` from."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if p.kind == "categorical":
+        return CategoricalDistribution(list(p.choices or ()))
+    if p.kind == "bool":
+        return CategoricalDistribution([False, True])
+    assert p.low is not None and p.high is not None
+    if p.kind == "int":
+        return IntDistribution(int(p.low), int(p.high), step=int(p.step or 1), log=p.log)
+    return FloatDistribution(p.low, p.high, step=p.step, log=p.log)
+
+
+def run_here(trials: list[Any]) -> list[Any]:
+    """The trials this sweep ran itself (not the ones a warm start added from another)."""
+    return [t for t in trials if IMPORTED not in t.user_attrs]
+
+
 class OptunaDriver:
     name = "optuna"
+
+    def warm_start(self, cfg: SweepConfig, points: list[Any]) -> list[str]:
+        space = make_space(cfg)
+        s = study(cfg, space)
+        if s.get_trials(deepcopy=False):
+            return ["warm start: the study has trials already, nothing added"]
+        if cfg.sampler.type == "grid":
+            raise ConfigError(f"{cfg.path or 'sweep'}: warm_start: a grid sampler runs its grid")
+        from optuna.trial import create_trial
+
+        queued, added = [], []
+        for point in points:
+            attrs = {T.TAG_WARM_START: point.label}
+            if point.val_mae is None:
+                s.enqueue_trial(point.values, user_attrs=attrs, skip_if_exists=True)
+                queued.append(point.label)
+            else:
+                dists = {name: distribution(space[name]) for name in point.values}
+                s.add_trial(create_trial(params=point.values, distributions=dists,
+                                         value=point.val_mae,
+                                         user_attrs={**attrs, IMPORTED: point.label}))  # fmt: skip
+                added.append(point.label)
+        notes = []
+        if queued:
+            notes.append(f"warm start: the first trials are {', '.join(queued)}")
+        if added:
+            notes.append(f"warm start: {len(added)} finished trials added ({', '.join(added[:8])}"
+                         + (", ..." if len(added) > 8 else "") + ")")  # fmt: skip
+        return notes
 
     def algorithm(self, cfg: SweepConfig) -> str:
         return cfg.sampler.type
@@ -214,7 +267,7 @@ class OptunaDriver:
         """Trials already in the study (those of dead processes failed first), the best."""
         s = study(cfg)
         _fail_stale(s)
-        finished = s.get_trials(deepcopy=False, states=FINISHED)
+        finished = run_here(s.get_trials(deepcopy=False, states=FINISHED))
         best = self.best(cfg) if finished else None
         return Resume(
             len(finished),
@@ -307,11 +360,15 @@ def loop(ctx: SweepContext, deadline: float | None, worker: int = 0) -> None:
     s = study(cfg, ctx.space, seed=cfg.seed + 100_003 * worker + done)
     base = ctx.base
     lock = lock_path(cfg)
+    if reason := stop_reason(cfg, completed(s)):  # met already (by an earlier invocation)
+        ctx.events.stopped(reason)
+        return
     while deadline is None or time.monotonic() < deadline:
         trial = None
         try:
             with file_lock(lock):
-                finished = s.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+                states = (*FINISHED, TrialState.RUNNING)
+                finished = run_here(s.get_trials(deepcopy=False, states=states))
                 if len(finished) >= cfg.trials:
                     return
                 trial = s.ask()
@@ -327,14 +384,18 @@ def loop(ctx: SweepContext, deadline: float | None, worker: int = 0) -> None:
                     return
                 continue
 
-            def report(epoch: int, val_mae: float, trial: optuna.Trial = trial) -> None:
+            def report(
+                epoch: int, val_mae: float, final: bool, trial: optuna.Trial = trial
+            ) -> None:
                 if cfg.multi_objective or not math.isfinite(val_mae):
                     return
                 trial.report(val_mae, epoch)
-                if trial.should_prune():
+                if not final and trial.should_prune():
                     raise TrialPruned(f"pruned by {cfg.pruner.type} after epoch {epoch}")
 
-            result = run_trial(ctx, trial.number, values, report=report)
+            label = trial.user_attrs.get(T.TAG_WARM_START)
+            tags = {T.TAG_WARM_START: label} if label else None
+            result = run_trial(ctx, trial.number, values, report=report, tags=tags)
         except KeyboardInterrupt:
             if trial is not None:
                 trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
@@ -360,6 +421,16 @@ def loop(ctx: SweepContext, deadline: float | None, worker: int = 0) -> None:
             go_on = _tell(s, trial, state=TrialState.FAIL)
         if not go_on:
             return
+        reason = stop_reason(cfg, completed(s))
+        if reason:
+            ctx.events.stopped(reason)
+            return
+
+
+def completed(s: optuna.Study) -> list[tuple[int, float]]:
+    """(number, val MAE) of the study's completed trials."""
+    trials = s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return [(t.number, t.values[0]) for t in trials if t.values]
 
 
 def _tell(s: optuna.Study, trial: optuna.Trial, **kwargs: Any) -> bool:

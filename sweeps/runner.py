@@ -17,8 +17,8 @@ from jena.train import DataCache
 
 from .config import SweepConfig
 from .display import Board, fmt_time, summary_table
-from .drivers import get_driver
-from .trial import make_context
+from .drivers import Driver, get_driver
+from .trial import book_warm_points, make_context, make_space, sweep_warm_points
 
 
 def claim_experiment(tracker: T.Tracker, cfg: SweepConfig, ds: Dataset) -> None:
@@ -46,9 +46,10 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
     run: it says it is complete."""
     from rich.console import Console
 
-    # Tracker chatter would break the live display (MLflow sets its levels on import).
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    # Tracker and TensorFlow chatter (retracing warnings) would break the live display.
+    for name, level in (("mlflow", logging.WARNING), ("alembic", logging.WARNING),
+                        ("tensorflow", logging.ERROR), ("absl", logging.ERROR)):  # fmt: skip
+        logging.getLogger(name).setLevel(level)
     if console is None:
         console = Console(stderr=True)
         if not console.is_terminal:  # piped: tables keep whole names
@@ -118,6 +119,11 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
         )
         if bounds_note and not quiet:
             console.print(f"[yellow]note:[/] {bounds_note}")
+        started_from = warm_start(cfg, driver, ds, before.finished)
+        if started_from:
+            parent.set_tags({T.TAG_WARM_START: "\n".join(started_from)})
+        for line in [] if quiet else started_from:
+            console.print(line, markup=False, soft_wrap=True)
         ctx = make_context(cfg, board, parent.run_id, deadline)
         ctx.caches[cfg.data.preset] = cache
         run_started = time.monotonic()
@@ -164,6 +170,34 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
     return summary
 
 
+def warm_start(cfg: SweepConfig, driver: Driver, ds: Dataset, finished: int) -> list[str]:
+    """Start a new sweep from the book's models or another sweep's trials; what was done and
+    what was skipped, one line each (nothing once the sweep has trials)."""
+    source = cfg.space.warm_start
+    if not source or finished:
+        return []
+    space = make_space(cfg)
+    if source == "book":
+        points, skipped = book_warm_points(cfg, space)
+    else:
+        other = T.experiment_tags(cfg.storage.tracking_uri, source)
+        if other.get(T.EXP_DATA_DIGEST) not in (None, ds.digest):
+            raise ConfigError(
+                f"--warm-start {source}: that sweep was run on data "
+                f"{other.get(T.EXP_DATA_SOURCE, '?')} (digest {other.get(T.EXP_DATA_DIGEST)}), "
+                f"not {ds.source} ({ds.digest})"
+            )
+        points, skipped = sweep_warm_points(cfg, space, source)
+        if not points:
+            raise ConfigError(
+                f"--warm-start {source}: none of its completed trials is a point of this "
+                f"sweep's space ({len(skipped)} skipped; first: "
+                f"{skipped[0] if skipped else 'it has no completed trial'})"
+            )
+    notes = driver.warm_start(cfg, points) if points else []
+    return notes + [f"  skipped {line}" for line in skipped]
+
+
 def stop_reason(cfg: SweepConfig, board: Board, deadline: float | None) -> str:
     """Which rule ended this invocation."""
     if board.finished >= cfg.trials:
@@ -182,11 +216,16 @@ def beats_persistence(tracker: T.Tracker, experiment: str) -> bool:
     return bool(len(skills) and skills.max() > 0)
 
 
-NOT_YET_BETTER = (
-    "the sweep has not yet found a model better than persistence (best validation skill "
-    "{skill}): run more trials (--trials N), start from the book's models ([space] warm_start "
-    '= "book"), or give each trial more fidelity (--set fidelity.steps_per_epoch=N)'
-)
+def not_yet_better(cfg: SweepConfig, skill: str) -> str:
+    """What to say (and to suggest) when no trial beats persistence yet."""
+    todo = ["run more trials (--trials N)"]
+    if not cfg.space.warm_start:
+        todo.append("start from the book's models (--warm-start book)")
+    todo.append("give each trial more fidelity (--set fidelity.steps_per_epoch=N)")
+    return (
+        "the sweep has not yet found a model better than persistence (best validation skill "
+        f"{skill}): {', '.join(todo[:-1])}, or {todo[-1]}"
+    )
 
 
 def _timing(
@@ -226,8 +265,7 @@ def print_summary(
     skills = [r["val_skill"] for r in rows if r["val_skill"] is not None]
     if not skills or max(skills) <= 0:
         shown = f"{max(skills):+.1%}" if skills else "none yet"
-        console.print(f"note: {NOT_YET_BETTER.format(skill=shown)}", style="bold yellow",
-                      markup=False)  # fmt: skip
+        console.print(f"note: {not_yet_better(cfg, shown)}", style="bold yellow", markup=False)
     uri = tracker.tracking_uri
     if uri.startswith("sqlite:///"):
         command = f"nox -s ui   (or: mlflow ui --backend-store-uri {uri})"

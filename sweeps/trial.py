@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,12 +23,13 @@ from jena.train import DataCache, Fidelity, TrialResult, train
 from .config import SweepConfig
 from .display import BATCH_EVENT_INTERVAL_S, Events
 
-Report = Callable[[int, float], None]  # (epoch, val_mae °C); raises TrialPruned to prune
+# (epoch, val_mae °C, final: the trial's last epoch); raises TrialPruned to prune
+Report = Callable[[int, float, bool], None]
 
 
 def make_space(cfg: SweepConfig) -> Space:
     """The part of the one search space this sweep explores (or its named book models)."""
-    return SPACE.subspace(cfg.space.include, cfg.space.fixed, cfg.space.presets)
+    return SPACE.subspace(cfg.space.include, cfg.space.fixed, cfg.space.presets, cfg.space.ranges)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,86 @@ class SweepContext:
         if max_epochs is not None:
             fidelity = dataclasses.replace(fidelity, max_epochs=max_epochs)
         return Point(config, data_preset, book, fidelity)
+
+
+@dataclass(frozen=True)
+class WarmPoint:
+    """A point a sweep starts from: a book model (``book:lstm``) or a trial of another sweep."""
+
+    label: str
+    values: dict[str, Any]
+    val_mae: float | None = None  # known result (another sweep's trial), or None: run it
+
+
+def book_warm_points(cfg: SweepConfig, space: Space) -> tuple[list[WarmPoint], list[str]]:
+    """The book's models of the sweep's edition that this space can build, and why the others
+    cannot."""
+    from jena.book import edition_models
+
+    points, skipped = [], []
+    for model in edition_models(cfg.data.preset):
+        values, problems = space.point_of(model.config, preset_defaults(cfg.data.preset, cfg.seed))
+        if problems:
+            skipped.append(f"book:{model.name}: {'; '.join(problems)}")
+        else:
+            points.append(WarmPoint(f"book:{model.name}", values))
+    return points, skipped
+
+
+def trial_config_of(row: Mapping[Any, Any]) -> TrialConfig:
+    """The configuration of a trial read back from its MLflow params (active fields; the rest
+    take their defaults). Params are text: ``True``/``False`` are Python's, the rest TOML."""
+    from jena._typed import parse_value
+
+    fields = {}
+    for name in TrialConfig().to_dict():
+        raw = row.get(f"params.{name}")
+        if isinstance(raw, str):
+            fields[name] = (
+                {"True": True, "False": False}[raw]
+                if raw in ("True", "False")
+                else parse_value(raw)
+            )
+    return TrialConfig.from_dict(fields)
+
+
+def sweep_warm_points(
+    cfg: SweepConfig, space: Space, other: str
+) -> tuple[list[WarmPoint], list[str]]:
+    """The completed trials of sweep ``other`` that are points of this space (same data, same
+    fidelity, same settings), as finished trials to add; and why the others are not."""
+    if other == cfg.name:
+        raise ConfigError(f"--warm-start {other}: a sweep cannot warm-start from itself")
+    uri = T.resolve_uri(cfg.storage.tracking_uri)
+    frame = T.trials_frame(uri, other)  # ConfigError listing the sweeps if there is none
+    parents = T.sweep_runs(uri, other)
+    theirs = T.sweep_definition(uri, parents[0].run_id) if parents else None
+    if theirs is not None:
+        mine = cfg.to_dict()
+        for section in ("data", "fidelity"):
+            a, b = dict(theirs.get(section, {})), dict(mine.get(section, {}))
+            a.pop("source", None), b.pop("source", None)
+            if a != b:
+                raise ConfigError(
+                    f"--warm-start {other}: its [{section}] {a} differs from this sweep's {b}: "
+                    "its validation MAEs are not comparable; warm-start from a sweep run the same "
+                    "way"
+                )
+    points, skipped = [], []
+    base = preset_defaults(cfg.data.preset, cfg.seed)
+    for row in T.completed_trials(frame).to_dict("records"):
+        label = f"sweep:{other}#{row['number']}"
+        try:
+            config = trial_config_of(row)
+        except ConfigError as exc:
+            skipped.append(f"{label}: {exc}")
+            continue
+        values, problems = space.point_of(config, base, strict=True)
+        if problems:
+            skipped.append(f"{label}: {'; '.join(problems)}")
+        else:
+            points.append(WarmPoint(label, values, float(row["val_mae"])))
+    return points, skipped
 
 
 def make_context(
@@ -220,8 +301,10 @@ def run_trial(
     *,
     report: Report | None = None,
     max_epochs: int | None = None,
+    tags: dict[str, str] | None = None,
 ) -> TrialResult:
-    """Train one proposed point and record it as a nested MLflow run of the sweep's parent run.
+    """Train one proposed point and record it as a nested MLflow run of the sweep's parent run
+    (``tags``: more tags for it, e.g. the book model a warm start proposed).
 
     A point that cannot be trained (an invalid combination, a window that does not fit) ends
     the trial as failed with the reason, before any training; so does a training that raises.
@@ -234,14 +317,14 @@ def run_trial(
             **point.config.active_dict(),
             **{f"{T.PARAM_SEARCH_PREFIX}{k}": v for k, v in values.items()},
         }
-        tags = trial_tags(ctx, point)
+        run_tags = {**trial_tags(ctx, point), **(tags or {})}
     except TrialError as exc:  # an invalid point fails before training; the sweep goes on
         record_failure(ctx, number, values, str(exc))
         return failed(str(exc))
 
     ctx.events.trial_started(number, summarise(point), point.fidelity.max_epochs)
     name = run_name(number, point)
-    with ctx.tracker.trial(ctx.parent_run_id, number, params, tags, run_name=name) as run:
+    with ctx.tracker.trial(ctx.parent_run_id, number, params, run_tags, run_name=name) as run:
         run.log_datasets(datasets(ctx, point))
 
         epochs_done = [0]
@@ -252,7 +335,8 @@ def run_trial(
             run.log_epoch(epoch, metrics)
             ctx.events.epoch(number, epoch, metrics[T.METRIC_VAL_MAE])
             if report is not None:
-                report(epoch, metrics[T.METRIC_VAL_MAE])
+                final = epoch >= point.fidelity.max_epochs  # a finished trial is not pruned
+                report(epoch, metrics[T.METRIC_VAL_MAE], final)
 
         def on_batch(batch: int, batches: int) -> None:
             now = time.monotonic()

@@ -209,7 +209,7 @@ def test_a_model_worse_than_persistence_is_not_promoted(
     run_sweep(cfg, console=Console(file=out, width=200))
     text = out.getvalue()
     assert "the sweep has not yet found a model better than persistence" in text
-    assert "--trials N" in text and "warm_start" in text
+    assert "--trials N" in text and "--warm-start book" in text
 
     code = cli.main(["best", "--experiment", cfg.name])
     err = capsys.readouterr().err

@@ -32,6 +32,7 @@ from ._read import (
     download_artifact,
     experiment_id,
     experiment_names,
+    experiment_tags,
     get_run,
     label,
     latest_sweep,

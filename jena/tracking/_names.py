@@ -36,6 +36,7 @@ TAG_SWEEP_FILE = "sweep_file"
 TAG_DATA_SOURCE = "data_source"
 TAG_DATA_DIGEST = "data_digest"
 TAG_PRESET = "preset"  # the data (split/window) preset: book2 | book1
+TAG_WARM_START = "warm_start"  # a trial the sweep started from (book:lstm, or sweep:NAME#7)
 TAG_STOP_REASON = "stop_reason"  # which rule ended a sweep invocation
 TAG_BOUNDS_NOTE = "bounds_note"  # how a preset's split bounds were scaled to a short record
 TAG_MODEL_PRESET = "model_preset"  # a named book model, when the trial is one

@@ -52,6 +52,12 @@ def experiment_id(tracking_uri: str | None, experiment: str) -> str:
     return str(found.experiment_id)
 
 
+def experiment_tags(tracking_uri: str | None, experiment: str) -> dict[str, str]:
+    """The tags of a sweep's experiment (ConfigError naming the sweeps if there is none)."""
+    uri = resolve_uri(tracking_uri)
+    return dict(client(uri).get_experiment(experiment_id(uri, experiment)).tags)
+
+
 def latest_sweep(tracking_uri: str | None = None) -> str:
     """The name of the most recently run sweep in the store (ConfigError if there is none)."""
     uri = resolve_uri(tracking_uri)
