@@ -261,15 +261,22 @@ def datasets(ctx: SweepContext, point: Point) -> list[T.DatasetInfo]:
     return out
 
 
-def trial_tags(ctx: SweepContext, point: Point) -> dict[str, str]:
-    cache = ctx.cache(point.data_preset)
-    tags = {
+def sweep_tags(ctx: SweepContext, data_preset: str) -> dict[str, str]:
+    """What every trial run of the sweep is tagged with, trained or not."""
+    cache = ctx.cache(data_preset)
+    return {
         T.TAG_DRIVER: ctx.cfg.driver,
         T.TAG_SWEEP: ctx.cfg.name,
-        T.TAG_ARCHITECTURE: point.config.architecture,
         T.TAG_DATA_SOURCE: cache.dataset.source,
         T.TAG_DATA_DIGEST: cache.dataset.digest,
-        T.TAG_PRESET: point.data_preset,
+        T.TAG_PRESET: data_preset,
+    }
+
+
+def trial_tags(ctx: SweepContext, point: Point) -> dict[str, str]:
+    tags = {
+        **sweep_tags(ctx, point.data_preset),
+        T.TAG_ARCHITECTURE: point.config.architecture,
         T.TAG_SEED: str(point.config.seed),
     }
     if point.book is not None:
@@ -287,9 +294,12 @@ def record_failure(ctx: SweepContext, number: int, values: dict[str, Any], reaso
     """A trial that failed before it could train (an invalid point, a sampler that raised): a
     failed child run with the reason."""
     ctx.events.trial_started(number, "failed before training", 0)
-    tags = {T.TAG_DRIVER: ctx.cfg.driver}
+    tags = sweep_tags(ctx, ctx.cfg.data.preset)
+    if isinstance(values.get("architecture"), str):
+        tags[T.TAG_ARCHITECTURE] = values["architecture"]
     name = run_name(number)
-    with ctx.tracker.trial(ctx.parent_run_id, number, values, tags, run_name=name) as run:
+    params = {f"{T.PARAM_SEARCH_PREFIX}{k}": v for k, v in values.items()}
+    with ctx.tracker.trial(ctx.parent_run_id, number, params, tags, run_name=name) as run:
         run.finish("failed", reason=reason)
     ctx.events.trial_finished(number, "failed", None, 0.0)
 

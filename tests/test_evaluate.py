@@ -16,7 +16,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY
+from conftest import TINY, tiny_sweep, toml_str
 
 import jena.evaluate
 import jena.train
@@ -29,66 +29,25 @@ from jena.schema import COLUMNS, DATE_COLUMN, DATE_FORMAT, TARGET, write_jena_cs
 from jena.splits import get_preset
 from jena.tracking import PREDICTIONS_FILE, Tracker, load_trial_model, select_best, trials_frame
 from sweeps import run_sweep
-from sweeps.config import load as load_sweep
 
 EXPERIMENT = "evalmix"
-
-SWEEP = """
-name = "{name}"
-driver = "{driver}"
-trials = {trials}
-seed = {seed}
-
-[data]
-source = "{data}"
-
-[fidelity]
-max_epochs = 2
-steps_per_epoch = 2
-validation_steps = 2
-patience = 5
-
-[sampler]
-type = "random"
-
-[pruner]
-type = "none"
-
-[tuner]
-type = "random"
-
-[storage]
-tracking_uri = "{uri}"
-optuna = "journal:{root}/optuna/{name}.journal"
-kerastuner_dir = "{root}/kerastuner"
-
-[space]
-include = ["units", "learning_rate"]
-fixed = {{ architecture = "{architecture}", sequence_length_hours = 24{extra} }}
-"""
+# --force: trials this tiny never beat persistence, and `jena best` refuses such a champion
+BEST = ("best", "--force", "--experiment", EXPERIMENT)
 
 
 def sweep(
     root: Path, uri: str, name: str, *, driver: str = "optuna", trials: int = 2, seed: int = 0,
     data: str = TINY, architecture: str = "gru", normalise: bool | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Run one tiny sweep invocation (quietly) and return its summary."""
-    extra = "" if normalise is None else f", normalise_target = {str(normalise).lower()}"
-    path = root / f"{name}-{driver}-{seed}.toml"
-    path.write_text(
-        SWEEP.format(
-            name=name,
-            driver=driver,
-            trials=trials,
-            seed=seed,
-            data=data,
-            uri=uri,
-            root=root,
-            architecture=architecture,
-            extra=extra,
-        )
-    )
-    return run_sweep(load_sweep(path), quiet=True)  # type: ignore[return-value]
+    """Run one tiny sweep invocation (quietly; its Optuna/Keras Tuner stores under ``root``)
+    and return its summary."""
+    fixed = f"architecture={toml_str(architecture)}, sequence_length_hours=24"
+    if normalise is not None:
+        fixed += f", normalise_target={str(normalise).lower()}"
+    cfg = tiny_sweep(f"data.source={toml_str(data)}", 'space.include=["units", "learning_rate"]',
+                     f"space.fixed={{{fixed}}}", name=name, driver=driver, trials=trials,
+                     seed=seed, tracking_uri=uri, root=root)  # fmt: skip
+    return run_sweep(cfg, quiet=True)
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -131,7 +90,7 @@ def evaluated(store: tuple[Path, str]) -> dict[str, Any]:
         mp.setattr(jena.evaluate, "prepare", spy)
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer):
-            code = cli.main(["best", "--experiment", EXPERIMENT, "--tracking-uri", uri, "--json"])
+            code = cli.main([*BEST, "--tracking-uri", uri, "--json"])
     assert code == 0
     out = json.loads(buffer.getvalue())
     out["_prepare_calls"] = calls
@@ -364,8 +323,7 @@ def test_best_refuses_other_data(
     store: tuple[Path, str], evaluated: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, uri = store
-    code, out, err = run_cli(capsys, "best", "--experiment", EXPERIMENT, "--tracking-uri", uri,
-                             "--data", "synthetic:24000:4")  # fmt: skip
+    code, out, err = run_cli(capsys, *BEST, "--tracking-uri", uri, "--data", "synthetic:24000:4")
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1
     assert "digest" in err and "synthetic(rows=24000, seed=3)" in err
@@ -379,7 +337,7 @@ def test_reuse_warns_and_a_better_trial_moves_the_alias(
     """Runs last: it evaluates again (a second peek, announced) and adds a better trial."""
     _, uri = store
     client = mlflow.MlflowClient(uri, registry_uri=uri)
-    code, out, err = run_cli(capsys, "best", "--experiment", EXPERIMENT, "--tracking-uri", uri)
+    code, out, err = run_cli(capsys, *BEST, "--tracking-uri", uri)
     assert code == 0, err
     assert "the test set of this run was already used 1 time(s), last on" in out
     assert "test MAE" in out and "persistence" in out
@@ -400,8 +358,7 @@ def test_reuse_warns_and_a_better_trial_moves_the_alias(
     ):
         trial.log_model(model, cfg)
         trial.finish("completed", val_mae=evaluated["val_mae"] - 1.0)
-    code, out, err = run_cli(capsys, "best", "--experiment", EXPERIMENT, "--tracking-uri", uri,
-                             "--json")  # fmt: skip
+    code, out, err = run_cli(capsys, *BEST, "--tracking-uri", uri, "--json")
     assert code == 0, err
     second = json.loads(out)
     assert second["run_id"] == trial.run_id != evaluated["run_id"]

@@ -215,7 +215,8 @@ def test_a_model_worse_than_persistence_is_not_promoted(
     err = capsys.readouterr().err
     assert code == 2 and "has not yet found a model better than persistence" in err
     assert "--force" in err and "more trials" in err
-    client = mlflow.MlflowClient(default_tracking_uri())
+    uri = default_tracking_uri()
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
     assert client.search_registered_models() == []
     (row,) = trials_frame(default_tracking_uri(), cfg.name).to_dict("records")
     assert "tags.test_evaluations" not in row  # the test split was not read

@@ -16,13 +16,12 @@ from typing import Any
 import mlflow
 import numpy as np
 import pytest
-from conftest import TINY, require_in_ci
+from conftest import require_in_ci, tiny_sweep
 
 from jena import cli
 from jena.report import ReportResult, write_report
 from jena.tracking import trials_frame
 from sweeps import run_sweep
-from sweeps.config import load as load_sweep
 from sweeps.optuna_report import search_plots, study_from_frame
 
 EXPERIMENT = "reportmix"
@@ -31,39 +30,21 @@ ALWAYS = ("leaderboard.png", "learning_curves.png", "optimisation_history.png",
           "param_importances.png", "parallel_coordinates.png")  # fmt: skip
 CHAMPION = ("forecast_week.png", "error_by_time.png")
 
-SWEEP = """
-name = "{name}"
-driver = "{driver}"
-trials = {trials}
-seed = 0
-[data]
-source = "{data}"
-[fidelity]
-max_epochs = 3
-steps_per_epoch = 2
-validation_steps = 2
-patience = 5
-[sampler]
-type = "random"
-[pruner]
-type = "none"
-[tuner]
-type = "random"
-[storage]
-tracking_uri = "{uri}"
-optuna = "journal:{root}/optuna/{name}.journal"
-kerastuner_dir = "{root}/kerastuner"
-[space]
-include = [{include}]
-fixed = {{ sequence_length_hours = 24 }}
-"""
-
 
 def sweep(root: Path, uri: str, driver: str, trials: int, include: str) -> dict[str, Any]:
-    path = root / f"{driver}.toml"
-    path.write_text(SWEEP.format(name=EXPERIMENT, driver=driver, trials=trials, data=TINY,
-                                 uri=uri, root=root, include=include))  # fmt: skip
-    return run_sweep(load_sweep(path), quiet=True)  # type: ignore[return-value]
+    """One invocation of the report's sweep: its Optuna journal and Keras Tuner projects under
+    ``root`` (the report reads them back)."""
+    cfg = tiny_sweep(
+        "fidelity.max_epochs=3",
+        f"space.include=[{include}]",
+        "space.fixed={sequence_length_hours=24}",
+        name=EXPERIMENT,
+        driver=driver,
+        trials=trials,
+        tracking_uri=uri,
+        root=root,
+    )
+    return run_sweep(cfg, quiet=True)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +61,9 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         sweep(root, uri, "kerastuner", 2, '"units", "learning_rate"')
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            assert cli.main(["best", "--experiment", EXPERIMENT, "--tracking-uri", uri]) == 0
+            # --force: trials this tiny never beat persistence, and `jena best` refuses them
+            best = ["best", "--force", "--experiment", EXPERIMENT, "--tracking-uri", uri]
+            assert cli.main(best) == 0
             assert cli.main(["report", "--experiment", EXPERIMENT, "--tracking-uri", uri]) == 0
     yield {"root": root, "uri": uri, "before": before, "after": root / "reports" / EXPERIMENT,
            "stdout": out.getvalue()}  # fmt: skip

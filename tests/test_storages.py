@@ -8,27 +8,10 @@ import uuid
 
 import optuna
 import pytest
-from conftest import require_in_ci
+from conftest import require_in_ci, tiny_sweep, toml_str
 from optuna.trial import TrialState
 
 from sweeps import apply_overrides, optuna_driver, run_sweep
-from sweeps import config as sweep_config
-
-SWEEP = """
-trials = 2
-seed = 0
-[data]
-source = "synthetic:24000:3"
-[fidelity]
-max_epochs = 1
-steps_per_epoch = 1
-validation_steps = 1
-[sampler]
-type = "random"
-[space]
-include = ["learning_rate", "head_dropout"]
-fixed = { architecture = "dense", sequence_length_hours = 24 }
-"""
 
 
 @pytest.fixture(params=["memory", "sqlite", "journal", "postgres"])
@@ -47,9 +30,16 @@ def storage_url(request, in_tmp):
 
 
 def make(in_tmp, url):
-    path = in_tmp / "s.toml"
-    path.write_text(f'name = "st-{uuid.uuid4().hex[:8]}"\n' + SWEEP)
-    return apply_overrides(sweep_config.load(path), [f"storage.optuna={url!r}".replace("'", '"')])
+    return tiny_sweep(
+        "fidelity.max_epochs=1",
+        "fidelity.steps_per_epoch=1",
+        "fidelity.validation_steps=1",
+        'space.include=["learning_rate", "head_dropout"]',
+        'space.fixed={architecture="dense", sequence_length_hours=24}',
+        f"storage.optuna={toml_str(url)}",
+        name=f"st-{uuid.uuid4().hex[:8]}",
+        trials=2,
+    )
 
 
 def test_storage_contract_run_resume_and_record(in_tmp, storage_url):

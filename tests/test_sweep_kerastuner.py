@@ -1,6 +1,7 @@
-"""The Keras Tuner driver on tiny synthetic data: the space as a HyperModel, trials through the
-shared run_trial path into MLflow, resume, crash re-run, budget, failures, Hyperband epochs, and
-one experiment ranked across both drivers."""
+"""Keras Tuner-only behaviour on tiny synthetic data: the space as a HyperModel, the deadline,
+consecutive failures, the crash re-run and its project, Hyperband's epochs, and one experiment
+ranked across both drivers. What every driver does (resume, failures, Ctrl-C, curves, the run
+layout) is in test_driver_contract.py."""
 
 from __future__ import annotations
 
@@ -11,56 +12,28 @@ from types import SimpleNamespace
 from typing import Any
 
 import keras_tuner as kt
-import mlflow
 import pytest
-from conftest import TINY
+from conftest import children, offline_context, runs, tiny_sweep, toml_str
 
 import sweeps.trial as trial_module
 from jena.book import preset_defaults
 from jena.config import RECURRENT
 from jena.errors import ConfigError
 from jena.space import SPACE, Param, Space
-from jena.tracking import load_trial_model, trials_frame
+from jena.tracking import trials_frame
 from jena.train import TrialResult
 from sweeps import kerastuner_driver as ktd
 from sweeps import run_sweep
-from sweeps.config import SweepConfig, apply_overrides, load
+from sweeps.config import SweepConfig, apply_overrides
 from sweeps.display import Board
 from sweeps.drivers import Best, Resume
 
-SWEEP = """
-name = "{name}"
-driver = "{driver}"
-trials = {trials}
-seed = 0
-
-[data]
-source = "{data}"
-preset = "book2"
-
-[fidelity]
-max_epochs = 2
-steps_per_epoch = 2
-validation_steps = 2
-patience = 5
-
-[tuner]
-type = "{tuner}"
-max_consecutive_failed_trials = 3
-
-[sampler]
-type = "random"
-
-[pruner]
-type = "none"
-
-[storage]
-tracking_uri = "{uri}"
-
-[space]
-include = ["units", "learning_rate"]
-fixed = {{ architecture = "lstm", sequence_length_hours = 24, sampling_rate = 6 }}
-"""
+# a cheap recurrent space whose two params both reach Keras Tuner (units is conditional on a
+# recurrent architecture, which is fixed here)
+KT_SPACE = (
+    'space.include=["units", "learning_rate"]',
+    'space.fixed={architecture="lstm", sequence_length_hours=24, sampling_rate=6}',
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,24 +43,11 @@ def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 
-def sweep_cfg(
-    tmp: Path, uri: str, name: str, *, trials: int = 3, tuner: str = "random",
-    driver: str = "kerastuner", sets: tuple[str, ...] = (),
-) -> SweepConfig:  # fmt: skip
-    path = tmp / f"{name}-{driver}.toml"
-    path.write_text(SWEEP.format(name=name, driver=driver, trials=trials, data=TINY,
-                                 tuner=tuner, uri=uri))  # fmt: skip
-    cfg = load(path)
-    return apply_overrides(cfg, list(sets)) if sets else cfg
-
-
-def children(uri: str, parent_run_id: str) -> list[Any]:
-    client = mlflow.MlflowClient(uri)
-    parent = client.get_run(parent_run_id)
-    runs = client.search_runs(
-        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'"
-    )
-    return sorted(runs, key=lambda r: int(r.data.tags["trial_number"]))
+def sweep_cfg(uri: str, name: str, *sets: str, trials: int = 3, tuner: str = "random",
+              driver: str = "kerastuner") -> SweepConfig:  # fmt: skip
+    """A tiny sweep (conftest.tiny_sweep) over :data:`KT_SPACE` in the module's store."""
+    return tiny_sweep(*KT_SPACE, f"tuner.type={toml_str(tuner)}", *sets, name=name,
+                      driver=driver, trials=trials, tracking_uri=uri)  # fmt: skip
 
 
 def statuses(cfg: SweepConfig) -> list[str]:
@@ -153,7 +113,7 @@ def test_presets_grid_and_workers(in_tmp: Path, store_uri: str) -> None:
     hm = ktd.SpaceHyperModel(SPACE.subspace(presets=["dense", "gru"]), preset_defaults("book2", 0))
     assert hm.build(hp) is not None and [h.name for h in hp.space] == ["preset"]
     assert hm.point({"preset": "gru", "tuner/epochs": 2}) == {"preset": "gru"}
-    cfg = sweep_cfg(in_tmp, store_uri, "grid", tuner="grid")
+    cfg = sweep_cfg(store_uri, "grid", tuner="grid")
     with pytest.raises(ConfigError, match="grid tuner: give values for 'units'"):
         ktd.hypermodel(cfg).build(kt.HyperParameters())
     cfg = apply_overrides(cfg, ["tuner.options.grid.units=[8, 16]",
@@ -180,7 +140,7 @@ def test_deadline_and_nan_failures_without_training(
     seen: list[tuple[int, dict[str, Any], int | None]] = []
 
     def fake_run_trial(ctx: Any, number: int, values: dict[str, Any], *, report: Any = None,
-                       max_epochs: int | None = None) -> TrialResult:  # fmt: skip
+                       max_epochs: int | None = None, **kwargs: Any) -> TrialResult:  # fmt: skip
         assert report is None  # Keras Tuner has no pruning hook
         seen.append((number, values, max_epochs))
         clock[0] += 10.0
@@ -189,11 +149,9 @@ def test_deadline_and_nan_failures_without_training(
         return TrialResult("completed", 1.0 + number, 2.0, 1)
 
     monkeypatch.setattr(ktd, "run_trial", fake_run_trial)
-    cfg = sweep_cfg(in_tmp, store_uri, "kt_clock", trials=10)
+    cfg = sweep_cfg(store_uri, "kt_clock", trials=10)
     board = Board("t", total=cfg.trials)
-    ctx = trial_module.SweepContext(cfg=cfg, space=trial_module.make_space(cfg),
-                                    fidelity=cfg.fidelity_obj(), events=board,
-                                    parent_run_id="-", tracker=None)  # type: ignore[arg-type]
+    ctx = offline_context(cfg, board)
     ktd.DRIVER.run(ctx, board, deadline=25.0)  # trials start at t = 0, 10, 20; not at 30
     assert [n for n, _, _ in seen] == [0, 1, 2]
     assert all(set(v) == {"units", "learning_rate"} and e is None for _, v, e in seen)
@@ -207,77 +165,6 @@ def test_deadline_and_nan_failures_without_training(
 
 
 # ------------------------------------------------------------------ sweeps
-def test_sweep_tracks_trials_and_resumes(in_tmp: Path, store_uri: str) -> None:
-    cfg = sweep_cfg(in_tmp, store_uri, "kt_random", trials=3)
-    first = run_sweep(cfg, quiet=True)
-    assert statuses(cfg) == ["COMPLETED"] * 3
-    assert (in_tmp / "mlruns/kerastuner/kt_random/oracle.json").exists()
-    files = sorted(
-        str(p.relative_to(in_tmp / "mlruns/kerastuner/kt_random"))
-        for p in (in_tmp / "mlruns/kerastuner/kt_random").rglob("*")
-        if p.is_file()
-    )
-    assert files == ["jena_sweep.json", "oracle.json",
-                     *(f"trial_{i}/trial.json" for i in range(3)), "tuner0.json"]  # fmt: skip
-    with pytest.raises(ConfigError, match=r"was made by \[tuner\].type = 'random'"):
-        ktd.DRIVER.resume(apply_overrides(cfg, ["tuner.type=bayesian"]))
-    runs = children(store_uri, first["parent_run_id"])
-    assert [r.info.run_name for r in runs] == ["trial-0000", "trial-0001", "trial-0002"]
-    client = mlflow.MlflowClient(store_uri)
-    for run in runs:
-        tags = run.data.tags
-        assert tags["driver"] == "kerastuner" and tags["state"] == "completed"
-        assert run.info.status == "FINISHED"
-        assert run.data.params["hp.units"] == str(int(run.data.params["hp.units"]))
-        epochs = int(run.data.metrics["epochs"])
-        history = client.get_metric_history(run.info.run_id, "val_mae")
-        per_epoch = sorted(m.step for m in history if m.step <= epochs)
-        assert per_epoch == list(range(1, epochs + 1)) and epochs >= 1
-    best = ktd.DRIVER.best(cfg)
-    assert best is not None and first["best"] == vars(best)
-    assert best.val_mae == pytest.approx(min(r.data.metrics["val_mae"] for r in runs))
-    assert set(best.params) == {"units", "learning_rate"}
-    parent = client.get_run(first["parent_run_id"])
-    assert parent.data.tags["driver"] == "kerastuner"
-    model, data_config = load_trial_model(store_uri, runs[best.number].info.run_id)
-    assert model.output_shape[-1] == 1 and data_config["sequence_length"] == 24
-
-    # resume: raise the total; earlier trials are kept and numbering goes on
-    more = run_sweep(apply_overrides(cfg, ["trials=5"]), quiet=True)
-    assert statuses(cfg) == ["COMPLETED"] * 5
-    assert [r.data.tags["trial_number"] for r in children(store_uri, more["parent_run_id"])] == [
-        "3", "4"
-    ]  # fmt: skip
-    assert more["finished"] == 5
-    frame = trials_frame(store_uri, "kt_random")
-    assert sorted(frame["number"]) == [0, 1, 2, 3, 4]
-    # the budget is a total: running again does nothing
-    again = run_sweep(apply_overrides(cfg, ["trials=5"]), quiet=True)
-    assert children(store_uri, again["parent_run_id"]) == [] and len(ktd.kt_trials(cfg)) == 5
-
-
-def test_failed_trial_is_failed_in_both_and_the_sweep_goes_on(
-    in_tmp: Path, store_uri: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real, calls = trial_module.train, []
-
-    def flaky(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError("boom: injected failure")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(trial_module, "train", flaky)
-    cfg = sweep_cfg(in_tmp, store_uri, "kt_fail", trials=3)
-    out = run_sweep(cfg, quiet=True)
-    assert statuses(cfg) == ["COMPLETED", "FAILED", "COMPLETED"]
-    assert "boom: injected failure" in ktd.kt_trials(cfg)[1].message
-    runs = children(store_uri, out["parent_run_id"])
-    assert [r.info.status for r in runs] == ["FINISHED", "FAILED", "FINISHED"]
-    assert runs[1].data.tags["failure_reason"] == "RuntimeError: boom: injected failure"
-    assert out["counts"] == {"completed": 2, "pruned": 0, "failed": 1}
-
-
 def test_consecutive_failures_stop_the_sweep(
     in_tmp: Path, store_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -285,8 +172,7 @@ def test_consecutive_failures_stop_the_sweep(
         raise RuntimeError("always broken")
 
     monkeypatch.setattr(trial_module, "train", broken)
-    cfg = sweep_cfg(in_tmp, store_uri, "kt_broken", trials=5,
-                    sets=("tuner.max_consecutive_failed_trials=2",))  # fmt: skip
+    cfg = sweep_cfg(store_uri, "kt_broken", "tuner.max_consecutive_failed_trials=2", trials=5)
     with pytest.raises(ktd.TooManyFailures, match="2 Keras Tuner trials failed in a row"):
         run_sweep(cfg, quiet=True)
     assert statuses(cfg) == ["FAILED", "FAILED"]
@@ -307,7 +193,7 @@ def test_crashed_trial_reruns_once_within_the_budget(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(trial_module, "train", crash_second)
-    cfg = sweep_cfg(in_tmp, store_uri, "kt_crash", trials=3)
+    cfg = sweep_cfg(store_uri, "kt_crash", trials=3)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(cfg, quiet=True)
     assert statuses(cfg) == ["COMPLETED", "RUNNING"]
@@ -318,18 +204,30 @@ def test_crashed_trial_reruns_once_within_the_budget(
     trials = ktd.kt_trials(cfg)
     assert [t.status for t in trials] == ["COMPLETED"] * 3  # trial 1 again, then trial 2
     assert trials[1].hyperparameters.values == hps_before
-    assert [r.data.tags["trial_number"] for r in children(store_uri, out["parent_run_id"])] == [
-        "1", "2"
-    ]  # fmt: skip
+    kids = children(runs(cfg), out["parent_run_id"])
+    assert [r.data.tags["trial_number"] for r in kids] == ["1", "2"]
     frame = trials_frame(store_uri, "kt_crash")
     assert sorted(frame[frame["number"] == 1]["state"]) == ["completed", "killed"]
+    # the project is as if nothing had crashed: one trial.json per trial, nothing left over
+    project = in_tmp / "mlruns/kerastuner/kt_crash"
+    files = sorted(str(p.relative_to(project)) for p in project.rglob("*") if p.is_file())
+    assert files == ["jena_sweep.json", "oracle.json",
+                     *(f"trial_{i}/trial.json" for i in range(3)), "tuner0.json"]  # fmt: skip
+    with pytest.raises(ConfigError, match=r"was made by \[tuner\].type = 'random'"):
+        ktd.DRIVER.resume(apply_overrides(cfg, ["tuner.type=bayesian"]))
+    # Keras Tuner's values reach MLflow as the space's types; its own tuner/* keys do not
+    every = children(runs(cfg))
+    assert all(r.data.params["hp.units"] == str(int(r.data.params["hp.units"])) for r in every)
+    best = ktd.DRIVER.best(cfg)
+    assert best is not None and out["best"] == vars(best)
+    assert set(best.params) == {"units", "learning_rate"}
 
 
 def test_hyperband_trains_each_trial_for_its_epochs(in_tmp: Path, store_uri: str) -> None:
     # max_epochs 2, factor 2: bracket 1 = 2 trials x 1 epoch, the best promoted to 2 epochs;
     # bracket 0 = 2 trials x 2 epochs. trials = 4 caps it mid-bracket.
-    cfg = sweep_cfg(in_tmp, store_uri, "kt_hyperband", trials=4, tuner="hyperband",
-                    sets=("tuner.options.factor=2",))  # fmt: skip
+    cfg = sweep_cfg(store_uri, "kt_hyperband", "tuner.options.factor=2", trials=4,
+                    tuner="hyperband")  # fmt: skip
     out = run_sweep(cfg, quiet=True)
     trials = ktd.kt_trials(cfg)
     assert [t.status for t in trials] == ["COMPLETED"] * 4
@@ -337,14 +235,14 @@ def test_hyperband_trains_each_trial_for_its_epochs(in_tmp: Path, store_uri: str
     assert budgets == [1, 1, 2, 2]
     promoted = trials[2].hyperparameters.values
     assert promoted["tuner/trial_id"] in (trials[0].trial_id, trials[1].trial_id)
-    runs = children(store_uri, out["parent_run_id"])
-    assert [int(r.data.metrics["epochs"]) for r in runs] == budgets
+    kids = children(runs(cfg), out["parent_run_id"])
+    assert [int(r.data.metrics["epochs"]) for r in kids] == budgets
     assert "tuner/epochs" not in ktd.DRIVER.best(cfg).params  # type: ignore[union-attr]
 
 
 def test_one_experiment_ranks_both_drivers(in_tmp: Path, store_uri: str) -> None:
-    optuna_cfg = sweep_cfg(in_tmp, store_uri, "kt_both", trials=2, driver="optuna")
-    kt_cfg = sweep_cfg(in_tmp, store_uri, "kt_both", trials=2, tuner="bayesian")
+    optuna_cfg = sweep_cfg(store_uri, "kt_both", trials=2, driver="optuna")
+    kt_cfg = sweep_cfg(store_uri, "kt_both", trials=2, tuner="bayesian")
     run_sweep(optuna_cfg, quiet=True)
     run_sweep(kt_cfg, quiet=True)
     frame = trials_frame(store_uri, "kt_both")

@@ -83,7 +83,8 @@ def test_parent_and_nested_children(tracker: Tracker) -> None:
     assert parent.data.tags["best_trial_number"] == "1"
     assert parent.data.tags["best.units"] == "32"
     assert parent.data.metrics["best_val_mae"] == pytest.approx(0.4)
-    assert parent.data.metrics["trials_completed"] == 2
+    assert parent.data.tags["trials_completed"] == "2"  # a tag: the UI charts trials only
+    assert set(parent.data.metrics) == {"best_val_mae"}
     artifacts = {a.path for a in client.list_artifacts(sweep.run_id)}
     assert {"sweep.json", "best_trial.json"} <= artifacts
     logged = json.loads(Path(client.download_artifacts(sweep.run_id, "sweep.json")).read_text())
@@ -101,7 +102,8 @@ def test_parent_and_nested_children(tracker: Tracker) -> None:
         assert {"backend", "git_commit", "jena_version", "host"} <= set(tags)
         assert child.data.params["units"] == str(16 * (number + 1))
         assert child.data.params["optimizer.lr"] == "0.001"
-        assert child.data.metrics["val_mae"] == pytest.approx(0.5 - number / 10)
+        assert child.data.metrics["val_mae"] == pytest.approx(0.5)  # the one epoch logged
+        assert child.data.metrics["best_val_mae"] == pytest.approx(0.5 - number / 10)
         assert child.data.metrics["param_count"] == 99
         assert child.data.metrics["duration_s"] >= 0
 
@@ -144,10 +146,10 @@ def test_epoch_history_is_batched(tracker: Tracker, monkeypatch: pytest.MonkeyPa
         history = verify.get_metric_history(trial.run_id, key)
         assert sorted(m.step for m in history) == list(range(20))
     val_mae = sorted(verify.get_metric_history(trial.run_id, "val_mae"), key=lambda m: m.step)
-    assert [m.step for m in val_mae] == [*range(20), 20]  # final value after the epochs
+    assert [m.step for m in val_mae] == list(range(20))  # one point per epoch, no more
     assert val_mae[3].value == pytest.approx(1.0 / 4 + 3)
     run = verify.get_run(trial.run_id)
-    assert run.data.metrics["val_mae"] == pytest.approx(3.01)  # latest value = final
+    assert run.data.metrics["best_val_mae"] == pytest.approx(3.01)  # the result, apart
     assert run.data.metrics["epochs"] == 20
     assert run.info.run_name == "trial-0007"
 
@@ -216,8 +218,8 @@ def test_explicit_finish_wins_and_orphans_are_closed(tracker: Tracker) -> None:
     assert [m.step for m in client.get_metric_history(pruned.run_id, "val_mae")] == [0]
     run = client.get_run(orphan.run_id)
     assert (run.info.status, run.data.tags["state"]) == ("KILLED", "killed")
-    metrics = client.get_run(sweep.run_id).data.metrics
-    assert (metrics["trials_pruned"], metrics["trials_killed"]) == (1, 1)
+    tags = client.get_run(sweep.run_id).data.tags
+    assert (tags["trials_pruned"], tags["trials_killed"]) == ("1", "1")
 
 
 def test_awkward_params_and_tags(tracker: Tracker) -> None:
@@ -284,7 +286,7 @@ def test_two_processes_log_children_to_one_parent(tracker: Tracker, tmp_path: Pa
     client = _client(tracker)
     for child in children:
         assert len(client.get_metric_history(child.info.run_id, "loss")) == 3
-    assert client.get_run(sweep.run_id).data.metrics["trials_completed"] == 4
+    assert client.get_run(sweep.run_id).data.tags["trials_completed"] == "4"
     assert Tracker(fresh_uri, "race").experiment_id == Tracker(fresh_uri, "race").experiment_id
 
 
@@ -324,9 +326,13 @@ def test_tracker_pickles_and_standard_tags(
         tracker.experiment_id,
     )
     assert clone.client is tracker.client
-    tags = tracking.standard_tags()
-    assert set(tags) == {"backend", "git_commit", "jena_version", "host", "pid"}
+    tags = tracking.standard_tags("jena sweep demo")
+    ours = {"backend", "git_commit", "jena_version", "host", "pid"}
+    mlflow_own = {"mlflow.source.name", "mlflow.source.type", "mlflow.user"}
+    assert ours | mlflow_own <= set(tags) <= ours | mlflow_own | {
+        "mlflow.source.git.commit", "mlflow.source.git.branch", "mlflow.source.git.repoURL"}
     assert tags["pid"] == str(os.getpid())
+    assert (tags["mlflow.source.name"], tags["mlflow.source.type"]) == ("jena sweep demo", "LOCAL")
     monkeypatch.chdir(tmp_path)  # not a git repository
     tracking.git_commit.cache_clear()
     try:

@@ -227,8 +227,25 @@ def load_model(
     ``runs:/RUN[/PATH]`` (a logged ``forecaster/`` pyfunc or a trial's ``model/`` directory) or
     a local folder (an MLflow model, or a ``model.keras`` with its ``data_config.json``)."""
     uri = resolve_uri(tracking_uri)
+    with _fluent_uris(uri):
+        return _load_model(model_uri, uri)
+
+
+@contextlib.contextmanager
+def _fluent_uris(uri: str) -> Iterator[None]:
+    """MLflow's module-level tracking and registry URIs (``models:/`` is resolved through
+    them), set for the block only: nothing of it leaks into the caller's process."""
+    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+
+
+def _load_model(model_uri: str, uri: str) -> tuple[keras.Model, dict[str, Any]]:
     try:
         with quiet():
             if model_uri.startswith("models:/"):
