@@ -150,8 +150,13 @@ class WindowPredictions:
 
     time: pd.DatetimeIndex  # target times
     actual: np.ndarray
-    forecast: np.ndarray
+    forecast: np.ndarray  # the members' mean
     persistence: np.ndarray
+    members: np.ndarray | None = None  # (members, windows): each member's forecasts
+
+    def member_mae(self) -> list[float]:
+        members = self.members if self.members is not None else self.forecast[None, :]
+        return [float(np.mean(np.abs(m - self.actual))) for m in members]
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -178,15 +183,15 @@ def predict_test(
     windows = prepared.windows(
         "test", sampling_rate=r, sequence_length=n, batch_size=forecaster.batch_size
     )
-    outputs = forecaster.model.predict(windows, verbose=0)
-    forecast = forecaster.to_celsius(outputs)
-    if len(forecast) != len(starts):
-        raise RuntimeError(f"{len(forecast)} forecasts for {len(starts)} test windows")
+    members = forecaster.predict_members(windows)  # (members, windows)
+    if members.shape[1] != len(starts):
+        raise RuntimeError(f"{members.shape[1]} forecasts for {len(starts)} test windows")
     return WindowPredictions(
         time=pd.DatetimeIndex(frame_index[starts + forecaster.offset]),
         actual=prepared.temperature[starts + forecaster.offset],
-        forecast=forecast,
+        forecast=members.mean(axis=0),
         persistence=prepared.temperature[starts + forecaster.span],
+        members=members,
     )
 
 

@@ -8,7 +8,7 @@ data it is applied to.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -48,13 +48,20 @@ class Forecast:
 
 
 class Forecaster:
-    """A trained model with its data configuration: from raw records to °C forecasts.
+    """One trained model — or several trained alike (seeds of one configuration), whose
+    forecasts it averages — with their data configuration: from raw records to °C forecasts.
 
     Inputs are normalised with the statistics stored with the model (those of its training
     rows), never with statistics of the data it is applied to."""
 
-    def __init__(self, model: keras.Model, data_config: Mapping[str, Any]) -> None:
-        self.model = model
+    def __init__(
+        self, model: keras.Model | Sequence[keras.Model], data_config: Mapping[str, Any]
+    ) -> None:
+        self.models: list[keras.Model] = (
+            list(model) if isinstance(model, list | tuple) else [model]
+        )
+        if not self.models:
+            raise ConfigError("a forecaster needs at least one model")
         self.data_config = dict(data_config)
         cfg = self.data_config
         self.sampling_rate = int(cfg["sampling_rate"])
@@ -69,6 +76,20 @@ class Forecaster:
         self.feature_names = list(cfg.get("feature_names", []))
         trial = cfg.get("trial_config") or {}
         self.batch_size = int(trial.get("batch_size") or 256)
+
+    @property
+    def model(self) -> keras.Model:
+        """The first (or only) member."""
+        return self.models[0]
+
+    def predict_members(self, x: Any) -> np.ndarray:
+        """Each member's forecasts (°C) of the windows ``x`` (an array or a PyDataset):
+        (members, windows)."""
+        return np.stack([self.to_celsius(m.predict(x, verbose=0)) for m in self.models])
+
+    def predict(self, x: Any) -> np.ndarray:
+        """The forecasts (°C) of the windows ``x``: the members' mean."""
+        return self.predict_members(x).mean(axis=0)
 
     @property
     def span(self) -> int:
@@ -134,8 +155,7 @@ class Forecaster:
                 "jena.data.load (it repairs missing and duplicated timestamps)"
             )
         x = self.features(tail)
-        window = self.window(x, 0)
-        output = self.model.predict(window, verbose=0)
+        forecast = float(self.predict(self.window(x, 0))[0])
         temperature = tail[TARGET].to_numpy(np.float64)
         invalid = 0
         if valid is not None:
@@ -144,7 +164,7 @@ class Forecaster:
         return Forecast(
             last_time=last_time,
             target_time=last_time + self.lead,
-            forecast=float(self.to_celsius(output)[0]),
+            forecast=forecast,
             persistence=float(temperature[-1]),
             rows_used=self.rows_needed,
             invalid_rows=invalid,

@@ -65,6 +65,7 @@ class TrialResult:
     duration_s: float = 0.0
     reason: str | None = None
     stopped: bool = False  # stopped from outside in mid-epoch (the sweep's time budget)
+    windows_seen: int = 0  # training windows fed to the model (compute, with duration_s)
     model: Any = None  # keras.Model with the best weights (completed/pruned)
     data_config: dict[str, Any] = field(default_factory=dict)
 
@@ -211,6 +212,7 @@ def train(
         result.state, result.reason = "pruned", str(exc) or "pruned"
         result.stopped = isinstance(exc, TrialStopped)
     result.duration_s = time.perf_counter() - started
+    result.windows_seen = train_ds.windows_in(tracker.batches)
     if tracker.nan_epoch is not None:
         result.state = "failed"
         result.reason = f"NaN loss (or NaN weights) in epoch {tracker.nan_epoch}"
@@ -271,11 +273,13 @@ class _BestWeights(_callback_base()):  # type: ignore[misc]
         self.nan_epoch: int | None = None
         self._epoch = 0
         self._wait = 0
+        self.batches = 0  # training batches seen
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch + 1
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.batches += 1
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self.nan_epoch = self._epoch

@@ -158,6 +158,15 @@ class WindowDataset(keras.utils.PyDataset):
             return self._starts[:k]
         return self._starts[self._rng.permutation(len(self._starts))[:k]]
 
+    def windows_in(self, batches: int) -> int:
+        """Windows in the first ``batches`` batches fed from this dataset, over epochs (every
+        epoch holds the same number; only its last batch may be short)."""
+        per_epoch = self._windows_per_epoch
+        size = self._batch_size or 1
+        n = max(1, math.ceil(per_epoch / size))  # batches per epoch
+        epochs, rest = divmod(int(batches), n)
+        return epochs * per_epoch + min(rest * size, per_epoch)
+
     def on_epoch_end(self) -> None:
         """Reshuffle (and redraw the `limit` subset) when `shuffle` is on."""
         if self._shuffle:

@@ -15,30 +15,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
-
-BATCH_EVENT_INTERVAL_S = 0.5  # a worker sends batch progress at most this often
-
-
-class Events(Protocol):
-    def trial_started(self, number: int, summary: str, max_epochs: int) -> None: ...
-    def progress(self, number: int, epoch: int, batch: int, batches: int) -> None: ...
-    def epoch(self, number: int, epoch: int, val_mae: float) -> None: ...
-    def stopped(self, reason: str) -> None: ...
-    def trial_finished(
-        self,
-        number: int,
-        state: str,
-        val_mae: float | None,
-        seconds: float,
-        val_skill: float | None = None,
-        note: str | None = None,
-    ) -> None: ...
 
 
 @dataclass

@@ -5,9 +5,8 @@ nested MLflow run. A driver only proposes the values and hands them to :func:`ru
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,15 +15,12 @@ from jena.book import BookModel, book_model, preset_defaults
 from jena.config import TrialConfig
 from jena.data import load as load_data
 from jena.errors import ConfigError, TrialError
+from jena.recording import Events, Report, failed, train_recorded
 from jena.space import PRESET, SPACE, Space
 from jena.splits import Split
 from jena.train import DataCache, Fidelity, TrialResult, train
 
 from .config import SweepConfig
-from .display import BATCH_EVENT_INTERVAL_S, Events
-
-# (epoch, val_mae °C, final: the trial's last epoch); raises TrialPruned to prune
-Report = Callable[[int, float, bool], None]
 
 
 def make_space(cfg: SweepConfig) -> Space:
@@ -284,12 +280,6 @@ def trial_tags(ctx: SweepContext, point: Point) -> dict[str, str]:
     return tags
 
 
-def failed(reason: str) -> TrialResult:
-    return TrialResult(
-        state="failed", val_mae=None, baseline_val_mae=math.nan, best_epoch=None, reason=reason
-    )
-
-
 def record_failure(ctx: SweepContext, number: int, values: dict[str, Any], reason: str) -> None:
     """A trial that failed before it could train (an invalid point, a sampler that raised): a
     failed child run with the reason."""
@@ -336,47 +326,18 @@ def run_trial(
     name = run_name(number, point)
     with ctx.tracker.trial(ctx.parent_run_id, number, params, run_tags, run_name=name) as run:
         run.log_datasets(datasets(ctx, point))
-
-        epochs_done = [0]
-        last_sent = [0.0]
-
-        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            epochs_done[0] = epoch
-            run.log_epoch(epoch, metrics)
-            ctx.events.epoch(number, epoch, metrics[T.METRIC_VAL_MAE])
-            if report is not None:
-                final = epoch >= point.fidelity.max_epochs  # a finished trial is not pruned
-                report(epoch, metrics[T.METRIC_VAL_MAE], final)
-
-        def on_batch(batch: int, batches: int) -> None:
-            now = time.monotonic()
-            if now - last_sent[0] >= BATCH_EVENT_INTERVAL_S or batch == batches:
-                last_sent[0] = now
-                ctx.events.progress(number, epochs_done[0] + 1, batch, batches)
-
-        try:
-            result = train(point.config, ctx.cache(point.data_preset), point.fidelity,
-                           on_epoch=on_epoch, on_batch=on_batch,
-                           should_stop=ctx.out_of_time)  # fmt: skip
-        except (ConfigError, TrialError) as exc:  # the window does not fit this record
-            result = failed(str(exc))
-        except Exception as exc:  # a trial that raises fails; the sweep goes on
-            result = failed(f"{type(exc).__name__}: {exc}")
-        if result.state == "completed" and result.model is not None:
-            active = point.config.active_dict()
-            step = result.best_epoch or 0
-            run.log_model(result.model, result.data_config, name=name, params=active, step=step)
-        run.log_metrics(
-            {T.METRIC_BASELINE_VAL: result.baseline_val_mae, T.METRIC_FIT_S: result.duration_s}
-        )
-        run.finish(
-            result.state,
-            val_mae=result.val_mae,
-            val_skill=result.val_skill,
-            reason=result.reason,
-            duration_s=time.perf_counter() - started,
-            param_count=result.param_count or None,
-            best_epoch=result.best_epoch,
+        result = train_recorded(
+            run,
+            point.config,
+            ctx.cache(point.data_preset),
+            point.fidelity,
+            number=number,
+            events=ctx.events,
+            name=name,
+            report=report,
+            should_stop=ctx.out_of_time,
+            started=started,
+            trainer=train,
         )
     note = result.reason if result.stopped else None
     ctx.events.trial_finished(number, result.state, result.val_mae,

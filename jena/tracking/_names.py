@@ -72,6 +72,7 @@ METRIC_VAL_SKILL = "val_skill"
 METRIC_BASELINE_VAL = "baseline_val_mae"
 METRIC_DURATION = "duration_s"
 METRIC_FIT_S = "fit_s"
+METRIC_WINDOWS = "windows_seen"  # training windows fed to the model: compute, with fit_s
 METRIC_PARAM_COUNT = "param_count"
 METRIC_EPOCHS = "epochs"
 METRIC_BEST_VAL = "best_val_mae"  # a trial's best epoch (step = that epoch); a sweep's best

@@ -8,9 +8,10 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,10 +121,10 @@ class ForecastModel(PythonModel):
     def load_context(self, context: Any) -> None:
         from jena.serve import Forecaster
 
-        model, config = load_model_files(
-            Path(context.artifacts["keras_model"]), Path(context.artifacts["data_config"])
-        )
-        self.forecaster = Forecaster(model, config)
+        names = sorted(k for k in context.artifacts if k.startswith("keras_model"))
+        config_file = Path(context.artifacts["data_config"])
+        models = [load_model_files(Path(context.artifacts[k]), config_file)[0] for k in names]
+        self.forecaster = Forecaster(models, json.loads(config_file.read_text()))
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -144,26 +145,37 @@ def _pip_requirements() -> list[str]:
     return out
 
 
-def _log_pyfunc(c: mlflow.MlflowClient, run_id: str, cfg: Mapping[str, Any]) -> None:
-    """Log the run's model as a pyfunc under ``forecaster/`` (once)."""
+def _log_pyfunc(
+    c: mlflow.MlflowClient, run_id: str, cfg: Mapping[str, Any], members: Sequence[str]
+) -> None:
+    """Log a pyfunc under ``forecaster/`` of ``run_id`` (once): the models of the runs
+    ``members`` (one run: a trial's model; several: the seeds of a champion, averaged)."""
     with tempfile.TemporaryDirectory(prefix="jena-pyfunc-") as tmp, quiet():
         existing = {Path(f.path).name for f in c.list_artifacts(run_id, N.PYFUNC_DIR)}
         if "MLmodel" in existing:
             mlmodel = Path(c.download_artifacts(run_id, f"{N.PYFUNC_DIR}/MLmodel", tmp))
             if N.PYFUNC_MARKER in mlmodel.read_text():
                 return  # logged by an earlier evaluation
-        local = Path(c.download_artifacts(run_id, N.MODEL_DIR, tmp))
+        artifacts: dict[str, str] = {}
+        files = Path(tmp, "members")
+        files.mkdir()
+        for i, member in enumerate(members):  # unique file names: MLflow copies them into one dir
+            local = Path(c.download_artifacts(member, N.MODEL_DIR, str(Path(tmp, f"m{i}"))))
+            target = files / f"member_{i:02d}.keras"
+            shutil.copyfile(local / N.MODEL_FILE, target)
+            artifacts[f"keras_model_{i:02d}"] = str(target)
+            if i == 0:
+                shutil.copyfile(local / N.DATA_CONFIG_FILE, files / N.DATA_CONFIG_FILE)
+                artifacts["data_config"] = str(files / N.DATA_CONFIG_FILE)
         out = Path(tmp, N.PYFUNC_DIR)
         mlflow.pyfunc.save_model(
             str(out),
             python_model=ForecastModel(),
-            artifacts={
-                "keras_model": str(local / N.MODEL_FILE),
-                "data_config": str(local / N.DATA_CONFIG_FILE),
-            },
+            artifacts=artifacts,
             pip_requirements=_pip_requirements(),
             metadata={
                 N.PYFUNC_MARKER: 1,
+                "members": len(members),
                 "sampling_rate": cfg["sampling_rate"],
                 "sequence_length": cfg["sequence_length"],
                 "offset": cfg["offset"],
@@ -183,12 +195,14 @@ def register_model(
     alias: str = N.ALIAS,
     description: str = "",
     version_tags: Mapping[str, Any] | None = None,
+    members: Sequence[str] | None = None,
 ) -> str:
-    """Log the run's model as a pyfunc and register it under ``name`` with ``alias``; returns
-    the version (an existing version of the same source is reused)."""
+    """Log a pyfunc on ``run_id`` — the run's own model, or the models of the runs ``members``
+    averaged — and register it under ``name`` with ``alias``; returns the version (an existing
+    version of the same source is reused)."""
     c = client(resolve_uri(tracking_uri))
     try:
-        _log_pyfunc(c, run_id, data_config)
+        _log_pyfunc(c, run_id, data_config, members or [run_id])
         source = f"{c.get_run(run_id).info.artifact_uri.rstrip('/')}/{N.PYFUNC_DIR}"
         try:
             c.get_registered_model(name)
@@ -222,7 +236,7 @@ def register_model(
 
 def load_model(
     model_uri: str, tracking_uri: str | None = None
-) -> tuple[keras.Model, dict[str, Any]]:
+) -> tuple[list[keras.Model], dict[str, Any]]:
     """(Keras model, data config) from ``models:/NAME@ALIAS`` (or ``/VERSION``),
     ``runs:/RUN[/PATH]`` (a logged ``forecaster/`` pyfunc or a trial's ``model/`` directory) or
     a local folder (an MLflow model, or a ``model.keras`` with its ``data_config.json``)."""
@@ -245,7 +259,7 @@ def _fluent_uris(uri: str) -> Iterator[None]:
         mlflow.set_registry_uri(before[1])
 
 
-def _load_model(model_uri: str, uri: str) -> tuple[keras.Model, dict[str, Any]]:
+def _load_model(model_uri: str, uri: str) -> tuple[list[keras.Model], dict[str, Any]]:
     try:
         with quiet():
             if model_uri.startswith("models:/"):
@@ -268,17 +282,18 @@ def _load_model(model_uri: str, uri: str) -> tuple[keras.Model, dict[str, Any]]:
         raise ConfigError(f"cannot load the model {model_uri}: {enc.first_line(exc)}") from None
 
 
-def _unwrap(loaded: Any) -> tuple[keras.Model, dict[str, Any]]:
+def _unwrap(loaded: Any) -> tuple[list[keras.Model], dict[str, Any]]:
     inner = loaded.unwrap_python_model()
     if not isinstance(inner, ForecastModel):
         raise ConfigError(f"not a jena forecaster: {type(inner).__name__}")
-    return inner.forecaster.model, inner.forecaster.data_config
+    return inner.forecaster.models, inner.forecaster.data_config
 
 
-def _from_folder(folder: Path) -> tuple[keras.Model, dict[str, Any]]:
+def _from_folder(folder: Path) -> tuple[list[keras.Model], dict[str, Any]]:
     if (folder / "MLmodel").is_file():
         return _unwrap(mlflow.pyfunc.load_model(str(folder)))
     for base in (folder, folder / N.MODEL_DIR):
         if (base / N.MODEL_FILE).is_file() and (base / N.DATA_CONFIG_FILE).is_file():
-            return load_model_dir(base)
+            model, config = load_model_dir(base)
+            return [model], config
     raise ConfigError(f"{folder}: neither an MLflow model nor a {N.MODEL_FILE} with its config")
