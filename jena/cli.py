@@ -6,10 +6,11 @@ Heavy imports (Keras, MLflow, Optuna) happen inside the commands, so ``--help`` 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -360,20 +361,104 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- best, predict, report
+def _refit_settings(args: argparse.Namespace, experiment: str) -> Any:
+    from .refit import RefitSettings
+
+    return RefitSettings.of_sweep(
+        args.tracking_uri,
+        experiment,
+        top_k=args.top_k,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        patience=args.patience,
+    )
+
+
+@contextlib.contextmanager
+def _refit_board(
+    experiment: str, settings: Any, quiet: bool, tracking_uri: str | None
+) -> Iterator[Any]:
+    """The live display of a refit (on stderr), or nothing when ``quiet``."""
+    if quiet:
+        yield None
+        return
+    from sweeps.display import Board
+
+    from .refit import refit_status
+
+    if refit_status(tracking_uri, experiment, settings).complete:
+        yield None  # nothing to train: no display
+        return
+
+    board = Board(
+        f"refit of {experiment} · top {settings.top_k} × {settings.seeds} seeds · up to "
+        f"{settings.epochs} epochs, every training window, full validation",
+        total=settings.top_k * settings.seeds,
+    )
+    console = _console(stderr=True)
+    with board.live(console):
+        yield board
+    console.print()
+
+
+def cmd_refit(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from .refit import refit
+    from .tracking import latest_sweep
+
+    experiment = args.experiment or latest_sweep(args.tracking_uri)
+    settings = _refit_settings(args, experiment)
+    with _refit_board(experiment, settings, args.json, args.tracking_uri) as board:
+        result = refit(experiment, tracking_uri=args.tracking_uri, settings=settings,
+                       data=args.data, events=board)  # fmt: skip
+    if args.json:
+        _print_json(result.to_dict())
+        return 0
+    table = Table(title=f"refit of {experiment!r}: validation MAE (°C) over seeds")
+    for col in ("configuration", "sweep val MAE", "seeds", "mean", "± std", "per seed"):
+        table.add_column(col, no_wrap=col == "configuration")
+    selected = result.selected.candidate.key
+    for c in sorted(result.configs, key=lambda c: c.mean):
+        mark = " ← selected" if c.candidate.key == selected else ""
+        table.add_row(
+            c.candidate.label + mark,
+            f"{c.candidate.val_mae:.4f}",
+            str(len(c.members)),
+            f"{c.mean:.4f}",
+            f"{c.std:.4f}",
+            "  ".join(f"s{m.seed} {m.val_mae:.4f}" for m in c.members),
+        )
+    con = _console()
+    con.print(table)
+    con.print(f"{result.trained} trained now, the rest from earlier refits"
+              + (f"; refit run {result.stage_run_id}" if result.stage_run_id else ""))  # fmt: skip
+    if not result.complete:
+        con.print("[yellow]note:[/] some members failed: run `jena refit` again to retry them")
+    return 0
+
+
 def cmd_best(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from .evaluate import evaluate_best
     from .tracking import latest_sweep
 
-    ev = evaluate_best(
-        args.experiment or latest_sweep(args.tracking_uri),
-        tracking_uri=args.tracking_uri,
-        data=args.data,
-        register_name=args.register_name or None,
-        alias=args.alias,
-        force=args.force,
-    )
+    experiment = args.experiment or latest_sweep(args.tracking_uri)
+    settings = None if args.no_refit else _refit_settings(args, experiment)
+    quiet = args.json or args.no_refit
+    with _refit_board(experiment, settings, quiet, args.tracking_uri) as board:
+        ev = evaluate_best(
+            experiment,
+            tracking_uri=args.tracking_uri,
+            data=args.data,
+            register_name=args.register_name or None,
+            alias=args.alias,
+            force=args.force,
+            refit=not args.no_refit,
+            settings=settings,
+            events=board,
+        )
     if args.json:
         if ev.warning:
             print(f"warning: {ev.warning}", file=sys.stderr)
@@ -385,32 +470,31 @@ def cmd_best(args: argparse.Namespace) -> int:
     if ev.other_runs_evaluated:
         con.print(
             f"[yellow]note:[/] the test set of experiment {ev.experiment!r} was already used "
-            f"{ev.other_runs_evaluated} time(s) by other trials"
+            f"{ev.other_runs_evaluated} time(s) by other runs"
         )
-    title = f"best of {ev.experiment!r} on the test split (°C)"
+    title = f"champion of {ev.experiment!r} on the test split (°C)"
     caption = f"{ev.test_windows:,} test windows · {ev.data_source} · run {ev.run_id}"
-    table = Table(
-        "model / trial",
-        "architecture",
-        "val MAE",
-        "test MAE",
-        "baseline test MAE",
-        "skill",
-        title=title,
-        caption=caption,
-    )
-    table.add_row(
-        f"trial {ev.trial} ({ev.driver or '?'})",
-        ev.architecture,
-        f"{ev.val_mae:.4f}",
-        f"{ev.test_mae:.4f}",
-        f"{ev.baseline_test_mae:.4f}",
-        f"{ev.test_skill:+.1%}",
-    )
+    table = Table(title=title, caption=caption)
+    for col in ("model", "val MAE", "test MAE", "test skill"):
+        table.add_column(col, no_wrap=col == "model")
+    base = ev.baseline_test_mae
+
+    def skill(mae: float) -> str:
+        return f"{1 - mae / base:+.1%}" if base else ""
+
+    if ev.kind == "refit":
+        name = f"{ev.label}: {len(ev.members)} seeds averaged (the champion)"
+    else:
+        name = f"{ev.label or 'trial ' + str(ev.trial)} (trial {ev.trial}, {ev.driver or '?'})"
+    table.add_row(f"[bold]{name}[/]", f"{ev.val_mae:.4f}", f"{ev.test_mae:.4f}",
+                  skill(ev.test_mae))  # fmt: skip
+    best_seed = min(ev.members, key=lambda m: m["val_mae"])["seed"] if ev.members else None
+    for m in ev.members:
+        note = " (best validation)" if m["seed"] == best_seed else ""
+        table.add_row(f"  seed {m['seed']}{note}", f"{m['val_mae']:.4f}",
+                      f"{m['test_mae']:.4f}", skill(m["test_mae"]))  # fmt: skip
     base_val = f"{ev.baseline_val_mae:.4f}" if ev.baseline_val_mae is not None else ""
-    table.add_row(
-        "persistence (same windows)", "last T", base_val, f"{ev.baseline_test_mae:.4f}", "", "0.0%"
-    )
+    table.add_row("persistence (same windows)", base_val, f"{base:.4f}", "0.0%")
     con.print(table)
     con.print(
         f"test evaluation #{ev.evaluation} of this run recorded (metrics test_mae, "
@@ -585,6 +669,14 @@ def _add_model_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_sweep)
 
 
+def _add_refit_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("refit (default: the sweep file's [refit])")
+    g.add_argument("--top-k", type=int, default=None, help="distinct configurations (3)")
+    g.add_argument("--seeds", type=int, default=None, help="trainings of each (3)")
+    g.add_argument("--epochs", type=int, default=None, help="epochs at most (30)")
+    g.add_argument("--patience", type=int, default=None, help="early-stopping patience (5)")
+
+
 def _add_eval_commands(sub: Any) -> None:
     p = sub.add_parser(
         "best",
@@ -614,8 +706,34 @@ def _add_eval_commands(sub: Any) -> None:
         action="store_true",
         help="evaluate and register the best model even if it does not beat persistence",
     )
+    p.add_argument(
+        "--no-refit",
+        action="store_true",
+        help="the best low-fidelity trial's own model instead of the refit champion",
+    )
+    _add_refit_options(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_best)
+
+    p = sub.add_parser(
+        "refit",
+        help="retrain a sweep's top configurations at full fidelity over seeds (resumable)",
+    )
+    p.add_argument(
+        "--experiment",
+        default=None,
+        help="sweep (MLflow experiment) name (default: the most recently run sweep)",
+    )
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="SOURCE",
+        help=DATA_HELP + " (default: the one recorded on the sweep's trials)",
+    )
+    _add_refit_options(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_refit)
 
     p = sub.add_parser("predict", help="forecast the temperature 24 h after the last row of a CSV")
     p.add_argument(

@@ -41,10 +41,13 @@ import pandas as pd
 
 from . import tracking as T
 from .data import Dataset
-from .data import load as load_data
 from .errors import ConfigError, JenaError
 from .prepare import Prepared, feature_matrix, prepare
+from .recording import Events
+from .refit import RefitSettings, sweep_dataset
+from .refit import refit as run_refit
 from .serve import Forecaster
+from .splits import Split
 
 __all__ = ["Evaluation", "NotBetterThanPersistence", "evaluate_best", "spec_from_source"]
 
@@ -83,6 +86,11 @@ class Evaluation:
     data_source: str
     data_digest: str
     evaluation: int  # 1 for the first look at the test split from this run
+    kind: str = "trial"  # "trial": a sweep trial's model; "refit": the refit seeds, averaged
+    label: str = ""  # the configuration (its source trial's run name)
+    val_skill: float | None = None  # 1 - val MAE / persistence on the same windows
+    members: list[dict[str, Any]] = field(default_factory=list)  # seed, run_id, val/test MAE
+    best_val_member_test_mae: float | None = None  # the single best-validation seed's test MAE
     previous: list[str] = field(default_factory=list)  # earlier evaluations (UTC, ISO)
     other_runs_evaluated: int = 0  # test evaluations of other trials of this experiment
     registered_model: str | None = None
@@ -169,23 +177,25 @@ class WindowPredictions:
         )
 
 
-def predict_test(
-    forecaster: Forecaster, prepared: Prepared, frame_index: pd.DatetimeIndex
-) -> WindowPredictions:
-    """Run the model on every test window of ``prepared`` (which must hold the test rows)."""
+def predict_split(
+    forecaster: Forecaster, prepared: Prepared, frame_index: pd.DatetimeIndex,
+    split: Split = "test",
+) -> WindowPredictions:  # fmt: skip
+    """Run every member on every window of ``split`` (test: ``prepared`` must hold the test
+    rows; its windows are the book's, wholly inside the test rows; val: the leak-free ones)."""
     r, n = forecaster.sampling_rate, forecaster.sequence_length
     if prepared.preset.offset(r, n) != forecaster.offset:
         raise ConfigError(
             f"the model's target offset {forecaster.offset} differs from the preset's "
             f"{prepared.preset.offset(r, n)}"
         )
-    starts = prepared.starts("test", r, n)
+    starts = prepared.starts(split, r, n)
     windows = prepared.windows(
-        "test", sampling_rate=r, sequence_length=n, batch_size=forecaster.batch_size
+        split, sampling_rate=r, sequence_length=n, batch_size=forecaster.batch_size
     )
     members = forecaster.predict_members(windows)  # (members, windows)
     if members.shape[1] != len(starts):
-        raise RuntimeError(f"{members.shape[1]} forecasts for {len(starts)} test windows")
+        raise RuntimeError(f"{members.shape[1]} forecasts for {len(starts)} {split} windows")
     return WindowPredictions(
         time=pd.DatetimeIndex(frame_index[starts + forecaster.offset]),
         actual=prepared.temperature[starts + forecaster.offset],
@@ -193,6 +203,109 @@ def predict_test(
         persistence=prepared.temperature[starts + forecaster.span],
         members=members,
     )
+
+
+def predict_test(
+    forecaster: Forecaster, prepared: Prepared, frame_index: pd.DatetimeIndex
+) -> WindowPredictions:
+    """Run the model(s) on every test window of ``prepared`` (which must hold the test rows)."""
+    return predict_split(forecaster, prepared, frame_index, "test")
+
+
+def _not_better(experiment: str, what: str, val_mae: float, base: float | None,
+                skill: float | None) -> NotBetterThanPersistence:  # fmt: skip
+    return NotBetterThanPersistence(
+        f"sweep {experiment!r} has not yet found a model better than persistence: {what} has "
+        f"validation MAE {val_mae:.4f} °C against persistence "
+        f"{'?' if base is None else f'{base:.4f}'} °C on the same windows (skill "
+        f"{'?' if skill is None else f'{skill:+.1%}'}); nothing was evaluated on the test "
+        "split and nothing registered. Run more trials (jena sweep NAME --trials N), start "
+        "from the book's models (--warm-start book), or give trials more fidelity; --force "
+        "evaluates and registers it anyway"
+    )
+
+
+def _other_evaluations(frame: pd.DataFrame, run_id: str) -> int:
+    others = 0
+    for _, row in frame.iterrows():
+        count = row.get(f"tags.{T.TAG_TEST_COUNT}")
+        if row["run_id"] != run_id and isinstance(count, str) and count.isdigit():
+            others += int(count)
+    return others
+
+
+def _test_data(
+    cfg: Mapping[str, Any], dataset: Dataset
+) -> tuple[Prepared, pd.DatetimeIndex]:
+    prepared = prepare(
+        dataset,
+        str(cfg["preset"]),
+        wind_vector=bool(cfg.get("wind_vector", False)),
+        time_features=bool(cfg.get("time_features", False)),
+        include_test=True,
+    )
+    return _check_stats(prepared, cfg, dataset), pd.DatetimeIndex(dataset.frame.index)
+
+
+def _record_and_register(
+    ev: Evaluation,
+    result: WindowPredictions,
+    cfg: Mapping[str, Any],
+    uri: str,
+    *,
+    register_name: str | None,
+    alias: str,
+    members: list[str] | None,
+    description: str,
+) -> Evaluation:
+    metrics = {
+        T.METRIC_TEST_MAE: ev.test_mae,
+        T.METRIC_BASELINE_TEST: ev.baseline_test_mae,
+        T.METRIC_TEST_WINDOWS: float(ev.test_windows),
+        T.METRIC_TEST_SKILL: ev.test_skill,
+    }
+    for member in ev.members:
+        metrics[f"{T.METRIC_TEST_MAE}_seed{member['seed']}"] = member["test_mae"]
+    if ev.best_val_member_test_mae is not None:
+        metrics[f"{T.METRIC_TEST_MAE}_best_val_seed"] = ev.best_val_member_test_mae
+    T.log_test_evaluation(
+        uri,
+        ev.run_id,
+        evaluation=ev.evaluation,
+        when=datetime.now(UTC).replace(microsecond=0),
+        previous=ev.previous,
+        metrics=metrics,
+        data_source=ev.data_source,
+        predictions=result.frame(),
+        summary=ev.to_dict(),
+    )
+    if register_name:
+        skill = ev.val_skill
+        version = T.register_model(
+            uri,
+            ev.run_id,
+            cfg,
+            name=register_name,
+            alias=alias,
+            description=description,
+            members=members,
+            version_tags={
+                "experiment": ev.experiment,
+                "kind": ev.kind,
+                "trial": ev.trial,
+                "label": ev.label,
+                "architecture": ev.architecture,
+                "members": len(members or [ev.run_id]),
+                "val_mae": f"{ev.val_mae:.4f}",
+                "test_mae": f"{ev.test_mae:.4f}",
+                "baseline_test_mae": f"{ev.baseline_test_mae:.4f}",
+                "data_digest": ev.data_digest,
+                "beats_persistence_on_val": str(skill is not None and skill > 0).lower(),
+            },
+        )
+        ev.registered_model, ev.version = register_name, version
+        ev.alias, ev.model_uri = alias, f"models:/{register_name}@{alias}"
+    return ev
 
 
 def evaluate_best(
@@ -204,66 +317,118 @@ def evaluate_best(
     alias: str = T.ALIAS,
     dataset: Dataset | None = None,
     force: bool = False,
+    refit: bool = True,
+    settings: RefitSettings | None = None,
+    events: Events | None = None,
 ) -> Evaluation:
-    """Evaluate the best completed trial of ``experiment`` once on the test split (see the
-    module docstring). ``dataset`` skips loading (tests); ``register_name=None`` skips the
-    registry. A best trial that does not beat persistence on validation raises
-    :class:`NotBetterThanPersistence` before the test split is read, unless ``force``."""
+    """Evaluate a sweep's champion once on the test split (see the module docstring) and
+    register it. ``refit`` (default): the champion is the refit's selected configuration, its
+    seed models averaged (the refit is run first if it is not complete); otherwise the best
+    low-fidelity trial's own model. A champion that does not beat persistence on validation
+    raises :class:`NotBetterThanPersistence` before the test split is read, unless ``force``.
+    ``dataset`` skips loading (tests); ``register_name=None`` skips the registry."""
     uri = T.resolve_uri(tracking_uri)
+    if not refit:
+        return _evaluate_trial(experiment, uri, data, register_name, alias, dataset, force)
+    settings = settings or RefitSettings.of_sweep(uri, experiment)
+    status = run_refit(experiment, tracking_uri=uri, settings=settings, data=data,
+                       dataset=dataset, events=events)  # fmt: skip
+    chosen = status.selected
+    members = chosen.members
+    models, cfg = [], None
+    for member in members:
+        model, member_cfg = T.load_trial_model(uri, member.run_id)
+        models.append(model)
+        cfg = cfg or member_cfg
+    assert cfg is not None
+    forecaster = Forecaster(models, cfg)
+    first = T.get_run(uri, members[0].run_id)
+    dataset = sweep_dataset(first.tags, cfg, data=data, dataset=dataset,
+                            who=f"refit run {members[0].run_id}")  # fmt: skip
+    prepared, index = _test_data(cfg, dataset)
+    val = predict_split(forecaster, prepared, index, "val")  # the champion, as one forecaster
+    val_mae = float(np.mean(np.abs(val.forecast - val.actual)))
+    base_val = float(np.mean(np.abs(val.persistence - val.actual)))
+    skill = 1 - val_mae / base_val if base_val else None
+    what = f"its refit champion ({chosen.candidate.label}, {len(members)} seeds averaged)"
+    if not force and (skill is None or skill <= 0):
+        raise _not_better(experiment, what, val_mae, base_val, skill)
+    result = predict_test(forecaster, prepared, index)
+    test_mae = float(np.mean(np.abs(result.forecast - result.actual)))
+    baseline, windows = prepared.persistence_mae(
+        "test", forecaster.sampling_rate, forecaster.sequence_length
+    )
+    record = status.stage_run_id or latest_refit_run(uri, experiment)
+    tags = T.get_run(uri, record).tags
+    previous = T.previous_test_evaluations(tags)
+    per_member = result.member_mae()
+    best_seed = chosen.best_member().seed
+    member_rows = [
+        {"seed": m.seed, "run_id": m.run_id, "val_mae": m.val_mae, "test_mae": mae}
+        for m, mae in zip(members, per_member, strict=True)
+    ]
+    ev = Evaluation(
+        experiment=experiment,
+        run_id=record,
+        trial=chosen.candidate.source_trial,
+        driver=None,
+        architecture=chosen.candidate.config.architecture,
+        val_mae=val_mae,
+        baseline_val_mae=base_val,
+        test_mae=test_mae,
+        baseline_test_mae=baseline,
+        test_windows=windows,
+        data_source=dataset.source,
+        data_digest=dataset.digest,
+        evaluation=len(previous) + 1,
+        kind="refit",
+        label=chosen.candidate.label,
+        val_skill=skill,
+        members=member_rows,
+        best_val_member_test_mae=per_member[[m.seed for m in members].index(best_seed)],
+        previous=previous,
+        other_runs_evaluated=_other_evaluations(T.trials_frame(uri, experiment), record),
+    )
+    return _record_and_register(
+        ev, result, cfg, uri, register_name=register_name, alias=alias,
+        members=[m.run_id for m in members],
+        description=f"{chosen.candidate.label} of {experiment}: {len(members)} seeds averaged",
+    )  # fmt: skip
+
+
+def latest_refit_run(tracking_uri: str, experiment: str) -> str:
+    runs = T.find_runs(tracking_uri, experiment, f"tags.{T.TAG_RUN_TYPE} = '{T.RUN_REFIT}'")
+    if not runs:
+        raise ConfigError(f"sweep {experiment!r} has no refit run yet: run `jena refit` first")
+    return max(runs, key=lambda r: r.start_time or 0).run_id
+
+
+def _evaluate_trial(
+    experiment: str, uri: str, data: str | None, register_name: str | None, alias: str,
+    dataset: Dataset | None, force: bool,
+) -> Evaluation:  # fmt: skip
+    """``--no-refit``: the best completed trial's own (low-fidelity) model."""
     frame = T.trials_frame(uri, experiment)
     best = T.select_best(frame)
     skill = T.finite(best.get("val_skill"))
     if not force and (skill is None or skill <= 0):
         base = T.finite(best.get(f"metrics.{T.METRIC_BASELINE_VAL}"))
-        raise NotBetterThanPersistence(
-            f"sweep {experiment!r} has not yet found a model better than persistence: its best "
-            f"trial {best['number']} ({T.label(best.to_dict())}) has validation MAE "
-            f"{best['val_mae']:.4f} °C against persistence "
-            f"{'?' if base is None else f'{base:.4f}'} °C on the same windows (skill "
-            f"{'?' if skill is None else f'{skill:+.1%}'}); nothing was evaluated on the test "
-            "split and nothing registered. Run more trials (jena sweep NAME --trials N), start "
-            "from the book's models (warm start), or give trials more fidelity; --force "
-            "evaluates and registers it anyway"
-        )
+        what = f"its best trial {best['number']} ({T.label(best.to_dict())})"
+        raise _not_better(experiment, what, float(best["val_mae"]), base, skill)
     run_id = str(best["run_id"])
     run = T.get_run(uri, run_id)
-    tags = run.tags
     model, cfg = T.load_trial_model(uri, run_id)
     forecaster = Forecaster(model, cfg)
-
-    source = tags.get(T.TAG_DATA_SOURCE) or str(cfg.get("source", ""))
-    expected = tags.get(T.TAG_DATA_DIGEST) or str(cfg.get("digest", ""))
-    if dataset is None:
-        if not data and not source:
-            raise ConfigError(f"run {run_id} records no data source: pass --data")
-        dataset = load_data(data or spec_from_source(source))
-    if expected and dataset.digest != expected:
-        raise ConfigError(
-            f"data {dataset.source} (digest {dataset.digest}) is not what trial "
-            f"{best['number']} was trained on ({source or '?'}, digest {expected}): "
-            "pass --data with that record"
-        )
-    prepared = prepare(
-        dataset,
-        str(cfg["preset"]),
-        wind_vector=bool(cfg.get("wind_vector", False)),
-        time_features=bool(cfg.get("time_features", False)),
-        include_test=True,
-    )
-    prepared = _check_stats(prepared, cfg, dataset)
-    result = predict_test(forecaster, prepared, pd.DatetimeIndex(dataset.frame.index))
+    dataset = sweep_dataset(run.tags, cfg, data=data, dataset=dataset,
+                            who=f"trial {best['number']}")  # fmt: skip
+    prepared, index = _test_data(cfg, dataset)
+    result = predict_test(forecaster, prepared, index)
     test_mae = float(np.mean(np.abs(result.forecast - result.actual)))
     baseline, windows = prepared.persistence_mae(
         "test", forecaster.sampling_rate, forecaster.sequence_length
     )
-
-    previous = T.previous_test_evaluations(tags)
-    others = 0
-    for _, row in frame.iterrows():
-        count = row.get(f"tags.{T.TAG_TEST_COUNT}")
-        if row["run_id"] != run_id and isinstance(count, str) and count.isdigit():
-            others += int(count)
-    evaluation = Evaluation(
+    previous = T.previous_test_evaluations(run.tags)
+    ev = Evaluation(
         experiment=experiment,
         run_id=run_id,
         trial=None if pd.isna(best["number"]) else int(best["number"]),
@@ -277,45 +442,12 @@ def evaluate_best(
         data_source=dataset.source,
         data_digest=dataset.digest,
         evaluation=len(previous) + 1,
+        label=str(best.get("run_name") or ""),
+        val_skill=skill,
         previous=previous,
-        other_runs_evaluated=others,
+        other_runs_evaluated=_other_evaluations(frame, run_id),
     )
-    metrics = {
-        T.METRIC_TEST_MAE: evaluation.test_mae,
-        T.METRIC_BASELINE_TEST: evaluation.baseline_test_mae,
-        T.METRIC_TEST_WINDOWS: float(evaluation.test_windows),
-        T.METRIC_TEST_SKILL: evaluation.test_skill,
-    }
-    T.log_test_evaluation(
-        uri,
-        run_id,
-        evaluation=evaluation.evaluation,
-        when=datetime.now(UTC).replace(microsecond=0),
-        previous=previous,
-        metrics=metrics,
-        data_source=evaluation.data_source,
-        predictions=result.frame(),
-        summary=evaluation.to_dict(),
-    )
-    if register_name:
-        version = T.register_model(
-            uri,
-            run_id,
-            cfg,
-            name=register_name,
-            alias=alias,
-            description=f"trial {evaluation.trial} of {experiment}",
-            version_tags={
-                "experiment": experiment,
-                "trial": evaluation.trial,
-                "architecture": evaluation.architecture,
-                "val_mae": f"{evaluation.val_mae:.4f}",
-                "test_mae": f"{evaluation.test_mae:.4f}",
-                "baseline_test_mae": f"{evaluation.baseline_test_mae:.4f}",
-                "data_digest": evaluation.data_digest,
-                "beats_persistence_on_val": str(skill is not None and skill > 0).lower(),
-            },
-        )
-        evaluation.registered_model, evaluation.version = register_name, version
-        evaluation.alias, evaluation.model_uri = alias, f"models:/{register_name}@{alias}"
-    return evaluation
+    return _record_and_register(
+        ev, result, cfg, uri, register_name=register_name, alias=alias, members=None,
+        description=f"trial {ev.trial} of {experiment}",
+    )  # fmt: skip

@@ -70,6 +70,14 @@ class SpaceSection:
 
 
 @dataclass
+class RefitSection:
+    top_k: int = 3  # distinct top configurations retrained at full fidelity (jena refit)
+    seeds: int = 3  # trainings of each; the champion averages them
+    epochs: int = 30  # at most, every training window each epoch
+    patience: int = 5  # early stopping on the full validation split
+
+
+@dataclass
 class StopSection:
     patience_trials: int | None = None  # stop after this many completed trials with no new best
     target_val_mae: float | None = None  # stop once a trial reaches this validation MAE (°C)
@@ -99,6 +107,7 @@ class SweepConfig:
     tuner: TunerSection = field(default_factory=TunerSection)
     space: SpaceSection = field(default_factory=SpaceSection)
     stop: StopSection = field(default_factory=StopSection)
+    refit: RefitSection = field(default_factory=RefitSection)
     storage: StorageSection = field(default_factory=StorageSection)
     path: str | None = field(default=None, metadata={"key": False})  # where it was read from
 
@@ -123,6 +132,12 @@ class SweepConfig:
             )
         if self.timeout_minutes is not None and self.timeout_minutes <= 0:
             raise ConfigError(f"{where}: timeout_minutes: must be positive")
+        try:
+            from jena.refit import RefitSettings
+
+            RefitSettings(**dataclasses.asdict(self.refit))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
         patience, target = self.stop.patience_trials, self.stop.target_val_mae
         if patience is not None and patience < 1:
             raise ConfigError(

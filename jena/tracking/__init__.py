@@ -33,6 +33,7 @@ from ._read import (
     experiment_id,
     experiment_names,
     experiment_tags,
+    find_runs,
     get_run,
     label,
     latest_sweep,

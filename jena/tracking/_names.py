@@ -9,6 +9,8 @@ from __future__ import annotations
 TAG_RUN_TYPE = "run_type"
 RUN_SWEEP = "sweep"  # the parent run of one sweep invocation
 RUN_TRIAL = "trial"  # the nested run of one trial
+RUN_REFIT = "refit"  # the parent run of one refit of a sweep's top configurations
+RUN_REFIT_MEMBER = "refit_member"  # one configuration × seed trained at full fidelity
 TAG_PARENT = "mlflow.parentRunId"  # MLflow's own nesting tag
 
 # --- MLflow's own conventions, so that its UI shows a sweep as model training ---------------
@@ -28,6 +30,8 @@ TAG_GIT_COMMIT = "git_commit"
 TAG_VERSION = "jena_version"
 TAG_HOST = "host"  # the one host tag: which machine's process owns the run
 TAG_PID = "pid"
+TAG_HEARTBEAT = "heartbeat_at"  # a parent run on a shared store: last sign of life (ms)
+TAG_HEARTBEAT_S = "heartbeat_interval_s"  # how often it beats
 
 # --- tags of sweep and trial runs -----------------------------------------------------------
 TAG_DRIVER = "driver"
@@ -54,6 +58,13 @@ TAG_BEST_PARAM_PREFIX = "best."
 TAG_TEST_COUNT = "test_evaluations"
 TAG_TEST_TIMES = "test_evaluated_at"
 TAG_TEST_DATA = "test_data_source"
+TAG_SOURCE_RUN = "source_run_id"  # the trial a refit member retrains
+TAG_SOURCE_TRIAL = "source_trial"
+TAG_REFIT_KEY = "refit_config"  # which configuration (a digest of it)
+TAG_REFIT_SEED = "refit_seed"
+TAG_REFIT_EPOCHS = "refit_epochs"
+TAG_REFIT_PATIENCE = "refit_patience"
+TAG_LABEL = "label"  # what the configuration is, for people (t0005-lstm-64u)
 
 # --- experiment tags (one sweep name = one record and one split) ------------------------------
 EXP_DATA_DIGEST = "data_digest"
@@ -91,6 +102,7 @@ PYFUNC_DIR = "forecaster"
 PREDICTIONS_FILE = "test_predictions.csv"
 EVALUATION_FILE = "test_evaluation.json"
 BEST_TRIAL_FILE = "best_trial.json"
+REFIT_FILE = "refit.json"  # a refit's configurations, seeds, mean ± std, the selection
 SWEEP_DEFINITIONS = ("sweep.toml", "sweep.json")
 REPORT_DIR = "report"
 

@@ -183,6 +183,13 @@ def get_run(tracking_uri: str | None, run_id: str) -> RunRecord:
     return _record(client(resolve_uri(tracking_uri)).get_run(run_id))
 
 
+def find_runs(tracking_uri: str | None, experiment: str, filter_string: str) -> list[RunRecord]:
+    """The runs of a sweep's experiment that match an MLflow filter (all pages)."""
+    uri = resolve_uri(tracking_uri)
+    return [_record(r) for r in search_all(client(uri), [experiment_id(uri, experiment)],
+                                           filter_string)]  # fmt: skip
+
+
 def sweep_runs(tracking_uri: str | None, experiment: str) -> list[RunRecord]:
     """The parent runs (one per invocation) of a sweep, newest first."""
     uri = resolve_uri(tracking_uri)

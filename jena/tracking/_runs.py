@@ -10,6 +10,7 @@ run id can be handed to worker processes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -17,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,9 +32,12 @@ from mlflow.exceptions import MlflowException
 
 import jena
 from jena._owner import owner
+from jena.errors import InfrastructureError
+from jena.faults import as_infrastructure
 
 from . import _encode as enc
 from . import _names as N
+from ._retry import create_or_get
 from ._store import client as store_client
 from ._store import default_artifact_location, resolve_uri
 
@@ -49,6 +54,8 @@ TRIAL_STATUS: dict[str, str] = {
     "killed": "KILLED",
 }
 SWEEP_STATUSES = ("FINISHED", "FAILED", "KILLED")
+# failure_reason of a trial the infrastructure interrupted (re-run by the next invocation)
+LOST_PREFIX = "lost (not the trial's fault; the next run re-runs it): "
 
 
 def _git(*args: str) -> str:
@@ -203,18 +210,25 @@ class Tracker:
         return f"Tracker({self.tracking_uri!r}, {self.experiment!r})"
 
     def _get_or_create_experiment(self, artifact_location: str | None) -> str:
+        """Create-or-get: any number of processes may start the same new sweep at once (a
+        conflict on a server's database means another one created it first)."""
         client = self.client
         found = client.get_experiment_by_name(self.experiment)
         if found is None:
             location = artifact_location or default_artifact_location(self.tracking_uri)
-            try:
-                return str(client.create_experiment(self.experiment, location))
-            except MlflowException:  # created meanwhile by another process
-                found = client.get_experiment_by_name(self.experiment)
-                if found is None:
-                    raise
+
+            def get() -> str | None:
+                made = client.get_experiment_by_name(self.experiment)
+                return None if made is None else str(made.experiment_id)
+
+            return create_or_get(lambda: str(client.create_experiment(self.experiment, location)),
+                                 get)  # fmt: skip
         if found.lifecycle_stage == "deleted":
-            client.restore_experiment(found.experiment_id)
+            try:
+                client.restore_experiment(found.experiment_id)
+            except MlflowException:  # restored meanwhile by another process
+                if client.get_experiment(found.experiment_id).lifecycle_stage == "deleted":
+                    raise
         return str(found.experiment_id)
 
     def mark_model_training(self) -> None:
@@ -228,11 +242,22 @@ class Tracker:
         return dict(self.client.get_experiment(self.experiment_id).tags)
 
     def set_missing_experiment_tags(self, tags: Mapping[str, Any]) -> None:
-        """Set the tags the experiment does not have yet (existing values are kept)."""
+        """Set the tags the experiment does not have yet (existing values are kept, also when
+        another process sets the same tag at the same moment: its value stays)."""
         have = self.experiment_tags()
         for key, value in tags.items():
-            if key not in have and value is not None:
-                self.client.set_experiment_tag(self.experiment_id, key, enc.value_text(value))
+            if key in have or value is None:
+                continue
+            text = enc.value_text(value)
+
+            def put(key: str = key, text: str = text) -> bool:
+                self.client.set_experiment_tag(self.experiment_id, key, text)
+                return True
+
+            def there(key: str = key) -> bool | None:
+                return True if key in self.experiment_tags() else None
+
+            create_or_get(put, there)
 
     # ---------------------------------------------------------------- runs
 
@@ -254,8 +279,10 @@ class Tracker:
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         run_name: str | None = None,
+        run_type: str = N.RUN_SWEEP,
     ) -> SweepRun:
-        """Create the parent run of one sweep invocation.
+        """Create the parent run of one sweep invocation (or of another stage of the sweep,
+        ``run_type``: the refit).
 
         ``definition``: a dict (logged as ``sweep.json``), the TOML text of the sweep
         file (``sweep.toml``) or the path of a file (``sweep<suffix>``).
@@ -270,7 +297,7 @@ class Tracker:
         all_tags = {
             **standard_tags(f"jena sweep {self.experiment}"),
             **(tags or {}),
-            N.TAG_RUN_TYPE: N.RUN_SWEEP,
+            N.TAG_RUN_TYPE: run_type,
         }
         name = run_name or f"{self.experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
         run = self.client.create_run(
@@ -298,6 +325,7 @@ class Tracker:
         tags: Mapping[str, Any] | None = None,
         *,
         run_name: str | None = None,
+        run_type: str = N.RUN_TRIAL,
         flush_every: int = 10,
         flush_interval_s: float = 30.0,
     ) -> TrialRun:
@@ -310,7 +338,7 @@ class Tracker:
         all_tags = {
             **standard_tags(f"jena sweep {self.experiment}"),
             **(tags or {}),
-            N.TAG_RUN_TYPE: N.RUN_TRIAL,
+            N.TAG_RUN_TYPE: run_type,
             N.TAG_TRIAL_NUMBER: int(number),
             N.TAG_PARENT: parent_run_id,
         }
@@ -360,7 +388,9 @@ class _RunContext:
             except Exception:
                 if exc is None:
                     raise
-                _log.warning("could not close MLflow run %s", self.run_id, exc_info=True)
+                # the original error is what the user hears about; a run left RUNNING is
+                # closed later (by its heartbeat, or the next start on this host)
+                _log.debug("could not close MLflow run %s", self.run_id, exc_info=True)
         return False
 
 
@@ -370,9 +400,29 @@ class SweepRun(_RunContext):
     def __init__(self, tracker: Tracker, run_id: str) -> None:
         self.tracker = tracker
         self.run_id = run_id
+        self._heartbeat: threading.Event | None = None
 
     def __repr__(self) -> str:
         return f"SweepRun({self.run_id!r})"
+
+    def start_heartbeat(self, interval_s: float) -> None:
+        """Tag the run with a sign of life (``heartbeat_at``, ms) every ``interval_s`` seconds
+        until :meth:`finish`, from a daemon thread: on a store shared by several machines, a
+        worker on another one ends the run when its process is gone
+        (:func:`jena.tracking.close_stale_runs`)."""
+        if self._heartbeat is not None:
+            return
+        self.set_tags({N.TAG_HEARTBEAT: enc.now_ms(), N.TAG_HEARTBEAT_S: interval_s})
+        stop = self._heartbeat = threading.Event()
+        raw = getattr(self.client, "_client", self.client)  # no long retries from a thread
+
+        def beat() -> None:
+            while not stop.wait(interval_s):
+                with contextlib.suppress(Exception):
+                    raw.set_tag(self.run_id, N.TAG_HEARTBEAT, str(enc.now_ms()))
+
+        threading.Thread(target=beat, name=f"jena-heartbeat-{self.run_id[:8]}",
+                         daemon=True).start()  # fmt: skip
 
     @property
     def client(self) -> mlflow.MlflowClient:
@@ -387,6 +437,10 @@ class SweepRun(_RunContext):
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         enc.log_batch(self.client, self.run_id, tags=enc.tags(tags))
+
+    def log_json(self, value: Any, name: str) -> None:
+        """An artifact ``name`` holding ``value`` as JSON."""
+        self.client.log_text(self.run_id, enc.to_json(value), name)
 
     def log_best(
         self,
@@ -411,6 +465,8 @@ class SweepRun(_RunContext):
         RUNNING (their worker died) are ended KILLED; trial counts per state are logged."""
         if self.finished:
             return
+        if self._heartbeat is not None:
+            self._heartbeat.set()
         status = status.upper()
         if status not in SWEEP_STATUSES:
             raise ValueError(f"status must be one of {SWEEP_STATUSES}, not {status!r}")
@@ -549,27 +605,55 @@ class TrialRun(_RunContext):
         """Save the trained model (Keras format) and its data configuration (normalisation
         statistics etc.) under the artifact directory ``model/``, and as an MLflow logged model
         (the UI's Models column and page; ``step``: the epoch whose weights it holds). The
-        trial's final metrics are linked to it. Returns the logged model's id."""
-        with tempfile.TemporaryDirectory(prefix="jena-model-") as tmp:
-            folder = Path(tmp, N.MODEL_DIR)
-            folder.mkdir()
-            model.save(folder / N.MODEL_FILE)
-            (folder / N.DATA_CONFIG_FILE).write_text(enc.to_json(dict(data_config)))
-            self.client.log_artifacts(self.run_id, str(folder), N.MODEL_DIR)
-            logged = self.client.create_logged_model(
-                self.tracker.experiment_id,
-                name=name or f"trial-{self.number:04d}",
-                source_run_id=self.run_id,
-                params=dict(enc.flatten(params or {})),
-                model_type="keras",
-            )
-            self.client.log_model_artifacts(logged.model_id, str(folder))
-            self.client.finalize_logged_model(logged.model_id, "READY")
-        self.client.log_outputs(self.run_id, [LoggedModelOutput(logged.model_id, int(step))])
+        trial's final metrics are linked to it. Returns the logged model's id.
+
+        A write that fails (a full disk, the store gone) leaves nothing attached to the run: the
+        partial ``model/`` folder and the logged model are removed, and a full disk is an
+        :class:`~jena.errors.InfrastructureError`."""
+        made: list[str] = []
+        try:
+            with tempfile.TemporaryDirectory(prefix="jena-model-") as tmp:
+                folder = Path(tmp, N.MODEL_DIR)
+                folder.mkdir()
+                model.save(folder / N.MODEL_FILE)
+                (folder / N.DATA_CONFIG_FILE).write_text(enc.to_json(dict(data_config)))
+                self.client.log_artifacts(self.run_id, str(folder), N.MODEL_DIR)
+                logged = self.client.create_logged_model(
+                    self.tracker.experiment_id,
+                    name=name or f"trial-{self.number:04d}",
+                    source_run_id=self.run_id,
+                    params=dict(enc.flatten(params or {})),
+                    model_type="keras",
+                )
+                made.append(logged.model_id)
+                self.client.log_model_artifacts(logged.model_id, str(folder))
+                self.client.finalize_logged_model(logged.model_id, "READY")
+            self.client.log_outputs(self.run_id, [LoggedModelOutput(logged.model_id, int(step))])
+        except BaseException as exc:
+            self._discard_model(made[0] if made else None)
+            lost = as_infrastructure(exc, f"saving the model of trial {self.number}")
+            if lost is not None and lost is not exc:
+                raise lost from exc
+            raise
         self.model_id = logged.model_id
         self._pending_tags[N.TAG_MODEL_ARTIFACT] = f"{N.MODEL_DIR}/{N.MODEL_FILE}"
         self._pending_tags[N.TAG_MODEL_ID] = logged.model_id
         return str(logged.model_id)
+
+    def _discard_model(self, model_id: str | None) -> None:
+        """Remove what a failed :meth:`log_model` wrote (best effort, no retries)."""
+        raw = getattr(self.client, "_client", self.client)
+        with contextlib.suppress(Exception):
+            raw._tracking_client._get_artifact_repo(self.run_id).delete_artifacts(N.MODEL_DIR)
+        if model_id is None:
+            return
+        with contextlib.suppress(Exception):
+            repo = raw._tracking_client._get_artifact_repo(model_id, resource="logged_model")
+            repo.delete_artifacts()
+        with contextlib.suppress(Exception):
+            raw.finalize_logged_model(model_id, "FAILED")
+        with contextlib.suppress(Exception):
+            raw.delete_logged_model(model_id)
 
     def finish(
         self,
@@ -617,6 +701,8 @@ class TrialRun(_RunContext):
     def _on_exit(self, exc: BaseException | None) -> None:
         if exc is None:
             self.finish("completed")
+        elif isinstance(exc, InfrastructureError):  # not the trial's fault: not counted
+            self.finish("killed", reason=f"{LOST_PREFIX}{exc}")
         elif isinstance(exc, Exception):
             self.finish("failed", reason=enc.reason(exc))
         else:  # KeyboardInterrupt, SystemExit

@@ -1,0 +1,172 @@
+"""From a sweep to a champion (issue 10): the refit of the top-k distinct configurations over
+seeds, the averaged champion, and its one look at the test split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import TINY, mlflow_client, runs, tiny_sweep
+
+import jena.config
+import jena.evaluate
+import jena.refit as refit_module
+from jena import cli
+from jena import tracking as T
+from jena.data import load
+from jena.errors import ConfigError
+from jena.evaluate import evaluate_best
+from jena.refit import RefitSettings, candidates, config_key, refit, refit_status
+from jena.serve import Forecaster, load_forecaster
+from jena.tracking import default_tracking_uri, trials_frame
+from sweeps import run_sweep
+
+QUICK = RefitSettings(top_k=2, seeds=2, epochs=1, patience=1)
+# one searched choice, everything else fixed: trials repeat configurations
+SMALL = ('space.include=["optimizer"]',
+         'space.fixed={architecture="gru", units=8, sequence_length_hours=24, rnn_layers=1, '
+         "normalise_target=true}")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """An Optuna sweep and a Keras Tuner sweep in one experiment, on one store."""
+    root = tmp_path_factory.mktemp("refit")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.delenv("JENA_TRACKING_URI", raising=False)
+        uri = default_tracking_uri()
+        run_sweep(tiny_sweep(*SMALL, name="rf", trials=4), quiet=True)
+        run_sweep(tiny_sweep(*SMALL, 'space.include=["optimizer", "batch_size"]', name="rf",
+                             driver="kerastuner", trials=3), quiet=True)  # fmt: skip
+        yield {"root": root, "uri": uri}
+
+
+def test_settings_must_be_positive_integers() -> None:
+    for bad in ({"top_k": 0}, {"seeds": -1}, {"epochs": 2.5}, {"patience": True}):
+        with pytest.raises(ConfigError, match=r"\[refit\]\.\w+: must be a positive integer"):
+            RefitSettings(**bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"--set: \[refit\]\.seeds: must be a positive integer"):
+        tiny_sweep("refit.seeds=0")
+
+
+def test_top_k_distinct_configurations_across_drivers(swept: dict[str, Any]) -> None:
+    uri = swept["uri"]
+    frame = T.completed_trials(trials_frame(uri, "rf"), with_model=True)
+    assert set(frame["driver"]) == {"optuna", "kerastuner"}
+    found = candidates(uri, "rf", top_k=10)
+    keys = [c.key for c in found]
+    assert len(keys) == len(set(keys)) and len(found) < len(frame)  # duplicates folded
+    maes = [c.val_mae for c in found]
+    assert maes == sorted(maes)  # each from its best trial, best first
+    # every distinct configuration of the trials is there, once
+    configs = set()
+    for row in frame.to_dict("records"):
+        _, cfg = T.load_trial_model(uri, row["run_id"])
+        configs.add(config_key(jena.config.TrialConfig.from_dict(cfg["trial_config"]),
+                               cfg["preset"]))  # fmt: skip
+    assert set(keys) == configs
+    assert [c.key for c in candidates(uri, "rf", top_k=2)] == keys[:2]
+
+
+def test_refit_selects_the_lowest_mean_and_resumes(
+    swept: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = swept["uri"]
+    monkeypatch.chdir(swept["root"])
+    # killed mid-way: the third member raises KeyboardInterrupt
+    real, calls = refit_module.train_recorded, {"n": 0}
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(refit_module, "train_recorded", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        refit("rf", tracking_uri=uri, settings=QUICK)
+    assert all(r.info.status != "RUNNING" for r in runs("rf", uri))
+    partial = refit_status(uri, "rf", QUICK)
+    assert sum(len(c.members) for c in partial.configs) == 2 and not partial.complete
+    monkeypatch.undo()
+    monkeypatch.chdir(swept["root"])
+
+    done = refit("rf", tracking_uri=uri, settings=QUICK)  # re-runs only what is missing
+    assert done.trained == 2 and done.complete
+    assert [len(c.members) for c in done.configs] == [2, 2]
+    assert done.selected.mean == min(c.mean for c in done.configs)
+    for c in done.configs:
+        maes = [m.val_mae for m in c.members]
+        assert c.mean == pytest.approx(np.mean(maes)) and c.std == pytest.approx(
+            np.std(maes, ddof=1)
+        )
+        assert [m.seed for m in c.members] == [0, 1]
+    again = refit("rf", tracking_uri=uri, settings=QUICK)
+    assert again.trained == 0 and again.stage_run_id is None  # nothing missing: nothing run
+    members = [r for r in runs("rf", uri) if r.data.tags.get("run_type") == "refit_member"]
+    assert len({(r.data.tags["refit_config"], r.data.tags["refit_seed"]) for r in members
+                if r.data.tags["state"] == "completed"}) == 4  # fmt: skip
+    for r in members:
+        if r.data.tags["state"] == "completed":
+            assert r.data.tags["source_run_id"] and r.data.metrics["windows_seen"] > 0
+            steps = mlflow_client(uri=uri).get_metric_history(r.info.run_id, "val_mae")
+            assert [m.step for m in steps] == [1]  # per-epoch curve, full fidelity
+
+
+def test_the_champion_averages_its_seeds_and_reads_the_test_set_once(
+    swept: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = swept["uri"]
+    monkeypatch.chdir(swept["root"])
+    looks: list[bool] = []
+    real_prepare = jena.evaluate.prepare
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        looks.append(bool(kwargs.get("include_test")))
+        return real_prepare(*args, **kwargs)
+
+    monkeypatch.setattr(jena.evaluate, "prepare", spy)
+    ev = evaluate_best("rf", tracking_uri=uri, settings=QUICK, force=True)
+    assert looks == [True]  # one preparation of the test rows, for the one look
+    assert ev.kind == "refit" and len(ev.members) == 2
+    status = refit_status(uri, "rf", QUICK)
+    chosen = status.selected
+    assert [m["run_id"] for m in ev.members] == [m.run_id for m in chosen.members]
+    best_seed = chosen.best_member().seed
+    assert ev.best_val_member_test_mae == next(m["test_mae"] for m in ev.members
+                                               if m["seed"] == best_seed)  # fmt: skip
+    record = mlflow_client(uri=uri).get_run(ev.run_id)
+    assert record.data.tags["run_type"] == "refit" and record.data.tags["test_evaluations"] == "1"
+    for m in ev.members:
+        assert record.data.metrics[f"test_mae_seed{m['seed']}"] == pytest.approx(m["test_mae"])
+    assert record.data.metrics["test_mae"] == pytest.approx(ev.test_mae)
+
+    # the registered champion is one forecaster, the mean of its members
+    champion = load_forecaster("models:/jena-temperature@champion", uri)
+    assert len(champion.models) == 2
+    alone = [Forecaster(T.load_trial_model(uri, m["run_id"])[0], champion.data_config)
+             for m in ev.members]  # fmt: skip
+    ds = load(TINY)
+    x = champion.features(ds.frame.iloc[-2000:])
+    windows = np.stack([champion.window(x, s)[0] for s in range(0, 600, 60)])
+    mean = np.mean([f.predict(windows) for f in alone], axis=0)
+    np.testing.assert_allclose(champion.predict(windows), mean, atol=1e-9)
+    forecast = champion.forecast(ds.frame)
+    assert forecast.forecast == pytest.approx(
+        np.mean([f.forecast(ds.frame).forecast for f in alone]), abs=1e-9
+    )
+
+
+def test_refit_of_a_sweep_with_nothing_completed(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_sweep(tiny_sweep('architecture="conv1d"', "conv_kernel=24", "conv_layers=3",
+                         'space.include=["learning_rate"]', name="bad", trials=1),
+              quiet=True)  # fmt: skip
+    assert cli.main(["refit", "--experiment", "bad"]) == 2
+    assert "has no completed trial with a model yet: nothing to refit" in capsys.readouterr().err
+    assert cli.main(["refit", "--experiment", "bad", "--seeds", "0"]) == 2
+    assert "[refit].seeds: must be a positive integer, got 0" in capsys.readouterr().err
