@@ -108,14 +108,14 @@ class Param:
         """This param searched over less: ``[low, high]`` inside a numeric range, or a subset
         of a categorical's choices. ConfigError for anything else."""
         values = list(values)
-        if self.kind == "bool":
-            raise ConfigError(f"{self.name}: a boolean cannot be narrowed; fix it instead")
         try:
             return self._narrow(values)
         except ConfigError as exc:
             raise ConfigError(f"ranges: {exc}") from None
 
     def _narrow(self, values: list[Any]) -> Param:
+        if self.kind == "bool":
+            raise ConfigError(f"{self.name}: a boolean cannot be narrowed; fix it instead")
         if self.kind == "categorical":
             if not values:
                 raise ConfigError(f"{self.name}: give at least one of its choices")

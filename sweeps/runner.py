@@ -11,31 +11,34 @@ from typing import Any
 from jena import tracking as T
 from jena.data import Dataset
 from jena.data import load as load_data
-from jena.errors import ConfigError
+from jena.errors import ConfigError, InfrastructureError
 from jena.splits import get_preset
 from jena.train import DataCache
 
 from .config import SweepConfig
 from .display import Board, fmt_time, summary_table
 from .drivers import Driver, get_driver
+from .faults import all_failed, unfittable
 from .trial import book_warm_points, make_context, make_space, sweep_warm_points
 
 
 def claim_experiment(tracker: T.Tracker, cfg: SweepConfig, ds: Dataset) -> None:
     """One sweep name = one record and one split: resuming on other data would rank val MAEs
     that cannot be compared, and resume a study whose trials were trained on something else."""
-    tags = tracker.experiment_tags()
     mine = {T.EXP_DATA_DIGEST: ds.digest, T.EXP_DATA_PRESET: cfg.data.preset}
-    for key, value in mine.items():
-        if key in tags and tags[key] != value:
-            data = key == T.EXP_DATA_DIGEST
-            what = f"data {tags.get(T.EXP_DATA_SOURCE, '?')}" if data else "split"
-            raise ConfigError(
-                f"sweep {cfg.name!r} already holds trials on {what} ({key} {tags[key]}), not "
-                f"{ds.source if data else cfg.data.preset} ({value}): start a "
-                "separate sweep with --name NEW, or resume it with the same --data"
-            )
-    tracker.set_missing_experiment_tags({**mine, T.EXP_DATA_SOURCE: ds.source})
+    for claimed in (False, True):  # again once set: another worker may have claimed it first
+        tags = tracker.experiment_tags()
+        for key, value in mine.items():
+            if key in tags and tags[key] != value:
+                data = key == T.EXP_DATA_DIGEST
+                what = f"data {tags.get(T.EXP_DATA_SOURCE, '?')}" if data else "split"
+                raise ConfigError(
+                    f"sweep {cfg.name!r} already holds trials on {what} ({key} {tags[key]}), "
+                    f"not {ds.source if data else cfg.data.preset} ({value}): start a "
+                    "separate sweep with --name NEW, or resume it with the same --data"
+                )
+        if not claimed:
+            tracker.set_missing_experiment_tags({**mine, T.EXP_DATA_SOURCE: ds.source})
     tracker.mark_model_training()
 
 
@@ -46,9 +49,11 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
     run: it says it is complete."""
     from rich.console import Console
 
-    # Tracker and TensorFlow chatter (retracing warnings) would break the live display.
+    # Tracker and TensorFlow chatter (retracing warnings) would break the live display; so
+    # would MLflow's traceback of a database that went away (the sweep says it in one line).
     for name, level in (("mlflow", logging.WARNING), ("alembic", logging.WARNING),
-                        ("tensorflow", logging.ERROR), ("absl", logging.ERROR)):  # fmt: skip
+                        ("tensorflow", logging.ERROR), ("absl", logging.ERROR),
+                        ("mlflow.store.db.utils", logging.CRITICAL)):  # fmt: skip
         logging.getLogger(name).setLevel(level)
     if console is None:
         console = Console(stderr=True)
@@ -56,12 +61,19 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
             console = Console(stderr=True, width=160)
     driver = get_driver(cfg.driver)
     started = time.monotonic()
+    T.set_retry_window(cfg.faults.tracking_retry_s)
+    T.check_store(cfg.storage.tracking_uri)  # seconds, not minutes of silent retries
     ds = load_data(cfg.data.source)
     cache = DataCache(ds, cfg.data.preset)
+    never = unfittable(cfg, make_space(cfg), cache)
+    if never is not None:
+        where = cfg.path or "sweep"
+        raise ConfigError(f"{where}: no trial of this sweep can fit the data: {never}")
     baseline, _ = cache.get().persistence_mae("val")
     tracker = T.Tracker(cfg.storage.tracking_uri, experiment=cfg.name)
     claim_experiment(tracker, cfg, ds)
-    T.close_stale_runs(tracker)
+    shared = T.is_shared(tracker.tracking_uri)  # several machines: runs beat, any host reaps
+    T.close_stale_runs(tracker, grace_s=cfg.faults.grace_period_s if shared else None)
     before = driver.resume(cfg)
     summary: dict[str, Any] = {
         "experiment": cfg.name,
@@ -106,6 +118,8 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
     }
     # the effective definition (the file plus command-line overrides) travels with the run
     with tracker.start_sweep(definition=cfg.to_dict(), params=params, tags=tags) as parent:
+        if shared:
+            parent.start_heartbeat(cfg.faults.heartbeat_interval_s)
         parent.log_metrics({T.METRIC_BASELINE_VAL: baseline})
         deadline = time.monotonic() + cfg.timeout_minutes * 60 if cfg.timeout_minutes else None
         board = Board(
@@ -127,11 +141,20 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
         ctx = make_context(cfg, board, parent.run_id, deadline)
         ctx.caches[cfg.data.preset] = cache
         run_started = time.monotonic()
-        if quiet:
-            driver.run(ctx, board, deadline)
-        else:
-            with board.live(console):
+        try:
+            if quiet:
                 driver.run(ctx, board, deadline)
+            else:
+                with board.live(console):
+                    driver.run(ctx, board, deadline)
+        except InfrastructureError as exc:
+            raise InfrastructureError(
+                f"{exc}. The sweep stopped; the trials this interrupted do not count: fix it and "
+                "run the same command again to resume"
+            ) from None
+        if board.counts["failed"] and not board.counts["completed"] + board.counts["pruned"]:
+            raise all_failed(failure_reasons(tracker, cfg.name, parent.run_id),
+                             board.counts["failed"])  # fmt: skip
         board.stop_reason = board.stop_reason or stop_reason(cfg, board, deadline)
         best = driver.best(cfg)
         if best is not None:
@@ -170,6 +193,16 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
     return summary
 
 
+def failure_reasons(tracker: T.Tracker, experiment: str, parent_run_id: str) -> list[str]:
+    """The failure reasons of the failed trials of one invocation (its parent run)."""
+    frame = T.trials_frame(tracker.tracking_uri, experiment)
+    column = f"tags.{T.TAG_FAILURE}"
+    if frame.empty or column not in frame:
+        return []
+    mine = frame[(frame["parent_run_id"] == parent_run_id) & (frame["state"] == "failed")]
+    return [str(r) for r in mine[column].dropna()]
+
+
 def warm_start(cfg: SweepConfig, driver: Driver, ds: Dataset, finished: int) -> list[str]:
     """Start a new sweep from the book's models or another sweep's trials; what was done and
     what was skipped, one line each (nothing once the sweep has trials)."""
@@ -180,7 +213,10 @@ def warm_start(cfg: SweepConfig, driver: Driver, ds: Dataset, finished: int) -> 
     if source == "book":
         points, skipped = book_warm_points(cfg, space)
     else:
-        other = T.experiment_tags(cfg.storage.tracking_uri, source)
+        try:
+            other = T.experiment_tags(cfg.storage.tracking_uri, source)
+        except ConfigError as exc:
+            raise ConfigError(f"--warm-start {source}: {exc}") from None
         if other.get(T.EXP_DATA_DIGEST) not in (None, ds.digest):
             raise ConfigError(
                 f"--warm-start {source}: that sweep was run on data "
