@@ -86,7 +86,7 @@ def test_warm_start_from_another_sweep_adds_its_trials(in_tmp: Path) -> None:
         "warm_start"]  # fmt: skip
     # the added trials inform the sampler but do not use the budget
     assert summary["finished"] == 2 and len(study.trials) == 2 + len(imported)
-    with pytest.raises(ConfigError, match="warm-start nope: no sweep .*named 'nope'"):
+    with pytest.raises(ConfigError, match=r"warm-start nope: no sweep .*named 'nope'"):
         run_sweep(tiny_sweep('space.warm_start="nope"', name="third", trials=1), quiet=True)
     other = tiny_sweep('space.warm_start="first"', 'data.source="synthetic:24000:4"',
                        name="fourth", trials=1)  # fmt: skip
