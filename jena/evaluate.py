@@ -264,6 +264,9 @@ def _record_and_register(
         T.METRIC_TEST_WINDOWS: float(ev.test_windows),
         T.METRIC_TEST_SKILL: ev.test_skill,
     }
+    metrics[T.METRIC_CHAMPION_VAL] = ev.val_mae
+    if ev.val_skill is not None:
+        metrics[T.METRIC_CHAMPION_VAL_SKILL] = ev.val_skill
     for member in ev.members:
         metrics[f"{T.METRIC_TEST_MAE}_seed{member['seed']}"] = member["test_mae"]
     if ev.best_val_member_test_mae is not None:

@@ -160,6 +160,21 @@ def _figure(
         return save(fig, path)
 
 
+def important(study: Any, count: int) -> list[str] | None:
+    """The ``count`` most important parameters (Optuna's default evaluator), or None (all) when
+    importances cannot be computed yet."""
+    import optuna
+
+    try:
+        with no_warnings():  # "too few trials in some regimes": the ranking is all we need
+            ranked = optuna.importance.get_param_importances(
+                study, target=(lambda t: t.values[0]) if len(study.directions) > 1 else None
+            )
+    except Exception:  # too few trials, no parameter varies
+        return None
+    return list(ranked)[:count] or None
+
+
 def search_plots(data: ReportData, folder: Path, storage: str | None = None) -> SearchPlots:
     """The report's search section: three figures drawn from the sweep's study."""
     import optuna
@@ -183,8 +198,9 @@ def search_plots(data: ReportData, folder: Path, storage: str | None = None) -> 
              "Hyperparameter importances for the validation MAE (Optuna's default evaluator).",
              {}),
             ("parallel_coordinates.png", ovm.plot_parallel_coordinate, (11, 5),
-             "Parallel coordinates: each line a completed trial, coloured by validation MAE.",
-             {}),
+             "Parallel coordinates of the most important hyperparameters: each line a "
+             "completed trial, coloured by validation MAE.",
+             {"params": important(study, PARALLEL_PARAMS)}),
         ):  # fmt: skip
             try:
                 path = _figure(draw, study, folder / name, size, **kwargs)

@@ -11,7 +11,7 @@ from typing import Any
 from jena import tracking as T
 from jena.data import Dataset
 from jena.data import load as load_data
-from jena.errors import ConfigError, InfrastructureError
+from jena.errors import ConfigError, InfrastructureError, JenaError
 from jena.splits import get_preset
 from jena.train import DataCache
 
@@ -147,14 +147,18 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
             else:
                 with board.live(console):
                     driver.run(ctx, board, deadline)
-        except InfrastructureError as exc:
-            raise InfrastructureError(
-                f"{exc}. The sweep stopped; the trials this interrupted do not count: fix it and "
-                "run the same command again to resume"
-            ) from None
-        if board.counts["failed"] and not board.counts["completed"] + board.counts["pruned"]:
-            raise all_failed(failure_reasons(tracker, cfg.name, parent.run_id),
-                             board.counts["failed"])  # fmt: skip
+            if board.counts["failed"] and not board.counts["completed"] + board.counts["pruned"]:
+                raise all_failed(failure_reasons(tracker, cfg.name, parent.run_id),
+                                 board.counts["failed"])  # fmt: skip
+        except JenaError as exc:
+            if not quiet:
+                console.print()  # the display's last line is ended before the error is said
+            if isinstance(exc, InfrastructureError):
+                raise InfrastructureError(
+                    f"{exc}. The sweep stopped; the trials this interrupted do not count: fix it "
+                    "and run the same command again to resume"
+                ) from None
+            raise
         board.stop_reason = board.stop_reason or stop_reason(cfg, board, deadline)
         best = driver.best(cfg)
         if best is not None:
@@ -166,7 +170,9 @@ def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> 
             workers_s = wall_s if cfg.workers == 1 else ran * cfg.workers
         timing = _timing(tracker, cfg.name, parent.run_id, wall_s, workers_s)
         # tags, not metrics: the UI's charts compare trials, not the parents' timings
-        parent.set_tags({T.TAG_STOP_REASON: board.stop_reason, **timing})
+        beaten = compute_to_beat(T.trials_frame(tracker.tracking_uri, cfg.name))
+        parent.set_tags({T.TAG_STOP_REASON: board.stop_reason, **timing,
+                         **{f"{T.TAG_BEAT_PREFIX}{k}": v for k, v in beaten.items()}})  # fmt: skip
     summary.update(
         parent_run_id=parent.run_id,
         counts=board.counts,
@@ -232,6 +238,30 @@ def warm_start(cfg: SweepConfig, driver: Driver, ds: Dataset, finished: int) -> 
             )
     notes = driver.warm_start(cfg, points) if points else []
     return notes + [f"  skipped {line}" for line in skipped]
+
+
+def compute_to_beat(frame: Any) -> dict[str, str]:
+    """For each book model the sweep started from: the training compute (seconds in model.fit,
+    trials in the order they started) at which another trial first beat its validation MAE."""
+    column = f"tags.{T.TAG_WARM_START}"
+    if frame.empty or column not in frame.columns:
+        return {}
+    rows = frame.sort_values("start_time", kind="stable").to_dict("records")
+    fit = [T.finite(r.get(f"metrics.{T.METRIC_FIT_S}")) or 0.0 for r in rows]
+    out = {}
+    for book in rows:
+        tag, target = book.get(column), T.finite(book["val_mae"])
+        if not (isinstance(tag, str) and tag.startswith("book:")) or target is None:
+            continue
+        spent, found = 0.0, "not yet"
+        for r, seconds in zip(rows, fit, strict=True):
+            spent += seconds
+            value = T.finite(r["val_mae"]) if r.get("state") == "completed" else None
+            if r is not book and value is not None and value < target:
+                found = f"{spent:.0f} s"
+                break
+        out[tag.removeprefix("book:")] = found
+    return out
 
 
 def stop_reason(cfg: SweepConfig, board: Board, deadline: float | None) -> str:

@@ -32,7 +32,7 @@ from sweeps import run_sweep
 
 EXPERIMENT = "evalmix"
 # --force: trials this tiny never beat persistence, and `jena best` refuses such a champion
-BEST = ("best", "--force", "--experiment", EXPERIMENT)
+BEST = ("best", "--force", "--no-refit", "--experiment", EXPERIMENT)  # the trial path
 
 
 def sweep(

@@ -27,8 +27,9 @@ from sweeps.optuna_report import search_plots, study_from_frame
 EXPERIMENT = "reportmix"
 PNG = b"\x89PNG\r\n\x1a\n"
 ALWAYS = ("leaderboard.png", "learning_curves.png", "optimisation_history.png",
-          "param_importances.png", "parallel_coordinates.png")  # fmt: skip
+          "param_importances.png", "parallel_coordinates.png", "compute.png")  # fmt: skip
 CHAMPION = ("forecast_week.png", "error_by_time.png")
+REFIT = ("--top-k", "2", "--seeds", "2", "--epochs", "1", "--patience", "1")  # a quick refit
 
 
 def sweep(root: Path, uri: str, driver: str, trials: int, include: str) -> dict[str, Any]:
@@ -62,7 +63,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             # --force: trials this tiny never beat persistence, and `jena best` refuses them
-            best = ["best", "--force", "--experiment", EXPERIMENT, "--tracking-uri", uri]
+            best = ["best", "--force", "--experiment", EXPERIMENT, "--tracking-uri", uri, *REFIT]
             assert cli.main(best) == 0
             assert cli.main(["report", "--experiment", EXPERIMENT, "--tracking-uri", uri]) == 0
     yield {"root": root, "uri": uri, "before": before, "after": root / "reports" / EXPERIMENT,
@@ -86,7 +87,7 @@ def test_report_before_evaluation(reports: dict[str, Any]) -> None:
     page = _check_figures(folder, ALWAYS)
     assert {p.name for p in before.figures} == set(ALWAYS)
     assert not any((folder / name).exists() for name in CHAMPION)
-    assert "has not been evaluated on the test split yet" in page
+    assert "No champion has been evaluated on the test split yet" in page
     assert any("not evaluated" in note for note in before.notes)
     assert "Optuna study &#x27;reportmix&#x27;" in page  # the sweep's own study (journal)
     assert "<b>5</b> completed" not in page or "failed" in page
@@ -104,6 +105,10 @@ def test_report_after_best(reports: dict[str, Any]) -> None:
     assert "total compute time" in page
     assert "rebuilt from the MLflow trials" in page  # two drivers: one study from MLflow
     assert "persistence (last T)" in page and "test MAE (°C)" in page
+    # the champion is the refit's: its configurations with their seeds, and its members
+    assert "<h2>Refit at full fidelity</h2>" in page and "(selected)" in page
+    assert "2 seeds averaged (refit)" in page and "seed 0" in page and "seed 1" in page
+    assert "Quality against compute" in page
     # every architecture that completed a trial is on the leaderboard
     done = frame[frame["state"] == "completed"]
     for arch in set(done["tags.architecture"]):

@@ -67,7 +67,9 @@ def write_report(
         P.trials_section(data),
         P.leaderboard_section(data, folder, result),
         P.curves_section(data, folder, result),
+        P.refit_section(data),
         P.champion_section(data, folder, result),
+        P.compute_section(data, folder, result),
         P.search_section(data, folder, result, search, storage),
         P.top_trials_section(data),
     ]

@@ -34,6 +34,21 @@ def short(text: str) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+@dataclass(frozen=True)
+class Champion:
+    """What was evaluated on the test split (the latest look), however it was made."""
+
+    kind: str  # "refit": the refit's seeds averaged; "trial": a sweep trial's own model
+    label: str
+    run_id: str
+    val_mae: float | None
+    val_skill: float | None
+    test_mae: float
+    baseline_test_mae: float | None
+    uses: str  # how many looks at the test split this record holds
+    members: list[tuple[str, float]]  # (seed, test MAE) of a refit champion's members
+
+
 @dataclass
 class ReportData:
     experiment: str
@@ -42,6 +57,7 @@ class ReportData:
     parents: list[T.RunRecord]  # the sweep runs, newest first
     done: pd.DataFrame  # completed trials, best first
     baseline: float | None  # persistence val MAE (°C) of the sweep's own windows
+    refits: list[T.RunRecord]  # the refit runs, newest first
 
     @property
     def parent(self) -> T.RunRecord | None:
@@ -51,6 +67,7 @@ class ReportData:
 def read(experiment: str, uri: str) -> ReportData:
     frame = T.trials_frame(uri, experiment)
     parents = T.sweep_runs(uri, experiment)
+    refits = T.find_runs(uri, experiment, f"tags.{T.TAG_RUN_TYPE} = '{T.RUN_REFIT}'")
     return ReportData(
         experiment=experiment,
         uri=uri,
@@ -58,7 +75,106 @@ def read(experiment: str, uri: str) -> ReportData:
         parents=parents,
         done=T.completed_trials(frame),
         baseline=baseline(frame, parents[0] if parents else None),
+        refits=sorted(refits, key=lambda r: r.start_time or 0, reverse=True),
     )
+
+
+def champion(data: ReportData) -> Champion | None:
+    """The latest champion evaluated on the test split: a refit's, else the best trial's."""
+    tested = [r for r in data.refits if T.finite(r.metrics.get(T.METRIC_TEST_MAE)) is not None]
+    if tested:
+        r = tested[0]
+        members = sorted(
+            (k.removeprefix(f"{T.METRIC_TEST_MAE}_seed"), v)
+            for k, v in r.metrics.items()
+            if k.startswith(f"{T.METRIC_TEST_MAE}_seed")
+        )
+        return Champion(
+            kind="refit",
+            label=r.tags.get(T.TAG_LABEL, "?"),
+            run_id=r.run_id,
+            val_mae=T.finite(r.metrics.get(T.METRIC_CHAMPION_VAL)),
+            val_skill=T.finite(r.metrics.get(T.METRIC_CHAMPION_VAL_SKILL)),
+            test_mae=float(r.metrics[T.METRIC_TEST_MAE]),
+            baseline_test_mae=T.finite(r.metrics.get(T.METRIC_BASELINE_TEST)),
+            uses=r.tags.get(T.TAG_TEST_COUNT, "?"),
+            members=members,
+        )
+    column = f"metrics.{T.METRIC_TEST_MAE}"
+    if column not in data.frame.columns:
+        return None
+    tested_trials = data.frame[data.frame[column].map(T.finite).notna()]
+    if tested_trials.empty:
+        return None
+    row = tested_trials.sort_values("end_time").iloc[-1].to_dict()
+    return Champion(
+        kind="trial",
+        label=f"trial {row['number']} ({row.get('driver')}, {T.label(row)})",
+        run_id=str(row["run_id"]),
+        val_mae=T.finite(row["val_mae"]),
+        val_skill=T.finite(row.get("val_skill")),
+        test_mae=float(row[column]),
+        baseline_test_mae=T.finite(row.get(f"metrics.{T.METRIC_BASELINE_TEST}")),
+        uses=str(row.get(f"tags.{T.TAG_TEST_COUNT}") or "?"),
+        members=[],
+    )
+
+
+def refit_table(data: ReportData) -> dict[str, Any] | None:
+    """The latest refit's configurations with their seeds (its ``refit.json``), or None."""
+    import json
+
+    for r in data.refits:
+        with tempfile.TemporaryDirectory(prefix="jena-report-") as tmp:
+            path = T.download_artifact(data.uri, r.run_id, T.REFIT_FILE, tmp)
+            if path is not None:
+                return dict(json.loads(Path(path).read_text()))
+    return None
+
+
+Curve2 = tuple[list[float], list[float]]
+
+
+def compute_curve(
+    data: ReportData,
+) -> tuple[list[float], list[float], list[tuple[str, float]], Curve2]:
+    """(cumulative fit seconds, best validation MAE so far) over the sweep's trials in the
+    order they started; the warm-start book models' (label, validation MAE); and the refit's
+    members, continuing the compute (full fidelity: every window, the full validation split)."""
+    frame = data.frame.sort_values("start_time", kind="stable")
+    fit = frame.get(f"metrics.{T.METRIC_FIT_S}", pd.Series(0.0, index=frame.index))
+    spent, best, xs, ys = 0.0, math.inf, [], []
+    for row, seconds in zip(frame.to_dict("records"), fit, strict=True):
+        spent += T.finite(seconds) or 0.0
+        value = T.finite(row["val_mae"]) if row.get("state") == "completed" else None
+        if value is not None and value < best:
+            best = value
+        if math.isfinite(best):
+            xs.append(spent)
+            ys.append(best)
+    books = []
+    column = f"tags.{T.TAG_WARM_START}"
+    if column in frame.columns:
+        for row in frame.to_dict("records"):
+            tag, value = row.get(column), T.finite(row["val_mae"])
+            if isinstance(tag, str) and tag.startswith("book:") and value is not None:
+                books.append((tag.removeprefix("book:"), value))
+    query = f"tags.{T.TAG_RUN_TYPE} = '{T.RUN_REFIT_MEMBER}'"
+    members = sorted(T.find_runs(data.uri, data.experiment, query), key=lambda r: r.start_time or 0)
+    rx: list[float] = [xs[-1]] if xs else []
+    ry: list[float] = []
+    refit_best = math.inf
+    for r in members:
+        spent += T.finite(r.metrics.get(T.METRIC_FIT_S)) or 0.0
+        value = T.finite(r.metrics.get(T.METRIC_BEST_VAL))
+        if value is not None and r.tags.get(T.TAG_STATE) == "completed":
+            refit_best = min(refit_best, value)
+        if math.isfinite(refit_best):
+            if not ry and rx:
+                ry.append(refit_best)
+            rx.append(spent)
+            ry.append(refit_best)
+    return xs, ys, books, (rx[: len(ry)], ry)
 
 
 def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:

@@ -135,3 +135,37 @@ def fig_errors(pred: pd.DataFrame, path: Path) -> Path:
     right.legend(fontsize=8)
     right.grid(alpha=0.3, axis="y")
     return save(fig, path)
+
+
+def fig_compute(
+    spent: list[float],
+    best: list[float],
+    references: list[tuple[str, float]],
+    baseline: float | None,
+    path: Path,
+    refit: tuple[list[float], list[float]] = ([], []),
+) -> Path:
+    """Best validation MAE so far against the training compute spent (cumulative seconds in
+    model.fit), with reference lines (the book's models, persistence); the refit continues."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    ax.step(spent, best, where="post", color=COLOURS[0], linewidth=2, label="sweep: best so far")
+    if refit[1]:
+        ax.step(*refit, where="post", color=COLOURS[3], linewidth=2,
+                label="refit (full fidelity): best so far")  # fmt: skip
+    # from the best reached to 1.6 × persistence: the first, untrained trials can be far worse
+    low = min([*best, *refit[1]])
+    high = max(best) if baseline is None else min(max(best), 1.6 * baseline)
+    high = max(high, baseline or high, low + 0.1)
+    ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
+    for i, (label, value) in enumerate(references):
+        ax.axhline(value, color=COLOURS[(i + 1) % len(COLOURS)], linestyle="--", linewidth=1,
+                   label=f"{label} {value:.3f}")  # fmt: skip
+    if baseline is not None:
+        ax.axhline(baseline, color=GREY, linestyle=":", label=f"persistence {baseline:.3f}")
+    ax.set_xlabel("training compute spent (cumulative seconds in model.fit)")
+    ax.set_ylabel("best validation MAE (°C)")
+    ax.set_title("best validation MAE against compute")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save(fig, path)

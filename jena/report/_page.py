@@ -12,10 +12,19 @@ from typing import Any
 import pandas as pd
 
 from jena import tracking as T
-from jena.errors import ConfigError
 
 from . import _figures as F
-from ._data import TOP_TABLE, ReportData, compute_seconds, curves, leaderboard, short
+from ._data import (
+    TOP_TABLE,
+    ReportData,
+    champion,
+    compute_curve,
+    compute_seconds,
+    curves,
+    leaderboard,
+    refit_table,
+    short,
+)
 from ._data import test_predictions as read_predictions
 
 NUM_CELL = '<td class="num">'
@@ -187,45 +196,40 @@ def curves_section(data: ReportData, folder: Path, result: ReportResult) -> str:
 
 def champion_section(data: ReportData, folder: Path, result: ReportResult) -> str:
     head = "<h2>Champion on the test split</h2>"
-    try:
-        champion = T.select_best(data.frame)
-    except ConfigError:
-        return head + note("No completed trial with a model: no champion.")
-    row = champion.to_dict()
-    test_mae = T.finite(row.get(f"metrics.{T.METRIC_TEST_MAE}"))
-    if test_mae is None:
+    champ = champion(data)
+    if champ is None:
         result.notes.append("champion not evaluated on the test split: no forecast figures")
         return head + note(
-            f"The champion (trial {row['number']}, {T.label(row)}, run {row['run_id']}) has not "
-            f"been evaluated on the test split yet: run `jena best --experiment "
-            f"{data.experiment}` once, then write this report again."
+            "No champion has been evaluated on the test split yet: run `jena best --experiment "
+            f"{data.experiment}` once (it refits the top configurations first), then write "
+            "this report again."
         )
-    base = T.finite(row.get(f"metrics.{T.METRIC_BASELINE_TEST}"))
-    skill = 1 - test_mae / base if base else None
-    uses = row.get(f"tags.{T.TAG_TEST_COUNT}")
-    val_skill = T.finite(row.get("val_skill"))
+    base = champ.baseline_test_mae
+    skill = 1 - champ.test_mae / base if base else None
+    what = (f"{champ.label}: {len(champ.members)} seeds averaged (refit)"
+            if champ.kind == "refit" else champ.label)  # fmt: skip
+    rows = [[what, fmt(champ.val_mae), fmt(champ.test_mae), fmt(base), fmt(skill, "+.1%"),
+             champ.uses]]  # fmt: skip
+    for seed, mae in champ.members:
+        member_skill = 1 - mae / base if base else None
+        rows.append([f"  seed {seed}", "", fmt(mae), fmt(base), fmt(member_skill, "+.1%"), ""])
     parts = [
         head,
-        table(
-            ["trial", "architecture", "val MAE (°C)", "test MAE (°C)",
-             "persistence test MAE (°C)", "skill", "test evaluations"],
-            [[f"{row['number']} ({row.get('driver')})", T.label(row), fmt(row["val_mae"]),
-              fmt(test_mae), fmt(base), fmt(skill, "+.1%"), str(uses or "?")]],
-            numeric={2, 3, 4, 5, 6},
-        ),
+        table(["model", "val MAE (°C)", "test MAE (°C)", "persistence test MAE (°C)", "skill",
+               "test evaluations"], rows, numeric={1, 2, 3, 4, 5}),
     ]  # fmt: skip
-    if val_skill is None or val_skill <= 0:
+    if champ.val_skill is not None and champ.val_skill <= 0:
         parts.append(
             '<p class="warn">This model does not beat persistence on validation (skill '
-            f"{fmt(val_skill, '+.1%', '?')}): it was evaluated and registered only because "
+            f"{fmt(champ.val_skill, '+.1%', '?')}): it was evaluated and registered only because "
             "<code>jena best --force</code> asked for it.</p>"
         )
-    if isinstance(uses, str) and uses.isdigit() and int(uses) > 1:
+    if champ.uses.isdigit() and int(champ.uses) > 1:
         parts.append(
-            f'<p class="warn">The test set of this run was used {uses} times: the test MAE has '
-            "informed decisions and is no longer an unbiased estimate.</p>"
+            f'<p class="warn">The test set of this champion was used {champ.uses} times: the test '
+            "MAE has informed decisions and is no longer an unbiased estimate.</p>"
         )
-    pred = read_predictions(data.uri, str(row["run_id"]))
+    pred = read_predictions(data.uri, champ.run_id)
     if pred is None:
         message = f"the champion's {T.PREDICTIONS_FILE} is missing"
         result.notes.append(message)
@@ -243,6 +247,56 @@ def champion_section(data: ReportData, folder: Path, result: ReportResult) -> st
                  "the target time: champion vs persistence.")
     )  # fmt: skip
     return "".join(parts)
+
+
+def refit_section(data: ReportData) -> str:
+    refit = refit_table(data)
+    if not refit:
+        return ""
+    rows = []
+    for c in sorted(refit["configs"], key=lambda c: c["mean_val_mae"]):
+        mark = " (selected)" if c["key"] == refit.get("selected") else ""
+        seeds = ", ".join(f"{m['val_mae']:.4f}" for m in c["members"])
+        rows.append([c["label"] + mark, fmt(c["sweep_val_mae"]), str(len(c["members"])),
+                     fmt(c["mean_val_mae"]), fmt(c["std_val_mae"]), seeds])  # fmt: skip
+    s = refit["settings"]
+    headers = ["configuration", "sweep val MAE (°C)", "seeds", "mean val MAE (°C)", "± std",
+               "per seed"]  # fmt: skip
+    return (
+        "<h2>Refit at full fidelity</h2>"
+        f'<p class="meta">The top {s["top_k"]} distinct configurations, each trained '
+        f'{s["seeds"]} times (seeds) on every training window for up to {s["epochs"]} epochs, '
+        f'early stopping (patience {s["patience"]}) on the full validation split; the '
+        "selected one has the lowest mean.</p>" + table(headers, rows, numeric={1, 2, 3, 4})
+    )
+
+
+def compute_section(data: ReportData, folder: Path, result: ReportResult) -> str:
+    spent, best, books, refit = compute_curve(data)
+    if not spent:
+        return ""
+    references = [(f"book {name} (this sweep's fidelity)", v) for name, v in books]
+    if T.finite(data.baseline) is not None and _on_real_data(data):
+        from jena.book import edition_models
+
+        preset = str(data.frame.get(f"tags.{T.TAG_PRESET}", pd.Series(["book2"])).iloc[0])
+        references += [(f"book {m.name} (published)", m.published_val_mae)
+                       for m in edition_models(preset) if m.published_val_mae]  # fmt: skip
+    path = folder / "compute.png"
+    result.figures.append(F.fig_compute(spent, best, references, data.baseline, path, refit))
+    return "<h2>Quality against compute</h2>" + figure(
+        "compute.png",
+        "best validation MAE against cumulative compute",
+        "Best validation MAE so far against the training compute spent (seconds in model.fit, "
+        "summed over trials in the order they started, then the refit's runs); dashed: the "
+        "book's models — warm-start trials at this sweep's fidelity, and the published figures "
+        "on the real record.",
+    )
+
+
+def _on_real_data(data: ReportData) -> bool:
+    column = f"tags.{T.TAG_DATA_SOURCE}"
+    return column in data.frame.columns and set(data.frame[column].dropna()) == {"jena"}
 
 
 def search_section(

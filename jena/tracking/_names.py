@@ -42,6 +42,7 @@ TAG_DATA_DIGEST = "data_digest"
 TAG_PRESET = "preset"  # the data (split/window) preset: book2 | book1
 TAG_WARM_START = "warm_start"  # a trial the sweep started from (book:lstm, or sweep:NAME#7)
 TAG_STOP_REASON = "stop_reason"  # which rule ended a sweep invocation
+TAG_BEAT_PREFIX = "compute_to_beat."  # parent run: fit seconds until a trial beat a book model
 TAG_BOUNDS_NOTE = "bounds_note"  # how a preset's split bounds were scaled to a short record
 TAG_MODEL_PRESET = "model_preset"  # a named book model, when the trial is one
 TAG_ARCHITECTURE = "architecture"
@@ -91,6 +92,8 @@ METRIC_TEST_MAE = "test_mae"
 METRIC_TEST_SKILL = "test_skill"
 METRIC_BASELINE_TEST = "baseline_test_mae"
 METRIC_TEST_WINDOWS = "test_windows"
+METRIC_CHAMPION_VAL = "champion_val_mae"  # what was tested: its validation MAE, and skill
+METRIC_CHAMPION_VAL_SKILL = "champion_val_skill"
 TAG_TRIALS_PREFIX = "trials_"  # parent-run tags: trials_completed, trials_pruned, ...
 EPOCH_METRICS = (METRIC_LOSS, METRIC_MAE, METRIC_VAL_LOSS, METRIC_VAL_MAE)
 
