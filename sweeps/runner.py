@@ -212,7 +212,7 @@ def failure_reasons(tracker: T.Tracker, experiment: str, parent_run_id: str) -> 
 def warm_start(cfg: SweepConfig, driver: Driver, ds: Dataset, finished: int) -> list[str]:
     """Start a new sweep from the book's models or another sweep's trials; what was done and
     what was skipped, one line each (nothing once the sweep has trials)."""
-    source = cfg.space.warm_start
+    source = cfg.space.warm_start  # "book", another sweep's name, or "" / unset: none
     if not source or finished:
         return []
     space = make_space(cfg)

@@ -68,6 +68,9 @@ TINY_SETS: tuple[str, ...] = (
     "tuner.options={}",
     'space.include=["architecture", "units", "learning_rate"]',
     "space.fixed={sequence_length_hours=48, normalise_target=true, rnn_layers=1}",
+    "space.ranges={}",
+    'space.warm_start=""',
+    "stop.patience_trials=1000",
 )
 
 

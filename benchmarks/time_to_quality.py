@@ -1,0 +1,246 @@
+"""Time to quality (issue 10): does sweep + refit reach the book's models, and with how much
+training compute?
+
+On one record (default: the synthetic generator, at a size that fits about an hour on 2 cores;
+``--data`` takes any CSV, the real file included):
+
+(a) the book's ``lstm_dropout`` and ``stacked_gru_dropout`` trained exactly as the book trains
+    them (50 epochs of every training window, RMSprop, mse on °C targets, its windows, the best
+    epoch kept as ModelCheckpoint does): validation MAE (full validation split), training
+    compute (seconds in model.fit), test MAE;
+(b) the default sweep (sweeps/default.toml, with its budget) then the refit of its top
+    configurations (its [refit]), on the same record: best validation MAE so far against the
+    cumulative compute of trials then refit runs (the refit's validation MAE is on the full
+    validation split, like the book's), and the champion's test MAE;
+(c) one table: each book model's validation MAE and compute, the compute at which sweep + refit
+    first matched it, the ratio, and the champion's test MAE next to the book models' and
+    persistence's; written as JSON and a plot.
+
+Goal reported against: match the book's best validation MAE with at most a third of its
+training compute, and beat its test MAE.
+
+    python benchmarks/time_to_quality.py                      # synthetic:100000
+    python benchmarks/time_to_quality.py --data jena          # the real record (hours on a CPU)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+BOOK = ("lstm_dropout", "stacked_gru_dropout")
+
+
+def book_models(data: str, epochs: int | None) -> list[dict[str, Any]]:
+    """(a): the book's models trained the book's way; their validation and test MAE."""
+    import numpy as np
+    import pandas as pd
+
+    from jena.book import book_model
+    from jena.data import load
+    from jena.evaluate import predict_test
+    from jena.prepare import prepare
+    from jena.serve import Forecaster
+    from jena.train import DataCache, Fidelity, train
+
+    ds = load(data)
+    cache = DataCache(ds, "book2")
+    test = prepare(ds, "book2", include_test=True)
+    out = []
+    for name in BOOK:
+        model = book_model(name)
+        n = epochs or model.epochs
+        started = time.monotonic()
+        result = train(model.config, cache, Fidelity(max_epochs=n, patience=n))  # no stopping
+        forecaster = Forecaster(result.model, result.data_config)
+        pred = predict_test(forecaster, test, pd.DatetimeIndex(ds.frame.index))
+        out.append({
+            "model": name,
+            "epochs": n,
+            "val_mae": result.val_mae,
+            "baseline_val_mae": result.baseline_val_mae,
+            "fit_s": result.duration_s,
+            "wall_s": time.monotonic() - started,
+            "test_mae": float(np.mean(np.abs(pred.forecast - pred.actual))),
+            "baseline_test_mae": float(np.mean(np.abs(pred.persistence - pred.actual))),
+        })  # fmt: skip
+        print(f"  book {name}: val {result.val_mae:.4f} in {result.duration_s:.0f} s of fit, "
+              f"test {out[-1]['test_mae']:.4f}", file=sys.stderr, flush=True)  # fmt: skip
+    return out
+
+
+def sweep_and_refit(data: str, minutes: float, trials: int, root: Path) -> dict[str, Any]:
+    """(b): the default sweep, its refit and its champion; the compute curve."""
+    from jena import tracking as T
+    from jena.evaluate import evaluate_best
+    from jena.refit import refit_status
+    from sweeps import apply_overrides, load, run_sweep
+
+    uri = f"sqlite:///{root}/ttq.db"
+    cfg = apply_overrides(
+        load("default"),
+        [
+            'name="ttq"',
+            f"data.source={json.dumps(data)}",
+            f"trials={trials}",
+            f"timeout_minutes={minutes}",
+            f"storage.tracking_uri={json.dumps(uri)}",
+            f"storage.optuna={json.dumps(f'journal:{root}/ttq.journal')}",
+        ],
+    )
+    started = time.monotonic()
+    summary = run_sweep(cfg, quiet=True)
+    sweep_wall = time.monotonic() - started
+    print(f"  sweep: {summary['finished']} trials, {summary['fit_s']:.0f} s of fit",
+          file=sys.stderr, flush=True)  # fmt: skip
+    started = time.monotonic()
+    ev = evaluate_best("ttq", tracking_uri=uri, force=True, register_name=None)  # refit first
+    refit_wall = time.monotonic() - started
+    frame = T.trials_frame(uri, "ttq").sort_values("start_time", kind="stable")
+    curve: list[dict[str, Any]] = []
+    spent, best = 0.0, math.inf
+    for row in frame.to_dict("records"):
+        spent += T.finite(row.get(f"metrics.{T.METRIC_FIT_S}")) or 0.0
+        value = T.finite(row["val_mae"]) if row["state"] == "completed" else None
+        best = min(best, value) if value is not None else best
+        curve.append({"stage": "sweep", "compute_s": spent, "best_val_mae": best})
+    sweep_compute = spent
+    members = T.find_runs(uri, "ttq", f"tags.{T.TAG_RUN_TYPE} = '{T.RUN_REFIT_MEMBER}'")
+    refit_best = math.inf
+    for run in sorted(members, key=lambda r: r.start_time or 0):
+        spent += T.finite(run.metrics.get(T.METRIC_FIT_S)) or 0.0
+        value = T.finite(run.metrics.get(T.METRIC_BEST_VAL))
+        if value is not None:
+            refit_best = min(refit_best, value)
+        curve.append({"stage": "refit", "compute_s": spent, "best_val_mae": refit_best})
+    status = refit_status(uri, "ttq", ev_settings(uri))
+    return {
+        "trials": summary["finished"],
+        "sweep_compute_s": sweep_compute,
+        "sweep_wall_s": sweep_wall,
+        "refit_compute_s": spent - sweep_compute,
+        "refit_wall_s": refit_wall,
+        "curve": curve,
+        "champion": {
+            "label": ev.label,
+            "members": len(ev.members),
+            "val_mae": ev.val_mae,
+            "test_mae": ev.test_mae,
+            "baseline_test_mae": ev.baseline_test_mae,
+            "best_val_member_test_mae": ev.best_val_member_test_mae,
+        },
+        "refit": status.to_dict(),
+    }
+
+
+def ev_settings(uri: str) -> Any:
+    from jena.refit import RefitSettings
+
+    return RefitSettings.of_sweep(uri, "ttq")
+
+
+def first_match(curve: list[dict[str, Any]], target: float) -> float | None:
+    """The compute at which the refit's best validation MAE (full validation split) first
+    matched ``target``."""
+    for point in curve:
+        if point["stage"] == "refit" and point["best_val_mae"] <= target:
+            return float(point["compute_s"])
+    return None
+
+
+def plot(books: list[dict[str, Any]], ours: dict[str, Any], path: Path) -> None:
+    from jena.report import pyplot, save
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for stage, colour in (("sweep", "#1f77b4"), ("refit", "#d62728")):
+        pts = [p for p in ours["curve"] if p["stage"] == stage and math.isfinite(p["best_val_mae"])]
+        if pts:
+            ax.step([p["compute_s"] for p in pts], [p["best_val_mae"] for p in pts], where="post",
+                    color=colour, linewidth=2,
+                    label=f"{stage}: best so far" + (" (full validation)" if stage == "refit"
+                                                     else " (validation subset)"))  # fmt: skip
+    for book, colour in zip(books, ("#2ca02c", "#9467bd"), strict=False):
+        ax.axhline(
+            book["val_mae"],
+            color=colour,
+            linestyle="--",
+            label=f"book {book['model']}: {book['val_mae']:.3f} after {book['fit_s']:.0f} s",
+        )
+        ax.axvline(book["fit_s"], color=colour, linestyle=":", linewidth=1)
+    base = books[0]["baseline_val_mae"] if books else None
+    if base:
+        ax.axhline(base, color="#7f7f7f", linestyle=":", label=f"persistence {base:.3f}")
+        values = [p["best_val_mae"] for p in ours["curve"] if math.isfinite(p["best_val_mae"])]
+        values += [b["val_mae"] for b in books]
+        ax.set_ylim(min(values) * 0.97, 1.25 * base)
+    ax.set_xlabel("training compute (cumulative seconds in model.fit)")
+    ax.set_ylabel("validation MAE (°C)")
+    ax.set_title("time to quality: sweep + refit against the book's models")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    save(fig, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default="synthetic:100000", help="the record (a --data spec)")
+    parser.add_argument("--sweep-minutes", type=float, default=20.0, help="the sweep's budget")
+    parser.add_argument("--trials", type=int, default=40, help="the sweep's trials at most")
+    parser.add_argument("--book-epochs", type=int, default=None,
+                        help="override the book's 50 epochs (a quick look only)")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/time_to_quality"))
+    args = parser.parse_args(argv)
+    from jena._quiet import import_keras_quietly
+
+    import_keras_quietly()
+    started = time.monotonic()
+    books = book_models(args.data, args.book_epochs)
+    with tempfile.TemporaryDirectory(prefix="jena-bench-ttq-") as tmp:
+        ours = sweep_and_refit(args.data, args.sweep_minutes, args.trials, Path(tmp))
+    rows = []
+    for book in books:
+        matched = first_match(ours["curve"], book["val_mae"])
+        rows.append({**book, "matched_at_s": matched,
+                     "ratio": None if matched is None else matched / book["fit_s"]})  # fmt: skip
+    champion = ours["champion"]
+    print(f"\ntime to quality on {args.data} ({(time.monotonic() - started) / 60:.0f} min in all)")
+    print(f"{'book model':22} {'val MAE':>8} {'compute s':>10} {'matched at s':>13} {'ratio':>7} "
+          f"{'test MAE':>9}")  # fmt: skip
+    for r in rows:
+        when = "not matched" if r["matched_at_s"] is None else f"{r['matched_at_s']:.0f}"
+        times = "—" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        print(f"{r['model']:22} {r['val_mae']:>8.4f} {r['fit_s']:>10.0f} {when:>13} "
+              f"{times:>7} {r['test_mae']:>9.4f}")  # fmt: skip
+    print(f"{'sweep + refit champion':22} {champion['val_mae']:>8.4f} "
+          f"{ours['sweep_compute_s'] + ours['refit_compute_s']:>10.0f} {'':>13} {'':>7} "
+          f"{champion['test_mae']:>9.4f}")  # fmt: skip
+    print(f"{'persistence':22} {books[0]['baseline_val_mae'] if books else math.nan:>8.4f} "
+          f"{0:>10} {'':>13} {'':>7} {champion['baseline_test_mae']:>9.4f}")  # fmt: skip
+    best_book = min(rows, key=lambda r: r["val_mae"]) if rows else None
+    if best_book:
+        ok_val = best_book["ratio"] is not None and best_book["ratio"] <= 1 / 3
+        ok_test = champion["test_mae"] < min(r["test_mae"] for r in rows)
+        print(f"goal: the book's best val MAE with ≤ 1/3 of its compute: "
+              f"{'met' if ok_val else 'not met'}; beat its test MAE: "
+              f"{'met' if ok_test else 'not met'}")  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {"data": args.data, "books": rows, "ours": ours,
+              "minutes": (time.monotonic() - started) / 60}  # fmt: skip
+    (args.out / "time_to_quality.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    plot(books, ours, args.out / "time_to_quality.png")
+    print(f"wrote {args.out}/time_to_quality.json and .png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
