@@ -147,6 +147,16 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """The CPU benchmark suite (windowing, platform overhead, pruning, workers, backends, packed
+    trials) and one summary table; figures in benchmarks/results/ and benchmarks/RESULTS.md.
+    `-- --quick` shortens the sweeps, `-- --only packed,backends` picks some. The accelerator
+    path is `python benchmarks/gpu.py` on a GPU machine."""
+    session.install("-e", ".", "jax")
+    session.run("python", "benchmarks/run_all.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def benchmark(session: nox.Session) -> None:
     """Windowing speed and memory against keras.utils.timeseries_dataset_from_array."""
     session.install("-e", ".")

@@ -6,9 +6,13 @@ from __future__ import annotations
 import os
 import socket
 
+ENV_HOST = "JENA_HOST"
+
 
 def this_host() -> str:
-    return socket.gethostname()
+    """This machine's name as records carry it: ``$JENA_HOST`` if set (name a worker where
+    host names say little, e.g. a Kubernetes pod), else the host name."""
+    return os.environ.get(ENV_HOST, "").strip() or socket.gethostname()
 
 
 def owner() -> dict[str, str]:

@@ -8,7 +8,11 @@ and ``FatalError``):
 * :class:`TrialError`: one proposed point cannot be trained (an invalid combination, a window
   that does not fit, a NaN loss) — that trial fails with the reason and the sweep goes on;
 * :class:`WorkerError`: a sweep worker process crashed — neither the point's fault nor the
-  configuration's; the sweep stops and says where the worker's log is.
+  configuration's; the sweep stops and says where the worker's log is;
+* :class:`InfrastructureError`: what the sweep runs on broke (a full disk, a tracking store
+  that stays unreachable, an Optuna storage error) — not the trial's fault: the sweep stops at
+  the first one with one line saying what broke, the interrupted trial does not count against
+  the budget, and the next run resumes it.
 """
 
 from __future__ import annotations
@@ -32,3 +36,8 @@ class TrialError(JenaError):
 
 class WorkerError(JenaError):
     """A sweep worker process died."""
+
+
+class InfrastructureError(JenaError):
+    """The disk, the tracking store or the Optuna storage failed; the sweep stops, the trial it
+    interrupted is re-run by the next invocation."""

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from . import tracking as T
 from .config import TrialConfig
 from .errors import ConfigError, TrialError
+from .faults import as_infrastructure
 from .train import DataCache, Fidelity, StopCheck, TrialResult, train
 
 BATCH_EVENT_INTERVAL_S = 0.5  # batch progress goes to the display at most this often
@@ -104,6 +105,11 @@ def train_recorded(
     except (ConfigError, TrialError) as exc:  # the window does not fit this record
         result = failed(str(exc))
     except Exception as exc:  # a run that raises fails; the caller goes on
+        lost = as_infrastructure(exc)  # unless the disk or the store failed: not its fault
+        if lost is exc:
+            raise
+        if lost is not None:
+            raise lost from exc
         result = failed(f"{type(exc).__name__}: {exc}")
     if result.state == "completed" and result.model is not None:
         run.log_model(result.model, result.data_config, name=name,

@@ -55,7 +55,8 @@ class PrunerSection:
 class TunerSection:
     type: str = "random"
     options: dict[str, Any] = field(default_factory=dict)
-    max_consecutive_failed_trials: int = 3
+    # Keras Tuner's own name for [faults].max_consecutive_failed_trials (wins when set)
+    max_consecutive_failed_trials: int | None = None
 
 
 @dataclass
@@ -78,9 +79,31 @@ class RefitSection:
 
 
 @dataclass
+class PackingSection:
+    # trials of one shape trained side by side in one compiled JAX program (jena.packed);
+    # 1 = one by one (the default); > 1 needs KERAS_BACKEND=jax and pays on an accelerator
+    size: int = 1
+
+
+@dataclass
 class StopSection:
     patience_trials: int | None = None  # stop after this many completed trials with no new best
     target_val_mae: float | None = None  # stop once a trial reaches this validation MAE (°C)
+
+
+@dataclass
+class FaultsSection:
+    """What a sweep does when its workers or its infrastructure fail (sweeps/faults.py)."""
+
+    # stop after this many trials in a row failed the same way (0: never), both drivers
+    max_consecutive_failed_trials: int = 3
+    # Optuna RDB storages (sqlite:///, postgresql://): a running trial's heartbeat, and how long
+    # without one before any worker fails it (its MLflow run is then ended KILLED)
+    heartbeat_interval_s: int = 30
+    grace_period_s: int = 120
+    retry_stale_trials: int = 1  # run a trial whose worker died again, as a WAITING copy
+    # how long a tracking store that stopped answering is retried before the sweep stops
+    tracking_retry_s: float = 120.0
 
 
 @dataclass
@@ -107,6 +130,8 @@ class SweepConfig:
     tuner: TunerSection = field(default_factory=TunerSection)
     space: SpaceSection = field(default_factory=SpaceSection)
     stop: StopSection = field(default_factory=StopSection)
+    faults: FaultsSection = field(default_factory=FaultsSection)
+    packing: PackingSection = field(default_factory=PackingSection)
     refit: RefitSection = field(default_factory=RefitSection)
     storage: StorageSection = field(default_factory=StorageSection)
     path: str | None = field(default=None, metadata={"key": False})  # where it was read from
@@ -132,12 +157,21 @@ class SweepConfig:
             )
         if self.timeout_minutes is not None and self.timeout_minutes <= 0:
             raise ConfigError(f"{where}: timeout_minutes: must be positive")
+        if self.packing.size < 1:
+            raise ConfigError(f"{where}: [packing].size: must be at least 1, got "
+                              f"{self.packing.size}")  # fmt: skip
+        if self.packing.size > 1 and self.driver != "optuna":
+            raise ConfigError(
+                f"{where}: [packing].size: packed trials need driver = 'optuna' (it asks for "
+                "several proposals at a time)"
+            )
         try:
             from jena.refit import RefitSettings
 
             RefitSettings(**dataclasses.asdict(self.refit))
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
+        self._check_faults(where)
         patience, target = self.stop.patience_trials, self.stop.target_val_mae
         if patience is not None and patience < 1:
             raise ConfigError(
@@ -190,6 +224,33 @@ class SweepConfig:
                 f"{where}: [space]: {exc}" if "fidelity" not in str(exc) else f"{where}: {exc}"
             ) from None
         return self
+
+    def _check_faults(self, where: str) -> None:
+        f = self.faults
+        limits = {"[faults].max_consecutive_failed_trials": f.max_consecutive_failed_trials,
+                  "[faults].retry_stale_trials": f.retry_stale_trials,
+                  "[tuner].max_consecutive_failed_trials": self.tuner.max_consecutive_failed_trials,
+                  "[faults].tracking_retry_s": f.tracking_retry_s}  # fmt: skip
+        for key, value in limits.items():
+            if value is not None and value < 0:
+                raise ConfigError(f"{where}: {key}: must be 0 or more, got {value}")
+        if f.heartbeat_interval_s < 1:
+            raise ConfigError(
+                f"{where}: [faults].heartbeat_interval_s: must be at least 1, got "
+                f"{f.heartbeat_interval_s}"
+            )
+        if f.grace_period_s <= f.heartbeat_interval_s:
+            raise ConfigError(
+                f"{where}: [faults].grace_period_s ({f.grace_period_s}) must be longer than "
+                f"heartbeat_interval_s ({f.heartbeat_interval_s}): twice as long or more"
+            )
+
+    def max_failures(self) -> int:
+        """Trials failing the same way in a row that stop the sweep (0: no limit)."""
+        kt = self.tuner.max_consecutive_failed_trials
+        if self.driver == "kerastuner" and kt is not None:
+            return kt
+        return self.faults.max_consecutive_failed_trials
 
     def _check_presets(self, where: str) -> None:
         """Named models must exist and share the sweep's split: val MAEs of different splits

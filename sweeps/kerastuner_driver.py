@@ -45,11 +45,15 @@ deadline.
 Failures: a trial that fails (exception, NaN loss, a window that does not fit) ends FAILED in
 MLflow with ``failure_reason`` (by ``run_trial``) and, via ``keras_tuner.errors.FailedTrialError``,
 FAILED in Keras Tuner with the reason in the trial's ``message``; the sweep goes on. After
-``[tuner].max_consecutive_failed_trials`` failures in a row (in this invocation) the sweep stops
-with :class:`TooManyFailures`. This driver counts them itself instead of the oracle's own check,
-which in keras-tuner 1.4.8 raises before the oracle saves the trial (so a resume re-runs it) and
-counts over the whole history (so a resumed project that once hit the limit stops at its next
-trial, whatever happens).
+``[faults].max_consecutive_failed_trials`` (or ``[tuner].max_consecutive_failed_trials``)
+failures of the same kind in a row (in this invocation) the sweep stops with
+:class:`TooManyFailures` (:class:`sweeps.faults.FailureStreak`, as for Optuna). This driver counts
+them itself instead of the oracle's own check, which in keras-tuner 1.4.8 raises before the
+oracle saves the trial (so a resume re-runs it) and counts over the whole history (so a resumed
+project that once hit the limit stops at its next trial, whatever happens). An infrastructure
+failure (:class:`jena.errors.InfrastructureError`: a full disk, the tracking store gone) stops the
+search at once and leaves the trial RUNNING in the project: the next run re-runs it first, under
+its own number, as after a crash.
 
 One process only: ``--workers > 1`` is a ConfigError (distributed Keras Tuner needs a chief
 oracle server and ``KERASTUNER_*`` environment variables; use the Optuna driver for workers).
@@ -71,12 +75,14 @@ import keras_tuner as kt
 from jena import tracking as T
 from jena.book import preset_defaults
 from jena.config import TrialConfig
-from jena.errors import ConfigError, JenaError
+from jena.errors import ConfigError, InfrastructureError
 from jena.space import Param, Space
 
 from .config import SweepConfig
 from .display import Board
 from .drivers import Best, Resume
+from .faults import FailureStreak
+from .faults import TooManyFailures as TooManyFailures  # this driver's name for it, as before
 from .stop import stop_reason
 from .trial import SweepContext, make_space, run_trial
 
@@ -90,8 +96,13 @@ _RESERVED = ("objective", "seed", "max_trials", "hyperparameters", "max_consecut
              "allow_new_entries", "tune_new_entries")  # fmt: skip
 
 
-class TooManyFailures(JenaError):
-    """``[tuner].max_consecutive_failed_trials`` trials failed in a row: the sweep stops."""
+class _Lost(kt.errors.FatalError):
+    """An InfrastructureError, carried out of Keras Tuner's loop (which fails any other error
+    as the trial's own)."""
+
+    def __init__(self, error: InfrastructureError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _OutOfTime(Exception):
@@ -276,9 +287,7 @@ class SweepTuner(kt.Tuner):
         self.ctx = ctx
         self.deadline = deadline
         self.board = board
-        self.max_failures = ctx.cfg.tuner.max_consecutive_failed_trials
-        self.failures_in_a_row = 0
-        self.last_failure: str | None = None
+        self.streak = FailureStreak(ctx.cfg.max_failures(), "Keras Tuner")
         super().__init__(
             oracle=oracle,
             hypermodel=hypermodel,
@@ -318,14 +327,17 @@ class SweepTuner(kt.Tuner):
         values = self.hypermodel.point(hp.values)
         epochs = hp.values.get("tuner/epochs")  # Hyperband's budget for this trial
         label = self.warm_labels.get(trial.trial_id)
-        result = run_trial(
-            self.ctx,
-            int(trial.trial_id),
-            values,
-            report=None,
-            max_epochs=int(epochs) if epochs else None,
-            tags={T.TAG_WARM_START: label} if label else None,
-        )
+        try:
+            result = run_trial(
+                self.ctx,
+                int(trial.trial_id),
+                values,
+                report=None,
+                max_epochs=int(epochs) if epochs else None,
+                tags={T.TAG_WARM_START: label} if label else None,
+            )
+        except InfrastructureError as exc:
+            raise _Lost(exc) from exc
         if self.board is not None:
             self.board.refresh()
         if (
@@ -351,16 +363,9 @@ class SweepTuner(kt.Tuner):
         super().on_trial_end(trial)  # the oracle ends and saves the trial
         ended = self.oracle.get_trial(trial.trial_id)
         if ended.status == "FAILED":
-            self.failures_in_a_row += 1
-            self.last_failure = _reason(ended.message)
+            self.streak.add("failed", _reason(ended.message))
         elif ended.status == "COMPLETED":
-            self.failures_in_a_row = 0
-        if self.max_failures and self.failures_in_a_row >= self.max_failures:
-            raise TooManyFailures(
-                f"{self.failures_in_a_row} Keras Tuner trials failed in a row (last: "
-                f"{self.last_failure}); stopping. Fix the cause or raise "
-                "[tuner].max_consecutive_failed_trials; re-running the sweep resumes it"
-            )
+            self.streak.add("completed")
 
     # Models are logged to MLflow by run_trial; Keras Tuner keeps none.
     def save_model(self, trial_id: str, model: Any, step: int = 0) -> None:
@@ -488,6 +493,8 @@ class KerasTunerDriver:
                 t.search(verbose=0)
         except (_OutOfTime, _StopRule):
             pass
+        except _Lost as lost:
+            raise lost.error from None
         finally:
             board.refresh()
 

@@ -19,21 +19,23 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from optuna.trial import TrialState
 
 from jena import tracking as T
-from jena._filelock import file_lock
 from jena._owner import owner, owner_is_dead
-from jena.errors import ConfigError, WorkerError
+from jena.devices import share_device
+from jena.errors import ConfigError, InfrastructureError, JenaError, WorkerError
 from jena.space import Param, Space
 from jena.train import TrialPruned
 
+from . import optuna_faults as F
 from .config import SweepConfig
 from .display import Board, QueueSink, pump
 from .drivers import Best, Resume
+from .faults import FailureStreak, TooManyFailures
 from .stop import stop_reason
 from .trial import SweepContext, make_context, make_space, record_failure, run_trial
 
@@ -46,17 +48,19 @@ def storage(cfg: SweepConfig) -> optuna.storages.BaseStorage:
     url = cfg.optuna_storage()
     if url == "memory" and cfg.workers > 1:
         raise ConfigError("storage.optuna = 'memory' cannot be shared by several workers")
-    opened = open_storage(url, name=cfg.name)
+    opened = open_storage(url, name=cfg.name, rdb=F.rdb_kwargs(cfg) if F.is_rdb(url) else None)
     assert opened is not None
     return opened
 
 
 def open_storage(
-    url: str, *, name: str = "", create: bool = True
+    url: str, *, name: str = "", create: bool = True, rdb: dict[str, Any] | None = None
 ) -> optuna.storages.BaseStorage | None:
     """The Optuna storage of ``url`` (``journal:PATH``, ``sqlite:///…``, ``postgresql://…``,
     ``memory``). ``create=False``: None where nothing is stored yet (no journal file, no SQLite
-    file, an in-memory study of another process)."""
+    file, an in-memory study of another process). ``rdb``: more RDBStorage arguments (the
+    heartbeat, :func:`sweeps.optuna_faults.rdb_kwargs`); an RDB storage is opened once per
+    process and settings, its tables created under a lock (many workers may start at once)."""
     if url == "memory":
         if not create:
             return None
@@ -74,21 +78,31 @@ def open_storage(
         if not create and not db.is_file():
             return None
         db.parent.mkdir(parents=True, exist_ok=True)
+    extra = dict(rdb or {})
+    key = (url, name, *(f"{k}={extra[k]!r}" for k in sorted(extra)))
+    if key in _rdb_storages:
+        return _rdb_storages[key]
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+        with F.creation_lock(url), F.quiet_optuna():
+            made = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **extra)
     except Exception as exc:  # bad URL, server down, driver missing
         first = " ".join(str(exc).split())[:300]  # drivers' messages span lines
         raise ConfigError(
-            f"Optuna storage {url!r} is not usable: {type(exc).__name__}: {first}"
+            f"Optuna storage {F.redact(url)!r} is not usable: {type(exc).__name__}: {first}"
         ) from None
+    _rdb_storages[key] = made
+    return made
 
 
 _memory_storages: dict[str, optuna.storages.BaseStorage] = {}
+_rdb_storages: dict[tuple[str, ...], optuna.storages.BaseStorage] = {}
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 60}}
+    if url.startswith("postgres"):  # a server that is not there: seconds, not minutes
+        return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
     return {"pool_pre_ping": True}
 
 
@@ -120,7 +134,8 @@ def sampler(cfg: SweepConfig, space: Space, seed: int | None = None) -> optuna.s
     kind, seed = cfg.sampler.type, cfg.seed if seed is None else seed
     try:
         if kind == "tpe":
-            defaults = {"multivariate": True, "group": True, "constant_liar": cfg.workers > 1}
+            liar = cfg.workers > 1 or cfg.packing.size > 1  # several trials running at once
+            defaults = {"multivariate": True, "group": True, "constant_liar": liar}
             return optuna.samplers.TPESampler(seed=seed, **{**defaults, **opts})
         if kind == "random":
             return optuna.samplers.RandomSampler(seed=seed, **opts)
@@ -198,12 +213,16 @@ def _suggest_one(trial: optuna.Trial, p: Param) -> Any:
 
 
 # ------------------------------------------------------------------ the driver
-def _fail_stale(s: optuna.Study) -> None:
-    """A RUNNING trial whose process on this host is gone (kill -9, power loss) is failed."""
+def _fail_stale(s: optuna.Study, cfg: SweepConfig) -> None:
+    """A RUNNING trial whose process on this host is gone (kill -9, power loss) is failed (and
+    run again, as a stale trial of the heartbeat is: sweeps/optuna_faults.py); on an RDB
+    storage, so is one of any host whose heartbeat stopped."""
     for t in s.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if owner_is_dead(t.user_attrs.get("host"), t.user_attrs.get("pid")):
-            s._storage.set_trial_user_attr(t._trial_id, "fail_reason", "stale: its process died")
-            s._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            failed = F.fail(s, t._trial_id, T.STALE_REASON)
+            if failed is not None:
+                F.stale_trial(s, failed, T.STALE_REASON, cfg)
+    F.fail_stale(s, cfg)
 
 
 IMPORTED = "imported_from"  # user attr of a trial added from another sweep (not run here)
@@ -224,14 +243,21 @@ def distribution(p: Param) -> optuna.distributions.BaseDistribution:
 
 
 def run_here(trials: list[Any]) -> list[Any]:
-    """The trials this sweep ran itself (not the ones a warm start added from another)."""
-    return [t for t in trials if IMPORTED not in t.user_attrs]
+    """The trials that count against the budget: those this sweep ran itself (not the ones a
+    warm start added from another), except those the infrastructure interrupted (lost: run
+    again)."""
+    return [t for t in trials if IMPORTED not in t.user_attrs and F.LOST not in t.user_attrs]
 
 
 class OptunaDriver:
     name = "optuna"
 
     def warm_start(self, cfg: SweepConfig, points: list[Any]) -> list[str]:
+        # under the budget's lock: of workers starting a new sweep at once, one adds the points
+        with F.budget_lock(cfg.optuna_storage(), cfg.name, lock_path(cfg)):
+            return self._warm_start(cfg, points)
+
+    def _warm_start(self, cfg: SweepConfig, points: list[Any]) -> list[str]:
         space = make_space(cfg)
         s = study(cfg, space)
         if s.get_trials(deepcopy=False):
@@ -266,7 +292,7 @@ class OptunaDriver:
     def resume(self, cfg: SweepConfig) -> Resume:
         """Trials already in the study (those of dead processes failed first), the best."""
         s = study(cfg)
-        _fail_stale(s)
+        _fail_stale(s, cfg)
         finished = run_here(s.get_trials(deepcopy=False, states=FINISHED))
         best = self.best(cfg) if finished else None
         return Resume(
@@ -292,13 +318,19 @@ def run(ctx: SweepContext, board: Board, deadline: float | None) -> None:
     if cfg.workers == 1:
         loop(ctx, deadline)
         return
+    share_device(cfg.workers)  # JAX: workers share one accelerator (no XLA preallocation)
     mp_ctx = mp.get_context("spawn")
     q = mp_ctx.Queue()
     left = None if deadline is None else deadline - time.monotonic()
+    stop = mp_ctx.Event()  # a worker hit a fault: the others start no new trial
     procs = [
-        mp_ctx.Process(target=_worker, args=(cfg, ctx.parent_run_id, q, left, i), daemon=False)
+        mp_ctx.Process(
+            target=_worker, args=(cfg, ctx.parent_run_id, q, left, i, stop), daemon=False
+        )
         for i in range(cfg.workers)
     ]
+    relay = _Faults(board, stop)
+    sink = cast(Board, relay)
     logs = Path("mlruns/logs")
     logs.mkdir(parents=True, exist_ok=True)
     for i, p in enumerate(procs):
@@ -317,17 +349,19 @@ def run(ctx: SweepContext, board: Board, deadline: float | None) -> None:
     ended: dict[int, float] = {}
     try:
         while len(ended) < len(procs):
-            pump(q, board)
+            pump(q, sink)
             for i, p in enumerate(procs):
                 if i not in ended and not p.is_alive():
                     ended[i] = time.monotonic()
-        pump(q, board, timeout=0.05)
+        pump(q, sink, timeout=0.05)
         board.workers_wall_s = sum(t - started for t in ended.values())
     except KeyboardInterrupt:
         for p in procs:  # they got the same SIGINT: let them end their trials cleanly
             p.join(timeout=60)
-        pump(q, board, timeout=0.05)
+        pump(q, sink, timeout=0.05)
         raise
+    if relay.faults:  # what stopped the first worker that stopped the sweep
+        raise relay.error()
     failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
     if failed:
         raise WorkerError(
@@ -336,52 +370,119 @@ def run(ctx: SweepContext, board: Board, deadline: float | None) -> None:
         )
 
 
+class _Faults:
+    """The board, plus what a worker process reports when it stops the sweep (an
+    infrastructure failure, too many failed trials): the others are told to stop."""
+
+    def __init__(self, board: Board, stop: Any) -> None:
+        self.board = board
+        self.stop = stop
+        self.faults: list[tuple[str, str]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.board, name)
+
+    def fault(self, kind: str, message: str) -> None:
+        self.faults.append((kind, message))
+        self.stop.set()
+
+    def error(self) -> JenaError:
+        kinds = {"InfrastructureError": InfrastructureError, "TooManyFailures": TooManyFailures,
+                 "ConfigError": ConfigError}  # fmt: skip
+        kind, message = self.faults[0]
+        return kinds.get(kind, JenaError)(message)
+
+
 def _worker(
-    cfg: SweepConfig, parent_run_id: str, q: Any, seconds_left: float | None, index: int
+    cfg: SweepConfig,
+    parent_run_id: str,
+    q: Any,
+    seconds_left: float | None,
+    index: int,
+    stop: Any = None,
 ) -> None:
     from jena._quiet import import_keras_quietly
 
     import_keras_quietly()
+    T.set_retry_window(cfg.faults.tracking_retry_s)
     deadline = None if seconds_left is None else time.monotonic() + seconds_left
     ctx = make_context(cfg, QueueSink(q), parent_run_id, deadline)
-    with contextlib.suppress(KeyboardInterrupt):  # the trial already ended FAILED/KILLED
-        loop(ctx, deadline, worker=index)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # the trial already ended FAILED/KILLED
+            loop(ctx, deadline, worker=index, stop=stop)
+    except JenaError as exc:  # the main process says it, once, and stops the others
+        q.put(("fault", (type(exc).__name__, str(exc))))
+        raise SystemExit(3) from None
 
 
-def loop(ctx: SweepContext, deadline: float | None, worker: int = 0) -> None:
-    """Ask → train → tell until the study holds ``trials`` trials or the time is up.
+def loop(ctx: SweepContext, deadline: float | None, worker: int = 0, stop: Any = None) -> None:
+    """Ask → train → tell until the study holds ``trials`` trials or the time is up (or
+    ``stop``, an event, is set: another worker stopped the sweep).
 
     The sampler's seed differs per worker and per invocation (it counts the trials already in
     the study), so workers and resumed runs do not replay the same points; a given history and
     worker still give the same proposals.
+
+    Before each ask, stale trials of dead workers are failed (and queued again) and dead
+    invocations' parent runs ended (:class:`sweeps.optuna_faults.Reaper`); a running trial
+    beats. An infrastructure failure fails the trial as lost (not counted, queued again) and
+    stops the sweep; ``[faults].max_consecutive_failed_trials`` failures of one kind in a row
+    stop it too (:class:`sweeps.faults.TooManyFailures`).
     """
     cfg = ctx.cfg
+    if cfg.packing.size > 1:  # K proposals at a time, trained in packs (sweeps/packed.py)
+        from .packed import packed_loop
+
+        return packed_loop(ctx, deadline, worker)
     done = len(study(cfg, ctx.space).get_trials(deepcopy=False))
     s = study(cfg, ctx.space, seed=cfg.seed + 100_003 * worker + done)
-    base = ctx.base
     lock = lock_path(cfg)
+    url = cfg.optuna_storage()
+    reaper = F.Reaper(cfg, ctx.tracker)
+    streak = FailureStreak(cfg.max_failures(), "Optuna")
     if reason := stop_reason(cfg, completed(s)):  # met already (by an earlier invocation)
         ctx.events.stopped(reason)
         return
+    with reaper.running(s):
+        _loop(ctx, s, deadline, url, lock, reaper, streak, stop)
+
+
+def _loop(
+    ctx: SweepContext,
+    s: optuna.Study,
+    deadline: float | None,
+    url: str,
+    lock: Path,
+    reaper: F.Reaper,
+    streak: FailureStreak,
+    stop: Any,
+) -> None:
+    cfg, base = ctx.cfg, ctx.base
     while deadline is None or time.monotonic() < deadline:
+        if stop is not None and stop.is_set():
+            return
         trial = None
         try:
-            with file_lock(lock):
+            reaper.maybe(s)
+            with F.budget_lock(url, cfg.name, lock):
                 states = (*FINISHED, TrialState.RUNNING)
                 finished = run_here(s.get_trials(deepcopy=False, states=states))
                 if len(finished) >= cfg.trials:
                     return
-                trial = s.ask()
+                trial = F.ask(s)
                 for key, value in owner().items():
                     trial.set_user_attr(key, value)
             try:
                 values = suggest(trial, ctx.space, base)
             except Exception as exc:  # the sampler itself raised: a failed trial, go on
+                if F.as_lost(exc, url) is not None:
+                    raise
                 reason = f"{type(exc).__name__}: {exc}"
                 trial.set_user_attr("fail_reason", reason)
                 record_failure(ctx, trial.number, dict(trial.params), reason)
                 if not _tell(s, trial, state=TrialState.FAIL):
                     return
+                streak.add("failed", reason)
                 continue
 
             def report(
@@ -389,41 +490,63 @@ def loop(ctx: SweepContext, deadline: float | None, worker: int = 0) -> None:
             ) -> None:
                 if cfg.multi_objective or not math.isfinite(val_mae):
                     return
-                trial.report(val_mae, epoch)
-                if not final and trial.should_prune():
+                try:
+                    trial.report(val_mae, epoch)
+                    prune = not final and trial.should_prune()
+                except Exception as exc:  # the storage is gone: not the trial's fault
+                    lost = F.as_lost(exc, url)
+                    if lost is None:
+                        raise
+                    raise lost from exc
+                if prune:
                     raise TrialPruned(f"pruned by {cfg.pruner.type} after epoch {epoch}")
 
             label = trial.user_attrs.get(T.TAG_WARM_START)
             tags = {T.TAG_WARM_START: label} if label else None
-            result = run_trial(ctx, trial.number, values, report=report, tags=tags)
+            with F.heartbeat(s._storage, trial._trial_id):
+                result = run_trial(ctx, trial.number, values, report=report, tags=tags)
+            trial.set_user_attr("state", result.state)
+            if result.state == "completed" and result.val_mae is not None:
+                values_out = [result.val_mae]
+                if cfg.multi_objective:
+                    values_out.append(float(result.param_count))
+                trial.set_user_attr("val_skill", result.val_skill)
+                go_on = _tell(s, trial, values=values_out)
+            elif result.state == "pruned":
+                go_on = _tell(s, trial, state=TrialState.PRUNED)
+            else:
+                trial.set_user_attr("fail_reason", result.reason or "failed")
+                go_on = _tell(s, trial, state=TrialState.FAIL)
         except KeyboardInterrupt:
             if trial is not None:
                 trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
                 _tell(s, trial, state=TrialState.FAIL)
             raise
-        except Exception as exc:  # tracking broke after training: the child run is closed
-            assert trial is not None
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}")
+        except TooManyFailures:  # the trial is told already
+            raise
+        except Exception as exc:
+            lost = F.as_lost(exc, url)
+            if lost is not None:  # the disk, the tracking store, the storage: stop here
+                if trial is not None:
+                    F.mark_lost(s, trial, lost)
+                if lost is exc:
+                    raise
+                raise lost from exc
+            if trial is None:
+                raise
+            # tracking broke after training (the child run is closed): a failed trial
+            reason = f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr("fail_reason", reason)
             if not _tell(s, trial, state=TrialState.FAIL):
                 return
+            streak.add("failed", reason)
             continue
-        trial.set_user_attr("state", result.state)
-        if result.state == "completed" and result.val_mae is not None:
-            values_out = [result.val_mae]
-            if cfg.multi_objective:
-                values_out.append(float(result.param_count))
-            trial.set_user_attr("val_skill", result.val_skill)
-            go_on = _tell(s, trial, values=values_out)
-        elif result.state == "pruned":
-            go_on = _tell(s, trial, state=TrialState.PRUNED)
-        else:
-            trial.set_user_attr("fail_reason", result.reason or "failed")
-            go_on = _tell(s, trial, state=TrialState.FAIL)
         if not go_on:
             return
-        reason = stop_reason(cfg, completed(s))
-        if reason:
-            ctx.events.stopped(reason)
+        streak.add(result.state, result.reason)
+        rule = stop_reason(cfg, completed(s))
+        if rule:
+            ctx.events.stopped(rule)
             return
 
 

@@ -451,11 +451,12 @@ JAX_SCRIPT = textwrap.dedent(
     """
     import json, math
     import keras
+    from jena.book import BOOK_MODELS
     from jena.data import load
     from jena.train import DataCache, Fidelity, train
 
     assert keras.backend.backend() == "jax", keras.backend.backend()
-    config = PRESETS["lstm"].replace(sequence_length=24, batch_size=32)
+    config = BOOK_MODELS["lstm"].config.replace(sequence_length=24, batch_size=32)
     fidelity = Fidelity(max_epochs=2, steps_per_epoch=2, validation_steps=1)
     result = train(config, DataCache(load("synthetic:24000:3"), "book2"), fidelity)
     print(json.dumps({"state": result.state, "val_mae": result.val_mae,

@@ -21,7 +21,9 @@ MLflow.
 Modules: ``_names`` (every tag / metric / artifact name), ``_store`` (URI, locks, client),
 ``_encode`` (params, tags and metrics within MLflow's limits), ``_runs`` (:class:`Tracker`,
 :class:`SweepRun`, :class:`TrialRun`), ``_read`` (reading back), ``_registry`` (test records,
-the pyfunc, the registry), ``_stale`` (closing what a dead process left RUNNING).
+the pyfunc, the registry), ``_stale`` (closing what a dead process left RUNNING: this host's,
+or any host's whose heartbeat stopped), ``_retry`` (a shared store: create-or-get on conflicts,
+bounded retries while it is unreachable, the check before a sweep).
 """
 
 from ._encode import finite, first_line
@@ -55,7 +57,9 @@ from ._registry import (
     quiet,
     register_model,
 )
+from ._retry import is_unavailable, retry_window, set_retry_window
 from ._runs import (
+    LOST_PREFIX,
     DatasetInfo,
     SweepRun,
     Tracker,
@@ -66,11 +70,13 @@ from ._runs import (
     search_all,
     standard_tags,
 )
-from ._stale import STALE_REASON, close_stale_runs
+from ._stale import ORPHAN_REASON, STALE_REASON, close_stale_runs, close_trial_runs
 from ._store import (
     ENV_TRACKING_URI,
     absolute_uri,
+    check_store,
     default_tracking_uri,
     is_remote,
+    is_shared,
     resolve_uri,
 )

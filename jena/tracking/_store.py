@@ -3,6 +3,10 @@
 Default: ``sqlite:///mlruns/mlflow.db`` under the current directory (artifacts in
 ``mlruns/artifacts``); ``$JENA_TRACKING_URI`` or an explicit URI overrides it (``http://…`` for a
 tracking server, ``postgresql://…`` for a database).
+
+Importing this module quiets MLflow's per-run "🏃 View run … at: http://…" line (it would break
+the live display; ``$MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT=false`` brings it back) and bounds
+MLflow's HTTP retries (see :mod:`._retry`).
 """
 
 from __future__ import annotations
@@ -15,10 +19,20 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import mlflow
 
+from jena._dblock import db_lock, is_postgres
 from jena._filelock import file_lock
+
+from . import _retry
+from ._retry import MLFLOW_HTTP_DEFAULTS, GuardedClient
+
+# read by MLflow at each call
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+for _name, _value in MLFLOW_HTTP_DEFAULTS.items():
+    os.environ.setdefault(_name, _value)
 
 ENV_TRACKING_URI = "JENA_TRACKING_URI"
 DEFAULT_DIR = "mlruns"
@@ -53,6 +67,12 @@ def is_remote(uri: str) -> bool:
     return uri.split(":", 1)[0] in REMOTE_SCHEMES
 
 
+def is_shared(uri: str) -> bool:
+    """A store that processes on other machines may use too (a tracking server, a database
+    server), unlike a SQLite file or a folder: its sweep runs beat, and any host ends them."""
+    return not uri.startswith(("sqlite:", "file:")) and "://" in uri
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI (absolute), or None for other stores."""
     if not uri.startswith("sqlite:///"):
@@ -76,10 +96,15 @@ def default_artifact_location(uri: str) -> str | None:
 
 @contextlib.contextmanager
 def store_lock(uri: str) -> Iterator[None]:
-    """Serialise first-time store creation (schema migration) between processes of this
-    machine. A tracking server serialises its own writes; conflicts there are retried."""
+    """Serialise first-time store creation (schema migration) between processes: of this
+    machine (a lock file), or of every machine sharing a PostgreSQL store (an advisory lock). A
+    tracking server migrates its own database; conflicts there are retried (``Tracker``)."""
     if os.name == "nt" or is_remote(uri) or uri.startswith("file:"):
         yield
+        return
+    if is_postgres(uri):
+        with db_lock(uri, "jena-mlflow-store"):
+            yield
         return
     db = sqlite_path(uri)
     if db is not None:
@@ -96,7 +121,8 @@ _CLIENTS: dict[str, mlflow.MlflowClient] = {}
 
 def client(uri: str) -> mlflow.MlflowClient:
     """A per-process MlflowClient for ``uri`` (tracking and registry); creates (migrates) the
-    store if needed."""
+    store if needed. Its calls are retried while the store is unreachable, for a bounded time
+    (:class:`._retry.GuardedClient`)."""
     found = _CLIENTS.get(uri)
     if found is not None:
         return found
@@ -111,8 +137,17 @@ def client(uri: str) -> mlflow.MlflowClient:
                 raise
             time.sleep(0.5 * (attempt + 1))
     assert made is not None
-    _CLIENTS[uri] = made
-    return made
+    guarded = cast(mlflow.MlflowClient, GuardedClient(made, uri))
+    _CLIENTS[uri] = guarded
+    return guarded
+
+
+def check_store(uri: str | None) -> str:
+    """The tracking store answers within seconds (else InfrastructureError, one line naming
+    it); returns its absolute URI. Run before a sweep's first trial."""
+    resolved = resolve_uri(uri)
+    _retry.check_store(resolved, client)
+    return resolved
 
 
 def _after_fork_in_child() -> None:

@@ -1,0 +1,70 @@
+"""Run a short sweep exactly as a user does (``python -m jena.cli sweep ... --json`` in a fresh
+process and an empty folder) and read back what it did: its summary, when its process started
+and when its first trial began, and every trial's epochs and state from MLflow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import env_for
+
+
+def run_sweep_cli(sets: list[str], *, backend: str = "tensorflow", name: str = "bench",
+                  workers: int = 1, trials: int = 8, keep: Path | None = None,
+                  timeout: float = 1200) -> dict[str, Any]:  # fmt: skip
+    """The sweep's summary plus ``process_s`` (launch to exit), ``start_s`` (launch to the
+    first trial's run), ``trials`` (number, state, epochs, fit_s) and ``trials_per_minute``."""
+    folder = Path(tempfile.mkdtemp(prefix="jena-bench-", dir=keep))
+    args = [sys.executable, "-m", "jena.cli", "sweep", "default", "--name", name,
+            "--trials", str(trials), "--workers", str(workers), "--json"]  # fmt: skip
+    for s in sets:
+        args += ["--set", s]
+    launched = time.time()
+    t0 = time.perf_counter()
+    proc = subprocess.run(args, cwd=folder, env=env_for(backend, JENA_DATA_DIR=str(folder)),
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    process_s = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"sweep failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    summary = json.loads(proc.stdout[proc.stdout.index("{") :])
+    rows = _trials(folder, name)
+    first = min(t["start"] for t in rows)
+    done = [t for t in rows if t["state"] in ("completed", "pruned")]
+    keys = ("counts", "wall_s", "workers_wall_s", "fit_s", "outside_fit_fraction", "best")
+    return {
+        **{k: summary.get(k) for k in keys},
+        "process_s": process_s,
+        "start_s": first - launched,
+        "outside_fit_with_start": 1 - float(summary["fit_s"]) / (process_s * workers),
+        "trials": rows,
+        "epochs": sum(t["epochs"] for t in rows),
+        "trials_per_minute": len(done) / (float(summary["wall_s"]) / 60),
+    }
+
+
+def _trials(folder: Path, name: str) -> list[dict[str, Any]]:
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(name)
+    assert exp is not None
+    out = []
+    for run in client.search_runs([exp.experiment_id], max_results=1000):
+        tags = run.data.tags
+        if "mlflow.parentRunId" not in tags:
+            continue
+        out.append({
+            "number": int(tags["trial_number"]),
+            "state": tags.get("state"),
+            "epochs": len(client.get_metric_history(run.info.run_id, "val_mae")),
+            "best_val_mae": run.data.metrics.get("best_val_mae"),
+            "fit_s": run.data.metrics.get("fit_s"),
+            "start": run.info.start_time / 1000,
+        })  # fmt: skip
+    return sorted(out, key=lambda t: t["number"])

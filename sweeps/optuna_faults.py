@@ -1,0 +1,283 @@
+"""The Optuna driver's side of workers that die and infrastructure that fails.
+
+* **Heartbeats** (RDB storages: ``sqlite:///``, ``postgresql://``): Optuna's heartbeat — every
+  running trial beats every ``[faults].heartbeat_interval_s`` (:func:`heartbeat`), and a
+  RUNNING trial silent for ``grace_period_s`` is stale (judged by the database's clock). Each
+  worker's :class:`Reaper` looks every interval; the one that fails a stale trial
+  (:func:`fail_stale`, Optuna's ``fail_stale_trials`` with our stale-trial handling) records why,
+  ends the trial's MLflow run KILLED and, ``retry_stale_trials`` times at most, queues a linked
+  WAITING copy with the same parameters (user attr ``retry_of``; Optuna's ``failed_trial`` /
+  ``retry_history`` system attrs, as ``RetryHeartbeatStaleTrialCallback``) that the next ask
+  runs. The same reaper ends the parent runs of dead invocations (their heartbeat tag,
+  ``jena.tracking.close_stale_runs``). The journal file has no heartbeat: a trial whose process
+  on this host is gone is failed when a sweep starts.
+* **Lost trials**: a trial interrupted by an :class:`~jena.errors.InfrastructureError` (a full
+  disk, the tracking store gone, a storage error) is failed with user attr ``lost`` — which
+  keeps it out of the budget — and queued again (:func:`mark_lost`); the sweep stops.
+* **The budget across machines**: "count the trials, ask for one" holds a PostgreSQL advisory
+  lock on a PostgreSQL storage, a lock file otherwise (:func:`budget_lock`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from jena import tracking as T
+from jena._dblock import db_lock, is_postgres
+from jena._filelock import file_lock
+from jena.errors import InfrastructureError
+from jena.faults import as_infrastructure
+
+from .config import SweepConfig
+
+LOST = "lost"  # user attr: what interrupted the trial (a lost trial does not count)
+RETRY_OF = "retry_of"  # user attr: the trial this one runs again
+FAIL_REASON = "fail_reason"
+_NOT_COPIED = (FAIL_REASON, "state", "host", "pid", "val_skill", LOST)
+_STORAGE_ERRORS = ("OperationalError", "InterfaceError", "DisconnectionError",
+                   "StorageInternalError", "DatabaseError")  # fmt: skip
+
+
+def redact(url: str) -> str:
+    """A storage URL without its password."""
+    return re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", url)
+
+
+def is_rdb(url: str) -> bool:
+    return not (url == "memory" or url.startswith("journal:"))
+
+
+def storage_problem(exc: BaseException) -> bool:
+    """The Optuna storage itself failed (its database unreachable, a dropped connection)."""
+    node: BaseException | None = exc
+    for _ in range(20):
+        if node is None:
+            return False
+        module = type(node).__module__ or ""
+        if type(node).__name__ in _STORAGE_ERRORS and module.startswith(
+            ("sqlalchemy", "optuna", "psycopg", "sqlite3", "pymysql")
+        ):
+            return True
+        node = node.__cause__ or node.__context__
+    return False
+
+
+def as_lost(exc: BaseException, url: str) -> InfrastructureError | None:
+    """``exc`` as an InfrastructureError (a full disk, the tracking store, the Optuna storage
+    ``url``), or None when the trial itself failed."""
+    found = as_infrastructure(exc)
+    if found is not None:
+        return found
+    if storage_problem(exc):
+        text = " ".join(str(exc).split())[:200]
+        return InfrastructureError(
+            f"the Optuna storage {redact(url)} failed ({type(exc).__name__}: {text})"
+        )
+    return None
+
+
+# ------------------------------------------------------------------ opening, heartbeats
+def rdb_kwargs(cfg: SweepConfig) -> dict[str, Any]:
+    """RDBStorage's heartbeat settings for this sweep (stale trials: :func:`fail_stale`)."""
+    f = cfg.faults
+    return {"heartbeat_interval": f.heartbeat_interval_s, "grace_period": f.grace_period_s}
+
+
+def heartbeat_enabled(storage: optuna.storages.BaseStorage) -> bool:
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    return bool(is_heartbeat_enabled(storage))
+
+
+@contextlib.contextmanager
+def heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[None]:
+    """Beat for ``trial_id`` while the block runs (a daemon thread; a beat that fails is
+    skipped quietly — the trial's own writes will say if the storage is gone)."""
+    if not heartbeat_enabled(storage):
+        yield
+        return
+    interval = float(storage.get_heartbeat_interval())  # type: ignore[attr-defined]
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"optuna-heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's warnings about experimental heartbeats, and about heartbeats used with
+    ask-and-tell (we beat ourselves), stay off the display."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        yield
+
+
+def ask(study: optuna.Study) -> optuna.Trial:
+    with quiet_optuna():
+        return study.ask()
+
+
+# ------------------------------------------------------------------ stale and lost trials
+def requeue(study: optuna.Study, trial: FrozenTrial, *, limit: int | None) -> int | None:
+    """Queue a WAITING copy of ``trial`` (same parameters; ``retry_of``), unless it was run
+    ``limit`` times again already; returns the trial it re-runs or None."""
+    history = list(trial.system_attrs.get("retry_history", []))
+    if limit is not None and len(history) >= limit:
+        return None
+    system = {**trial.system_attrs, "retry_history": [*history, trial.number]}
+    system.setdefault("failed_trial", trial.number)
+    users = {k: v for k, v in trial.user_attrs.items() if k not in _NOT_COPIED}
+    users[RETRY_OF] = trial.number
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs=users,
+            system_attrs=system,
+        )
+    )
+    return trial.number
+
+
+def stale_trial(study: optuna.Study, trial: FrozenTrial, reason: str, cfg: SweepConfig) -> None:
+    """A trial whose worker is gone was failed (with ``reason``): end its MLflow run, run it
+    again (``[faults].retry_stale_trials`` times at most)."""
+    with contextlib.suppress(Exception):  # else the parent's reaper, or the next start, will
+        T.close_trial_runs(T.Tracker(cfg.storage.tracking_uri, cfg.name), trial.number, reason)
+    if cfg.faults.retry_stale_trials:
+        requeue(study, trial, limit=cfg.faults.retry_stale_trials)
+
+
+def fail(study: optuna.Study, trial_id: int, reason: str) -> FrozenTrial | None:
+    """Fail a RUNNING trial with ``reason`` (user attr ``fail_reason``); the trial if this
+    process did it, None if another one did first."""
+    storage = study._storage
+    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+        storage.set_trial_user_attr(trial_id, FAIL_REASON, reason)
+        if storage.set_trial_state_values(trial_id, TrialState.FAIL):
+            return storage.get_trial(trial_id)
+    return None
+
+
+def fail_stale(study: optuna.Study, cfg: SweepConfig) -> int:
+    """Optuna's ``fail_stale_trials``, saying why: every RUNNING trial without a heartbeat for
+    the grace period is failed (by one worker, whichever gets there first), its MLflow run ended
+    and the trial queued again (:func:`stale_trial`); returns how many this process failed."""
+    storage = study._storage
+    if not heartbeat_enabled(storage):
+        return 0
+    done = 0
+    for trial_id in storage._get_stale_trial_ids(study._study_id):  # type: ignore[attr-defined]
+        attrs = storage.get_trial(trial_id).user_attrs
+        who = f"host {attrs.get('host', '?')}, pid {attrs.get('pid', '?')}"
+        reason = (f"stale: no heartbeat for {cfg.faults.grace_period_s} s ({who}): its worker "
+                  "died")  # fmt: skip
+        failed = fail(study, trial_id, reason)
+        if failed is not None:
+            stale_trial(study, failed, reason, cfg)
+            done += 1
+    return done
+
+
+def mark_lost(study: optuna.Study, trial: optuna.Trial, error: InfrastructureError) -> None:
+    """The infrastructure interrupted ``trial``: fail it as lost (it does not count against
+    the budget) and queue it again; quietly, as far as the storage still answers."""
+    text = f"{T.LOST_PREFIX}{error}"
+    with contextlib.suppress(Exception):
+        trial.set_user_attr(LOST, str(error))
+        trial.set_user_attr(FAIL_REASON, text)
+        study.tell(trial, state=TrialState.FAIL)
+    with contextlib.suppress(Exception):
+        requeue(study, study._storage.get_trial(trial._trial_id), limit=None)
+
+
+class Reaper:
+    """Fails stale trials and ends dead invocations' parent runs: :meth:`maybe` at most once
+    per heartbeat interval, or :meth:`running` — a daemon thread doing it every interval while
+    a worker runs, so a dead worker's trial is failed about ``grace_period_s`` after its last
+    beat whatever the trials around it take."""
+
+    def __init__(self, cfg: SweepConfig, tracker: T.Tracker | None) -> None:
+        self.cfg = cfg
+        self.tracker = tracker
+        self.every = float(cfg.faults.heartbeat_interval_s)
+        self.last = -float("inf")
+
+    def maybe(self, study: optuna.Study) -> None:
+        if time.monotonic() - self.last < self.every:
+            return
+        self.last = time.monotonic()
+        fail_stale(study, self.cfg)
+        if self.tracker is not None and T.is_shared(self.tracker.tracking_uri):
+            with contextlib.suppress(Exception):  # the next trial's writes will say
+                T.close_stale_runs(self.tracker, grace_s=self.cfg.faults.grace_period_s)
+
+    @contextlib.contextmanager
+    def running(self, study: optuna.Study) -> Iterator[None]:
+        if not heartbeat_enabled(study._storage) and not (
+            self.tracker is not None and T.is_shared(self.tracker.tracking_uri)
+        ):
+            yield
+            return
+        stop = threading.Event()
+
+        def reap() -> None:
+            while not stop.wait(self.every):
+                with contextlib.suppress(Exception):  # the worker's own calls will say
+                    self.last = -float("inf")
+                    self.maybe(study)
+
+        thread = threading.Thread(target=reap, name="jena-reaper", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+
+
+# ------------------------------------------------------------------ the budget
+@contextlib.contextmanager
+def budget_lock(url: str, name: str, fallback: Path) -> Iterator[None]:
+    """Around "count the trials, ask for one": every worker on every machine (PostgreSQL
+    storage: an advisory lock) or on this machine (a lock file)."""
+    if is_postgres(url):
+        with db_lock(url, f"jena-budget-{name}"):
+            yield
+        return
+    with file_lock(fallback):
+        yield
+
+
+@contextlib.contextmanager
+def creation_lock(url: str) -> Iterator[None]:
+    """Around creating an RDB storage's tables: many workers may start at the same moment."""
+    if is_postgres(url):
+        with db_lock(url, "jena-optuna-storage"):
+            yield
+        return
+    yield

@@ -1,0 +1,243 @@
+"""Packed trials (jena/packed.py, sweeps/packed.py): a member of a pack trains exactly as the
+same configuration trained alone, and a packed sweep records each member as its own trial.
+
+The packed trainer is a JAX program and the test session's Keras runs on TensorFlow, so every
+check that trains runs in one subprocess with ``KERAS_BACKEND=jax`` (one start-up and one set of
+compilations for many checks) and the assertions read its JSON.
+
+What "equal" means, and to what tolerance:
+
+* Without dropout, a member's per-epoch metrics (training loss and MAE, validation loss and MAE)
+  equal :func:`jena.train.train` under JAX (Keras's ``model.fit``) for the same configuration:
+  same initial weights (built by ``build_model`` with the member's seed), same batches in the
+  same order (the member's own WindowDataset, read in ``fit``'s order), same Keras cell maths and
+  RMSprop/Adam updates. What differs is float32 rounding (our input projection is one einsum over
+  all steps, Keras adds the bias in another order): agreement to ``KERAS_TOL`` = 1e-4 °C (measured
+  ~1e-6) over 3 epochs, for K = 1, 2, 4 members with different learning rates.
+* With dropout (input, recurrent, head; different per member), a member cannot equal Keras's run:
+  Keras draws its masks from its layers' seed generators, we from the member's own key stream
+  (``PRNGKey(seed)`` folded with the member's step count). The claim tested is that packing does
+  not change a member: its metrics equal the same member trained alone by the packed trainer
+  (K = 1), to ``ALONE_TOL`` = 1e-5 °C, for K = 2 and 4, different learning rates, dropout rates
+  and seeds (so members with different seeds read different batch streams), and for a member
+  that refills a slot mid-pack (its epoch 1 runs beside another member's epoch 3).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import require_in_ci
+
+from jena.errors import ConfigError
+
+KERAS_TOL = 1e-4  # °C (and °C² for mse losses), packed vs jena.train.train, no dropout
+ALONE_TOL = 1e-5  # °C, packed in a pack vs packed alone, with dropout
+TESTS = Path(__file__).resolve().parent
+
+
+def run_jax(script: str, cwd: Path, timeout: int = 300) -> dict[str, Any]:
+    """Run ``script`` under KERAS_BACKEND=jax (CPU) and return the JSON of its last line."""
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        require_in_ci("JAX is not installed (pip install jax; the `test` extra has it)")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+           "JENA_TESTS": str(TESTS)}  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+EQUIVALENCE = """
+import json, math
+from jena.book import BOOK_MODELS
+from jena.data import load
+from jena.packed import PackedTrial, train_packed
+from jena.train import DataCache, Fidelity, train
+
+cache = DataCache(load("synthetic:24000:3"), "book2")
+fid = Fidelity(max_epochs=3, steps_per_epoch=2, validation_steps=2, patience=5)
+base = BOOK_MODELS["lstm"].config.replace(rnn_units=(8,), sequence_length=24, batch_size=64,
+                                          normalise_target=True)
+KEYS = ("loss", "mae", "val_loss", "val_mae")
+
+def gap(a, b):
+    assert len(a.history) == len(b.history), (len(a.history), len(b.history))
+    return max(abs(x[k] - y[k]) for x, y in zip(a.history, b.history) for k in KEYS)
+
+out = {"keras": {}, "alone": {}, "shapes": {}}
+# 1. no dropout: packed K = 1, 2, 4 vs Keras's fit, one learning rate per member
+cfgs = [base.replace(learning_rate=lr) for lr in (1e-3, 3e-3, 1e-2, 2e-4)]
+cfgs += [c.replace(optimizer="adam") for c in cfgs[:2]]
+keras_runs = [train(c, cache, fid) for c in cfgs]
+for name, members in (("rmsprop K=1", [0]), ("rmsprop K=2", [0, 1]),
+                      ("rmsprop K=4", [0, 1, 2, 3]), ("adam K=2", [4, 5])):
+    packed = train_packed([PackedTrial(cfgs[i]) for i in members], cache, fid)
+    out["keras"][name] = max(gap(p, keras_runs[i]) for p, i in zip(packed, members))
+    out["keras"][name + " best"] = [[p.val_mae, keras_runs[i].val_mae, p.best_epoch,
+                                     keras_runs[i].best_epoch] for p, i in zip(packed, members)]
+# 2. dropout: packed K = 2, 4 vs each member packed alone
+drop = [base.replace(learning_rate=lr, dropout=d, recurrent_dropout=rd, head_dropout=hd, seed=s)
+        for lr, d, rd, hd, s in ((1e-3, 0.1, 0.3, 0.0, 0), (3e-3, 0.0, 0.0, 0.5, 0),
+                                 (2e-3, 0.3, 0.0, 0.2, 1), (5e-3, 0.2, 0.5, 0.3, 2))]
+alone = [train_packed([PackedTrial(c)], cache, fid)[0] for c in drop]
+for k in (2, 4):
+    packed = train_packed([PackedTrial(c) for c in drop[:k]], cache, fid)
+    out["alone"][f"K={k}"] = max(gap(p, a) for p, a in zip(packed, alone))
+# dropout changes the training: the members differ from their no-dropout twins
+out["dropout_matters"] = gap(alone[0], train_packed([PackedTrial(base)], cache, fid)[0])
+# 3. a refilled slot: 3 members in 2 slots, the first stops after 1 epoch
+queue = [PackedTrial(drop[3])]
+packed = train_packed([PackedTrial(drop[0], max_epochs=1), PackedTrial(drop[1])], cache, fid,
+                      slots=2, refill=lambda: queue.pop() if queue else None)
+out["refill"] = {"members": len(packed), "epochs": [len(p.history) for p in packed],
+                 "gap": gap(packed[2], alone[3])}
+# 4. other shapes, no dropout, against Keras (the pack's first member)
+shapes = {
+    "stacked gru, adam": BOOK_MODELS["stacked_gru_dropout"].config.replace(
+        rnn_units=(8, 8), recurrent_dropout=0.0, head_dropout=0.0, optimizer="adam"),
+    "bilstm reversed, degC, mae, dense head, residual": BOOK_MODELS["bilstm"].config.replace(
+        rnn_units=(4,), reverse=True, loss="mae", dense_units=(8,), residual=True),
+    "dense, residual": BOOK_MODELS["dense"].config.replace(residual=True),
+}
+short = Fidelity(max_epochs=2, steps_per_epoch=2, validation_steps=2, patience=5)
+for name, c in shapes.items():
+    c = c.replace(sequence_length=24, batch_size=64)
+    packed = train_packed([PackedTrial(c), PackedTrial(c.replace(learning_rate=3e-3))], cache,
+                          short)
+    out["shapes"][name] = gap(packed[0], train(c, cache, short))
+r = packed[0]
+out["result"] = {"state": r.state, "model": r.model is not None, "windows": r.windows_seen,
+                 "params": r.param_count, "history": len(r.history)}
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def equivalence(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return run_jax(EQUIVALENCE, tmp_path_factory.mktemp("packed"))
+
+
+@pytest.mark.parametrize("pack", ["rmsprop K=1", "rmsprop K=2", "rmsprop K=4", "adam K=2"])
+def test_packed_member_equals_keras_fit_alone(equivalence: dict[str, Any], pack: str) -> None:
+    assert equivalence["keras"][pack] < KERAS_TOL
+    for packed_mae, alone_mae, packed_epoch, alone_epoch in equivalence["keras"][f"{pack} best"]:
+        assert packed_mae == pytest.approx(alone_mae, abs=KERAS_TOL)
+        assert packed_epoch == alone_epoch
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_packed_member_with_dropout_equals_itself_alone(
+    equivalence: dict[str, Any], k: int
+) -> None:
+    assert equivalence["alone"][f"K={k}"] < ALONE_TOL
+    assert equivalence["dropout_matters"] > 1e-3  # the masks are really applied
+
+
+def test_refilled_slot_trains_as_alone(equivalence: dict[str, Any]) -> None:
+    refill = equivalence["refill"]
+    assert refill["members"] == 3 and refill["epochs"] == [1, 3, 3]
+    assert refill["gap"] < ALONE_TOL
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["stacked gru, adam", "bilstm reversed, degC, mae, dense head, residual", "dense, residual"],
+)
+def test_every_packable_shape_matches_keras(equivalence: dict[str, Any], shape: str) -> None:
+    assert equivalence["shapes"][shape] < KERAS_TOL
+
+
+def test_a_member_ends_with_its_model(equivalence: dict[str, Any]) -> None:
+    r = equivalence["result"]
+    assert r["state"] == "completed" and r["model"] and r["history"] == 2
+    assert r["windows"] == 2 * 2 * 256 and r["params"] > 0
+
+
+SWEEP = """
+import json, sys, os
+sys.path.insert(0, os.environ["JENA_TESTS"])
+from conftest import children, history_steps, mlflow_client, runs, store_trials, tiny_sweep
+from sweeps.runner import run_sweep
+
+cfg = tiny_sweep("packing.size=4", 'space.include=["learning_rate", "recurrent_dropout"]',
+                 'space.fixed={architecture="lstm", units=8, sequence_length_hours=48, '
+                 'normalise_target=true, rnn_layers=1}',
+                 "fidelity.max_epochs=3", 'pruner.type="median"',
+                 "pruner.options={n_startup_trials=2, n_warmup_steps=1}", trials=7, name="packed")
+summary = run_sweep(cfg, quiet=True)
+client = mlflow_client(cfg)
+kids = children(runs(cfg))
+print(json.dumps({
+    "counts": summary["counts"],
+    "store": [[t.number, t.state] for t in store_trials(cfg)],
+    "runs": [{"number": int(k.data.tags["trial_number"]), "state": k.data.tags.get("state"),
+              "packed": k.data.tags.get("packed"), "model": bool(k.data.tags.get("model_id")),
+              "epochs": history_steps(client, k.info.run_id, "val_mae"),
+              "fit_s": k.data.metrics.get("fit_s")} for k in kids],
+}))
+"""
+
+
+def test_packed_sweep_records_each_member_as_its_own_trial(tmp_path: Path) -> None:
+    out = run_jax(SWEEP, tmp_path)
+    store = dict((n, s) for n, s in out["store"])
+    assert sorted(store) == list(range(7))
+    assert all(s in ("completed", "pruned") for s in store.values()), store
+    assert "completed" in store.values()
+    got = {r["number"]: r for r in out["runs"]}
+    assert sorted(got) == list(range(7))  # one child run per trial
+    for number, run in got.items():
+        assert run["state"] == store[number] and run["packed"] == "4"
+        assert run["epochs"] == list(range(1, len(run["epochs"]) + 1)) and run["epochs"]
+        assert run["model"] == (run["state"] == "completed")
+        assert run["fit_s"] > 0
+        if run["state"] == "pruned":  # the pruner saw its epochs, one by one
+            assert len(run["epochs"]) < 3
+
+
+# ------------------------------------------------------------------ no JAX needed
+
+
+def test_packing_section_is_validated() -> None:
+    from conftest import tiny_sweep
+
+    assert tiny_sweep().packing.size == 1  # off by default
+    assert tiny_sweep("packing.size=8").packing.size == 8
+    with pytest.raises(ConfigError, match=r"\[packing\]\.size: must be at least 1"):
+        tiny_sweep("packing.size=0")
+    with pytest.raises(ConfigError, match="packed trials need driver = 'optuna'"):
+        tiny_sweep("packing.size=2", driver="kerastuner")
+
+
+def test_packed_trainer_says_it_needs_jax() -> None:
+    from jena.config import TrialConfig
+    from jena.data import load
+    from jena.packed import PackedTrial, train_packed
+
+    with pytest.raises(ConfigError, match="KERAS_BACKEND=jax"):
+        train_packed([PackedTrial(TrialConfig())], load("synthetic:24000:3"))
+
+
+def test_shape_key_groups_what_can_share_a_program() -> None:
+    from jena.config import TrialConfig
+    from jena.packed import shape_key
+
+    base = TrialConfig(architecture="lstm", rnn_units=(16,))
+    twin = base.replace(seed=3, learning_rate=0.01, dropout=0.2, recurrent_dropout=0.3,
+                        head_dropout=0.5)  # fmt: skip
+    assert shape_key(base) == shape_key(twin)
+    for other in (base.replace(rnn_units=(32,)), base.replace(batch_size=128),
+                  base.replace(optimizer="adam"), base.replace(sequence_length=48),
+                  base.replace(architecture="gru")):  # fmt: skip
+        assert shape_key(other) != shape_key(base)
+    assert shape_key(TrialConfig(architecture="conv1d")) is None
