@@ -81,7 +81,7 @@ def _experiment_args(session: nox.Session) -> list[str]:
 def tests(session: nox.Session) -> None:
     """Run the test suite (slow tests too: add `-- -m 'not slow'` to skip them)."""
     session.install("-e", ".[test]")
-    session.run("pytest", *(session.posargs or ["-q"]))
+    session.run("pytest", *(session.posargs or ["-q", "-n", "auto"]))
 
 
 @nox.session(venv_backend="none")

@@ -27,7 +27,8 @@ def arm(data: str, residual: bool, trials: int, minutes: float, root: Path) -> d
     from jena import tracking as T
     from sweeps import apply_overrides, load, run_sweep
 
-    name = f"residual-{'on' if residual else 'off'}"
+    label = data.replace(":", "-")
+    name = f"{label}-residual-{'on' if residual else 'off'}"
     cfg = apply_overrides(
         load("default"),
         [

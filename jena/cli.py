@@ -510,7 +510,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from .data import load
-    from .serve import load_forecaster
+    from .tracking import load_forecaster
 
     forecaster = load_forecaster(args.model, args.tracking_uri)
     ds = load(args.data)
@@ -669,6 +669,23 @@ def _add_model_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_sweep)
 
 
+def _add_sweep_target(p: argparse.ArgumentParser, *, data: bool = False) -> None:
+    """--experiment (default: the latest sweep) and --tracking-uri (and --data)."""
+    p.add_argument(
+        "--experiment",
+        default=None,
+        help="sweep (MLflow experiment) name (default: the most recently run sweep)",
+    )
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
+    if data:
+        p.add_argument(
+            "--data",
+            default=None,
+            metavar="SOURCE",
+            help=DATA_HELP + " (default: the data source recorded on the sweep's runs)",
+        )
+
+
 def _add_refit_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("refit (default: the sweep file's [refit])")
     g.add_argument("--top-k", type=int, default=None, help="distinct configurations (3)")
@@ -683,18 +700,7 @@ def _add_eval_commands(sub: Any) -> None:
         help="evaluate a sweep's best model once on the test split; "
         "register it (models:/jena-temperature@champion)",
     )
-    p.add_argument(
-        "--experiment",
-        default=None,
-        help="sweep (MLflow experiment) name (default: the most recently run sweep)",
-    )
-    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
-    p.add_argument(
-        "--data",
-        default=None,
-        metavar="SOURCE",
-        help=DATA_HELP + " (default: the data source recorded on the trial's run)",
-    )
+    _add_sweep_target(p, data=True)
     p.add_argument(
         "--register-name",
         default="jena-temperature",
@@ -719,18 +725,7 @@ def _add_eval_commands(sub: Any) -> None:
         "refit",
         help="retrain a sweep's top configurations at full fidelity over seeds (resumable)",
     )
-    p.add_argument(
-        "--experiment",
-        default=None,
-        help="sweep (MLflow experiment) name (default: the most recently run sweep)",
-    )
-    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
-    p.add_argument(
-        "--data",
-        default=None,
-        metavar="SOURCE",
-        help=DATA_HELP + " (default: the one recorded on the sweep's trials)",
-    )
+    _add_sweep_target(p, data=True)
     _add_refit_options(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_refit)
@@ -753,13 +748,8 @@ def _add_eval_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("report", help="write an HTML report of a sweep (figures, leaderboard)")
-    p.add_argument(
-        "--experiment",
-        default=None,
-        help="sweep (MLflow experiment) name (default: the most recently run sweep)",
-    )
+    _add_sweep_target(p)
     p.add_argument("--out", default=None, type=Path, help="output folder (default: reports/NAME)")
-    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
     p.add_argument(
         "--storage",
         default=None,

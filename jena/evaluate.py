@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,7 +48,7 @@ from .refit import refit as run_refit
 from .serve import Forecaster
 from .splits import Split
 
-__all__ = ["Evaluation", "NotBetterThanPersistence", "evaluate_best", "spec_from_source"]
+__all__ = ["Evaluation", "NotBetterThanPersistence", "evaluate_best"]
 
 
 class NotBetterThanPersistence(JenaError):
@@ -57,17 +56,6 @@ class NotBetterThanPersistence(JenaError):
     the test split is not looked at) unless the user insists (``--force``)."""
 
 STATS_RTOL = 1e-9
-
-_SYNTHETIC_SOURCE = re.compile(r"synthetic\(rows=(\d+), seed=(\d+)\)")
-
-
-def spec_from_source(source: str) -> str:
-    """The ``--data`` spec that reloads a :attr:`jena.data.Dataset.source`."""
-    match = _SYNTHETIC_SOURCE.fullmatch(source.strip())
-    if match:
-        return f"synthetic:{match.group(1)}:{match.group(2)}"
-    return source.strip()
-
 
 @dataclass
 class Evaluation:
@@ -356,11 +344,7 @@ def evaluate_best(
     what = f"its refit champion ({chosen.candidate.label}, {len(members)} seeds averaged)"
     if not force and (skill is None or skill <= 0):
         raise _not_better(experiment, what, val_mae, base_val, skill)
-    result = predict_test(forecaster, prepared, index)
-    test_mae = float(np.mean(np.abs(result.forecast - result.actual)))
-    baseline, windows = prepared.persistence_mae(
-        "test", forecaster.sampling_rate, forecaster.sequence_length
-    )
+    result, test_mae, baseline, windows = _the_look(forecaster, prepared, index)
     record = status.stage_run_id or latest_refit_run(uri, experiment)
     tags = T.get_run(uri, record).tags
     previous = T.previous_test_evaluations(tags)
@@ -399,6 +383,19 @@ def evaluate_best(
     )  # fmt: skip
 
 
+def _the_look(
+    forecaster: Forecaster, prepared: Prepared, index: pd.DatetimeIndex
+) -> tuple[WindowPredictions, float, float, int]:
+    """The one pass over the test windows: (predictions, test MAE, persistence test MAE on the
+    same windows, windows)."""
+    result = predict_test(forecaster, prepared, index)
+    test_mae = float(np.mean(np.abs(result.forecast - result.actual)))
+    baseline, windows = prepared.persistence_mae(
+        "test", forecaster.sampling_rate, forecaster.sequence_length
+    )
+    return result, test_mae, baseline, windows
+
+
 def latest_refit_run(tracking_uri: str, experiment: str) -> str:
     runs = T.find_runs(tracking_uri, experiment, f"tags.{T.TAG_RUN_TYPE} = '{T.RUN_REFIT}'")
     if not runs:
@@ -425,11 +422,7 @@ def _evaluate_trial(
     dataset = sweep_dataset(run.tags, cfg, data=data, dataset=dataset,
                             who=f"trial {best['number']}")  # fmt: skip
     prepared, index = _test_data(cfg, dataset)
-    result = predict_test(forecaster, prepared, index)
-    test_mae = float(np.mean(np.abs(result.forecast - result.actual)))
-    baseline, windows = prepared.persistence_mae(
-        "test", forecaster.sampling_rate, forecaster.sequence_length
-    )
+    result, test_mae, baseline, windows = _the_look(forecaster, prepared, index)
     previous = T.previous_test_evaluations(run.tags)
     ev = Evaluation(
         experiment=experiment,

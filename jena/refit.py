@@ -29,7 +29,7 @@ from typing import Any
 
 from . import tracking as T
 from .config import TrialConfig
-from .data import Dataset
+from .data import Dataset, spec_from_source
 from .data import load as load_data
 from .errors import ConfigError
 from .recording import Events, NoEvents, train_recorded
@@ -257,8 +257,6 @@ def sweep_dataset(
 ) -> Dataset:  # fmt: skip
     """The record a run was trained on: ``dataset``, else ``--data``, else its ``data_source``
     tag; refused when its digest differs from the run's."""
-    from .evaluate import spec_from_source
-
     source = tags.get(T.TAG_DATA_SOURCE) or str(data_config.get("source", ""))
     expected = tags.get(T.TAG_DATA_DIGEST) or str(data_config.get("digest", ""))
     if dataset is None:

@@ -1,9 +1,9 @@
 """Serving: a trained model with its data configuration, from raw records to a °C forecast.
 
-``jena predict`` (:func:`load_forecaster` + :meth:`Forecaster.forecast`) and the registered
-pyfunc (``jena.tracking.ForecastModel``) both use :class:`Forecaster`. Inputs are normalised with
-the statistics stored with the model (those of its training rows), never with statistics of the
-data it is applied to.
+``jena predict`` (``jena.tracking.load_forecaster`` + :meth:`Forecaster.forecast`) and the
+registered pyfunc (``jena.tracking.ForecastModel``) both use :class:`Forecaster`. Inputs are
+normalised with the statistics stored with the model (those of its training rows), never with
+statistics of the data it is applied to.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .schema import DATE_COLUMN, DATE_FORMAT, STEP, TARGET, TARGET_INDEX
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["Forecast", "Forecaster", "load_forecaster"]
+__all__ = ["Forecast", "Forecaster"]
 
 
 @dataclass(frozen=True)
@@ -187,12 +187,3 @@ def _as_record(frame: pd.DataFrame) -> pd.DataFrame:
             times = pd.to_datetime(times, format=DATE_FORMAT)
         return frame.drop(columns=[DATE_COLUMN]).set_index(pd.DatetimeIndex(times))
     raise DataError(f"the record needs a DatetimeIndex or a {DATE_COLUMN!r} column")
-
-
-def load_forecaster(model_uri: str, tracking_uri: str | None = None) -> Forecaster:
-    """A :class:`Forecaster` from ``models:/NAME@ALIAS`` (or ``/VERSION``), ``runs:/RUN[/PATH]``
-    (a logged ``forecaster/`` pyfunc or a trial's ``model/`` directory) or a local folder."""
-    from .tracking import load_model
-
-    model, config = load_model(model_uri, tracking_uri)
-    return Forecaster(model, config)

@@ -139,7 +139,7 @@ class SweepConfig:
     def validate(self, where: str | None = None) -> SweepConfig:
         """Check every value; errors name ``where`` (default: the file it was read from)."""
         where = where or self.path or "sweep"
-        from .drivers import DRIVERS
+        from .registry import DRIVERS
 
         if self.driver not in DRIVERS:
             raise ConfigError(

@@ -194,44 +194,36 @@ class Board:
             self._live.refresh()
 
 
+def _forward(kind: str) -> Any:
+    def send(self: QueueSink, *args: Any, **kwargs: Any) -> None:
+        self.q.put((kind, args, kwargs))
+
+    send.__name__ = kind
+    return send
+
+
 class QueueSink:
-    """Events from a worker process, forwarded to the main process's board."""
+    """Events from a worker process, forwarded to the main process's board: each event of
+    :class:`jena.recording.Events` is put on the queue as it is (name, args, kwargs)."""
 
     def __init__(self, q: Any) -> None:
         self.q = q
 
-    def trial_started(self, number: int, summary: str, max_epochs: int) -> None:
-        self.q.put(("trial_started", (number, summary, max_epochs)))
-
-    def progress(self, number: int, epoch: int, batch: int, batches: int) -> None:
-        self.q.put(("progress", (number, epoch, batch, batches)))
-
-    def epoch(self, number: int, epoch: int, val_mae: float) -> None:
-        self.q.put(("epoch", (number, epoch, val_mae)))
-
-    def stopped(self, reason: str) -> None:
-        self.q.put(("stopped", (reason,)))
-
-    def trial_finished(
-        self,
-        number: int,
-        state: str,
-        val_mae: float | None,
-        seconds: float,
-        val_skill: float | None = None,
-        note: str | None = None,
-    ) -> None:
-        self.q.put(("trial_finished", (number, state, val_mae, seconds, val_skill, note)))
+    trial_started = _forward("trial_started")
+    progress = _forward("progress")
+    epoch = _forward("epoch")
+    stopped = _forward("stopped")
+    trial_finished = _forward("trial_finished")
 
 
 def pump(q: Any, board: Board, timeout: float = 0.25) -> None:
     """Move queued worker events onto the board (returns after ``timeout`` without events)."""
     try:
-        kind, args = q.get(timeout=timeout)
-        getattr(board, kind)(*args)
+        kind, args, kwargs = q.get(timeout=timeout)
+        getattr(board, kind)(*args, **kwargs)
         while True:
-            kind, args = q.get_nowait()
-            getattr(board, kind)(*args)
+            kind, args, kwargs = q.get_nowait()
+            getattr(board, kind)(*args, **kwargs)
     except queue.Empty:
         pass
 

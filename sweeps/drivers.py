@@ -3,7 +3,7 @@
 A driver proposes points of the sweep's space and runs its tuner's loop; everything else (the
 parent run, data, training, tracking, the display, the summary) is the runner's
 (:mod:`sweeps.runner`) and the trial's (:mod:`sweeps.trial`). Adding a driver is one module that
-defines ``DRIVER`` plus one line in :data:`DRIVERS`.
+defines ``DRIVER`` plus one line in :data:`sweeps.registry.DRIVERS`.
 """
 
 from __future__ import annotations
@@ -14,16 +14,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from jena.errors import ConfigError
 
+from .registry import DRIVERS
+
 if TYPE_CHECKING:
     from .config import SweepConfig
     from .display import Board
     from .trial import SweepContext, WarmPoint
 
-# name -> module defining DRIVER (imported when used: a tuner is imported only if it runs)
-DRIVERS: dict[str, str] = {
-    "optuna": "sweeps.optuna_driver",
-    "kerastuner": "sweeps.kerastuner_driver",
-}
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from jena import tracking as T
 from jena.report import ReportData, SearchPlots, no_warnings, parse_text, pyplot, save
 from jena.tracking import finite
 
-from .optuna_driver import open_storage
+from .optuna_study import open_storage
 
 PARALLEL_PARAMS = 6  # the parallel-coordinates plot shows this many of the most important params
 

@@ -138,7 +138,7 @@ class _Member:
 
 class _PackedLoop:
     def __init__(self, ctx: SweepContext, deadline: float | None, worker: int) -> None:
-        from .optuna_driver import study
+        from .optuna_study import study
 
         self.ctx, self.cfg, self.deadline = ctx, ctx.cfg, deadline
         self.size = ctx.cfg.packing.size
@@ -152,7 +152,7 @@ class _PackedLoop:
     def ask(self) -> _Proposal | None:
         """One more proposal, or None when the trial budget is spoken for."""
         from . import optuna_faults as F
-        from .optuna_driver import FINISHED, lock_path, run_here, suggest
+        from .optuna_study import FINISHED, lock_path, run_here, suggest
 
         if self.exhausted or self.over:
             return None
@@ -196,10 +196,10 @@ class _PackedLoop:
 
     def tell_state(self, trial: optuna.Trial, state: TrialState | None,
                    values: list[float] | None = None) -> None:  # fmt: skip
-        from .optuna_driver import _tell, completed
+        from .optuna_study import completed, tell
 
         kwargs: dict[str, Any] = {"values": values} if state is None else {"state": state}
-        if not _tell(self.study, trial, **kwargs):
+        if not tell(self.study, trial, **kwargs):
             self.over = True
         if not self.over and (reason := stop_reason(self.cfg, completed(self.study))):
             self.ctx.events.stopped(reason)
@@ -230,7 +230,7 @@ class _PackedLoop:
         return self.deadline is not None and time.monotonic() >= self.deadline
 
     def run(self) -> None:
-        from .optuna_driver import completed
+        from .optuna_study import completed
 
         if reason := stop_reason(self.cfg, completed(self.study)):
             self.ctx.events.stopped(reason)
@@ -260,9 +260,9 @@ class _PackedLoop:
         for p in pending:
             p.trial.set_user_attr("fail_reason", reason)
             record_failure(self.ctx, p.trial.number, p.values, reason)
-            from .optuna_driver import _tell
+            from .optuna_study import tell
 
-            _tell(self.study, p.trial, state=TrialState.FAIL)
+            tell(self.study, p.trial, state=TrialState.FAIL)
 
     def run_alone(self, p: _Proposal) -> None:
         trial = p.trial

@@ -1,5 +1,5 @@
 """Run or resume a sweep: the data, the experiment's claim on it, the parent run, the live
-display, the driver's loop, and the summary. The driver comes from :data:`sweeps.drivers.DRIVERS`.
+display, the driver's loop, and the summary. The driver comes from :data:`sweeps.registry.DRIVERS`.
 """
 
 from __future__ import annotations

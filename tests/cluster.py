@@ -88,7 +88,7 @@ class MlflowServer:
         backend = self.backend.replace("postgresql://", "postgresql+psycopg://", 1)
         argv = [MLFLOW, "server", "--backend-store-uri", backend,
                 "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1",
-                "--port", str(self.port), "--workers", "2"]  # fmt: skip
+                "--port", str(self.port), "--workers", "1"]  # fmt: skip
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
         end = time.monotonic() + timeout

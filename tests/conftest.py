@@ -182,11 +182,11 @@ def _optuna_trials(cfg: SweepConfig) -> list[StoreTrial]:
     import optuna
     from optuna.trial import TrialState
 
-    from sweeps import optuna_driver
+    from sweeps import optuna_study
 
     words = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned",
              TrialState.FAIL: "failed", TrialState.RUNNING: "running"}  # fmt: skip
-    study = optuna.load_study(study_name=cfg.name, storage=optuna_driver.storage(cfg))
+    study = optuna.load_study(study_name=cfg.name, storage=optuna_study.storage(cfg))
     return [
         StoreTrial(
             t.number,

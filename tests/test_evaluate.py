@@ -21,9 +21,8 @@ from conftest import TINY, tiny_sweep, toml_str
 import jena.evaluate
 import jena.train
 from jena import cli
-from jena.data import load
+from jena.data import load, spec_from_source
 from jena.errors import ConfigError
-from jena.evaluate import spec_from_source
 from jena.prepare import Prepared, prepare
 from jena.schema import COLUMNS, DATE_COLUMN, DATE_FORMAT, TARGET, write_jena_csv
 from jena.splits import get_preset

@@ -34,8 +34,9 @@ import sweeps.trial as trial_module
 from jena import cli
 from jena import tracking as T
 from jena.errors import InfrastructureError
-from sweeps import optuna_driver, run_sweep
+from sweeps import optuna_study, run_sweep
 from sweeps.faults import FailureStreak, TooManyFailures, failure_kind
+from sweeps.trial import make_space
 
 
 def always_broken(*args: Any, **kwargs: Any) -> Any:
@@ -150,7 +151,7 @@ def test_a_disk_full_during_training_stops_the_sweep_and_the_trial_runs_again(
     states = [t.state for t in store_trials(cfg)]
     if driver == "optuna":  # the lost trial, its copy, one more
         assert states == ["completed", "failed", "completed", "completed"]
-        study = optuna_driver.study(cfg)
+        study = optuna_study.study(cfg)
         assert "lost" in study.trials[1].user_attrs
         assert study.trials[2].user_attrs["retry_of"] == 1
         assert study.trials[2].params == study.trials[1].params
@@ -196,14 +197,14 @@ def test_a_dead_process_trial_is_failed_and_run_again(in_tmp: Path) -> None:
     from jena.book import preset_defaults
 
     cfg = tiny_sweep('architecture="dense"', trials=3)
-    s = optuna_driver.study(cfg)
+    s = optuna_study.study(cfg)
     orphan = s.ask()
-    values = optuna_driver.suggest(orphan, optuna_driver.make_space(cfg),
+    values = optuna_study.suggest(orphan, make_space(cfg),
                                    preset_defaults("book2", 0))  # fmt: skip
     orphan.set_user_attr("host", socket.gethostname())
     orphan.set_user_attr("pid", str(dead.pid))
     summary = run_sweep(cfg, quiet=True)
-    trials = sorted(optuna_driver.study(cfg).trials, key=lambda t: t.number)
+    trials = sorted(optuna_study.study(cfg).trials, key=lambda t: t.number)
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
     assert trials[0].user_attrs["fail_reason"] == T.STALE_REASON
     assert trials[1].user_attrs["retry_of"] == 0 and trials[1].params == trials[0].params
@@ -326,7 +327,7 @@ def test_a_full_artifact_store_stops_the_sweep_and_the_resume_reruns_the_lost_tr
     third = _sweep_in(tiny_disk, in_tmp, trials=3)
     assert third.returncode == 0, third.stderr[-3000:]
     cfg = tiny_sweep(name="full", tracking_uri=uri)
-    journal = optuna_driver.open_storage(f"journal:{in_tmp}/mlruns/optuna/full.journal")
+    journal = optuna_study.open_storage(f"journal:{in_tmp}/mlruns/optuna/full.journal")
     study = optuna.load_study(study_name="full", storage=journal)
     trials = sorted(study.trials, key=lambda t: t.number)
     counted = [t for t in trials if "lost" not in t.user_attrs]

@@ -28,7 +28,7 @@ import sweeps.trial as trial_module
 from jena import cli
 from jena.tracking import default_tracking_uri, trials_frame
 from sweeps import apply_overrides, load, run_sweep
-from sweeps.optuna_driver import storage
+from sweeps.optuna_study import storage
 
 ANSI = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|[()][0-9A-Za-z]|[=>])")
 ROW = re.compile(r"^(\d+)\s+(\d+)/(\d+)\s+(\d+/\d+|—)\s+", re.M)
@@ -45,6 +45,8 @@ SMALL = [
     "pruner.options={}",
     'tuner.type="random"',
     "fidelity.validation_steps=2",
+    "space.ranges={}",
+    'space.warm_start=""',
 ]
 
 
@@ -112,7 +114,7 @@ def test_the_live_display_moves_during_a_trial(in_tmp: Path, driver: str, worker
                  "fidelity.max_epochs=2"]:  # fmt: skip
         sets += ["--set", item]
     argv = [sys.executable, "-m", "jena.cli", "sweep", "default", "--name", "live", "--data",
-            "synthetic:60000:3", "--trials", str(2 * workers), "--workers", str(workers),
+            "synthetic:60000:3", "--trials", str(workers), "--workers", str(workers),
             *sets]  # fmt: skip
     text = run_in_pty(argv, in_tmp)
     shown = frames(text, "sweep live ·")
@@ -211,7 +213,8 @@ def test_a_model_worse_than_persistence_is_not_promoted(
     assert "the sweep has not yet found a model better than persistence" in text
     assert "--trials N" in text and "--warm-start book" in text
 
-    code = cli.main(["best", "--experiment", cfg.name])
+    quick = ["--top-k", "1", "--seeds", "2", "--epochs", "1"]  # the refit champion, quickly
+    code = cli.main(["best", "--experiment", cfg.name, *quick])
     err = capsys.readouterr().err
     assert code == 2 and "has not yet found a model better than persistence" in err
     assert "--force" in err and "more trials" in err
@@ -221,7 +224,7 @@ def test_a_model_worse_than_persistence_is_not_promoted(
     (row,) = trials_frame(default_tracking_uri(), cfg.name).to_dict("records")
     assert "tags.test_evaluations" not in row  # the test split was not read
 
-    assert cli.main(["best", "--experiment", cfg.name, "--force"]) == 0
+    assert cli.main(["best", "--experiment", cfg.name, "--force", *quick]) == 0
     (version,) = client.search_model_versions("name = 'jena-temperature'")
     assert version.tags["beats_persistence_on_val"] == "false"
     assert cli.main(["report", "--experiment", cfg.name, "--no-log"]) == 0

@@ -19,8 +19,8 @@ from jena.data import load
 from jena.errors import ConfigError
 from jena.evaluate import evaluate_best
 from jena.refit import RefitSettings, candidates, config_key, refit, refit_status
-from jena.serve import Forecaster, load_forecaster
-from jena.tracking import default_tracking_uri, trials_frame
+from jena.serve import Forecaster
+from jena.tracking import default_tracking_uri, load_forecaster, trials_frame
 from sweeps import run_sweep
 
 QUICK = RefitSettings(top_k=2, seeds=2, epochs=1, patience=1)
@@ -163,9 +163,12 @@ def test_the_champion_averages_its_seeds_and_reads_the_test_set_once(
 def test_refit_of_a_sweep_with_nothing_completed(
     in_tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run_sweep(tiny_sweep('architecture="conv1d"', "conv_kernel=24", "conv_layers=3",
-                         'space.include=["learning_rate"]', name="bad", trials=1),
-              quiet=True)  # fmt: skip
+    from sweeps.faults import AllTrialsFailed
+
+    with pytest.raises(AllTrialsFailed):  # a conv stack longer than its window: every trial fails
+        run_sweep(tiny_sweep('architecture="conv1d"', "conv_kernel=24", "conv_layers=3",
+                             'space.include=["learning_rate"]', name="bad", trials=1),
+                  quiet=True)  # fmt: skip
     assert cli.main(["refit", "--experiment", "bad"]) == 2
     assert "has no completed trial with a model yet: nothing to refit" in capsys.readouterr().err
     assert cli.main(["refit", "--experiment", "bad", "--seeds", "0"]) == 2

@@ -16,7 +16,7 @@ from jena.errors import ConfigError
 from jena.tracking import default_tracking_uri, trials_frame
 from jena.train import TrialResult
 from sweeps import run_sweep
-from sweeps.optuna_driver import storage
+from sweeps.optuna_study import storage
 from sweeps.trial import make_space
 
 # the conv layers are not searched here: they keep the book's own (the base configuration's)

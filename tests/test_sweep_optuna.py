@@ -13,11 +13,11 @@ from optuna.trial import TrialState
 
 import sweeps.trial as trial_module
 from jena.tracking import trials_frame
-from sweeps import apply_overrides, optuna_driver, run_sweep
+from sweeps import apply_overrides, optuna_driver, optuna_study, run_sweep
 
 
 def study(cfg):
-    return optuna.load_study(study_name=cfg.name, storage=optuna_driver.storage(cfg))
+    return optuna.load_study(study_name=cfg.name, storage=optuna_study.storage(cfg))
 
 
 def test_two_workers_share_one_study_and_one_parent(in_tmp):

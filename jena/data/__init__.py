@@ -34,7 +34,7 @@ file), :mod:`~jena.data.dataset` (:class:`Dataset`, specs, :func:`load`, :func:`
 
 from __future__ import annotations
 
-from .dataset import Dataset, DataSpec, info, load, parse_spec
+from .dataset import Dataset, DataSpec, info, load, parse_spec, spec_from_source
 from .download import DOWNLOAD_TIMEOUT, JENA_URLS, cache_dir, fetch_jena, verify_jena_file
 from .reading import read_csv
 from .repair import MAX_GAP_ROWS, Gap, RepairReport, ValueRun, repair
@@ -55,5 +55,6 @@ __all__ = [
     "parse_spec",
     "read_csv",
     "repair",
+    "spec_from_source",
     "verify_jena_file",
 ]

@@ -169,3 +169,14 @@ def info(ds: Dataset) -> dict[str, Any]:
         "repair": report.to_dict(),
         "columns": columns,
     }
+
+
+_SYNTHETIC_SOURCE = re.compile(r"synthetic\(rows=(\d+), seed=(\d+)\)")
+
+
+def spec_from_source(source: str) -> str:
+    """The ``--data`` spec that reloads a :attr:`jena.data.Dataset.source`."""
+    match = _SYNTHETIC_SOURCE.fullmatch(source.strip())
+    if match:
+        return f"synthetic:{match.group(1)}:{match.group(2)}"
+    return source.strip()

@@ -51,6 +51,7 @@ from ._read import (
 )
 from ._registry import (
     ForecastModel,
+    load_forecaster,
     load_model,
     log_test_evaluation,
     previous_test_evaluations,

@@ -234,6 +234,15 @@ def register_model(
 # --------------------------------------------------------------------------- loading
 
 
+def load_forecaster(model_uri: str, tracking_uri: str | None = None) -> Forecaster:
+    """A :class:`jena.serve.Forecaster` from ``models:/NAME@ALIAS`` (or ``/VERSION``),
+    ``runs:/RUN[/PATH]`` or a local folder (see :func:`load_model`)."""
+    from jena.serve import Forecaster
+
+    models, config = load_model(model_uri, tracking_uri)
+    return Forecaster(models, config)
+
+
 def load_model(
     model_uri: str, tracking_uri: str | None = None
 ) -> tuple[list[keras.Model], dict[str, Any]]:
