@@ -143,6 +143,7 @@ def lint(session: nox.Session) -> None:
     """ruff (lint + format check) and mypy."""
     session.install("-e", ".[lint,test]")
     session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
     session.run("mypy")
 
 

@@ -122,8 +122,21 @@ def one(server: str, workers: int, trials: int, root: Path) -> dict[str, Any]:
     sets = sweep_sets('sampler.type="random"', 'pruner.type="none"')
     with database(server) as mlflow_db, database(server) as study_db, \
             tracking_server(mlflow_db, root) as uri:  # fmt: skip
-        argv = [sys.executable, "-m", "jena.cli", "sweep", "default", "--name", name,
-                "--trials", str(trials), "--storage", study_db, "--tracking-uri", uri]
+        argv = [
+            sys.executable,
+            "-m",
+            "jena.cli",
+            "sweep",
+            "default",
+            "--name",
+            name,
+            "--trials",
+            str(trials),
+            "--storage",
+            study_db,
+            "--tracking-uri",
+            uri,
+        ]
         for item in sets:
             argv += ["--set", item]
         env = env_for("tensorflow", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="",

@@ -55,7 +55,9 @@ class NotBetterThanPersistence(JenaError):
     """The sweep's best model does not beat persistence on validation: it is not promoted (and
     the test split is not looked at) unless the user insists (``--force``)."""
 
+
 STATS_RTOL = 1e-9
+
 
 @dataclass
 class Evaluation:
@@ -222,9 +224,7 @@ def _other_evaluations(frame: pd.DataFrame, run_id: str) -> int:
     return others
 
 
-def _test_data(
-    cfg: Mapping[str, Any], dataset: Dataset
-) -> tuple[Prepared, pd.DatetimeIndex]:
+def _test_data(cfg: Mapping[str, Any], dataset: Dataset) -> tuple[Prepared, pd.DatetimeIndex]:
     prepared = prepare(
         dataset,
         str(cfg["preset"]),

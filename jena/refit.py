@@ -235,9 +235,7 @@ def _members(uri: str, experiment: str, settings: RefitSettings) -> dict[tuple[s
     return out
 
 
-def refit_status(
-    tracking_uri: str | None, experiment: str, settings: RefitSettings
-) -> RefitResult:
+def refit_status(tracking_uri: str | None, experiment: str, settings: RefitSettings) -> RefitResult:
     """What earlier refits of the sweep hold for these settings (complete or not)."""
     uri = T.resolve_uri(tracking_uri)
     found = _members(uri, experiment, settings)

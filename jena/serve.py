@@ -57,9 +57,7 @@ class Forecaster:
     def __init__(
         self, model: keras.Model | Sequence[keras.Model], data_config: Mapping[str, Any]
     ) -> None:
-        self.models: list[keras.Model] = (
-            list(model) if isinstance(model, list | tuple) else [model]
-        )
+        self.models: list[keras.Model] = list(model) if isinstance(model, list | tuple) else [model]
         if not self.models:
             raise ConfigError("a forecaster needs at least one model")
         self.data_config = dict(data_config)

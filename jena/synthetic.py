@@ -57,6 +57,7 @@ __all__ = [
     "DEFECTS_ATTR",
     "Calibration",
     "DefectCounts",
+    "assemble",
     "book2_delay",
     "book2_splits",
     "calibration",
@@ -242,7 +243,7 @@ def generate(rows: int = JENA_ROWS, seed: int = 0, start: str = DEFAULT_START) -
     wd = np.degrees(np.arctan2(-u_large, -v_large)) + jitter
 
     keep = slice(_BURN_ROWS, None)
-    return _assemble(
+    return assemble(
         times[keep],
         p=p[keep],
         t=t[keep],
@@ -258,7 +259,7 @@ def _round2(x: npt.ArrayLike) -> FloatArray:
     return np.asarray(np.round(np.asarray(x, dtype=np.float64), 2) + 0.0, dtype=np.float64)
 
 
-def _assemble(
+def assemble(
     times: pd.DatetimeIndex,
     *,
     p: FloatArray,
@@ -268,7 +269,8 @@ def _assemble(
     max_wv: FloatArray,
     wd: FloatArray,
 ) -> pd.DataFrame:
-    """Round the primary variables and derive the rest from the rounded values."""
+    """The 14 columns on ``times``: the primary variables rounded to two decimals like the real
+    file, the rest derived from the rounded values by the relations of the data reference."""
     p = _round2(p)
     t = _round2(t)
     tdew = np.minimum(_round2(tdew), t)

@@ -143,8 +143,7 @@ class SweepConfig:
 
         if self.driver not in DRIVERS:
             raise ConfigError(
-                f"{where}: driver: expected {' or '.join(map(repr, DRIVERS))}, got "
-                f"{self.driver!r}"
+                f"{where}: driver: expected {' or '.join(map(repr, DRIVERS))}, got {self.driver!r}"
             )
         if self.trials < 1:
             raise ConfigError(f"{where}: trials: must be at least 1, got {self.trials}")

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from .trial import SweepContext, WarmPoint
 
 
-
 @dataclass(frozen=True)
 class Resume:
     """What a sweep's store already holds when an invocation starts."""

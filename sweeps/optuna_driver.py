@@ -45,6 +45,7 @@ from .optuna_study import (  # the study's side, shared with the packed loop
     study,
     suggest,
     tell,
+    tell_result,
 )
 from .stop import stop_reason
 from .trial import SweepContext, make_context, make_space, record_failure, run_trial
@@ -319,18 +320,7 @@ def _loop(
             tags = {T.TAG_WARM_START: label} if label else None
             with F.heartbeat(s._storage, trial._trial_id):
                 result = run_trial(ctx, trial.number, values, report=report, tags=tags)
-            trial.set_user_attr("state", result.state)
-            if result.state == "completed" and result.val_mae is not None:
-                values_out = [result.val_mae]
-                if cfg.multi_objective:
-                    values_out.append(float(result.param_count))
-                trial.set_user_attr("val_skill", result.val_skill)
-                go_on = tell(s, trial, values=values_out)
-            elif result.state == "pruned":
-                go_on = tell(s, trial, state=TrialState.PRUNED)
-            else:
-                trial.set_user_attr("fail_reason", result.reason or "failed")
-                go_on = tell(s, trial, state=TrialState.FAIL)
+            go_on = tell_result(s, trial, result, cfg)
         except KeyboardInterrupt:
             if trial is not None:
                 trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")

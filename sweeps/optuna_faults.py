@@ -25,7 +25,7 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,16 +107,27 @@ def heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[N
         yield
         return
     interval = float(storage.get_heartbeat_interval())  # type: ignore[attr-defined]
+    beat = storage.record_heartbeat  # type: ignore[attr-defined]
+    with _every(interval, lambda: beat(trial_id), f"optuna-heartbeat-{trial_id}", now=True):
+        yield
+
+
+@contextlib.contextmanager
+def _every(interval: float, call: Callable[[], object], name: str, *, now: bool) -> Iterator[None]:
+    """Run ``call`` every ``interval`` seconds (first at once if ``now``) in a daemon thread
+    while the block runs; a call that raises is skipped quietly (the caller's own writes will
+    say if the storage is gone)."""
     stop = threading.Event()
 
-    def beat() -> None:
-        while True:
+    def loop() -> None:
+        if now:
             with contextlib.suppress(Exception):
-                storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
-            if stop.wait(interval):
-                return
+                call()
+        while not stop.wait(interval):
+            with contextlib.suppress(Exception):
+                call()
 
-    thread = threading.Thread(target=beat, name=f"optuna-heartbeat-{trial_id}", daemon=True)
+    thread = threading.Thread(target=loop, name=name, daemon=True)
     thread.start()
     try:
         yield
@@ -243,21 +254,13 @@ class Reaper:
         ):
             yield
             return
-        stop = threading.Event()
 
         def reap() -> None:
-            while not stop.wait(self.every):
-                with contextlib.suppress(Exception):  # the worker's own calls will say
-                    self.last = -float("inf")
-                    self.maybe(study)
+            self.last = -float("inf")
+            self.maybe(study)
 
-        thread = threading.Thread(target=reap, name="jena-reaper", daemon=True)
-        thread.start()
-        try:
+        with _every(self.every, reap, "jena-reaper", now=False):
             yield
-        finally:
-            stop.set()
-            thread.join(timeout=5)
 
 
 # ------------------------------------------------------------------ the budget

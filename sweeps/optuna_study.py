@@ -5,7 +5,7 @@ space becomes an Optuna trial, and the bookkeeping of the budget. The driver's l
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import TrialState
@@ -16,6 +16,9 @@ from jena.space import Param, Space
 from . import optuna_faults as F
 from .config import SweepConfig
 from .trial import make_space
+
+if TYPE_CHECKING:
+    from jena.train import TrialResult
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -235,3 +238,19 @@ def tell(s: optuna.Study, trial: optuna.Trial, **kwargs: Any) -> bool:
     return True
 
 
+def tell_result(
+    s: optuna.Study, trial: optuna.Trial, result: TrialResult, cfg: SweepConfig
+) -> bool:
+    """Tell a trial's result as Optuna states it (completed: its values, the parameter count
+    too for a multi-objective sweep; pruned; failed with its reason); False as :func:`tell`."""
+    trial.set_user_attr("state", result.state)
+    if result.state == "completed" and result.val_mae is not None:
+        values = [result.val_mae]
+        if cfg.multi_objective:
+            values.append(float(result.param_count))
+        trial.set_user_attr("val_skill", result.val_skill)
+        return tell(s, trial, values=values)
+    if result.state == "pruned":
+        return tell(s, trial, state=TrialState.PRUNED)
+    trial.set_user_attr("fail_reason", result.reason or "failed")
+    return tell(s, trial, state=TrialState.FAIL)

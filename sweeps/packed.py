@@ -180,26 +180,20 @@ class _PackedLoop:
         return _Proposal(trial, values, key)
 
     def tell(self, trial: optuna.Trial, result: TrialResult) -> None:
-        cfg = self.cfg
-        trial.set_user_attr("state", result.state)
-        if result.state == "completed" and result.val_mae is not None:
-            values = [result.val_mae]
-            if cfg.multi_objective:
-                values.append(float(result.param_count))
-            trial.set_user_attr("val_skill", result.val_skill)
-            self.tell_state(trial, None, values)
-        elif result.state == "pruned":
-            self.tell_state(trial, TrialState.PRUNED)
-        else:
-            trial.set_user_attr("fail_reason", result.reason or "failed")
-            self.tell_state(trial, TrialState.FAIL)
+        from .optuna_study import tell_result
 
-    def tell_state(self, trial: optuna.Trial, state: TrialState | None,
-                   values: list[float] | None = None) -> None:  # fmt: skip
-        from .optuna_study import completed, tell
+        self.told(tell_result(self.study, trial, result, self.cfg))
 
-        kwargs: dict[str, Any] = {"values": values} if state is None else {"state": state}
-        if not tell(self.study, trial, **kwargs):
+    def tell_state(self, trial: optuna.Trial, state: TrialState) -> None:
+        from .optuna_study import tell
+
+        self.told(tell(self.study, trial, state=state))
+
+    def told(self, go_on: bool) -> None:
+        """After a tell: the search is over when the sampler says so or a stop rule does."""
+        from .optuna_study import completed
+
+        if not go_on:
             self.over = True
         if not self.over and (reason := stop_reason(self.cfg, completed(self.study))):
             self.ctx.events.stopped(reason)

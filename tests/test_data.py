@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jena import data, schema
+from jena import data, schema, synthetic
 from jena.errors import DataError
 from jena.schema import COLUMNS, DATE_COLUMN, HEADER_LINE, JENA_FILENAME
 
@@ -25,10 +25,6 @@ WV, MAXWV, WD, T = "wv (m/s)", "max. wv (m/s)", "wd (deg)", "T (degC)"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def magnus(t: Any) -> Any:
-    return 6.1078 * np.exp(17.27 * t / (t + 237.3))
 
 
 def make_frame(rows: int = 60, start: str = "2009-01-01 00:10:00", seed: int = 0) -> pd.DataFrame:
@@ -41,26 +37,16 @@ def make_frame(rows: int = 60, start: str = "2009-01-01 00:10:00", seed: int = 0
     p = np.round(rng.uniform(970.0, 1010.0, rows), 2)
     t = np.round(rng.uniform(-5.0, 25.0, rows), 2)
     tdew = np.round(t - rng.uniform(0.5, 8.0, rows), 2)
-    vpmax, vpact = magnus(t), magnus(tdew)
     wv = rng.uniform(0.5, 6.0, rows)
-    values = {
-        "p (mbar)": p,
-        "T (degC)": t,
-        "Tpot (K)": (t + 273.15) * (1000.0 / p) ** 0.286,
-        "Tdew (degC)": tdew,
-        "rh (%)": 100.0 * vpact / vpmax,
-        "VPmax (mbar)": vpmax,
-        "VPact (mbar)": vpact,
-        "VPdef (mbar)": vpmax - vpact,
-        "sh (g/kg)": 622.0 * vpact / (p - 0.378 * vpact),
-        "H2OC (mmol/mol)": 1000.0 * vpact / p,
-        "rho (g/m**3)": 100.0 * p / (287.05 * (t + 273.15)) * 1000.0,
-        "wv (m/s)": wv,
-        "max. wv (m/s)": wv + rng.uniform(0.0, 3.0, rows),
-        "wd (deg)": rng.uniform(0.0, 359.0, rows),
-    }
-    assert tuple(values) == COLUMNS
-    return pd.DataFrame({c: np.round(v, 2) for c, v in values.items()}, index=index)
+    return synthetic.assemble(
+        index,
+        p=p,
+        t=t,
+        tdew=tdew,
+        wv=wv,
+        max_wv=wv + rng.uniform(0.0, 3.0, rows),
+        wd=rng.uniform(0.0, 359.0, rows),
+    )
 
 
 def write(tmp_path: Path, frame: pd.DataFrame, name: str = "d.csv") -> Path:

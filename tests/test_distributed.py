@@ -168,9 +168,18 @@ def test_a_worker_killed_mid_trial_is_failed_by_heartbeat_and_retried(
     not the trial's run, not host-a's parent run."""
     name = f"killed-{uuid.uuid4().hex[:6]}"
     grace, trials = 3, 6
-    argv = sweep_argv(name, storage=storage, tracking=cluster.mlflow.url, trials=trials,
-                      sets=[*LSTM, "faults.heartbeat_interval_s=1",
-                            f"faults.grace_period_s={grace}", "faults.retry_stale_trials=1"])
+    argv = sweep_argv(
+        name,
+        storage=storage,
+        tracking=cluster.mlflow.url,
+        trials=trials,
+        sets=[
+            *LSTM,
+            "faults.heartbeat_interval_s=1",
+            f"faults.grace_period_s={grace}",
+            "faults.retry_stale_trials=1",
+        ],
+    )
     logs = tmp_path / "logs"
     logs.mkdir()
     a = start_worker(argv, tmp_path, logs / "host-a.log", worker_env(tmp_path, JENA_HOST="host-a"))

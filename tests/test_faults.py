@@ -279,9 +279,21 @@ def _sweep_in(disk: TinyDisk, tmp: Path, trials: int,
               workers: int = 1) -> subprocess.CompletedProcess[str]:  # fmt: skip
     from cluster import worker_env
 
-    argv = [sys.executable, "-m", "jena.cli", "sweep", "default", "--name", "full",
-            "--trials", str(trials), "--workers", str(workers),
-            "--tracking-uri", f"sqlite:///{tmp}/store/mlflow.db"]
+    argv = [
+        sys.executable,
+        "-m",
+        "jena.cli",
+        "sweep",
+        "default",
+        "--name",
+        "full",
+        "--trials",
+        str(trials),
+        "--workers",
+        str(workers),
+        "--tracking-uri",
+        f"sqlite:///{tmp}/store/mlflow.db",
+    ]
     for item in (*TINY_SETS, 'architecture="dense"', "dense_layers=2",
                  "space.include=[\"learning_rate\"]"):  # fmt: skip
         argv += ["--set", item]

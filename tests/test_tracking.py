@@ -329,8 +329,13 @@ def test_tracker_pickles_and_standard_tags(
     tags = tracking.standard_tags("jena sweep demo")
     ours = {"backend", "git_commit", "jena_version", "host", "pid"}
     mlflow_own = {"mlflow.source.name", "mlflow.source.type", "mlflow.user"}
-    assert ours | mlflow_own <= set(tags) <= ours | mlflow_own | {
-        "mlflow.source.git.commit", "mlflow.source.git.branch", "mlflow.source.git.repoURL"}
+    assert (
+        ours | mlflow_own
+        <= set(tags)
+        <= ours
+        | mlflow_own
+        | {"mlflow.source.git.commit", "mlflow.source.git.branch", "mlflow.source.git.repoURL"}
+    )
     assert tags["pid"] == str(os.getpid())
     assert (tags["mlflow.source.name"], tags["mlflow.source.type"]) == ("jena sweep demo", "LOCAL")
     monkeypatch.chdir(tmp_path)  # not a git repository

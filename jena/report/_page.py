@@ -265,8 +265,8 @@ def refit_section(data: ReportData) -> str:
     return (
         "<h2>Refit at full fidelity</h2>"
         f'<p class="meta">The top {s["top_k"]} distinct configurations, each trained '
-        f'{s["seeds"]} times (seeds) on every training window for up to {s["epochs"]} epochs, '
-        f'early stopping (patience {s["patience"]}) on the full validation split; the '
+        f"{s['seeds']} times (seeds) on every training window for up to {s['epochs']} epochs, "
+        f"early stopping (patience {s['patience']}) on the full validation split; the "
         "selected one has the lowest mean.</p>" + table(headers, rows, numeric={1, 2, 3, 4})
     )
 
