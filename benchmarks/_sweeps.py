@@ -49,22 +49,17 @@ def run_sweep_cli(sets: list[str], *, backend: str = "tensorflow", name: str = "
 
 
 def _trials(folder: Path, name: str) -> list[dict[str, Any]]:
-    import mlflow
+    from jena import tracking as T
 
-    client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name(name)
-    assert exp is not None
+    uri = f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"
     out = []
-    for run in client.search_runs([exp.experiment_id], max_results=1000):
-        tags = run.data.tags
-        if "mlflow.parentRunId" not in tags:
-            continue
+    for run in T.find_runs(uri, name, f"tags.{T.TAG_RUN_TYPE} = '{T.RUN_TRIAL}'"):
         out.append({
-            "number": int(tags["trial_number"]),
-            "state": tags.get("state"),
-            "epochs": len(client.get_metric_history(run.info.run_id, "val_mae")),
-            "best_val_mae": run.data.metrics.get("best_val_mae"),
-            "fit_s": run.data.metrics.get("fit_s"),
-            "start": run.info.start_time / 1000,
+            "number": int(run.tags[T.TAG_TRIAL_NUMBER]),
+            "state": run.tags.get(T.TAG_STATE),
+            "epochs": len(T.metric_history(uri, run.run_id, T.METRIC_VAL_MAE)),
+            "best_val_mae": run.metrics.get(T.METRIC_BEST_VAL),
+            "fit_s": run.metrics.get(T.METRIC_FIT_S),
+            "start": (run.start_time or 0) / 1000,
         })  # fmt: skip
     return sorted(out, key=lambda t: t["number"])

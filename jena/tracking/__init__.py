@@ -7,7 +7,7 @@ MLflow.
   ``best_trial_*``, metric ``best_val_mae``, artifact ``best_trial.json``) and per-state trial
   counts.
 * Each trial is a **nested child run** of that parent (tag ``mlflow.parentRunId``, tag
-  ``run_type=trial``, run name ``trial-0007``), also when it runs in another worker process:
+  ``run_type=trial``, run name ``t0007-lstm-64u``), also when it runs in another worker process:
   the parent's run id is passed explicitly.
 * A child run holds every hyperparameter as a param, per-epoch metrics with the epoch as step
   (buffered, written with ``log_batch``), the final ``val_mae`` / ``val_skill``, ``duration_s``,
