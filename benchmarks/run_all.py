@@ -70,7 +70,8 @@ def summary_rows(r: dict[str, dict[str, Any]]) -> list[list[str]]:
                                                 p["vs_packed_1"].items()) + " vs K=1; "
                      + ", ".join(f"K={k} {x:.1f}x" for k, x in p["vs_one_by_one"].items())
                      + " vs one by one", "8 packed >= 6x (GPU)",
-                     "yes" if p["goal_8_packed_6x"] else "no (CPU)"])  # fmt: skip
+                     ("yes" if p["goal_8_packed_6x"] else "no") if p.get("on_accelerator")
+                     else "not measured (CPU)"])  # fmt: skip
     return rows
 
 
