@@ -54,7 +54,10 @@ sets = [a for s in TINY_SETS for a in ("--set", s)]
 fits = ["--set", 'space.ranges={architecture=["dense", "lstm", "gru"]}']  # all fit 48 steps
 cli("train", "train", "--model", "lstm", "--data", TINY, "--epochs", "1", "--steps-per-epoch",
     "1", "--validation-steps", "1", "--set", "sequence_length=24", "--json")
-cli("sweep optuna", "sweep", "default", "--name", "jx", "--trials", "2", *sets, *fits)
+residual = ["--set",  # the models `best` and `predict` reload are residual (LastValue) ones
+            "space.fixed={sequence_length_hours=48, normalise_target=true, rnn_layers=1, "
+            "residual=true}"]
+cli("sweep optuna", "sweep", "default", "--name", "jx", "--trials", "2", *sets, *fits, *residual)
 cli("sweep kerastuner", "sweep", "default", "--name", "jxk", "--trials", "2", *sets, *fits,
     "--set", 'driver="kerastuner"')
 cli("sweep packed", "sweep", "default", "--name", "jxp", "--trials", "3", *sets,
@@ -65,7 +68,8 @@ csv = write_jena_csv(load(TINY).frame.iloc[-3 * 144:], "last_days.csv")
 cli("predict", "predict", "--data", str(csv), "--json")
 states = {name: sorted(k.data.tags.get("state", "") for k in children(runs(name)))
           for name in ("jx", "jxk", "jxp")}
-print(json.dumps({"seconds": seconds, "states": states,
+residual = sorted({str(k.data.params.get("residual")).lower() for k in children(runs("jx"))})
+print(json.dumps({"seconds": seconds, "states": states, "residual": residual,
                   "tensorflow": "tensorflow" in sys.modules}))
 """
 
@@ -92,6 +96,7 @@ def test_commands_run_unchanged_under_jax_without_tensorflow(tmp_path: Path) -> 
     for name, states in out["states"].items():
         assert states and all(s in ("completed", "pruned") for s in states), (name, states)
     assert len(out["states"]["jxp"]) == 3
+    assert out["residual"] == ["true"]  # best and predict reloaded residual models under JAX
 
 
 def test_workers_sharing_a_device_get_no_preallocation() -> None:
