@@ -63,3 +63,20 @@ def _trials(folder: Path, name: str) -> list[dict[str, Any]]:
             "start": (run.start_time or 0) / 1000,
         })  # fmt: skip
     return sorted(out, key=lambda t: t["number"])
+
+
+def default_sweep(name: str, data: str, trials: int, minutes: float, root: Path,
+                  *sets: str) -> Any:  # fmt: skip
+    """sweeps/default.toml in this process, named ``name``, on ``data``, with its MLflow store
+    and Optuna journal under ``root``, then ``sets`` (``--set`` overrides)."""
+    from sweeps import apply_overrides, load
+
+    return apply_overrides(load("default"), [
+        f"name={json.dumps(name)}",
+        f"data.source={json.dumps(data)}",
+        f"trials={trials}",
+        f"timeout_minutes={minutes}",
+        f"storage.tracking_uri={json.dumps(f'sqlite:///{root}/{name}.db')}",
+        f"storage.optuna={json.dumps(f'journal:{root}/{name}.journal')}",
+        *sets,
+    ])  # fmt: skip

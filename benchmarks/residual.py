@@ -24,23 +24,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def arm(data: str, residual: bool, trials: int, minutes: float, root: Path) -> dict[str, Any]:
+    from _sweeps import default_sweep
+
     from jena import tracking as T
-    from sweeps import apply_overrides, load, run_sweep
+    from sweeps import run_sweep
 
     label = data.replace(":", "-")
     name = f"{label}-residual-{'on' if residual else 'off'}"
-    cfg = apply_overrides(
-        load("default"),
-        [
-            f'name="{name}"',
-            f"data.source={json.dumps(data)}",
-            f"trials={trials}",
-            f"timeout_minutes={minutes}",
-            f"space.fixed={{normalise_target=true, residual={str(residual).lower()}}}",
-            f"storage.tracking_uri={json.dumps(f'sqlite:///{root}/{name}.db')}",
-            f"storage.optuna={json.dumps(f'journal:{root}/{name}.journal')}",
-        ],
-    )
+    fixed = f"space.fixed={{normalise_target=true, residual={str(residual).lower()}}}"
+    cfg = default_sweep(name, data, trials, minutes, root, fixed)
     started = time.monotonic()
     summary = run_sweep(cfg, quiet=True)
     frame = T.completed_trials(T.trials_frame(cfg.storage.tracking_uri, name))

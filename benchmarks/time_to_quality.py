@@ -82,24 +82,15 @@ def sweep_and_refit(
     data: str, minutes: float, trials: int, root: Path, sets: list[str]
 ) -> dict[str, Any]:
     """(b): the default sweep, its refit and its champion; the compute curve."""
+    from _sweeps import default_sweep
+
     from jena import tracking as T
     from jena.evaluate import evaluate_best
     from jena.refit import refit_status
-    from sweeps import apply_overrides, load, run_sweep
+    from sweeps import run_sweep
 
-    uri = f"sqlite:///{root}/ttq.db"
-    cfg = apply_overrides(
-        load("default"),
-        [
-            'name="ttq"',
-            f"data.source={json.dumps(data)}",
-            f"trials={trials}",
-            f"timeout_minutes={minutes}",
-            f"storage.tracking_uri={json.dumps(uri)}",
-            f"storage.optuna={json.dumps(f'journal:{root}/ttq.journal')}",
-            *sets,
-        ],
-    )
+    cfg = default_sweep("ttq", data, trials, minutes, root, *sets)
+    uri = cfg.storage.tracking_uri
     started = time.monotonic()
     summary = run_sweep(cfg, quiet=True)
     sweep_wall = time.monotonic() - started
