@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import MutableMapping
 from pathlib import Path
 
@@ -29,6 +30,16 @@ def keras_backend_name(environ: MutableMapping[str, str] | None = None) -> str:
         return str(json.loads(Path(home, "keras.json").read_text()).get("backend", "tensorflow"))
     except (OSError, ValueError, AttributeError):
         return "tensorflow"
+
+
+def keras_backend() -> str:
+    """``keras.backend.backend()`` when Keras is loaded, else the one it will load
+    (:func:`keras_backend_name`), without importing it (seconds)."""
+    if "keras" in sys.modules:
+        import keras
+
+        return str(keras.backend.backend())
+    return keras_backend_name()
 
 
 def share_device(processes: int, environ: MutableMapping[str, str] | None = None) -> dict[str, str]:

@@ -67,7 +67,6 @@ from ._runs import (
     TrialRun,
     TrialState,
     git_commit,
-    keras_backend,
     search_all,
     standard_tags,
 )

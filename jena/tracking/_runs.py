@@ -14,9 +14,7 @@ import contextlib
 import functools
 import json
 import logging
-import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,6 +30,7 @@ from mlflow.exceptions import MlflowException
 
 import jena
 from jena._owner import owner
+from jena.devices import keras_backend
 from jena.errors import InfrastructureError
 from jena.faults import as_infrastructure
 
@@ -82,24 +81,6 @@ def git_source() -> dict[str, str]:
         N.TAG_SOURCE_GIT_REPO: _git("config", "--get", "remote.origin.url"),
     }
     return {k: v for k, v in tags.items() if v}
-
-
-def keras_backend() -> str:
-    """``keras.backend.backend()``, without importing Keras (seconds) when not loaded yet:
-    same resolution order as Keras ($KERAS_BACKEND, then $KERAS_HOME/keras.json)."""
-    if "keras" in sys.modules:
-        import keras
-
-        return str(keras.backend.backend())
-    env = os.environ.get("KERAS_BACKEND")
-    if env:
-        return env
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    try:
-        config = json.loads(Path(home, "keras.json").read_text())
-        return str(config.get("backend", "tensorflow"))
-    except (OSError, ValueError, AttributeError):
-        return "tensorflow"
 
 
 def standard_tags(source: str | None = None) -> dict[str, str]:
