@@ -25,9 +25,9 @@ import optuna
 from optuna.trial import TrialState
 
 from jena import tracking as T
-from jena._owner import owner, owner_is_dead
 from jena.devices import share_device
 from jena.errors import ConfigError, InfrastructureError, JenaError, WorkerError
+from jena.owner import owner, owner_is_dead
 from jena.train import TrialPruned
 
 from . import optuna_faults as F

@@ -33,10 +33,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from jena import tracking as T
-from jena._dblock import db_lock, is_postgres
-from jena._filelock import file_lock
 from jena.errors import InfrastructureError
 from jena.faults import as_infrastructure
+from jena.locks import db_lock, file_lock, is_postgres
 
 from .config import SweepConfig
 

@@ -24,8 +24,8 @@ import optuna
 from optuna.trial import TrialState
 
 from jena import tracking as T
-from jena._owner import owner
 from jena.errors import TrialError
+from jena.owner import owner
 from jena.packed import PackedTrial, require_jax, shape_key, train_packed
 from jena.recording import BATCH_EVENT_INTERVAL_S, failed
 from jena.train import TrialPruned, TrialResult

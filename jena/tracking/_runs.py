@@ -29,10 +29,10 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, LoggedModelOutput, 
 from mlflow.exceptions import MlflowException
 
 import jena
-from jena._owner import owner
 from jena.devices import keras_backend
 from jena.errors import InfrastructureError
 from jena.faults import as_infrastructure
+from jena.owner import owner
 
 from . import _encode as enc
 from . import _names as N

@@ -13,7 +13,7 @@ as KILLED, by whichever process notices first:
 
 from __future__ import annotations
 
-from jena._owner import owner_is_dead
+from jena.owner import owner_is_dead
 
 from . import _encode as enc
 from . import _names as N

@@ -23,8 +23,7 @@ from typing import cast
 
 import mlflow
 
-from jena._dblock import db_lock, is_postgres
-from jena._filelock import file_lock
+from jena.locks import db_lock, file_lock, is_postgres
 
 from . import _retry
 from ._retry import MLFLOW_HTTP_DEFAULTS, GuardedClient

@@ -1,5 +1,6 @@
-"""A lock between processes that share a database: a PostgreSQL advisory lock, which holds
-across machines, and a lock file (one machine) for every other store.
+"""Locks between processes: a lock file (one machine, :func:`file_lock`) and a lock among the
+processes that share a database (:func:`db_lock`: a PostgreSQL advisory lock, which holds
+across machines, and a lock file for every other store).
 
 Used around what must happen once however many workers start at the same moment (creating a
 store's tables) and around "count the trials, ask for one" (the budget)."""
@@ -7,6 +8,7 @@ store's tables) and around "count the trials, ask for one" (the budget)."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -14,9 +16,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ._filelock import file_lock
-
 _ENGINES: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes on one machine (fcntl on the lock file ``path``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def is_postgres(url: str) -> bool:
