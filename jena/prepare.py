@@ -4,7 +4,11 @@ The CSV is read once; every trial reuses the same :class:`Prepared` arrays (one 
 set), and builds only its own windows (sampling rate, sequence length) over them.
 
 Test rows are not even in memory unless asked for (``include_test=True``): sweeps and training
-cannot read them. Only ``jena best`` (one test evaluation) and ``jena baseline`` ask.
+cannot read them. Only ``jena best`` (one test evaluation) and ``jena baseline`` ask. Without
+them the arrays stop at the first row of a final test segment (all of ``book2``'s and
+``book1``'s test split) and a test segment inside the record (``blocked``) is blanked: NaN in
+``x`` and ``temperature``, ``valid`` False, so row indices stay absolute and a window that read
+one would be dropped (and, if it were not, its NaN would fail the trial loudly).
 """
 
 from __future__ import annotations
@@ -74,7 +78,8 @@ class Prepared:
     bounds: Bounds
     x: np.ndarray  # (kept rows, features) float32, normalised with training statistics
     temperature: np.ndarray  # (kept rows,) float64, °C
-    valid: np.ndarray  # (kept rows,) bool: False inside long gaps of the record
+    valid: np.ndarray  # (kept rows,) bool: False inside long gaps and blanked test rows
+    index: pd.DatetimeIndex  # (kept rows,) the rows' times
     mean: np.ndarray  # (features,)
     std: np.ndarray  # (features,)
     feature_names: list[str]
@@ -107,13 +112,12 @@ class Prepared:
             raise ConfigError("the test split is not loaded here: only `jena best` evaluates on it")
         r = sampling_rate or self.preset.sampling_rate
         n = sequence_length or self.preset.sequence_length
-        lo, stop = self.preset.window_range(
+        starts = self.preset.window_starts(
             self.rows, split, mode=mode, sampling_rate=r, sequence_length=n
         )
         offset = self.preset.offset(r, n)
-        if stop - 1 + offset >= len(self.temperature):
+        if starts[-1] + offset >= len(self.temperature):
             raise ConfigError(f"the {split} windows ({mode} mode) reach rows that are not loaded")
-        starts = np.arange(lo, stop, dtype=np.int64)
         return valid_starts(self.valid, starts, (n - 1) * r, offset)
 
     def targets(self, offset: int, normalised: bool | None = None) -> np.ndarray:
@@ -204,13 +208,19 @@ def prepare(
     time_features: bool = False,
     include_test: bool = False,
 ) -> Prepared:
-    """Normalise ``ds`` with statistics of its training rows; drop test rows unless asked."""
+    """Normalise ``ds`` with statistics of its training rows; without ``include_test``, drop
+    a final test segment and blank the others (see the module docstring)."""
     preset = get_preset(preset) if isinstance(preset, str) else preset
     rows = len(ds.frame)
     bounds = preset.bounds(rows)
-    keep = rows if include_test else bounds.test[0]
+    test = [] if include_test else [seg for seg in bounds.test_segments if seg[0] < seg[1]]
+    keep = test[-1][0] if test and test[-1][1] == rows else rows
     frame = ds.frame.iloc[:keep]
     values, names = feature_matrix(frame, wind_vector=wind_vector, time_features=time_features)
+    temperature = np.array(frame[TARGET], dtype=np.float64)  # a copy: blanked below
+    valid = np.array(ds.valid[:keep], dtype=bool)
+    for lo, hi in test:
+        values[lo:hi], temperature[lo:hi], valid[lo:hi] = np.nan, np.nan, False
     mean, std = normalisation(values, bounds)
     x = ((values - mean) / std).astype(np.float32)
     return Prepared(
@@ -220,8 +230,9 @@ def prepare(
         rows=rows,
         bounds=bounds,
         x=x,
-        temperature=frame[TARGET].to_numpy(np.float64),
-        valid=np.asarray(ds.valid[:keep], dtype=bool),
+        temperature=temperature,
+        valid=valid,
+        index=pd.DatetimeIndex(frame.index),
         mean=mean,
         std=std,
         feature_names=names,

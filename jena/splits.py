@@ -33,15 +33,30 @@ Split bounds (:meth:`SplitPreset.bounds`):
   records the bounds are scaled by ``N / 420,551`` (the real file's length);
   :meth:`SplitPreset.bounds_note` says so in one line.
 
+- ``blocked[:DAYS[:ROLES]]`` (season-aware, any record): the record is cut into blocks of
+  ``DAYS`` days (default 14) from its first row, assigned the roles ``ROLES`` in rotation
+  (default ``train,train,val,test``); adjacent blocks of one role form one segment. Every window
+  lies inside one segment (inputs and target), so none crosses into a block of another role.
+  A role recurs every ``DAYS x len(ROLES)`` days (56 by default), so each split holds at least
+  14 days of any stretch of 59 days or more (a whole season, or the January-February part of a
+  calendar year's winter): every split covers every season of a record of a year or more, where
+  a chronological split of a short record trains on some seasons, selects on another and tests
+  on a third (:func:`season_note`). Blocks of 2 weeks lose the first 6 days of each block to
+  window history (5 days of inputs + 24 h). The 2nd edition's windows and defaults (hourly,
+  120 steps, batch 256).
+
 Normalisation statistics come from the training rows only.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, cast
 
 import numpy as np
+import pandas as pd
 
 from .errors import ConfigError
 from .schema import ROWS_PER_DAY
@@ -54,6 +69,12 @@ BOOK1_REFERENCE_ROWS = 420_551  # the real file: book1 scales its bounds from it
 BOOK1_TRAIN_STOP = 200_000  # 1st ed.: train rows 0-200,000 (row 200,000 itself unused)
 BOOK1_VAL = (200_001, 300_000)  # the val generator's min_index, max_index
 BOOK1_TEST_START = 300_001  # the test generator's min_index (max_index: len - delay - 1)
+BLOCK_DAYS = 14  # blocked: default block length (a role recurs every 56 days: every season)
+BLOCK_ROLES: tuple[Split, ...] = ("train", "train", "val", "test")
+PRESET_HELP = "book2, book1 or blocked[:DAYS[:ROLES]] (e.g. blocked:28:train,train,val,test)"
+SEASONS = {"winter": (12, 1, 2), "spring": (3, 4, 5), "summer": (6, 7, 8), "autumn": (9, 10, 11)}
+SEASON_MIN_DAYS = 14  # a split covers a season when it holds at least this many of its days
+Segment = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -101,17 +122,62 @@ class BookBatches:
 
 @dataclass(frozen=True)
 class Bounds:
-    """Row ranges ``[start, stop)`` of the three splits."""
+    """Row segments ``[start, stop)`` of the three splits, in row order: one per split for the
+    chronological presets (``book2``, ``book1``), several for ``blocked``.
 
-    train: tuple[int, int]
-    val: tuple[int, int]
-    test: tuple[int, int]
+    ``bounds[split]`` and ``bounds.train`` / ``.val`` / ``.test`` give one range per split: the
+    only segment, or the hull (first row, stop row) of several; :meth:`segments` gives them all.
+    ``to_dict`` keeps the chronological form ``{split: [start, stop]}`` (stored with models);
+    a blocked split is ``{split: [[start, stop], ...]}``."""
 
-    def __getitem__(self, split: Split) -> tuple[int, int]:
-        return {"train": self.train, "val": self.val, "test": self.test}[split]
+    train_segments: tuple[Segment, ...]
+    val_segments: tuple[Segment, ...]
+    test_segments: tuple[Segment, ...]
 
-    def to_dict(self) -> dict[str, list[int]]:
-        return {s: list(self[s]) for s in SPLITS}
+    @classmethod
+    def ranges(cls, train: Segment, val: Segment, test: Segment) -> Bounds:
+        """One segment per split (the chronological presets)."""
+        return cls((train,), (val,), (test,))
+
+    def segments(self, split: Split) -> tuple[Segment, ...]:
+        return {"train": self.train_segments, "val": self.val_segments,
+                "test": self.test_segments}[split]  # fmt: skip
+
+    def __getitem__(self, split: Split) -> Segment:
+        segs = self.segments(split)
+        return (segs[0][0], segs[-1][1]) if segs else (0, 0)
+
+    @property
+    def train(self) -> Segment:
+        return self["train"]
+
+    @property
+    def val(self) -> Segment:
+        return self["val"]
+
+    @property
+    def test(self) -> Segment:
+        return self["test"]
+
+    @property
+    def chronological(self) -> bool:
+        return all(len(self.segments(s)) == 1 for s in SPLITS)
+
+    def rows(self, split: Split) -> int:
+        """Rows the split holds (all its segments)."""
+        return sum(hi - lo for lo, hi in self.segments(split))
+
+    def mask(self, split: Split, rows: int) -> np.ndarray:
+        """True on the split's rows.  # (rows,) bool"""
+        out = np.zeros(rows, dtype=bool)
+        for lo, hi in self.segments(split):
+            out[lo:hi] = True
+        return out
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        if self.chronological:
+            return {s: list(self[s]) for s in SPLITS}
+        return {s: [list(seg) for seg in self.segments(s)] for s in SPLITS}
 
 
 @dataclass(frozen=True)
@@ -125,6 +191,12 @@ class SplitPreset:
     batch_size: int
     normalised_target: bool  # 1st ed. trains on the normalised temperature
     description: str
+    block_days: int | None = None  # blocked: days per block (None: a chronological split)
+    roles: tuple[Split, ...] = ()  # blocked: the blocks' roles, in rotation
+
+    @property
+    def blocked(self) -> bool:
+        return self.block_days is not None
 
     def offset(self, sampling_rate: int | None = None, sequence_length: int | None = None) -> int:
         """Rows from a window's first input row to its target row."""
@@ -169,17 +241,31 @@ class SplitPreset:
 
     def bounds(self, rows: int) -> Bounds:
         """Split boundaries for a record of ``rows`` rows (see the module docstring)."""
+        if self.block_days is not None:
+            return self._blocks(rows, self.block_days * ROWS_PER_DAY)
         if self.edition == 2:
             n_train = int(0.5 * rows)
             n_val = int(0.25 * rows)
-            return Bounds((0, n_train), (n_train, n_train + n_val), (n_train + n_val, rows))
+            return Bounds.ranges((0, n_train), (n_train, n_train + n_val), (n_train + n_val, rows))
         # 1st ed.: rows 0-200,000 / 200,001-300,000 / 300,001-end (row 200,000 unused).
         if not self.bounds_scaled(rows):
-            return Bounds((0, BOOK1_TRAIN_STOP), BOOK1_VAL, (BOOK1_TEST_START, rows))
+            return Bounds.ranges((0, BOOK1_TRAIN_STOP), BOOK1_VAL, (BOOK1_TEST_START, rows))
         scale = rows / BOOK1_REFERENCE_ROWS
         a = round(BOOK1_TRAIN_STOP * scale)
         b = round(BOOK1_VAL[1] * scale)
-        return Bounds((0, a), (a + 1, b), (b + 1, rows))
+        return Bounds.ranges((0, a), (a + 1, b), (b + 1, rows))
+
+    def _blocks(self, rows: int, block: int) -> Bounds:
+        """Blocks of ``block`` rows from row 0, roles in rotation; a run of one role is one
+        segment (the last block may be short)."""
+        segs: dict[Split, list[Segment]] = {s: [] for s in SPLITS}
+        for k, lo in enumerate(range(0, rows, block)):
+            role, hi = self.roles[k % len(self.roles)], min(lo + block, rows)
+            if segs[role] and segs[role][-1][1] == lo:
+                segs[role][-1] = (segs[role][-1][0], hi)
+            else:
+                segs[role].append((lo, hi))
+        return Bounds(*(tuple(segs[s]) for s in SPLITS))
 
     def book_batches(
         self,
@@ -229,6 +315,8 @@ class SplitPreset:
         book's test windows already lie wholly inside the test rows). Raises ConfigError if no
         window fits.
         """
+        if self.blocked:
+            raise ValueError(f"{self.name}: a split of several segments; use window_starts")
         mode = mode or ("book" if split == "test" else "strict")
         r = sampling_rate or self.sampling_rate
         n = sequence_length or self.sequence_length
@@ -249,14 +337,47 @@ class SplitPreset:
             bb = self.book_batches(rows, split, sampling_rate=r, sequence_length=n)
             stop = lo + min(bb.steps, bb.distinct) * bb.size
         if stop <= lo:
-            hours = (n - 1) * r / 6
-            raise ConfigError(
-                f"a window of {n} steps every {r} rows ({hours:g} h of history) plus the 24 h "
-                f"horizon does not fit the {split} split of {hi - lo} rows "
-                f"({self.name}, {rows} rows "
-                "in all): use a shorter sequence_length or sampling_rate, or more data"
-            )
+            raise self._no_window(rows, split, r, n, f"the {split} split of {hi - lo} rows")
         return lo, stop
+
+    def _no_window(self, rows: int, split: Split, r: int, n: int, where: str) -> ConfigError:
+        hours = (n - 1) * r / 6
+        longer = ", or longer blocks (blocked:DAYS)" if self.blocked else ""
+        return ConfigError(
+            f"a window of {n} steps every {r} rows ({hours:g} h of history) plus the 24 h "
+            f"horizon does not fit {where} ({self.name}, {rows} rows in all): use a shorter "
+            f"sequence_length or sampling_rate, or more data{longer}"
+        )
+
+    def window_starts(
+        self,
+        rows: int,
+        split: Split,
+        *,
+        mode: Mode | None = None,
+        sampling_rate: int | None = None,
+        sequence_length: int | None = None,
+    ) -> np.ndarray:
+        """Window start rows of ``split``, ascending: :meth:`window_range` for a chronological
+        preset; for ``blocked``, every strict window of each segment (inputs and target inside
+        it), so no window reads a row of another role. Raises ConfigError if none fits."""
+        if not self.blocked:
+            lo, stop = self.window_range(rows, split, mode=mode, sampling_rate=sampling_rate,
+                                         sequence_length=sequence_length)  # fmt: skip
+            return np.arange(lo, stop, dtype=np.int64)
+        if mode == "book":
+            raise ConfigError(f"{self.name}: the book's windows are book2's and book1's only")
+        r = sampling_rate or self.sampling_rate
+        n = sequence_length or self.sequence_length
+        offset = self.offset(r, n)
+        segs = self.bounds(rows).segments(split)
+        starts = [np.arange(lo, hi - offset, dtype=np.int64) for lo, hi in segs]
+        out = np.concatenate(starts) if starts else np.zeros(0, dtype=np.int64)
+        if not len(out):
+            longest = max((hi - lo for lo, hi in segs), default=0)
+            raise self._no_window(rows, split, r, n, f"the {split} split's blocks ({longest} "
+                                  "rows at most)")  # fmt: skip
+        return out
 
 
 DATA_PRESETS: dict[str, SplitPreset] = {
@@ -281,19 +402,73 @@ DATA_PRESETS: dict[str, SplitPreset] = {
 }
 
 
+def blocked_preset(days: int = BLOCK_DAYS, roles: Sequence[Split] = BLOCK_ROLES) -> SplitPreset:
+    """The season-aware split: blocks of ``days`` days in the rotation ``roles``, with the 2nd
+    edition's windows. Named ``blocked`` with the defaults, else ``blocked:DAYS:ROLES``."""
+    roles = tuple(roles)
+    default = days == BLOCK_DAYS and roles == BLOCK_ROLES
+    return SplitPreset(
+        name="blocked" if default else f"blocked:{days}:{','.join(roles)}",
+        edition=2,
+        sampling_rate=6,
+        sequence_length=120,
+        batch_size=256,
+        normalised_target=False,
+        description=f"{days}-day blocks in rotation {', '.join(roles)} (every split in every "
+        "season); hourly points, 5 days of history, 24 h ahead",
+        block_days=days,
+        roles=roles,
+    )
+
+
+DATA_PRESETS["blocked"] = blocked_preset()
+
+
+def _parse_blocked(name: str) -> SplitPreset:
+    """``blocked[:DAYS[:ROLES]]``: DAYS a whole number of days >= 1; ROLES comma-separated
+    train / val / test, each at least once."""
+    parts = name.split(":")
+    if parts[0] != "blocked" or len(parts) > 3:
+        raise ConfigError(f"unknown data preset {name!r}: choose {PRESET_HELP}")
+    days = BLOCK_DAYS
+    if len(parts) > 1:
+        if not re.fullmatch(r"\d+", parts[1]) or int(parts[1]) < 1:
+            raise ConfigError(
+                f"data preset {name!r}: block length {parts[1]!r} is not a whole number of days "
+                ">= 1 (blocked[:DAYS[:ROLES]])"
+            )
+        days = int(parts[1])
+    roles: tuple[str, ...] = BLOCK_ROLES
+    if len(parts) > 2:
+        roles = tuple(r.strip() for r in parts[2].split(","))
+        bad = [r for r in roles if r not in SPLITS]
+        if bad:
+            raise ConfigError(
+                f"data preset {name!r}: role {bad[0]!r} is not train, val or test "
+                "(ROLES: e.g. train,train,val,test)"
+            )
+        missing = [s for s in SPLITS if s not in roles]
+        if missing:
+            raise ConfigError(f"data preset {name!r}: the roles lack {missing[0]!r}: every "
+                              "split needs a block")  # fmt: skip
+    return blocked_preset(days, cast(tuple[Split, ...], roles))
+
+
 def get_preset(name: str) -> SplitPreset:
-    try:
-        return DATA_PRESETS[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown data preset {name!r}: choose one of {', '.join(DATA_PRESETS)}"
-        ) from None
+    """The one entry point from a preset's name: ``book2``, ``book1`` or
+    ``blocked[:DAYS[:ROLES]]`` (see the module docstring); a one-line ConfigError naming the
+    bad part otherwise."""
+    text = name.strip() if isinstance(name, str) else name
+    if text in DATA_PRESETS:
+        return DATA_PRESETS[text]
+    if isinstance(text, str) and text.split(":")[0] == "blocked":
+        return _parse_blocked(text)
+    raise ConfigError(f"unknown data preset {name!r}: choose {PRESET_HELP}")
 
 
 def normalisation(values: np.ndarray, bounds: Bounds) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std per column over the training rows only.  # values: (rows, features)"""
-    lo, hi = bounds.train
-    train = values[lo:hi].astype(np.float64)
+    train = np.concatenate([values[lo:hi] for lo, hi in bounds.train_segments]).astype(np.float64)
     mean = train.mean(axis=0)
     std = train.std(axis=0)
     std[std == 0] = 1.0  # a constant column stays constant, not NaN
@@ -307,3 +482,44 @@ def valid_starts(valid: np.ndarray, starts: np.ndarray, span: int, offset: int) 
     bad = np.concatenate([[0], np.cumsum(~valid)])  # bad[i] = untrusted rows before row i
     ok = (bad[starts + span + 1] - bad[starts] == 0) & valid[starts + offset]
     return starts[ok]
+
+
+def split_seasons(
+    bounds: Bounds, index: pd.DatetimeIndex, min_days: float = SEASON_MIN_DAYS
+) -> dict[Split, list[str]]:
+    """The seasons (meteorological: winter = Dec-Feb, ...) each split holds at least
+    ``min_days`` days of.  # index: the record's (rows,) times"""
+    months = np.asarray(pd.DatetimeIndex(index).month)
+    out: dict[Split, list[str]] = {}
+    for split in SPLITS:
+        held = months[bounds.mask(split, len(months))]
+        out[split] = [
+            season
+            for season, in_season in SEASONS.items()
+            if np.isin(held, in_season).sum() >= min_days * ROWS_PER_DAY
+        ]
+    return out
+
+
+def season_note(preset: SplitPreset | str, index: pd.DatetimeIndex) -> str | None:
+    """One line when a chronological split puts training, validation and test in different
+    seasons (a record shorter than about three years: some split lacks a season another one
+    holds), saying which and what to use instead; None otherwise (and for ``blocked``)."""
+    preset = get_preset(preset) if isinstance(preset, str) else preset
+    if preset.blocked or len(index) < 2:
+        return None
+    held = split_seasons(preset.bounds(len(index)), index)
+    seen = {season for seasons in held.values() for season in seasons}
+    if all(set(seasons) == seen for seasons in held.values()):
+        return None
+    index = pd.DatetimeIndex(index)
+    years = (index[-1] - index[0]) / pd.Timedelta(days=365.25)
+    names = {"train": "training", "val": "validation", "test": "test"}
+    where = "; ".join(f"{names[s]} {', '.join(held[s]) or 'no whole season'}" for s in SPLITS)
+    return (
+        f"{preset.name} on a record of {years:.1f} years puts the splits in different seasons "
+        f"({where}): validation and test then measure a change of season as much as a model "
+        "(a chronological split needs about three years or more). Use --preset blocked "
+        f"({BLOCK_DAYS}-day blocks in rotation {', '.join(BLOCK_ROLES)}: every split in every "
+        "season)"
+    )
