@@ -13,51 +13,19 @@ A new architecture is one builder function plus one ``BUILDERS`` entry (and its 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import keras
 from keras import layers
 
 from jena.config import TrialConfig
+from jena.layers import LAYERS, PACKAGE, LastValue, ReverseTime, Tensor
 from jena.schema import TARGET_INDEX
 
-Tensor = Any  # keras.KerasTensor (symbolic, functional API)
 Builder = Callable[[TrialConfig, Tensor], Tensor]
 
 
-@keras.saving.register_keras_serializable(package="jena")
-class LastValue(keras.layers.Layer):
-    """The last step of one input feature, in target units: (batch, steps, features) ->
-    (batch, 1) = ``inputs[:, -1, index] * scale + offset``. Residual models add it to their
-    output, so the network only learns the change from the last observed temperature.
-    ``scale``/``offset`` turn the normalised input back into the target's units (1/0 when the
-    target is normalised too; the training rows' std/mean of the temperature for °C)."""
-
-    def __init__(self, index: int, scale: float = 1.0, offset: float = 0.0, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.index, self.scale, self.offset = int(index), float(scale), float(offset)
-
-    def call(self, inputs: Tensor) -> Tensor:
-        last = inputs[:, -1, self.index : self.index + 1]  # (batch, 1)
-        return last * self.scale + self.offset
-
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return (input_shape[0], 1)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "index": self.index, "scale": self.scale,
-                "offset": self.offset}  # fmt: skip
-
-
-@keras.saving.register_keras_serializable(package="jena")
-class ReverseTime(keras.layers.Layer):
-    """Flip the time axis: (batch, steps, features) -> same, newest step first."""
-
-    def call(self, inputs: Tensor) -> Tensor:
-        return keras.ops.flip(inputs, axis=1)
-
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return input_shape
+for _layer in LAYERS:  # the names saved .keras files carry: jena>LastValue, jena>ReverseTime
+    keras.saving.register_keras_serializable(package=PACKAGE)(_layer)
 
 
 # --- bodies -------------------------------------------------------------------------------

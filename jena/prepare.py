@@ -21,50 +21,10 @@ import pandas as pd
 
 from .data import Dataset
 from .errors import ConfigError
-from .schema import COLUMNS, TARGET, TARGET_INDEX
+from .forecasting import feature_matrix
+from .schema import TARGET, TARGET_INDEX
 from .splits import Bounds, Mode, Split, SplitPreset, get_preset, normalisation, valid_starts
 from .windows import WindowDataset
-
-WIND_VECTOR = ("Wx", "Wy", "max Wx", "max Wy")
-TIME_FEATURES = ("day sin", "day cos", "year sin", "year cos")
-SECONDS_PER_DAY = 24 * 60 * 60
-SECONDS_PER_YEAR = 365.2425 * SECONDS_PER_DAY
-
-
-def feature_matrix(
-    frame: pd.DataFrame, *, wind_vector: bool = False, time_features: bool = False
-) -> tuple[np.ndarray, list[str]]:
-    """The model's input columns.  # (rows, features)
-
-    ``wind_vector`` replaces speed/max speed/direction by their x/y components (as TensorFlow's
-    time-series tutorial does); ``time_features`` adds sin/cos of the time of day and of the year.
-    The temperature stays at column 1, as in the book.
-    """
-    names = list(COLUMNS)
-    cols = [frame[c].to_numpy(np.float64) for c in COLUMNS]
-    if wind_vector:
-        rad = np.deg2rad(frame["wd (deg)"].to_numpy(np.float64))
-        wv, mwv = (
-            frame["wv (m/s)"].to_numpy(np.float64),
-            frame["max. wv (m/s)"].to_numpy(np.float64),
-        )
-        keep = [
-            i for i, c in enumerate(COLUMNS) if c not in ("wv (m/s)", "max. wv (m/s)", "wd (deg)")
-        ]
-        cols = [cols[i] for i in keep]
-        names = [names[i] for i in keep]
-        cols += [wv * np.cos(rad), wv * np.sin(rad), mwv * np.cos(rad), mwv * np.sin(rad)]
-        names += list(WIND_VECTOR)
-    if time_features:
-        seconds = frame.index.asi8 // 10**9 if isinstance(frame.index, pd.DatetimeIndex) else None
-        if seconds is None:
-            raise ConfigError("time_features needs a record indexed by time")
-        seconds = np.asarray(seconds, dtype=np.float64)
-        for period in (SECONDS_PER_DAY, SECONDS_PER_YEAR):
-            cols += [np.sin(2 * np.pi * seconds / period), np.cos(2 * np.pi * seconds / period)]
-        names += list(TIME_FEATURES)
-    assert names[TARGET_INDEX] == TARGET
-    return np.stack(cols, axis=1), names
 
 
 @dataclass

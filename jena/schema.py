@@ -35,6 +35,33 @@ TARGET_INDEX = COLUMNS.index(TARGET)  # 1, as in the book
 WIND_COLUMNS = ("wv (m/s)", "max. wv (m/s)")
 WIND_SENTINEL = -9999.0
 STEP = pd.Timedelta(minutes=10)
+DATE_HINT = "dd.mm.YYYY HH:MM:SS (e.g. 01.01.2009 00:10:00)"
+# Physical ranges, inclusive and generous (jena.data.repair's docstring gives the real file's)
+PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
+    "p (mbar)": (800.0, 1100.0),
+    "T (degC)": (-60.0, 60.0),
+    "Tpot (K)": (200.0, 350.0),  # legitimately kelvin
+    "Tdew (degC)": (-80.0, 60.0),
+    "rh (%)": (0.0, 105.0),
+    "VPmax (mbar)": (0.0, 200.0),
+    "VPact (mbar)": (0.0, 200.0),
+    "VPdef (mbar)": (-1.0, 200.0),
+    "sh (g/kg)": (0.0, 100.0),
+    "H2OC (mmol/mol)": (0.0, 150.0),
+    "rho (g/m**3)": (900.0, 1600.0),
+    "wv (m/s)": (0.0, 100.0),
+    "max. wv (m/s)": (0.0, 100.0),
+    "wd (deg)": (0.0, 360.0),
+}
+_CELSIUS = ("T (degC)", "Tdew (degC)")
+# (columns, low, high, what a median in [low, high] gives away, how to convert)
+UNIT_HINTS: tuple[tuple[tuple[str, ...], float, float, str, str], ...] = (
+    (_CELSIUS, 173.15, 373.15, "looks like kelvin", "convert to °C (subtract 273.15)"),
+    (("Tpot (K)",), -100.0, 100.0, "looks like °C", "convert to K (add 273.15)"),
+    (("p (mbar)",), 80.0, 110.0, "looks like it is in kPa", "multiply by 10 for mbar (hPa)"),
+    (("p (mbar)",), 80_000.0, 110_000.0, "looks like it is in Pa", "divide by 100 for mbar (hPa)"),
+    (("rho (g/m**3)",), 0.8, 1.8, "looks like it is in kg/m³", "multiply by 1000 for g/m³"),
+)
 ROWS_PER_HOUR = 6
 ROWS_PER_DAY = 144
 HEADER_LINE = ",".join(f'"{c}"' for c in (DATE_COLUMN, *COLUMNS))
@@ -76,3 +103,11 @@ def write_jena_csv(
     tmp.write_text("\n".join(lines) + ("\n" if final_newline else ""), encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def unit_hint(column: str, median: float) -> str | None:
+    """What a column's median gives away about a wrong unit, and the fix (None: nothing)."""
+    for columns, low, high, looks, fix in UNIT_HINTS:
+        if column in columns and low <= median <= high:
+            return f"{looks} (median {median:.1f}): {fix}"
+    return None

@@ -18,11 +18,10 @@ import numpy.typing as npt
 import pandas as pd
 
 from ..errors import DataError
-from ..schema import COLUMNS, DATE_COLUMN, HEADER_LINE, JENA_FILENAME
+from ..schema import COLUMNS, DATE_COLUMN, DATE_HINT, HEADER_LINE, JENA_FILENAME
 
 __all__ = ["DATE_HINT", "SPEC_HELP", "one_line", "read_csv"]
 
-DATE_HINT = "dd.mm.YYYY HH:MM:SS (e.g. 01.01.2009 00:10:00)"
 SPEC_HELP = (
     "use 'jena' (the real file), 'synthetic', 'synthetic:ROWS' or 'synthetic:ROWS:SEED'"
     " (e.g. synthetic:50000:1), or a path to a CSV file in the Jena format"

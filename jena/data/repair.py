@@ -76,7 +76,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from ..errors import DataError
-from ..schema import COLUMNS, DATE_COLUMN, STEP, WIND_COLUMNS
+from ..schema import COLUMNS, DATE_COLUMN, PHYSICAL_RANGES, STEP, WIND_COLUMNS, unit_hint
 
 __all__ = [
     "MAX_GAP_ROWS",
@@ -97,22 +97,7 @@ __all__ = [
 MAX_GAP_ROWS = 36  # 6 hours: longer runs of synthesised values are marked invalid
 SENTINEL_MAX = -999.0  # any value <= this is a missing-value code (-9999, -999.99 ...)
 REFUSE_FRACTION = 0.1  # more implausible values (or rows) than this: refuse, do not interpolate
-PHYSICAL_RANGES: dict[str, tuple[float, float]] = {  # inclusive; see the module docstring
-    "p (mbar)": (800.0, 1100.0),
-    "T (degC)": (-60.0, 60.0),
-    "Tpot (K)": (200.0, 350.0),
-    "Tdew (degC)": (-80.0, 60.0),
-    "rh (%)": (0.0, 105.0),
-    "VPmax (mbar)": (0.0, 200.0),
-    "VPact (mbar)": (0.0, 200.0),
-    "VPdef (mbar)": (-1.0, 200.0),
-    "sh (g/kg)": (0.0, 100.0),
-    "H2OC (mmol/mol)": (0.0, 150.0),
-    "rho (g/m**3)": (900.0, 1600.0),
-    "wv (m/s)": (0.0, 100.0),
-    "max. wv (m/s)": (0.0, 100.0),
-    "wd (deg)": (0.0, 360.0),
-}
+# PHYSICAL_RANGES (jena.schema): see the module docstring
 TPOT_TOLERANCE = 5.0  # K
 TDEW_TOLERANCE = 1.0  # °C
 RH_TOLERANCE = 5.0  # percentage points
@@ -347,17 +332,6 @@ def _counts(mask: BoolArray) -> dict[str, int]:
     return {COLUMNS[j]: int(counts[j]) for j in np.flatnonzero(counts)}
 
 
-_CELSIUS = ("T (degC)", "Tdew (degC)")
-# (columns, low, high, what a median in [low, high] gives away, how to convert)
-_UNIT_HINTS: tuple[tuple[tuple[str, ...], float, float, str, str], ...] = (
-    (_CELSIUS, 173.15, 373.15, "looks like kelvin", "convert to °C (subtract 273.15)"),
-    (("Tpot (K)",), -100.0, 100.0, "looks like °C", "convert to K (add 273.15)"),
-    (("p (mbar)",), 80.0, 110.0, "looks like it is in kPa", "multiply by 10 for mbar (hPa)"),
-    (("p (mbar)",), 80_000.0, 110_000.0, "looks like it is in Pa", "divide by 100 for mbar (hPa)"),
-    (("rho (g/m**3)",), 0.8, 1.8, "looks like it is in kg/m³", "multiply by 1000 for g/m³"),
-)
-
-
 def _range_refusal(where: str, col: str, read: FloatArray, n_bad: int) -> DataError:
     """The one-line error for a column with too many values outside its physical range."""
     lo, hi = PHYSICAL_RANGES[col]
@@ -366,9 +340,9 @@ def _range_refusal(where: str, col: str, read: FloatArray, n_bad: int) -> DataEr
         f'{where}: column "{col}": {n_bad / len(read):.0%} of the values ({n_bad:,} of'
         f" {len(read):,}) are outside the physical range {lo:g}..{hi:g}"
     )
-    for columns, low, high, looks, fix in _UNIT_HINTS:
-        if col in columns and low <= median <= high:
-            return DataError(f"{what}: {col} {looks} (median {median:.1f}): {fix} and load again")
+    hint = unit_hint(col, median)
+    if hint:
+        return DataError(f"{what}: {col} {hint} and load again")
     return DataError(
         f"{what} (median {median:.2f}; wrong unit or wrong column?): fix the column, or delete"
         f" the bad rows, and load again"
