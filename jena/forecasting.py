@@ -204,7 +204,8 @@ def window_rows(data_config: Mapping[str, Any]) -> int:
     return (int(data_config["sequence_length"]) - 1) * int(data_config["sampling_rate"]) + 1
 
 
-def _hours(rows: int) -> str:
+def duration(rows: int) -> str:
+    """How long ``rows`` 10-minute records last: '23 h 10 min'."""
     hours, rest = divmod(rows * 10, 60)
     return f"{hours} h {rest} min" if rest else f"{hours} h"
 
@@ -328,8 +329,8 @@ class Forecaster:
         if len(frame) < self.rows_needed:
             where = f"{source}: " if source else ""
             raise InputError(
-                f"{where}{len(frame):,} rows ({_hours(len(frame))}) are too few for this model: "
-                f"its window needs {self.rows_needed:,} rows ({_hours(self.rows_needed)}) of "
+                f"{where}{len(frame):,} rows ({duration(len(frame))}) are too few for this model: "
+                f"its window needs {self.rows_needed:,} rows ({duration(self.rows_needed)}) of "
                 f"10-minute records ending at the last row ({self.sequence_length} steps every "
                 f"{self.sampling_rate * 10} min)"
             )

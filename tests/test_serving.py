@@ -314,7 +314,7 @@ from jena.tracking import default_tracking_uri
 mlflow.set_tracking_uri(default_tracking_uri())
 path = mlflow.pyfunc.get_model_dependencies("models:/jena-temperature@champion")
 meta = mlflow.models.get_model_info("models:/jena-temperature@champion").metadata
-print(json.dumps({"requirements": open(path).read().split(), "backend": meta["keras_backend"],
+print(json.dumps({"requirements": open(path).read().split(), "backend": meta.get("keras_backend"),
                   "tensorflow": "tensorflow" in sys.modules}))
 """
 

@@ -1,5 +1,11 @@
 """What ``jena best`` leaves in the store: the record of each look at the test split, the
-pyfunc wrapper of a trained model, and its registration (``models:/jena-temperature@champion``).
+pyfunc of a trained model, and its registration (``models:/jena-temperature@champion``).
+
+The pyfunc is self-contained (MLflow's models from code): its code is ``_model_code.py`` and a
+copy of :mod:`jena.forecasting`, :mod:`jena.schema` and :mod:`jena.layers` as the package
+``jena_forecaster``; its requirements pin Keras, NumPy, pandas, MLflow and the backend the
+members were trained under (TensorFlow, or JAX and jaxlib); its signature names the Jena columns,
+and its input example is a window's worth of the training record's first rows.
 """
 
 from __future__ import annotations
@@ -18,15 +24,19 @@ from typing import TYPE_CHECKING, Any
 
 import mlflow
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel
 
-from jena.errors import ConfigError
+from jena.errors import ConfigError, JenaError
+from jena.forecasting import OUTPUT, duration, window_rows
+from jena.schema import COLUMNS, DATE_COLUMN, DATE_FORMAT, DATE_HINT
 
 from . import _encode as enc
 from . import _names as N
 from ._read import load_model_dir, load_model_files
+from ._runs import keras_backend
 from ._store import client, resolve_uri
 
 if TYPE_CHECKING:
@@ -111,10 +121,16 @@ def log_test_evaluation(
 # --------------------------------------------------------------------------- the pyfunc
 
 
+PYFUNC_FORMAT = 2  # 1: a pickled ForecastModel (below); 2: models from code, self-contained
+MODEL_CODE = Path(__file__).with_name("_model_code.py")
+SHIPPED = "jena_forecaster"  # the package in the model's code/
+SHIPPED_MODULES = ("schema", "forecasting", "layers")
+_BACKEND_PACKAGES = {"jax": ("jax", "jaxlib"), "torch": ("torch",)}
+
+
 class ForecastModel(PythonModel):
-    """The registered model: ``predict(frame)`` → one row (last_time, target_time, forecast,
-    persistence) for the window that ends at the last row of ``frame`` (the Jena columns,
-    indexed by time or with a ``Date Time`` column, on the 10-minute grid)."""
+    """What models logged before the self-contained format pickled: it still loads them (in a
+    process where ``jena`` is installed)."""
 
     forecaster: Forecaster
 
@@ -129,20 +145,95 @@ class ForecastModel(PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        result = self.forecaster.forecast(model_input)
-        return pd.DataFrame([result.to_dict()])
+        return pd.DataFrame([self.forecaster.forecast(model_input).row()])
 
 
-def _pip_requirements() -> list[str]:
+def _installed(name: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
 
-    out = []
-    for name in ("keras", "tensorflow-cpu", "numpy", "pandas", "mlflow"):
-        try:
-            out.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:
-            continue
-    return out
+    try:
+        return f"{name}=={version(name)}"
+    except PackageNotFoundError:
+        return None
+
+
+def _pip_requirements(backend: str) -> list[str]:
+    """Keras, NumPy, pandas, MLflow and the packages of ``backend``, pinned to the installed
+    versions (TensorFlow: ``tensorflow-cpu`` where that is what is installed)."""
+    found = [_installed(name) for name in ("keras", "numpy", "pandas", "mlflow")]
+    if backend == "tensorflow":
+        found.append(_installed("tensorflow-cpu") or _installed("tensorflow"))
+    else:
+        found += [_installed(name) for name in _BACKEND_PACKAGES.get(backend, ())]
+    return [pin for pin in found if pin]
+
+
+def _members_backend(c: mlflow.MlflowClient, members: Sequence[str]) -> str:
+    """The Keras backend the members were trained under (their runs' tag), else this one's."""
+    found = {c.get_run(m).data.tags.get(N.TAG_BACKEND) for m in members} - {None, ""}
+    return str(found.pop()) if len(found) == 1 else keras_backend()
+
+
+def _ship(folder: Path) -> Path:
+    """The package the model carries: copies of the modules of :data:`SHIPPED_MODULES`."""
+    import jena
+
+    package = folder / SHIPPED
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        f'"""jena {jena.__version__}\'s forecasting code, shipped with a registered model."""\n'
+    )
+    for name in SHIPPED_MODULES:
+        shutil.copyfile(Path(jena.__file__).with_name(f"{name}.py"), package / f"{name}.py")
+    return package
+
+
+def _signature() -> Any:
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    # optional: the model's own check names a missing column in one line (MLflow's schema
+    # enforcement would answer with the whole input frame)
+    inputs = [ColSpec("string", DATE_COLUMN, required=False)]
+    inputs += [ColSpec("double", c, required=False) for c in COLUMNS]
+    outputs = [ColSpec("string" if k.endswith("_time") else "double", k) for k in OUTPUT]
+    return ModelSignature(Schema(inputs), Schema(outputs))
+
+
+def input_note(cfg: Mapping[str, Any]) -> str:
+    """What the model's input must hold, and its output (the model version's description)."""
+    rows = window_rows(cfg)
+    return (
+        f"Input: the last {rows} rows ({duration(rows)}) of a Jena-format record, oldest first: "
+        f'"{DATE_COLUMN}" ({DATE_HINT}) or a DatetimeIndex, and the {len(COLUMNS)} columns '
+        "(°C, Tpot in K), one row every 10 minutes without gaps. Output: one row, "
+        f"{', '.join(OUTPUT)} (°C)."
+    )
+
+
+def _input_example(cfg: Mapping[str, Any]) -> pd.DataFrame | None:
+    """The first window's worth of rows of the training record, as its CSV holds them (None,
+    with a warning, where the record cannot be loaded here)."""
+    from jena.data import load, spec_from_source
+
+    try:
+        frame = load(spec_from_source(str(cfg["source"])), download=False).frame
+    except (JenaError, OSError, KeyError) as exc:
+        _log.warning("the model is logged without an input example: %s", exc)
+        return None
+    frame = frame.iloc[: window_rows(cfg)]
+    times = pd.DatetimeIndex(frame.index).strftime(DATE_FORMAT)
+    return pd.DataFrame({DATE_COLUMN: times, **{c: frame[c].to_numpy(np.float64) for c in COLUMNS}})
+
+
+def _logged_format(c: mlflow.MlflowClient, run_id: str, tmp: str) -> int | None:
+    """The format of the pyfunc already under ``forecaster/`` of ``run_id`` (None: none)."""
+    from mlflow.models import Model
+
+    if "MLmodel" not in {Path(f.path).name for f in c.list_artifacts(run_id, N.PYFUNC_DIR)}:
+        return None
+    mlmodel = c.download_artifacts(run_id, f"{N.PYFUNC_DIR}/MLmodel", tmp)
+    return int((Model.load(mlmodel).metadata or {}).get(N.PYFUNC_MARKER, 0))
 
 
 def _log_pyfunc(
@@ -151,11 +242,8 @@ def _log_pyfunc(
     """Log a pyfunc under ``forecaster/`` of ``run_id`` (once): the models of the runs
     ``members`` (one run: a trial's model; several: the seeds of a champion, averaged)."""
     with tempfile.TemporaryDirectory(prefix="jena-pyfunc-") as tmp, quiet():
-        existing = {Path(f.path).name for f in c.list_artifacts(run_id, N.PYFUNC_DIR)}
-        if "MLmodel" in existing:
-            mlmodel = Path(c.download_artifacts(run_id, f"{N.PYFUNC_DIR}/MLmodel", tmp))
-            if N.PYFUNC_MARKER in mlmodel.read_text():
-                return  # logged by an earlier evaluation
+        if _logged_format(c, run_id, tmp) == PYFUNC_FORMAT:
+            return  # logged by an earlier evaluation
         artifacts: dict[str, str] = {}
         files = Path(tmp, "members")
         files.mkdir()
@@ -167,15 +255,23 @@ def _log_pyfunc(
             if i == 0:
                 shutil.copyfile(local / N.DATA_CONFIG_FILE, files / N.DATA_CONFIG_FILE)
                 artifacts["data_config"] = str(files / N.DATA_CONFIG_FILE)
+        backend = _members_backend(c, members)
         out = Path(tmp, N.PYFUNC_DIR)
         mlflow.pyfunc.save_model(
             str(out),
-            python_model=ForecastModel(),
+            python_model=str(MODEL_CODE),
+            code_paths=[str(_ship(Path(tmp)))],
             artifacts=artifacts,
-            pip_requirements=_pip_requirements(),
+            model_config={"keras_backend": backend},
+            signature=_signature(),
+            input_example=_input_example(cfg),
+            pip_requirements=_pip_requirements(backend),
             metadata={
-                N.PYFUNC_MARKER: 1,
+                N.PYFUNC_MARKER: PYFUNC_FORMAT,
                 "members": len(members),
+                "keras_backend": backend,
+                "rows_needed": window_rows(cfg),
+                "input": input_note(cfg),
                 "sampling_rate": cfg["sampling_rate"],
                 "sequence_length": cfg["sequence_length"],
                 "offset": cfg["offset"],
@@ -201,6 +297,7 @@ def register_model(
     averaged — and register it under ``name`` with ``alias``; returns the version (an existing
     version of the same source is reused)."""
     c = client(resolve_uri(tracking_uri))
+    note = input_note(data_config)
     try:
         _log_pyfunc(c, run_id, data_config, members or [run_id])
         source = f"{c.get_run(run_id).info.artifact_uri.rstrip('/')}/{N.PYFUNC_DIR}"
@@ -208,7 +305,9 @@ def register_model(
             c.get_registered_model(name)
         except MlflowException:
             c.create_registered_model(
-                name, description="24-hour-ahead air temperature (°C), Jena climate record"
+                name,
+                description="24-hour-ahead air temperature (°C) from the last rows of a Jena "
+                "climate record: see each version's description for what its input must hold",
             )
         found = [
             v
@@ -219,7 +318,9 @@ def register_model(
             version = (
                 found[0]
                 if found
-                else c.create_model_version(name, source, run_id=run_id, description=description)
+                else c.create_model_version(
+                    name, source, run_id=run_id, description=f"{description}\n\n{note}".strip()
+                )
             )
         for key, value in (version_tags or {}).items():
             c.set_model_version_tag(name, version.version, key, str(value))
@@ -292,10 +393,11 @@ def _load_model(model_uri: str, uri: str) -> tuple[list[keras.Model], dict[str, 
 
 
 def _unwrap(loaded: Any) -> tuple[list[keras.Model], dict[str, Any]]:
-    inner = loaded.unwrap_python_model()
-    if not isinstance(inner, ForecastModel):
+    inner = loaded.unwrap_python_model()  # a ForecastModel of _model_code.py, or of this module
+    forecaster = getattr(inner, "forecaster", None)
+    if type(inner).__name__ != "ForecastModel" or forecaster is None:
         raise ConfigError(f"not a jena forecaster: {type(inner).__name__}")
-    return inner.forecaster.models, inner.forecaster.data_config
+    return list(forecaster.models), dict(forecaster.data_config)
 
 
 def _from_folder(folder: Path) -> tuple[list[keras.Model], dict[str, Any]]:
