@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 _log = logging.getLogger("jena_forecaster")
 
 
-class InvalidInput(MlflowException):  # type: ignore[misc]
+class InvalidInput(MlflowException):
     """An input the model cannot forecast from: HTTP 400 (``INVALID_PARAMETER_VALUE``) whose
     message is the one line saying why. MLflow's scoring server prepends the whole input frame
     to a prediction error's message; this message keeps its first value."""
@@ -42,7 +42,7 @@ class InvalidInput(MlflowException):  # type: ignore[misc]
             self._line = value
 
 
-class ForecastModel(PythonModel):  # type: ignore[misc]
+class ForecastModel(PythonModel):
     """``predict(frame)`` → one row (last_time, target_time, forecast °C, persistence °C) from
     the window that ends at the last row of ``frame``: the last rows of a Jena record (its 14
     columns and ``Date Time``, or indexed by time), on the 10-minute grid."""

@@ -27,7 +27,9 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
+from mlflow.models import Model, ModelSignature
 from mlflow.pyfunc import PythonModel
+from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
 from jena.errors import ConfigError, JenaError
 from jena.forecasting import OUTPUT, duration, window_rows
@@ -188,15 +190,15 @@ def _ship(folder: Path) -> Path:
     return package
 
 
-def _signature() -> Any:
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, Schema
+def _signature() -> ModelSignature:
 
     # optional: the model's own check names a missing column in one line (MLflow's schema
     # enforcement would answer with the whole input frame)
-    inputs = [ColSpec("string", DATE_COLUMN, required=False)]
+    inputs: list[ColSpec | TensorSpec] = [ColSpec("string", DATE_COLUMN, required=False)]
     inputs += [ColSpec("double", c, required=False) for c in COLUMNS]
-    outputs = [ColSpec("string" if k.endswith("_time") else "double", k) for k in OUTPUT]
+    outputs: list[ColSpec | TensorSpec] = [
+        ColSpec("string" if k.endswith("_time") else "double", k) for k in OUTPUT
+    ]
     return ModelSignature(Schema(inputs), Schema(outputs))
 
 
@@ -228,8 +230,6 @@ def _input_example(cfg: Mapping[str, Any]) -> pd.DataFrame | None:
 
 def _logged_format(c: mlflow.MlflowClient, run_id: str, tmp: str) -> int | None:
     """The format of the pyfunc already under ``forecaster/`` of ``run_id`` (None: none)."""
-    from mlflow.models import Model
-
     if "MLmodel" not in {Path(f.path).name for f in c.list_artifacts(run_id, N.PYFUNC_DIR)}:
         return None
     mlmodel = c.download_artifacts(run_id, f"{N.PYFUNC_DIR}/MLmodel", tmp)
