@@ -38,11 +38,10 @@ configuration can be packed (dense, lstm, gru; not the convolutional ones).
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -54,16 +53,16 @@ from .prepare import Prepared
 from .train import (
     BatchHook,
     DataCache,
+    EarlyStop,
     EpochHook,
     Fidelity,
+    FitPlan,
     State,
     StopCheck,
     TrialPruned,
     TrialResult,
     TrialStopped,
-    _data_config,
-    _evenly,
-    check_fits,
+    stopped_reason,
 )
 
 __all__ = [
@@ -408,13 +407,9 @@ class _Slot:
     train_ds: _FitOrder  # its WindowDataset (shuffled with its seed), in fit's order
     result: TrialResult
     max_epochs: int
-    patience: int
+    stop: EarlyStop
     epoch: int = 0  # finished epochs
-    best: float | None = None
-    best_weights: list[np.ndarray] | None = None
-    wait: int = 0
     fit_s: float = 0.0
-    started: float = field(default_factory=time.perf_counter)
 
 
 def _padded(xy: Any, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -447,15 +442,9 @@ def train_packed(
 
     ``should_stop`` is asked after every step: a reason ends every running member at once as
     pruned (stopped), with its best finished epoch, as in :func:`jena.train.train`."""
-    import jax
-    import jax.numpy as jnp
-
     require_jax()
     if not trials:
         return []
-    fidelity = fidelity or Fidelity()
-    if isinstance(data, Dataset):
-        data = DataCache(data)
     template = trials[0].config.validate()
     key = shape_key(template)
     if key is None:
@@ -466,231 +455,229 @@ def train_packed(
     k_slots = slots or len(trials)
     if len(trials) > k_slots:
         raise ValueError(f"{len(trials)} trials for {k_slots} slots")
-    prepared = data.for_config(template) if isinstance(data, DataCache) else data
-    check_fits(template, prepared)
-    r, n = template.sampling_rate, template.sequence_length
-    offset = prepared.preset.offset(r, n)
-    targets = prepared.targets(offset, template.normalise_target)
-    unit = prepared.preset.batch_size
-    batch = template.batch_size
-    limit = (
-        None
-        if fidelity.steps_per_epoch is None
-        else max(1, math.ceil(fidelity.steps_per_epoch * unit / batch))
-    )
-    train_starts = prepared.starts("train", r, n)
-    val_starts = prepared.starts("val", r, n)
-    if fidelity.validation_steps is not None:
-        val_starts = _evenly(val_starts, fidelity.validation_steps * unit)
-    from .windows import WindowDataset
+    if isinstance(data, Dataset):
+        data = DataCache(data)
+    pack = _Pack(FitPlan.of(template, data, fidelity or Fidelity()), key, k_slots)
+    results = [pack.open(i, t) for i, t in enumerate(trials)]
+    while pack.running():
+        if pack.epoch(should_stop):
+            for i in range(k_slots):
+                pack.refill(i, refill, results)
+    return results
 
-    val_ds = WindowDataset(prepared.x, targets, val_starts, sequence_length=n, sampling_rate=r,
-                           batch_size=batch, shuffle=False)  # fmt: skip
-    val_batches = [_padded(val_ds[i], batch) for i in range(len(val_ds))]
-    val_dev = [tuple(jnp.asarray(a) for a in b) for b in val_batches]
-    baseline = float(np.mean(prepared.persistence_errors(val_starts, r, n)))
-    spec = _Spec.of(template, (prepared.target_mean, prepared.target_std))
-    normalised = template.normalise_target
-    scale = prepared.target_std if normalised else 1.0
-    loss_scale = scale**2 if template.loss == "mse" else scale
-    data_config = _data_config(prepared, template)
 
-    def open_slot(trial: PackedTrial) -> _Slot:
-        from .models import build_model
-        from .train import seed_everything
+class _Pack:
+    """K slots of one shape: the members' stacked weights, optimiser states and step counters
+    on the device (member axis first), their bookkeeping on the host."""
 
+    def __init__(self, plan: FitPlan, key: Any, k: int) -> None:
+        import jax.numpy as jnp
+
+        self.plan, self.key, self.k = plan, key, k
+        p = plan.prepared
+        self.spec = _Spec.of(plan.config, (p.target_mean, p.target_std))
+        self.batch = plan.config.batch_size
+        val = plan.val_windows()
+        self.val = [tuple(jnp.asarray(a) for a in _padded(val[i], self.batch))
+                    for i in range(len(val))]  # fmt: skip
+        self.slots: list[_Slot | None] = [None] * k
+        self.programs = _programs(self.spec)
+        self.state: dict[str, Any] = {}  # weights, opt, steps, keys, lrs, rates (stacked)
+        self.train_sums = np.zeros((2, k))
+        self.val_sums = np.zeros((2, k))
+        self.counts = np.zeros(k)
+
+    def running(self) -> bool:
+        return any(s is not None for s in self.slots)
+
+    def live(self) -> list[int]:
+        return [i for i, s in enumerate(self.slots) if s is not None]
+
+    def slot(self, i: int) -> _Slot:
+        s = self.slots[i]
+        assert s is not None
+        return s
+
+    # ---------------------------------------------------------------- members in and out
+    def open(self, i: int, trial: PackedTrial) -> TrialResult:
+        """Start ``trial`` in slot ``i``: its model built and seeded as :func:`jena.train.train`
+        builds it, its windows in the order ``model.fit`` would read them."""
         config = trial.config.validate()
-        if shape_key(config) != key:
+        if shape_key(config) != self.key:
             raise ValueError("a pack's trials must share their shape (jena.packed.shape_key)")
-        seed_everything(config.seed)
-        model = build_model(config, (n, prepared.features),
-                            (prepared.target_mean, prepared.target_std))  # fmt: skip
+        model = self.plan.build(config)
         py_state = random.getstate()  # what model.fit would shuffle its batch order with
-        ds = WindowDataset(prepared.x, targets, train_starts, sequence_length=n,
-                           sampling_rate=r, batch_size=batch, shuffle=True, seed=config.seed,
-                           limit=limit)  # fmt: skip
-        order = _FitOrder(ds, py_state)
-        result = TrialResult(
-            state="completed",
-            val_mae=None,
-            baseline_val_mae=baseline,
-            best_epoch=None,
-            param_count=int(model.count_params()),
-            data_config=dict(data_config, trial_config=config.to_dict()),
-        )
-        return _Slot(trial, model, order, result, trial.max_epochs or fidelity.max_epochs,
-                     fidelity.patience)  # fmt: skip
+        order = _FitOrder(self.plan.train_windows(config.seed), py_state)
+        fidelity = self.plan.fidelity
+        epochs = trial.max_epochs or fidelity.max_epochs
+        result = self.plan.result(config, model)
+        slot = _Slot(trial, model, order, result, epochs, EarlyStop(fidelity.patience))
+        self.slots[i] = slot
+        self._load(i, slot)
+        return slot.result
 
-    # host-side state of the slots; device-side: stacked weights, optimiser state, counters
-    slots_: list[_Slot | None] = [open_slot(t) for t in trials] + [None] * (k_slots - len(trials))
-    results: list[TrialResult] = [s.result for s in slots_ if s is not None]
-    first = slots_[0]
-    assert first is not None
-    shapes = [np.shape(a) for a in first.model.get_weights()]
+    def _load(self, i: int, slot: _Slot) -> None:
+        """Slot ``i``'s device state: the member's initial weights, a fresh optimiser state,
+        step 0, its key, learning rate and dropout rates (the first load stacks K copies)."""
+        import jax
+        import jax.numpy as jnp
 
-    def member_arrays(slot: _Slot | None) -> tuple[list[np.ndarray], list[Any], Any]:
-        weights = (slot or first).model.get_weights()
-        zeros = [np.zeros(s, np.float32) for s in shapes]
-        state = (zeros,) if spec.optimizer == "rmsprop" else (zeros, [z.copy() for z in zeros])
-        cfg = (slot or first).trial.config
-        per = (cfg.seed, cfg.learning_rate, (cfg.dropout, cfg.recurrent_dropout,
-                                             cfg.head_dropout))  # fmt: skip
-        return weights, list(state), per
+        weights = slot.model.get_weights()
+        zeros = [np.zeros(np.shape(w), np.float32) for w in weights]
+        opt = (zeros,) if self.spec.optimizer == "rmsprop" else (zeros, [z.copy() for z in zeros])
+        c = slot.trial.config
+        member = {"weights": weights, "opt": opt, "steps": np.int32(0),
+                  "keys": jax.random.PRNGKey(c.seed), "lrs": np.float32(c.learning_rate),
+                  "rates": np.asarray([c.dropout, c.recurrent_dropout, c.head_dropout],
+                                      np.float32)}  # fmt: skip
+        if not self.state:
+            self.state = jax.tree_util.tree_map(
+                lambda v: jnp.stack([jnp.asarray(v)] * self.k), member
+            )
+            return
+        self.state = jax.tree_util.tree_map(lambda a, v: a.at[i].set(v), self.state, member)
 
-    def stack(values: list[Any]) -> Any:
-        return jax.tree_util.tree_map(lambda *a: jnp.stack([jnp.asarray(v) for v in a]), *values)
-
-    members = [member_arrays(s) for s in slots_]
-    weights = stack([m[0] for m in members])
-    opt_state = stack([tuple(m[1]) for m in members])
-    steps = jnp.zeros(k_slots, jnp.int32)
-    base_keys = jnp.stack([jax.random.PRNGKey(m[2][0]) for m in members])
-    lrs = jnp.asarray([m[2][1] for m in members], jnp.float32)
-    rates = jnp.asarray([m[2][2] for m in members], jnp.float32)
-    shared_step, separate_step, evaluate = _programs(spec)
-
-    def set_slot(i: int, slot: _Slot) -> None:
-        nonlocal weights, opt_state, steps, base_keys, lrs, rates
-        w, state, (seed, lr, rate) = member_arrays(slot)
-        weights = [a.at[i].set(v) for a, v in zip(weights, w, strict=True)]
-        opt_state = jax.tree_util.tree_map(lambda a, v: a.at[i].set(v), opt_state, tuple(state))
-        steps = steps.at[i].set(0)
-        base_keys = base_keys.at[i].set(jax.random.PRNGKey(seed))
-        lrs = lrs.at[i].set(lr)
-        rates = rates.at[i].set(jnp.asarray(rate, jnp.float32))
-
-    def finish(i: int, state: State | None = None, reason: str | None = None,
-               stopped: bool = False) -> None:  # fmt: skip
-        slot = slots_[i]
-        assert slot is not None
+    def finish(
+        self, i: int, state: State | None = None, reason: str | None = None, stopped: bool = False
+    ) -> None:
+        """End slot ``i``'s member (as :func:`jena.train.train` ends a trial) and free it."""
+        slot = self.slot(i)
         res = slot.result
         if state is not None:
             res.state, res.reason, res.stopped = state, reason, stopped
         res.duration_s = slot.fit_s
-        if res.state != "failed":
-            if slot.best_weights is not None:
-                slot.model.set_weights(slot.best_weights)
-                res.model = slot.model
-            res.val_mae, res.best_epoch = slot.best, slot.result.best_epoch
-            if res.val_mae is None and res.state == "completed":
-                res.state, res.reason = "failed", "no epoch finished"
-        slots_[i] = None
+        slot.stop.conclude(res, slot.model)
+        self.slots[i] = None
         if slot.trial.on_done is not None:
             slot.trial.on_done(res)
 
-    def fill(i: int) -> None:
-        while refill is not None and slots_[i] is None:
+    def refill(
+        self, i: int, refill: Callable[[], PackedTrial | None] | None, results: list[TrialResult]
+    ) -> None:
+        while refill is not None and self.slots[i] is None:
             nxt = refill()
             if nxt is None:
                 return
-            slot = open_slot(nxt)
-            slots_[i] = slot
-            results.append(slot.result)
-            set_slot(i, slot)
+            results.append(self.open(i, nxt))
 
-    stop_reason: str | None = None
-    while any(s is not None for s in slots_) and stop_reason is None:
-        live = [i for i, s in enumerate(slots_) if s is not None]
-        active = jnp.asarray([s is not None for s in slots_])
-        n_batches = len(slots_[live[0]].train_ds)  # type: ignore[union-attr]
-        sums = jnp.zeros((2, k_slots), jnp.float32)
-        counts = np.zeros(k_slots)
+    # ---------------------------------------------------------------- one epoch
+    def epoch(self, should_stop: StopCheck | None) -> bool:
+        """Train every live member one epoch and validate it; False when ``should_stop`` ended
+        them all."""
+        live = self.live()
         t0 = time.perf_counter()
+        stopped = self._train(live, should_stop) or self._validate(should_stop)
+        share = (time.perf_counter() - t0) / len(live)
+        for i in live:
+            self.slot(i).fit_s += share
+        if stopped is not None:
+            reason, where = stopped
+            for i in live:
+                done = self.slot(i).epoch
+                self.finish(i, "pruned", stopped_reason(reason, f"in epoch {done + 1} {where}",
+                                                        done), stopped=True)  # fmt: skip
+            return False
+        self._end_epoch(live)
+        return True
+
+    def _batch(self, live: list[int], b: int) -> tuple[Any, Any, Any, bool]:
+        """Batch ``b`` of every live member: (x, y, weights, shared). Members whose batch
+        streams coincide (same seed and epoch) share one gather and one copy; ``shared``: one
+        batch for all, else one per slot  # (slots, batch, steps, features)."""
+        streams: dict[tuple[Any, ...], Any] = {}
+        keys: list[tuple[Any, ...] | None] = [None] * self.k
+        for i in live:
+            s = self.slot(i)
+            keys[i] = s.train_ds.key(s.trial.config.seed, s.epoch)
+            if keys[i] not in streams:
+                streams[keys[i]] = _padded(s.train_ds.batch(b), self.batch)  # type: ignore[index]
+        first = next(iter(streams.values()))
+        if len(streams) == 1:
+            return first[0], first[1], first[2], True
+        xs = np.stack([streams[k][0] if k else first[0] for k in keys])
+        ys = np.stack([streams[k][1] if k else first[1] for k in keys])
+        return xs, ys, first[2], False
+
+    def _train(self, live: list[int], should_stop: StopCheck | None) -> tuple[str, str] | None:
+        import jax
+        import jax.numpy as jnp
+
+        shared, separate, _ = self.programs
+        active = jnp.asarray([s is not None for s in self.slots])
+        n_batches = len(self.slot(live[0]).train_ds)
+        sums = jnp.zeros((2, self.k), jnp.float32)
+        self.counts = np.zeros(self.k)
+        stopped = None
+        st = self.state
         for b in range(n_batches):
-            streams: dict[tuple[int, int], Any] = {}
-            for i in live:
-                slot = slots_[i]
-                assert slot is not None
-                sk = slot.train_ds.key(slot.trial.config.seed, slot.epoch)
-                if sk not in streams:
-                    streams[sk] = _padded(slot.train_ds.batch(b), batch)
-            stream_of = [
-                None if s is None else s.train_ds.key(s.trial.config.seed, s.epoch) for s in slots_
-            ]
-            if len(streams) == 1:
-                x, y, wts = next(iter(streams.values()))
-                weights, opt_state, steps, loss_sum, abs_sum = shared_step(
-                    weights, opt_state, steps, base_keys, lrs, rates, active, x, y, wts
-                )
-            else:
-                fill_in = next(iter(streams.values()))
-                xs = np.stack([streams[k][0] if k else fill_in[0] for k in stream_of])
-                ys = np.stack([streams[k][1] if k else fill_in[1] for k in stream_of])
-                wts = fill_in[2]
-                weights, opt_state, steps, loss_sum, abs_sum = separate_step(
-                    weights, opt_state, steps, base_keys, lrs, rates, active, xs, ys, wts
-                )
+            x, y, wts, one = self._batch(live, b)
+            step = shared if one else separate
+            st["weights"], st["opt"], st["steps"], loss_sum, abs_sum = step(
+                st["weights"], st["opt"], st["steps"], st["keys"], st["lrs"], st["rates"],
+                active, x, y, wts,
+            )  # fmt: skip
             sums = sums + jnp.stack([loss_sum, abs_sum])
+            n = float(wts.sum())
             for i in live:
-                counts[i] += float(wts.sum())
-                slots_[i].result.windows_seen += int(wts.sum())  # type: ignore[union-attr]
-                hook = slots_[i].trial.on_batch  # type: ignore[union-attr]
-                if hook is not None:
-                    hook(b + 1, n_batches)
-            if should_stop is not None and (stop_reason := should_stop()):
-                where = f"(batch {b + 1})"
+                slot = self.slot(i)
+                self.counts[i] += n
+                slot.result.windows_seen += int(n)
+                if slot.trial.on_batch is not None:
+                    slot.trial.on_batch(b + 1, n_batches)
+            if should_stop is not None and (reason := should_stop()):
+                stopped = (reason, f"(batch {b + 1})")
                 break
-        if stop_reason is None:
-            val = jnp.zeros((2, k_slots), jnp.float32)
-            for xv, yv, wv in val_dev:
-                val = val + jnp.stack(evaluate(weights, xv, yv, wv))
-                if should_stop is not None and (stop_reason := should_stop()):
-                    where = "while validating"
-                    break
-        train_sums = np.asarray(jax.device_get(sums))
-        share = (time.perf_counter() - t0) / max(1, len(live))
+        self.train_sums = np.asarray(jax.device_get(sums))
+        return stopped
+
+    def _validate(self, should_stop: StopCheck | None) -> tuple[str, str] | None:
+        import jax
+        import jax.numpy as jnp
+
+        evaluate = self.programs[2]
+        val = jnp.zeros((2, self.k), jnp.float32)
+        for xv, yv, wv in self.val:
+            val = val + jnp.stack(evaluate(self.state["weights"], xv, yv, wv))
+            if should_stop is not None and (reason := should_stop()):
+                return reason, "while validating"
+        self.val_sums = np.asarray(jax.device_get(val))
+        return None
+
+    def _end_epoch(self, live: list[int]) -> None:
+        """Each member's metrics (°C), early stopping, hooks (which may prune it), and its end
+        when it is done."""
+        import jax
+
+        host: list[np.ndarray] = []
+
+        def weights(i: int) -> list[np.ndarray]:
+            if not host:
+                host.extend(np.asarray(a) for a in jax.device_get(self.state["weights"]))
+            return [np.array(a[i]) for a in host]
+
+        scale, loss_scale = self.plan.scale, self.plan.loss_scale
+        n_val = float(len(self.plan.val_starts))
         for i in live:
-            slots_[i].fit_s += share  # type: ignore[union-attr]
-        if stop_reason is not None:
-            for i in live:
-                slot = slots_[i]
-                assert slot is not None
-                msg = (f"{stop_reason}: stopped in epoch {slot.epoch + 1} {where}, after "
-                       f"{slot.epoch} finished epoch(s)")  # fmt: skip
-                finish(i, "pruned", msg, stopped=True)
-            break
-        val_sums = np.asarray(jax.device_get(val))
-        n_val = float(len(val_starts))
-        host_weights: list[np.ndarray] | None = None
-        for i in live:
-            slot = slots_[i]
-            assert slot is not None
+            slot = self.slot(i)
             slot.epoch += 1
             slot.train_ds.next_epoch()
             epoch = slot.epoch
             metrics = {
-                "loss": float(train_sums[0, i] / counts[i]) * loss_scale,
-                "val_loss": float(val_sums[0, i] / n_val) * loss_scale,
-                "mae": float(train_sums[1, i] / counts[i]) * scale,
-                "val_mae": float(val_sums[1, i] / n_val) * scale,
+                "loss": float(self.train_sums[0, i] / self.counts[i]) * loss_scale,
+                "val_loss": float(self.val_sums[0, i] / n_val) * loss_scale,
+                "mae": float(self.train_sums[1, i] / self.counts[i]) * scale,
+                "val_mae": float(self.val_sums[1, i] / n_val) * scale,
             }
             slot.result.history.append({"epoch": float(epoch), **metrics})
-            if not math.isfinite(metrics["loss"]):
-                finish(i, "failed", f"NaN loss (or NaN weights) in epoch {epoch}")
+            stop = slot.stop.observe(epoch, metrics, lambda i=i: weights(i))  # type: ignore[misc]
+            if slot.stop.nan_epoch is not None:
+                self.finish(i)
                 continue
-            val_mae = metrics["val_mae"]
-            stop = False
-            if math.isfinite(val_mae) and (slot.best is None or val_mae < slot.best):
-                if host_weights is None:
-                    host_weights = [np.asarray(a) for a in jax.device_get(weights)]
-                best = [np.array(a[i]) for a in host_weights]
-                if not all(np.isfinite(a).all() for a in best):
-                    finish(i, "failed", f"NaN loss (or NaN weights) in epoch {epoch}")
-                    continue
-                slot.best, slot.wait, slot.best_weights = val_mae, 0, best
-                slot.result.best_epoch = epoch
-            else:
-                slot.wait += 1
-                stop = slot.wait >= slot.patience
             try:
                 if slot.trial.on_epoch is not None:
                     slot.trial.on_epoch(epoch, metrics)  # may raise TrialPruned
             except TrialPruned as exc:
-                finish(i, "pruned", str(exc) or "pruned", stopped=isinstance(exc, TrialStopped))
+                self.finish(i, "pruned", str(exc) or "pruned", isinstance(exc, TrialStopped))
                 continue
             if stop or epoch >= slot.max_epochs:
-                finish(i)
-        for i in range(k_slots):
-            if slots_[i] is None:
-                fill(i)
-    return results
+                self.finish(i)

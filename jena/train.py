@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -21,6 +21,11 @@ from .data import Dataset
 from .errors import ConfigError
 from .prepare import Prepared, prepare
 from .splits import SplitPreset, get_preset
+
+if TYPE_CHECKING:
+    import keras
+
+    from .windows import WindowDataset
 
 State = Literal["completed", "pruned", "failed"]
 EpochHook = Callable[[int, dict[str, float]], None]
@@ -46,6 +51,7 @@ class Fidelity:
     steps_per_epoch: int | None = None  # training batches per epoch (None: all windows)
     validation_steps: int | None = None  # validation batches (None: all windows), spread evenly
     patience: int = 3  # early stopping on val MAE
+    preset_epochs: bool = False  # a sweep trains named book models for the book's epochs
 
     def __post_init__(self) -> None:
         for name in ("max_epochs", "steps_per_epoch", "validation_steps", "patience"):
@@ -119,10 +125,168 @@ def check_fits(config: TrialConfig, prepared: Prepared) -> None:
             )
 
 
-def _evenly(starts: np.ndarray, count: int | None) -> np.ndarray:
+def evenly(starts: np.ndarray, count: int | None) -> np.ndarray:
+    """At most ``count`` of ``starts``, spread evenly over them (first and last kept)."""
     if count is None or count >= len(starts):
         return starts
     return starts[np.linspace(0, len(starts) - 1, count).round().astype(np.int64)]
+
+
+@dataclass(frozen=True)
+class FitPlan:
+    """What a configuration trains and validates on, the same for every trainer
+    (:func:`train`, :func:`jena.packed.train_packed`): windows, batches per epoch, the
+    validation slice, the units of the loss.
+
+    Fidelity is counted in batches of the data preset's size (256 for book2), so every trial
+    sees the same number of windows per epoch and the same validation windows, whatever its own
+    batch size. Configurations that share their windows and batch size (a pack's members) share
+    one plan."""
+
+    config: TrialConfig
+    prepared: Prepared
+    fidelity: Fidelity
+    targets: np.ndarray  # (rows,): the target of the window starting at each row
+    train_starts: np.ndarray  # (windows,)
+    val_starts: np.ndarray  # (windows,): all, or an even slice (fidelity.validation_steps)
+    batches_per_epoch: int | None  # in the configuration's batch size; None: every window
+    baseline_val_mae: float  # persistence on val_starts, °C
+
+    @classmethod
+    def of(cls, config: TrialConfig, data: DataCache | Prepared, fidelity: Fidelity) -> FitPlan:
+        config.validate()
+        prepared = data.for_config(config) if isinstance(data, DataCache) else data
+        check_fits(config, prepared)
+        r, n = config.sampling_rate, config.sequence_length
+        unit = prepared.preset.batch_size
+        steps = fidelity.steps_per_epoch
+        val_starts = prepared.starts("val", r, n)
+        if fidelity.validation_steps is not None:
+            val_starts = evenly(val_starts, fidelity.validation_steps * unit)
+        return cls(
+            config=config,
+            prepared=prepared,
+            fidelity=fidelity,
+            targets=prepared.targets(prepared.preset.offset(r, n), config.normalise_target),
+            train_starts=prepared.starts("train", r, n),
+            val_starts=val_starts,
+            batches_per_epoch=None
+            if steps is None
+            else max(1, math.ceil(steps * unit / config.batch_size)),
+            baseline_val_mae=float(np.mean(prepared.persistence_errors(val_starts, r, n))),
+        )
+
+    def _windows(self, starts: np.ndarray, **kwargs: Any) -> WindowDataset:
+        from .windows import WindowDataset
+
+        c = self.config
+        return WindowDataset(
+            self.prepared.x,
+            self.targets,
+            starts,
+            sequence_length=c.sequence_length,
+            sampling_rate=c.sampling_rate,
+            batch_size=c.batch_size,
+            **kwargs,
+        )
+
+    def train_windows(self, seed: int) -> WindowDataset:
+        """The training windows, shuffled with ``seed`` every epoch.  # (batch, steps, features)"""
+        return self._windows(
+            self.train_starts, shuffle=True, seed=seed, limit=self.batches_per_epoch
+        )
+
+    def val_windows(self) -> WindowDataset:
+        return self._windows(self.val_starts, shuffle=False)
+
+    @property
+    def scale(self) -> float:
+        """Training units → °C (the target's std when the model learns it normalised)."""
+        return self.prepared.target_std if self.config.normalise_target else 1.0
+
+    @property
+    def loss_scale(self) -> float:
+        """The loss in training units → °C² (mse) or °C (mae)."""
+        return self.scale**2 if self.config.loss == "mse" else self.scale
+
+    def build(self, config: TrialConfig) -> keras.Model:
+        """``config``'s model (one of this plan's configurations), seeded as every trainer seeds
+        it: the same initial weights wherever it trains."""
+        from .models import build_model
+
+        seed_everything(config.seed)
+        p = self.prepared
+        return build_model(
+            config, (config.sequence_length, p.features), (p.target_mean, p.target_std)
+        )
+
+    def data_config(self, config: TrialConfig) -> dict[str, Any]:
+        """What a trained model of ``config`` needs to be used again (stored with it)."""
+        out = self.prepared.data_config()
+        r, n = config.sampling_rate, config.sequence_length
+        out.update(normalised_target=config.normalise_target, sampling_rate=r,
+                   sequence_length=n, offset=self.prepared.preset.offset(r, n),
+                   trial_config=config.to_dict())  # fmt: skip
+        return out
+
+    def result(self, config: TrialConfig, model: keras.Model) -> TrialResult:
+        """A result to fill as ``config`` trains."""
+        return TrialResult(state="completed", val_mae=None, baseline_val_mae=self.baseline_val_mae,
+                           best_epoch=None, param_count=int(model.count_params()),
+                           data_config=self.data_config(config))  # fmt: skip
+
+
+@dataclass
+class EarlyStop:
+    """Early stopping on validation MAE (°C) that keeps the best weights; a NaN loss, or NaN
+    weights behind a finite loss (relu maps NaN to 0), ends the run as failed. Every trainer
+    observes its epochs with it."""
+
+    patience: int
+    best: float | None = None
+    best_epoch: int | None = None
+    best_weights: list[np.ndarray] | None = None
+    wait: int = 0
+    nan_epoch: int | None = None
+
+    def observe(
+        self, epoch: int, metrics: dict[str, float], weights: Callable[[], list[Any]]
+    ) -> bool:
+        """Take epoch ``epoch``'s metrics (``weights()``: the model's weights now); True when
+        training should stop (patience spent, or NaN)."""
+        if self.nan_epoch is not None or not math.isfinite(metrics["loss"]):
+            self.nan_epoch = self.nan_epoch or epoch
+            return True
+        val = metrics["val_mae"]
+        if math.isfinite(val) and (self.best is None or val < self.best):
+            now = [np.asarray(w) for w in weights()]
+            if not all(np.isfinite(w).all() for w in now):
+                self.nan_epoch = epoch
+                return True
+            self.best, self.best_epoch, self.wait, self.best_weights = val, epoch, 0, now
+            return False
+        self.wait += 1
+        return self.wait >= self.patience
+
+    def conclude(self, result: TrialResult, model: Any) -> TrialResult:
+        """Fill ``result`` from what was observed: the best epoch's MAE, the model holding its
+        weights; failed on NaN or when no epoch finished."""
+        if self.nan_epoch is not None:
+            result.state, result.val_mae = "failed", None
+            result.reason = f"NaN loss (or NaN weights) in epoch {self.nan_epoch}"
+            return result
+        if self.best_weights is not None:
+            model.set_weights(self.best_weights)
+            result.model = model
+        result.val_mae, result.best_epoch = self.best, self.best_epoch
+        if result.val_mae is None and result.state == "completed":
+            result.state, result.reason = "failed", "no epoch finished"
+        return result
+
+
+def stopped_reason(reason: str, where: str, finished_epochs: int) -> str:
+    """Why a trial stopped from outside (:class:`TrialStopped`), and where."""
+    return f"{reason}: stopped {where}, after {finished_epochs} finished epoch(s)"
 
 
 def train(
@@ -138,106 +302,21 @@ def train(
 
     ``should_stop`` is asked after every training and validation batch; a reason stops the
     trial at once (state ``pruned``, the best finished epoch kept)."""
-    from .models import build_model
-    from .windows import WindowDataset
-
-    fidelity = fidelity or Fidelity()
-    config.validate()
-    prepared = data.for_config(config) if isinstance(data, DataCache) else data
-    check_fits(config, prepared)
-    r, n = config.sampling_rate, config.sequence_length
-    offset = prepared.preset.offset(r, n)
-    normalised = config.normalise_target
-    targets = prepared.targets(offset, normalised)
-
-    # Fidelity is counted in batches of the data preset's size (256 for book2), so every trial
-    # sees the same number of windows per epoch and the same validation windows, whatever its
-    # own batch size.
-    unit = prepared.preset.batch_size
-    limit = (
-        None
-        if fidelity.steps_per_epoch is None
-        else max(1, math.ceil(fidelity.steps_per_epoch * unit / config.batch_size))
-    )
-    train_ds = WindowDataset(
-        prepared.x,
-        targets,
-        prepared.starts("train", r, n),
-        sequence_length=n,
-        sampling_rate=r,
-        batch_size=config.batch_size,
-        shuffle=True,
-        seed=config.seed,
-        limit=limit,
-    )
-    val_starts = prepared.starts("val", r, n)
-    if fidelity.validation_steps is not None:
-        val_starts = _evenly(val_starts, fidelity.validation_steps * unit)
-    val_ds = WindowDataset(
-        prepared.x,
-        targets,
-        val_starts,
-        sequence_length=n,
-        sampling_rate=r,
-        batch_size=config.batch_size,
-        shuffle=False,
-    )
-    baseline = float(np.mean(prepared.persistence_errors(val_starts, r, n)))
-
-    seed_everything(config.seed)
-    model = build_model(config, (n, prepared.features), (prepared.target_mean, prepared.target_std))
-    result = TrialResult(
-        state="completed",
-        val_mae=None,
-        baseline_val_mae=baseline,
-        best_epoch=None,
-        param_count=int(model.count_params()),
-        data_config=_data_config(prepared, config),
-    )
-    scale = prepared.target_std if normalised else 1.0  # training units → °C
-    loss_scale = scale**2 if config.loss == "mse" else scale  # mse → °C², mae → °C
-    tracker = _BestWeights(
-        scale, loss_scale, result, on_epoch, on_batch, fidelity.patience, should_stop
-    )
+    plan = FitPlan.of(config, data, fidelity or Fidelity())
+    train_ds = plan.train_windows(config.seed)
+    model = plan.build(config)
+    result = plan.result(config, model)
+    watch = _Epochs(plan, result, on_epoch, on_batch, should_stop)
     started = time.perf_counter()
     try:
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=fidelity.max_epochs,
-            callbacks=[tracker],
-            verbose=0,
-        )
+        model.fit(train_ds, validation_data=plan.val_windows(), epochs=plan.fidelity.max_epochs,
+                  callbacks=[watch], verbose=0)  # fmt: skip
     except TrialPruned as exc:
         result.state, result.reason = "pruned", str(exc) or "pruned"
         result.stopped = isinstance(exc, TrialStopped)
     result.duration_s = time.perf_counter() - started
-    result.windows_seen = train_ds.windows_in(tracker.batches)
-    if tracker.nan_epoch is not None:
-        result.state = "failed"
-        result.reason = f"NaN loss (or NaN weights) in epoch {tracker.nan_epoch}"
-        result.val_mae = None
-        return result
-    if tracker.best_weights is not None:
-        model.set_weights(tracker.best_weights)
-        result.model = model
-    result.val_mae = tracker.best
-    result.best_epoch = tracker.best_epoch
-    if result.val_mae is None and result.state == "completed":
-        result.state, result.reason = "failed", "no epoch finished"
-    return result
-
-
-def _data_config(prepared: Prepared, config: TrialConfig) -> dict[str, Any]:
-    cfg = prepared.data_config()
-    cfg.update(
-        normalised_target=config.normalise_target,
-        sampling_rate=config.sampling_rate,
-        sequence_length=config.sequence_length,
-        offset=prepared.preset.offset(config.sampling_rate, config.sequence_length),
-        trial_config=config.to_dict(),
-    )
-    return cfg
+    result.windows_seen = train_ds.windows_in(watch.batches)
+    return watch.stop.conclude(result, model)
 
 
 def _callback_base() -> type:
@@ -246,33 +325,26 @@ def _callback_base() -> type:
     return keras.callbacks.Callback
 
 
-class _BestWeights(_callback_base()):  # type: ignore[misc]
-    """Early stopping on val MAE (°C) that keeps the best weights; stops at a NaN loss."""
+class _Epochs(_callback_base()):  # type: ignore[misc]
+    """Keras's side of :func:`train`: each epoch's metrics in °C to :class:`EarlyStop` and the
+    hooks; NaN losses and outside stops (``should_stop``) within the epoch."""
 
     def __init__(
         self,
-        scale: float,
-        loss_scale: float,
+        plan: FitPlan,
         result: TrialResult,
         on_epoch: EpochHook | None,
         on_batch: BatchHook | None,
-        patience: int,
         should_stop: StopCheck | None = None,
     ) -> None:
         super().__init__()
-        self.should_stop = should_stop
-        self.scale = scale
-        self.loss_scale = loss_scale
+        self.plan = plan
         self.result = result
         self.on_epoch = on_epoch
         self.on_batch = on_batch
-        self.patience = patience
-        self.best: float | None = None
-        self.best_epoch: int | None = None
-        self.best_weights: list[Any] | None = None
-        self.nan_epoch: int | None = None
+        self.should_stop = should_stop
+        self.stop = EarlyStop(plan.fidelity.patience)
         self._epoch = 0
-        self._wait = 0
         self.batches = 0  # training batches seen
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -282,7 +354,7 @@ class _BestWeights(_callback_base()):  # type: ignore[misc]
         self.batches += 1
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            self.nan_epoch = self._epoch
+            self.stop.nan_epoch = self.stop.nan_epoch or self._epoch
             self.model.stop_training = True
         if self.on_batch is not None:
             self.on_batch(batch + 1, self.params.get("steps") or 0)
@@ -293,36 +365,21 @@ class _BestWeights(_callback_base()):  # type: ignore[misc]
 
     def _check_stop(self, where: str) -> None:
         if self.should_stop is not None and (reason := self.should_stop()):
-            done = self._epoch - 1
-            raise TrialStopped(f"{reason}: stopped {where}, after {done} finished epoch(s)")
+            raise TrialStopped(stopped_reason(reason, where, self._epoch - 1))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
-        scale = self.scale
+        scale, loss_scale = self.plan.scale, self.plan.loss_scale
         metrics = {
-            "loss": float(logs.get("loss", math.nan)) * self.loss_scale,  # °C² (mse) or °C
-            "val_loss": float(logs.get("val_loss", math.nan)) * self.loss_scale,
+            "loss": float(logs.get("loss", math.nan)) * loss_scale,  # °C² (mse) or °C
+            "val_loss": float(logs.get("val_loss", math.nan)) * loss_scale,
             "mae": float(logs.get("mae", math.nan)) * scale,  # °C
             "val_mae": float(logs.get("val_mae", math.nan)) * scale,  # °C
         }
         self.result.history.append({"epoch": float(epoch + 1), **metrics})
-        if self.nan_epoch is not None or not math.isfinite(metrics["loss"]):
-            self.nan_epoch = self.nan_epoch or epoch + 1
+        if self.stop.observe(epoch + 1, metrics, self.model.get_weights):
             self.model.stop_training = True
-            return
-        val = metrics["val_mae"]
-        if math.isfinite(val) and (self.best is None or val < self.best):
-            weights = self.model.get_weights()
-            if not all(np.isfinite(w).all() for w in weights):
-                # NaN can hide behind a finite loss (relu maps NaN to 0): a failed run all the same
-                self.nan_epoch = epoch + 1
-                self.model.stop_training = True
+            if self.stop.nan_epoch is not None:
                 return
-            self.best, self.best_epoch, self._wait = val, epoch + 1, 0
-            self.best_weights = weights
-        else:
-            self._wait += 1
-            if self._wait >= self.patience:
-                self.model.stop_training = True
         if self.on_epoch is not None:
             self.on_epoch(epoch + 1, metrics)  # may raise TrialPruned
