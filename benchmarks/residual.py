@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=8.0, help="time budget per arm")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/residual.json"))
     args = parser.parse_args(argv)
-    from jena._quiet import import_keras_quietly
+    from jena.quiet import import_keras_quietly
 
     import_keras_quietly()
     rows = []

@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.table_from is not None:
         print(table(json.loads(args.table_from.read_text())))
         return 0
-    from jena._quiet import import_keras_quietly
+    from jena.quiet import import_keras_quietly
 
     import_keras_quietly()
     started = time.monotonic()

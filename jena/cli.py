@@ -151,7 +151,7 @@ def trial_config_from_args(args: argparse.Namespace) -> tuple[Any, str]:
     import dataclasses
     import tomllib
 
-    from ._typed import parse_value
+    from .typed import parse_value
     from .book import book_model
     from .config import TrialConfig
     from .errors import ConfigError
@@ -770,7 +770,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if args.command != "data":
-            from ._quiet import import_keras_quietly
+            from .quiet import import_keras_quietly
 
             import_keras_quietly()
         return int(args.func(args))

@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from jena._typed import coerce, type_name
+from jena.typed import coerce, type_name
 from jena.errors import ConfigError
 
 ARCHITECTURES: tuple[str, ...] = ("dense", "conv1d", "lstm", "gru", "conv_gru")

@@ -175,7 +175,7 @@ def kill_all(procs: Sequence[Any]) -> None:
 BARRIER = """
 import sys, time
 from pathlib import Path
-from jena._quiet import import_keras_quietly
+from jena.quiet import import_keras_quietly
 import_keras_quietly()
 import jena.cli, sweeps.runner, sweeps.optuna_driver  # noqa
 ready, go = Path(sys.argv[1]), Path(sys.argv[2])
