@@ -8,7 +8,7 @@ import numpy as np
 
 from .data import Dataset
 from .prepare import Prepared, prepare
-from .splits import Split, SplitPreset, valid_starts
+from .splits import Split, SplitPreset, season_note, valid_starts
 
 
 def book1_procedure_mae(p: Prepared, split: Split) -> tuple[float, int]:
@@ -34,7 +34,9 @@ def book1_procedure_mae(p: Prepared, split: Split) -> tuple[float, int]:
     return float(np.sum(weights * err) / np.sum(weights)), int(np.sum(weights))
 
 
-def persistence(ds: Dataset, preset: SplitPreset | str = "book2") -> dict[str, Any]:
+def persistence(
+    ds: Dataset, preset: SplitPreset | str = "book2", *, ridge: bool = False
+) -> dict[str, Any]:
     """Persistence MAE (°C) on validation and test, with window counts.
 
     ``val`` uses the leak-free validation windows that models are selected on; ``val_book`` the
@@ -47,20 +49,32 @@ def persistence(ds: Dataset, preset: SplitPreset | str = "book2") -> dict[str, A
 
     ``bounds_scaled`` / ``bounds_note``: whether ``book1`` scaled the 1st edition's absolute
     bounds because the record is too short for them, and a one-line note saying how (or None).
+    ``season_note``: :func:`jena.splits.season_note` (a chronological split of a short record).
+    ``blocked`` has no book procedure: its ``*_book_*`` figures are its own windows'.
+
+    ``ridge``: also the linear reference (:func:`jena.linear.ridge_reference`), fitted on the
+    training windows, on validation and test (``ridge.val``, ``ridge.test``: its MAE, and
+    persistence's, skill, difference with 95 % intervals, DM test).
     """
     p: Prepared = prepare(ds, preset, include_test=True)
     val, n_val = p.persistence_mae("val")
     test, n_test = p.persistence_mae("test")
     book_batches: dict[str, dict[str, int]] | None = None
+    val_book, n_val_book, test_book, n_test_book = val, n_val, test, n_test
     if p.preset.edition == 1:
         val_book, n_val_book = book1_procedure_mae(p, "val")
         test_book, n_test_book = book1_procedure_mae(p, "test")
         book_batches = {
             split: p.preset.book_batches(p.rows, split).to_dict() for split in ("val", "test")
         }
-    else:
+    elif not p.preset.blocked:
         val_book, n_val_book = p.persistence_mae("val", mode="book")
-        test_book, n_test_book = test, n_test
+    references: dict[str, Any] | None = None
+    if ridge:
+        from .linear import fit_ridge, ridge_reference
+
+        fitted = fit_ridge(p)
+        references = {s: ridge_reference(p, s, fitted).to_dict() for s in ("val", "test")}
     return {
         "preset": p.preset.name,
         "source": ds.source,
@@ -80,4 +94,6 @@ def persistence(ds: Dataset, preset: SplitPreset | str = "book2") -> dict[str, A
         "test_book_mae": test_book,
         "test_book_windows": n_test_book,
         "book_batches": book_batches,
+        "season_note": season_note(p.preset, ds.frame.index),
+        "ridge": references,
     }

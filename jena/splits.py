@@ -485,7 +485,7 @@ def valid_starts(valid: np.ndarray, starts: np.ndarray, span: int, offset: int) 
 
 
 def split_seasons(
-    bounds: Bounds, index: pd.DatetimeIndex, min_days: float = SEASON_MIN_DAYS
+    bounds: Bounds, index: pd.Index, min_days: float = SEASON_MIN_DAYS
 ) -> dict[Split, list[str]]:
     """The seasons (meteorological: winter = Dec-Feb, ...) each split holds at least
     ``min_days`` days of.  # index: the record's (rows,) times"""
@@ -501,7 +501,7 @@ def split_seasons(
     return out
 
 
-def season_note(preset: SplitPreset | str, index: pd.DatetimeIndex) -> str | None:
+def season_note(preset: SplitPreset | str, index: pd.Index) -> str | None:
     """One line when a chronological split puts training, validation and test in different
     seasons (a record shorter than about three years: some split lacks a season another one
     holds), saying which and what to use instead; None otherwise (and for ``blocked``)."""
@@ -512,8 +512,8 @@ def season_note(preset: SplitPreset | str, index: pd.DatetimeIndex) -> str | Non
     seen = {season for seasons in held.values() for season in seasons}
     if all(set(seasons) == seen for seasons in held.values()):
         return None
-    index = pd.DatetimeIndex(index)
-    years = (index[-1] - index[0]) / pd.Timedelta(days=365.25)
+    times = pd.DatetimeIndex(index)
+    years = (times[-1] - times[0]) / pd.Timedelta(days=365.25)
     names = {"train": "training", "val": "validation", "test": "test"}
     where = "; ".join(f"{names[s]} {', '.join(held[s]) or 'no whole season'}" for s in SPLITS)
     return (

@@ -400,6 +400,44 @@ def test_baseline_rejects_an_unknown_preset(capsys: pytest.CaptureFixture[str]) 
     assert "book3" in capsys.readouterr().err
 
 
+def test_a_one_year_record_is_told_to_use_the_blocked_split(
+    in_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`data info` and `baseline` say that book2 puts a one-year record's splits in different
+    seasons and what to use instead; blocked is listed, covers every season, and says nothing."""
+    year = "synthetic:52704"
+    code, out, _ = run(["data", "info", "--data", year, "--json"], capsys)
+    splits = json.loads(out)["splits"]
+    assert code == 0 and set(splits) == {"book2", "book1", "blocked"}
+    assert "different seasons" in splits["book2"]["season_note"]
+    assert splits["blocked"]["season_note"] is None
+    assert splits["blocked"]["seasons"]["test"] == ["winter", "spring", "summer", "autumn"]
+    code, out, _ = run(["data", "info", "--data", year], capsys)
+    text = " ".join(out.split())
+    assert "blocked split: 14-day blocks in rotation train, train, val, test" in text
+    assert "puts the splits in different seasons" in text and "--preset blocked" in text
+    code, out, _ = run(["baseline", "--data", year], capsys)
+    assert code == 0 and "--preset blocked" in " ".join(out.split())
+    code, out, _ = run(["baseline", "--data", year, "--preset", "blocked", "--json"], capsys)
+    result = json.loads(out)
+    assert code == 0 and result["preset"] == "blocked" and result["season_note"] is None
+    for split in ("val", "test"):
+        c = result["ridge"][split]["comparison"]
+        assert c["reference_mae"]["estimate"] == pytest.approx(result[f"{split}_mae"])
+        assert c["windows"] == result[f"{split}_windows"]
+        assert c["skill"]["low"] < c["skill"]["estimate"] < c["skill"]["high"]
+        assert 0 <= c["dm"]["p_value"] <= 1
+    code, out, _ = run(["baseline", "--data", year, "--preset", "blocked"], capsys)
+    assert "ridge" in out and "[95 %]" in out and "%, +" in out
+
+
+def test_a_bad_blocked_preset_names_its_bad_part(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        main(["baseline", "--data", TINY, "--preset", "blocked:14:train,vaal,test"])
+    err = capsys.readouterr().err
+    assert excinfo.value.code == 2 and "role 'vaal' is not train, val or test" in err
+
+
 # --------------------------------------------------------------------------- space
 
 

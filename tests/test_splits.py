@@ -10,7 +10,7 @@ from jena.data import load
 from jena.errors import ConfigError
 from jena.prepare import prepare
 from jena.schema import TARGET, write_jena_csv
-from jena.splits import DATA_PRESETS, get_preset
+from jena.splits import DATA_PRESETS, get_preset, season_note, split_seasons
 from jena.synthetic import generate
 
 
@@ -415,3 +415,135 @@ def test_book1_procedure_on_scaled_bounds_is_the_generator_on_them(small):
         maes = [np.mean(np.abs(x[:, -1, 1] - y)) for x, y in (next(gen) for _ in range(steps))]
         assert ours[f"{split}_book_mae"] == pytest.approx(np.mean(maes) * std[1], rel=0, abs=1e-9)
         assert ours[f"{split}_book_windows"] == steps * batch_size
+
+
+# --------------------------------------------------------------- blocked: the season-aware split
+@pytest.fixture(scope="module")
+def year():
+    return load("synthetic:52704")  # one year, 10-minute rows, from 1 January
+
+
+def _roles(preset, rows):
+    """The role of every row: 0 train, 1 val, 2 test, -1 none."""
+    b = preset.bounds(rows)
+    role = np.full(rows, -1)
+    for k, split in enumerate(("train", "val", "test")):
+        role[b.mask(split, rows)] = k
+    return role
+
+
+def test_blocked_grammar():
+    default = get_preset("blocked")
+    assert (default.block_days, default.roles) == (14, ("train", "train", "val", "test"))
+    assert default.edition == 2 and (default.sampling_rate, default.sequence_length) == (6, 120)
+    four = get_preset("blocked:28")
+    assert four.name == "blocked:28:train,train,val,test" and four.block_days == 28
+    custom = get_preset(" blocked:7:train,val,train,test ")
+    assert custom.roles == ("train", "val", "train", "test")
+    assert get_preset(custom.name) == custom  # the name round-trips (stored with models)
+    assert get_preset("blocked:14:train,train,val,test").name == "blocked"
+    for bad, part in [
+        ("blocked:x", "'x'"),
+        ("blocked:0", "'0'"),
+        ("blocked:14:train,vaal,test", "'vaal'"),
+        ("blocked:14:train,val", "'test'"),
+        ("blocked:1:2:3", "book2"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            get_preset(bad)
+        assert part in str(err.value) and "\n" not in str(err.value), bad
+
+
+def test_blocked_bounds_rotate_whole_blocks():
+    preset = get_preset("blocked")
+    rows = 52_704
+    role = _roles(preset, rows)
+    assert (role >= 0).all()  # every row has a role
+    block = 14 * 144
+    for k in range(rows // block):
+        assert (role[k * block : (k + 1) * block] == [0, 0, 1, 2][k % 4]).all()
+    b = preset.bounds(rows)
+    assert b.train_segments[0] == (0, 2 * block)  # adjacent training blocks are one segment
+    assert b.val_segments[0] == (2 * block, 3 * block)
+    assert b.to_dict()["test"][0] == [3 * block, 4 * block]
+    assert not b.chronological and DATA_PRESETS["book2"].bounds(rows).chronological
+    assert DATA_PRESETS["book2"].bounds(rows).to_dict()["val"] == [26_352, 39_528]
+
+
+@pytest.mark.parametrize("spec", ["blocked", "blocked:28", "blocked:3:train,val,test,train"])
+@pytest.mark.parametrize(("rate", "length"), [(6, 120), (1, 144), (3, 48)])
+def test_blocked_windows_never_cross_roles(spec, rate, length):
+    """Every row a window reads (its inputs and its target) lies in a block of its own split."""
+    preset = get_preset(spec)
+    rows = 52_704
+    role = _roles(preset, rows)
+    offset = preset.offset(rate, length)
+    for k, split in enumerate(("train", "val", "test")):
+        try:
+            starts = preset.window_starts(rows, split, sampling_rate=rate, sequence_length=length)
+        except ConfigError:
+            assert preset.block_days == 3 and length * rate > 3 * 144  # 3-day blocks: too short
+            continue
+        assert len(starts) and np.all(np.diff(starts) > 0)
+        reads = starts[:, None] + np.r_[np.arange(length) * rate, offset]  # inputs + target
+        assert (role[reads] == k).all(), split
+
+
+def test_a_window_longer_than_a_block_is_a_clear_error():
+    with pytest.raises(ConfigError, match="does not fit the val split's blocks") as err:
+        get_preset("blocked:3").window_starts(52_704, "val")
+    assert "longer blocks" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_blocked_no_test_row_is_loaded_and_none_influences_training(year):
+    """Without include_test, test rows are blanked (NaN, invalid), the test split cannot be
+    asked for; poisoning every test row changes no statistic, training or validation window;
+    poisoning every validation row changes no training window."""
+    preset = get_preset("blocked")
+    rows = len(year.frame)
+    b = preset.bounds(rows)
+    test_rows, val_rows = b.mask("test", rows), b.mask("val", rows)
+    clean = prepare(year, preset)
+    assert len(clean.x) == len(clean.temperature) == len(clean.valid) <= rows
+    kept = test_rows[: len(clean.x)]
+    assert np.isnan(clean.x[kept]).all() and np.isnan(clean.temperature[kept]).all()
+    assert not clean.valid[kept].any() and np.isfinite(clean.x[~kept]).all()
+    with pytest.raises(ConfigError, match="only `jena best`"):
+        clean.starts("test")
+    with pytest.raises(ConfigError, match="book2's and book1's only"):
+        clean.starts("val", mode="book")
+
+    def poisoned(mask, value):
+        frame = year.frame.copy()
+        frame.iloc[mask] = value
+        return prepare(type(year)(frame, year.valid, year.source, year.report), preset)
+
+    tp = poisoned(test_rows, -999.0)
+    np.testing.assert_array_equal(clean.mean, tp.mean)
+    np.testing.assert_array_equal(clean.std, tp.std)
+    _assert_same_windows(clean, tp, "train")
+    _assert_same_windows(clean, tp, "val")
+    vp = poisoned(val_rows, 999.0)
+    np.testing.assert_array_equal(clean.mean, vp.mean)
+    _assert_same_windows(clean, vp, "train")
+    full = prepare(year, preset, include_test=True)
+    assert np.isfinite(full.x).all() and len(full.starts("test"))
+
+
+def test_blocked_every_split_covers_every_season(year):
+    held = split_seasons(get_preset("blocked").bounds(len(year.frame)), year.frame.index)
+    assert held == {s: ["winter", "spring", "summer", "autumn"] for s in ("train", "val", "test")}
+    chrono = split_seasons(DATA_PRESETS["book2"].bounds(len(year.frame)), year.frame.index)
+    assert chrono["val"] == ["summer", "autumn"]  # July-September, and a little October
+
+
+def test_the_season_note_warns_on_one_year_and_not_on_the_full_length(year):
+    for name in ("book2", "book1"):
+        note = season_note(name, year.frame.index)
+        assert note is not None and "\n" not in note, name
+        assert "different seasons" in note and "--preset blocked" in note
+        assert "validation summer, autumn" in note
+    assert season_note("blocked", year.frame.index) is None
+    full = load("synthetic:420551").frame.index  # 8 years
+    assert season_note("book2", full) is None and season_note("book1", full) is None
+    assert persistence(year, "book2")["season_note"] == season_note("book2", year.frame.index)
