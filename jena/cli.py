@@ -35,12 +35,32 @@ def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="jena", metavar="SOURCE", help=DATA_HELP)
 
 
-def _add_preset(p: argparse.ArgumentParser) -> None:
+PRESET_HELP = (
+    "split/window preset: book2 (2nd ed., rows 50/25/25), book1 (1st ed.) or "
+    "blocked[:DAYS[:ROLES]] (DAYS-day blocks, default 14, in the rotation ROLES, default "
+    "train,train,val,test: every split in every season; for records under about three years)"
+)
+
+
+def _preset(text: str) -> str:
+    """--preset's type: a preset name (jena.splits.get_preset), one line naming the bad part."""
+    from .errors import ConfigError
+    from .splits import get_preset
+
+    try:
+        return get_preset(text).name
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_preset(p: argparse.ArgumentParser, default: str | None = "book2") -> None:
     p.add_argument(
         "--preset",
-        default="book2",
-        choices=("book2", "book1"),
-        help="split/window preset: book2 (2nd ed.) or book1 (1st ed.) (default: book2)",
+        default=default,
+        type=_preset,
+        metavar="PRESET",
+        help=PRESET_HELP
+        + (f" (default: {default})" if default else " (default: the model's edition, else book2)"),
     )
 
 
@@ -53,18 +73,22 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from .data import info, load
-    from .splits import DATA_PRESETS
+    from .splits import DATA_PRESETS, season_note, split_seasons
 
     ds = load(args.data)
     report = info(ds)
-    splits: dict[str, dict[str, Any]] = {
-        name: {
-            "bounds": preset.bounds(len(ds)).to_dict(),
+    index = ds.frame.index
+    splits: dict[str, dict[str, Any]] = {}
+    for name, preset in DATA_PRESETS.items():
+        bounds = preset.bounds(len(ds))
+        splits[name] = {
+            "bounds": bounds.to_dict(),
+            "rows": {s: bounds.rows(s) for s in ("train", "val", "test")},
+            "seasons": split_seasons(bounds, index),
             "bounds_scaled": preset.bounds_scaled(len(ds)),
             "bounds_note": preset.bounds_note(len(ds)),
+            "season_note": season_note(preset, index),
         }
-        for name, preset in DATA_PRESETS.items()
-    }
     if args.json:
         _print_json({**report, "splits": splits})
         return 0
@@ -73,13 +97,29 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     for line in ds.report.lines():
         con.print(f"  {line}")
     for name, split in splits.items():
-        b = split["bounds"]
+        b, rows = split["bounds"], split["rows"]
+        if DATA_PRESETS[name].blocked:
+            p = DATA_PRESETS[name]
+            con.print(
+                f"  {name} split: {p.block_days}-day blocks in rotation {', '.join(p.roles)}: "
+                f"train {len(b['train'])} segments, {rows['train']:,} rows; val "
+                f"{len(b['val'])}, {rows['val']:,} rows; test {len(b['test'])}, "
+                f"{rows['test']:,} rows (other block lengths and rotations: --preset "
+                "blocked:DAYS:ROLES)"
+            )
+        else:
+            con.print(
+                f"  {name} split: train rows {b['train'][0]:,}–{b['train'][1]:,}, val "
+                f"{b['val'][0]:,}–{b['val'][1]:,}, test {b['test'][0]:,}–{b['test'][1]:,}"
+            )
+        seasons = split["seasons"]
         con.print(
-            f"  {name} split: train rows {b['train'][0]:,}–{b['train'][1]:,}, val "
-            f"{b['val'][0]:,}–{b['val'][1]:,}, test {b['test'][0]:,}–{b['test'][1]:,}"
+            "    seasons: "
+            + "; ".join(f"{s} {', '.join(seasons[s]) or '—'}" for s in ("train", "val", "test"))
         )
-        if split["bounds_note"]:
-            con.print(f"    [yellow]note:[/] {split['bounds_note']}")
+        for key in ("bounds_note", "season_note"):
+            if split[key]:
+                con.print(f"    [yellow]note:[/] {split[key]}")
     table = Table("column", "count", "mean", "std", "min", "max", title="per-column statistics")
     for name, st in report["columns"].items():
         table.add_row(
@@ -116,32 +156,43 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
     from .baseline import persistence
     from .data import load
+    from .uncertainty import Interval
 
-    result = persistence(load(args.data), args.preset)
+    result = persistence(load(args.data), args.preset, ridge=True)
     if args.json:
         _print_json(result)
         return 0
+    ridge = result["ridge"]
     table = Table(
         "split",
         "windows",
         "persistence MAE (°C)",
-        title=f"persistence baseline · {result['preset']} · {result['source']}",
+        "ridge MAE (°C)",
+        "ridge skill [95 %]",
+        title=f"persistence and the linear reference · {result['preset']} · {result['source']}",
+        caption="ridge: linear regression on the last 24 h of hourly inputs + day/year cycles, "
+        "predicting the change, fitted on the training windows; [95 %]: a day-block bootstrap",
     )
-    table.add_row("val", f"{result['val_windows']:,}", f"{result['val_mae']:.4f}")
-    table.add_row(
-        "val (book's windows)", f"{result['val_book_windows']:,}", f"{result['val_book_mae']:.4f}"
-    )
-    table.add_row("test", f"{result['test_windows']:,}", f"{result['test_mae']:.4f}")
-    if result["test_book_windows"] != result["test_windows"]:
+    for split in ("val", "test"):
+        c = ridge[split]["comparison"]
         table.add_row(
-            "test (book's procedure)",
-            f"{result['test_book_windows']:,}",
-            f"{result['test_book_mae']:.4f}",
+            split,
+            f"{result[f'{split}_windows']:,}",
+            Interval(**c["reference_mae"]).text(".4f"),
+            Interval(**c["mae"]).text(".4f"),
+            Interval(**c["skill"]).text("+.1%"),
         )
+        if split == "val" and result["val_book_windows"] != result["val_windows"]:
+            table.add_row("val (book's windows)", f"{result['val_book_windows']:,}",
+                          f"{result['val_book_mae']:.4f}", "", "")  # fmt: skip
+    if result["test_book_windows"] != result["test_windows"]:
+        table.add_row("test (book's procedure)", f"{result['test_book_windows']:,}",
+                      f"{result['test_book_mae']:.4f}", "", "")  # fmt: skip
     con = _console()
     con.print(table)
-    if result["bounds_note"]:
-        con.print(f"[yellow]note:[/] {result['bounds_note']}")
+    for key in ("bounds_note", "season_note"):
+        if result[key]:
+            con.print(f"[yellow]note:[/] {result[key]}")
     return 0
 
 
@@ -613,12 +664,7 @@ def _add_model_commands(sub: Any) -> None:
         help="override a hyperparameter (repeatable), e.g. --set units=32",
     )
     _add_data(p)
-    p.add_argument(
-        "--preset",
-        default=None,
-        choices=("book2", "book1"),
-        help="split preset (default: the model's edition, else book2)",
-    )
+    _add_preset(p, default=None)
     p.add_argument("--epochs", type=int, default=10, help="maximum epochs (default: 10)")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="training batches per epoch")
     p.add_argument("--validation-steps", type=int, default=None, help="validation batches")
