@@ -109,5 +109,7 @@ def book_model(name: str) -> BookModel:
 
 
 def edition_models(data_preset: str) -> list[BookModel]:
-    """The book's models published with ``data_preset`` (book2: 2nd ed., book1: 1st ed.)."""
-    return [m for m in _MODELS if m.data == data_preset]
+    """The book's models of ``data_preset``'s edition (book2 and blocked: the 2nd edition's,
+    book1: the 1st's): a blocked split keeps the 2nd edition's windows and defaults."""
+    edition = get_preset(data_preset).edition
+    return [m for m in _MODELS if m.edition == edition]
