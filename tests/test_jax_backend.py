@@ -74,7 +74,9 @@ print(json.dumps({"seconds": seconds, "states": states, "residual": residual,
 """
 
 
-def test_commands_run_unchanged_under_jax_without_tensorflow(tmp_path: Path) -> None:
+def jax_without_tensorflow(tmp_path: Path) -> dict[str, str]:
+    """The environment of a subprocess under JAX whose ``import tensorflow`` fails (skips, or
+    fails under CI=true, where JAX is not installed)."""
     try:
         import jax  # noqa: F401
     except ImportError:
@@ -82,12 +84,16 @@ def test_commands_run_unchanged_under_jax_without_tensorflow(tmp_path: Path) -> 
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(textwrap.dedent(NO_TENSORFLOW))
-    root = TESTS.parent
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
            "JENA_TESTS": str(TESTS), "JENA_DATA_DIR": str(tmp_path / "data"),
-           "PYTHONPATH": os.pathsep.join([str(site), str(root),
+           "PYTHONPATH": os.pathsep.join([str(site), str(TESTS.parent),
                                           os.environ.get("PYTHONPATH", "")])}  # fmt: skip
     env.pop("JENA_TRACKING_URI", None)
+    return env
+
+
+def test_commands_run_unchanged_under_jax_without_tensorflow(tmp_path: Path) -> None:
+    env = jax_without_tensorflow(tmp_path)
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(COMMANDS)], env=env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=400)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -12,11 +12,9 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY, TINY_SETS, require_in_ci, tiny_sweep
+from conftest import TINY, TINY_SETS, tiny_sweep
 from mlflow.exceptions import MlflowException
 
 from jena import cli
@@ -52,18 +50,6 @@ class Champion:
     expected: dict[str, Any]  # `jena predict --json` on the CSV
 
 
-@contextlib.contextmanager
-def fluent_uri(uri: str) -> Iterator[None]:
-    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(before[0])
-        mlflow.set_registry_uri(before[1])
-
-
 def jena_json(*argv: str) -> dict[str, Any]:
     with contextlib.redirect_stdout(buffer := io.StringIO()):
         code = cli.main([*argv, "--json"])
@@ -84,8 +70,9 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
         jena_json("best", "--force", "--no-refit", "--experiment", "serving", "--tracking-uri", uri)
         csv = write_jena_csv(load(TINY).frame.iloc[-3 * 144 :], root / "last.csv")
         expected = jena_json("predict", "--data", str(csv), "--tracking-uri", uri)
-    with fluent_uri(uri):
-        local = Path(mlflow.artifacts.download_artifacts(CHAMPION, dst_path=str(root / "model")))
+    client = mlflow.MlflowClient(uri)
+    version = client.get_model_version_by_alias("jena-temperature", "champion")
+    local = Path(client.download_artifacts(version.run_id, "forecaster", str(root / "model")))
     return Champion(root, uri, local, csv, expected)
 
 
@@ -320,20 +307,9 @@ print(json.dumps({"requirements": open(path).read().split(), "backend": meta.get
 
 @pytest.mark.slow
 def test_a_model_trained_under_jax_requires_no_tensorflow(tmp_path: Path) -> None:
-    try:
-        import jax  # noqa: F401
-    except ImportError:
-        require_in_ci("JAX is not installed (pip install jax; the `test` extra has it)")
-    from test_jax_backend import NO_TENSORFLOW
+    from test_jax_backend import jax_without_tensorflow
 
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(textwrap.dedent(NO_TENSORFLOW))
-    root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-           "JENA_DATA_DIR": str(tmp_path / "data"),
-           "PYTHONPATH": os.pathsep.join([str(site), str(root)])}  # fmt: skip
-    env.pop("JENA_TRACKING_URI", None)
+    env = jax_without_tensorflow(tmp_path)
     sets = [a for s in (*TINY_SETS, 'space.include=["learning_rate"]',
                         'space.fixed={architecture="gru", units=8, sequence_length_hours=24, '
                         "rnn_layers=1, residual=true}") for a in ("--set", s)]  # fmt: skip
