@@ -27,7 +27,7 @@ from conftest import TINY, TINY_SETS, tiny_sweep
 from mlflow.exceptions import MlflowException
 
 from jena import cli
-from jena.data import load
+from jena.data import Dataset, load, repair
 from jena.prepare import feature_matrix
 from jena.schema import COLUMNS, DATE_COLUMN, DATE_FORMAT, write_jena_csv
 from sweeps import run_sweep
@@ -93,16 +93,23 @@ def check_forecast(table: pd.DataFrame, expected: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- time resolution
 
 
-def test_features_do_not_depend_on_the_time_resolution() -> None:
+def test_loading_and_features_do_not_depend_on_the_time_resolution() -> None:
     frame = load("synthetic:2000:1").frame
+    gappy = frame.drop(index=frame.index[[5, 6, 300]])  # repaired by interpolation
     base, names = feature_matrix(frame.set_axis(frame.index.as_unit("ns")), wind_vector=True,
                                  time_features=True)  # fmt: skip
     six = frame.index.get_indexer([frame.index[frame.index.hour == 6][0]])[0]
     assert base[six, names.index("day sin")] == pytest.approx(1.0)  # 06:00 is a quarter day
+    fixed, valid, report = repair(gappy.set_axis(gappy.index.as_unit("ns")))
+    digest = Dataset(fixed, valid, "x", report).digest
     for unit in UNITS:
         got, _ = feature_matrix(frame.set_axis(frame.index.as_unit(unit)), wind_vector=True,
                                 time_features=True)  # fmt: skip
         np.testing.assert_array_equal(got, base, err_msg=unit)
+        again, valid_again, report_again = repair(gappy.set_axis(gappy.index.as_unit(unit)))
+        pd.testing.assert_frame_equal(again, fixed)
+        assert report_again.inserted_rows == report.inserted_rows == 3
+        assert Dataset(again, valid_again, "x", report_again).digest == digest
 
 
 def test_pyfunc_reads_a_plain_csv_and_any_resolution(champion: Champion, pyfunc: Any) -> None:
