@@ -191,9 +191,9 @@ def _ship(folder: Path) -> Path:
 
 
 def _signature() -> ModelSignature:
-
-    # optional: the model's own check names a missing column in one line (MLflow's schema
-    # enforcement would answer with the whole input frame)
+    """The Jena columns in, the forecast row out. The inputs are optional for MLflow: the
+    model's own check names a missing one in one line (MLflow's enforcement would answer with
+    the whole input frame)."""
     inputs: list[ColSpec | TensorSpec] = [ColSpec("string", DATE_COLUMN, required=False)]
     inputs += [ColSpec("double", c, required=False) for c in COLUMNS]
     outputs: list[ColSpec | TensorSpec] = [
@@ -202,7 +202,7 @@ def _signature() -> ModelSignature:
     return ModelSignature(Schema(inputs), Schema(outputs))
 
 
-def input_note(cfg: Mapping[str, Any]) -> str:
+def _input_note(cfg: Mapping[str, Any]) -> str:
     """What the model's input must hold, and its output (the model version's description)."""
     rows = window_rows(cfg)
     return (
@@ -271,7 +271,7 @@ def _log_pyfunc(
                 "members": len(members),
                 "keras_backend": backend,
                 "rows_needed": window_rows(cfg),
-                "input": input_note(cfg),
+                "input": _input_note(cfg),
                 "sampling_rate": cfg["sampling_rate"],
                 "sequence_length": cfg["sequence_length"],
                 "offset": cfg["offset"],
@@ -297,7 +297,7 @@ def register_model(
     averaged — and register it under ``name`` with ``alias``; returns the version (an existing
     version of the same source is reused)."""
     c = client(resolve_uri(tracking_uri))
-    note = input_note(data_config)
+    note = _input_note(data_config)
     try:
         _log_pyfunc(c, run_id, data_config, members or [run_id])
         source = f"{c.get_run(run_id).info.artifact_uri.rstrip('/')}/{N.PYFUNC_DIR}"
