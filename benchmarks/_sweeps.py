@@ -36,15 +36,17 @@ def run_sweep_cli(sets: list[str], *, backend: str = "tensorflow", name: str = "
     rows = _trials(folder, name)
     first = min(t["start"] for t in rows)
     done = [t for t in rows if t["state"] in ("completed", "pruned")]
-    keys = ("counts", "wall_s", "workers_wall_s", "fit_s", "outside_fit_fraction", "best")
+    timing = summary["timing"]
     return {
-        **{k: summary.get(k) for k in keys},
+        "counts": summary["counts"],
+        "best": summary["best"],
+        **{k: timing[k] for k in ("wall_s", "workers_wall_s", "fit_s", "outside_fit_fraction")},
         "process_s": process_s,
         "start_s": first - launched,
-        "outside_fit_with_start": 1 - float(summary["fit_s"]) / (process_s * workers),
+        "outside_fit_with_start": 1 - float(timing["fit_s"]) / (process_s * workers),
         "trials": rows,
         "epochs": sum(t["epochs"] for t in rows),
-        "trials_per_minute": len(done) / (float(summary["wall_s"]) / 60),
+        "trials_per_minute": len(done) / (float(timing["wall_s"]) / 60),
     }
 
 

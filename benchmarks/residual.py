@@ -34,20 +34,20 @@ def arm(data: str, residual: bool, trials: int, minutes: float, root: Path) -> d
     fixed = f"space.fixed={{normalise_target=true, residual={str(residual).lower()}}}"
     cfg = default_sweep(name, data, trials, minutes, root, fixed)
     started = time.monotonic()
-    summary = run_sweep(cfg, quiet=True)
+    summary = run_sweep(cfg)
     frame = T.completed_trials(T.trials_frame(cfg.storage.tracking_uri, name))
     skills = frame["val_skill"].map(T.finite).dropna()
     best = frame.iloc[0] if len(frame) else None
     return {
         "data": data,
         "residual": residual,
-        "trials": summary["finished"],
+        "trials": summary.finished,
         "completed": len(frame),
         "best_val_mae": None if best is None else float(best["val_mae"]),
         "best_val_skill": None if best is None else T.finite(best["val_skill"]),
         "share_beating_persistence": float((skills > 0).mean()) if len(skills) else 0.0,
         "wall_s": time.monotonic() - started,
-        "fit_s": summary["fit_s"],
+        "fit_s": summary.timing.fit_s if summary.timing else 0.0,
     }
 
 

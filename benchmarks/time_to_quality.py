@@ -92,9 +92,10 @@ def sweep_and_refit(
     cfg = default_sweep("ttq", data, trials, minutes, root, *sets)
     uri = cfg.storage.tracking_uri
     started = time.monotonic()
-    summary = run_sweep(cfg, quiet=True)
+    summary = run_sweep(cfg)
     sweep_wall = time.monotonic() - started
-    print(f"  sweep: {summary['finished']} trials, {summary['fit_s']:.0f} s of fit",
+    fit_s = summary.timing.fit_s if summary.timing else 0.0
+    print(f"  sweep: {summary.finished} trials, {fit_s:.0f} s of fit",
           file=sys.stderr, flush=True)  # fmt: skip
     started = time.monotonic()
     ev = evaluate_best("ttq", tracking_uri=uri, force=True, register_name=None)  # refit first
@@ -118,7 +119,7 @@ def sweep_and_refit(
         curve.append({"stage": "refit", "compute_s": spent, "best_val_mae": refit_best})
     status = refit_status(uri, "ttq", ev_settings(uri))
     return {
-        "trials": summary["finished"],
+        "trials": summary.finished,
         "sweep_compute_s": sweep_compute,
         "sweep_wall_s": sweep_wall,
         "refit_compute_s": spent - sweep_compute,

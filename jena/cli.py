@@ -202,11 +202,11 @@ def trial_config_from_args(args: argparse.Namespace) -> tuple[Any, str]:
     import dataclasses
     import tomllib
 
-    from .typed import parse_value
     from .book import book_model
     from .config import TrialConfig
     from .errors import ConfigError
     from .space import SPACE
+    from .typed import parse_value
 
     data_preset = args.preset
     if args.model and args.config:
@@ -381,34 +381,93 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- sweep
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from sweeps import apply_overrides, load, run_sweep
-
-    from .errors import ConfigError
+    from sweeps import apply_flags, apply_overrides, load, run_sweep
 
     cfg = load(args.sweep)
     if args.set:
         cfg = apply_overrides(cfg, list(args.set))
-    flags = {  # flag: (value, override); the flags win over --set
-        "--trials": (args.trials, "trials"),
-        "--data": (args.data, "data.source"),
-        "--workers": (args.workers, "workers"),
-        "--timeout-minutes": (args.timeout_minutes, "timeout_minutes"),
-        "--name": (args.name, "name"),
-        "--tracking-uri": (args.tracking_uri, "storage.tracking_uri"),
-        "--storage": (args.storage, "storage.optuna"),
-        "--warm-start": (args.warm_start, "space.warm_start"),
-    }
-    for flag, (value, key) in flags.items():
-        if value is None:
-            continue
-        try:
-            cfg = apply_overrides(cfg, [f"{key}={json.dumps(value)}"], source=flag)
-        except ConfigError as exc:  # name the flag, not the key it sets
-            raise ConfigError(str(exc).replace(f"{flag}: {key}:", f"{flag}:")) from None
-    summary = run_sweep(cfg)
+    cfg = apply_flags(cfg, {  # the flags win over --set
+        "--trials": ("trials", args.trials),
+        "--data": ("data.source", args.data),
+        "--workers": ("workers", args.workers),
+        "--timeout-minutes": ("timeout_minutes", args.timeout_minutes),
+        "--name": ("name", args.name),
+        "--tracking-uri": ("storage.tracking_uri", args.tracking_uri),
+        "--storage": ("storage.optuna", args.storage),
+        "--warm-start": ("space.warm_start", args.warm_start),
+    })  # fmt: skip
+    con = _console(stderr=True)
+    summary = run_sweep(cfg, _ConsoleView(con))
+    _print_sweep(summary, con)
     if args.json:
-        _print_json(summary)
+        _print_json(summary.to_dict())
     return 0
+
+
+class _ConsoleView:
+    """A sweep on the terminal: its notes, then the live board while trials run."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+
+    def note(self, line: str) -> None:
+        self.console.print(line, markup=False, soft_wrap=True)
+
+    @contextlib.contextmanager
+    def watch(self, state: Any) -> Iterator[None]:
+        from sweeps.display import Board
+
+        try:
+            with Board(state).live(self.console):
+                yield
+        finally:
+            self.console.print()  # the display's last line ends before anything else is said
+
+
+def _print_sweep(summary: Any, con: Any) -> None:
+    """The end of a sweep: its top trials, why it ended, notes, the time spent, the UI link."""
+    from sweeps.display import fmt_time, summary_table
+
+    if summary.complete:
+        con.print(f"sweep {summary.experiment!r} is complete: {summary.finished} of "
+                  f"{summary.total} trials (nothing to run, no run created). Raise the total "
+                  "(--trials N) to search more.")  # fmt: skip
+    title = f"top trials of experiment {summary.experiment!r}"
+    con.print(summary_table(summary.top, summary.baseline_val_mae, summary.reference_val_mae,
+                            title))  # fmt: skip
+    if summary.advice:
+        con.print(f"note: {summary.advice}", style="bold yellow", markup=False)
+    _print_ui_link(summary, con)
+    if summary.complete:
+        return
+    con.print(f"ended: {summary.stop_reason}")
+    for note in summary.notes:
+        con.print(f"  {note}")
+    t = summary.timing
+    share = 1 - t.outside_fit_fraction
+    if summary.workers == 1:
+        spent = f"{t.fit_s:.0f} s in model.fit ({share:.0%})"
+    else:
+        spent = (f"{t.fit_s:.0f} s in model.fit = {share:.0%} of the {summary.workers} workers' "
+                 f"{t.workers_wall_s:.0f} s")  # fmt: skip
+    con.print(f"this run: {fmt_time(t.wall_s)} wall, {spent}; parent run {summary.parent_run_id}")
+
+
+def _print_ui_link(summary: Any, con: Any) -> None:
+    from .tracking import is_remote
+
+    uri = summary.tracking_uri
+    if uri.startswith("sqlite:///"):
+        command = f"nox -s ui   (or: mlflow ui --backend-store-uri {uri})"
+        host = "http://127.0.0.1:5000"
+    elif is_remote(uri):
+        command, host = "", uri.rstrip("/")
+    else:
+        command, host = f"mlflow ui --backend-store-uri {uri}", "http://127.0.0.1:5000"
+    if command:
+        con.print(f"Open the MLflow UI:  {command}", markup=False, soft_wrap=True)
+    con.print(f"then the trials, best first:  {host}/{summary.runs_page}", markup=False,
+              soft_wrap=True)  # fmt: skip
 
 
 # ---------------------------------------------------------------- best, predict, report
@@ -434,6 +493,7 @@ def _refit_board(
         yield None
         return
     from sweeps.display import Board
+    from sweeps.state import SweepState
 
     from .refit import refit_status
 
@@ -441,14 +501,14 @@ def _refit_board(
         yield None  # nothing to train: no display
         return
 
-    board = Board(
+    state = SweepState(
         f"refit of {experiment} · top {settings.top_k} × {settings.seeds} seeds · up to "
         f"{settings.epochs} epochs, every training window, full validation",
         total=settings.top_k * settings.seeds,
     )
     console = _console(stderr=True)
-    with board.live(console):
-        yield board
+    with Board(state).live(console):
+        yield state
     console.print()
 
 
@@ -513,6 +573,8 @@ def cmd_best(args: argparse.Namespace) -> int:
     if args.json:
         if ev.warning:
             print(f"warning: {ev.warning}", file=sys.stderr)
+        if ev.worse_than_persistence_on_test:
+            print(f"warning: {ev.test_verdict}", file=sys.stderr)
         _print_json(ev.to_dict())
         return 0
     con = _console()
@@ -524,11 +586,15 @@ def cmd_best(args: argparse.Namespace) -> int:
             f"{ev.other_runs_evaluated} time(s) by other runs"
         )
     title = f"champion of {ev.experiment!r} on the test split (°C)"
-    caption = f"{ev.test_windows:,} test windows · {ev.data_source} · run {ev.run_id}"
+    caption = (
+        f"{ev.test_windows:,} test windows · {ev.data_source} · run {ev.run_id} · "
+        "[95 % interval]: a block bootstrap over whole days"
+    )
     table = Table(title=title, caption=caption)
-    for col in ("model", "val MAE", "test MAE", "test skill"):
+    for col in ("model", "val MAE", "test MAE", "test skill vs persistence"):
         table.add_column(col, no_wrap=col == "model")
     base = ev.baseline_test_mae
+    val, test = ev.val_vs_persistence, ev.test_vs_persistence
 
     def skill(mae: float) -> str:
         return f"{1 - mae / base:+.1%}" if base else ""
@@ -537,19 +603,53 @@ def cmd_best(args: argparse.Namespace) -> int:
         name = f"{ev.label}: {len(ev.members)} seeds averaged (the champion)"
     else:
         name = f"{ev.label or 'trial ' + str(ev.trial)} (trial {ev.trial}, {ev.driver or '?'})"
-    table.add_row(f"[bold]{name}[/]", f"{ev.val_mae:.4f}", f"{ev.test_mae:.4f}",
-                  skill(ev.test_mae))  # fmt: skip
+    table.add_row(
+        f"[bold]{name}[/]",
+        f"{ev.val_mae:.4f}" if val is None else val.mae.text(".4f"),
+        f"{ev.test_mae:.4f}" if test is None else test.mae.text(".4f"),
+        skill(ev.test_mae) if test is None else test.skill.text("+.1%"),
+    )
     best_seed = min(ev.members, key=lambda m: m["val_mae"])["seed"] if ev.members else None
     for m in ev.members:
         note = " (best validation)" if m["seed"] == best_seed else ""
         table.add_row(f"  seed {m['seed']}{note}", f"{m['val_mae']:.4f}",
                       f"{m['test_mae']:.4f}", skill(m["test_mae"]))  # fmt: skip
+    ridge_val, ridge_test = ev.val_vs_ridge, ev.test_vs_ridge
+    if ridge_test is not None:
+        table.add_row(
+            "ridge (linear reference)",
+            "" if ridge_val is None else ridge_val.reference_mae.text(".4f"),
+            ridge_test.reference_mae.text(".4f"),
+            skill(ridge_test.reference_mae.estimate),
+        )
     base_val = f"{ev.baseline_val_mae:.4f}" if ev.baseline_val_mae is not None else ""
-    table.add_row("persistence (same windows)", base_val, f"{base:.4f}", "0.0%")
+    base_test = f"{base:.4f}" if test is None else test.reference_mae.text(".4f")
+    base_val = base_val if val is None else val.reference_mae.text(".4f")
+    table.add_row("persistence (same windows)", base_val, base_test, "0.0%")
     con.print(table)
+    for split, c in (("validation", val), ("test", test)):
+        if c is not None:
+            con.print(
+                f"{split}: skill {c.skill.text('+.1%')} against persistence, DM "
+                f"{c.dm.statistic:+.2f} (p = {c.dm.p_value:.2g}; negative: the champion's errors "
+                f"are smaller), {c.days} days in blocks of {c.block_days}"
+            )
+    if ev.forced:
+        con.print("[bold yellow]its validation interval includes zero: promoted only because "
+                  "of --force[/]")  # fmt: skip
+    if ridge_val is not None:
+        verdict = "beats" if ridge_val.beats_reference else "does not clearly beat"
+        con.print(
+            f"against the linear reference (ridge) on validation: the champion {verdict} it, "
+            f"skill {ridge_val.skill.text('+.1%')} (a deep model that cannot beat it has not "
+            "earned its cost)"
+        )
+    style = "bold red" if ev.worse_than_persistence_on_test else "bold"
+    con.print(f"[{style}]{ev.test_verdict}[/]")
     con.print(
         f"test evaluation #{ev.evaluation} of this run recorded (metrics test_mae, "
-        "test_skill, baseline_test_mae; tags test_evaluations, test_evaluated_at)"
+        "test_skill, baseline_test_mae with _low/_high, test_dm_*, ridge_*; tags "
+        "test_evaluations, test_evaluated_at)"
     )
     if ev.model_uri:
         con.print(f"registered {ev.registered_model} version {ev.version} as {ev.model_uri}")
@@ -593,7 +693,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sweeps.optuna_report import search_plots
+    from sweeps.optuna import search_plots
 
     from .report import write_report
     from .tracking import latest_sweep

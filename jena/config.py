@@ -16,8 +16,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from jena.typed import coerce, type_name
 from jena.errors import ConfigError
+from jena.typed import coerce, type_name
 
 ARCHITECTURES: tuple[str, ...] = ("dense", "conv1d", "lstm", "gru", "conv_gru")
 RECURRENT: tuple[str, ...] = ("lstm", "gru", "conv_gru")

@@ -30,6 +30,15 @@ class ConfigError(JenaError):
     """A bad configuration, sweep file, preset or command-line value."""
 
 
+class FieldError(ConfigError):
+    """A ConfigError about one field: ``where: key: detail`` (a flag that sets the field can
+    name itself instead: ``--trials: must be at least 1``)."""
+
+    def __init__(self, where: str, key: str, detail: str) -> None:
+        super().__init__(f"{where}: {key}: {detail}")
+        self.where, self.key, self.detail = where, key, detail
+
+
 class TrialError(JenaError):
     """One trial's point cannot be trained; the trial fails, the sweep goes on."""
 

@@ -1,6 +1,8 @@
-"""One configuration trained and recorded in one MLflow child run: each epoch as it ends, the
-live progress, the model, the result. Sweep trials (:mod:`sweeps.trial`) and refits
-(:mod:`jena.refit`) both train through :func:`train_recorded`."""
+"""One configuration trained into one MLflow child run: each epoch as it ends, the live progress,
+the pruner's look, the model, the result. :class:`Recorder` is the one way a training is
+recorded — a sweep trial trained alone (:mod:`sweeps.trial`), a packed member
+(:mod:`sweeps.optuna._packed`: the same hooks, only another trainer runs its steps) and a refit
+member (:mod:`jena.refit`)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ Report = Callable[[int, float, bool], None]
 
 
 class Events(Protocol):
-    """What the live display hears about a run (``sweeps.display.Board`` and its queue)."""
+    """What the live display hears about a run (``sweeps.state.SweepState`` and its queue)."""
 
     def trial_started(self, number: int, summary: str, max_epochs: int) -> None: ...
     def progress(self, number: int, epoch: int, batch: int, batches: int) -> None: ...
@@ -64,69 +66,79 @@ def failed(reason: str) -> TrialResult:
     )
 
 
-def train_recorded(
-    run: T.TrialRun,
-    config: TrialConfig,
-    cache: DataCache,
-    fidelity: Fidelity,
-    *,
-    number: int,
-    events: Events,
-    name: str,
-    report: Report | None = None,
-    should_stop: StopCheck | None = None,
-    started: float | None = None,
-    trainer: Callable[..., TrialResult] = train,
-) -> TrialResult:
-    """Train ``config`` into the open child run ``run`` and finish it. A configuration that
-    cannot be trained here (a window that does not fit) or a training that raises ends the run
-    as failed with the reason. ``trainer`` is :func:`jena.train.train` (tests swap it)."""
-    started = time.perf_counter() if started is None else started
-    epochs_done = [0]
-    last_sent = [0.0]
+class Recorder:
+    """The open child run ``run`` of configuration ``config`` (run ``number``, ``name``) while
+    it trains: hand :meth:`on_epoch` / :meth:`on_batch` to a trainer, then :meth:`finish` with
+    its result. ``report`` is a pruner's look at each epoch (:data:`Report`)."""
 
-    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-        epochs_done[0] = epoch
-        run.log_epoch(epoch, metrics)
-        events.epoch(number, epoch, metrics[T.METRIC_VAL_MAE])
-        if report is not None:
-            final = epoch >= fidelity.max_epochs  # a trial at its last epoch is not pruned
-            report(epoch, metrics[T.METRIC_VAL_MAE], final)
+    def __init__(
+        self,
+        run: T.TrialRun,
+        config: TrialConfig,
+        fidelity: Fidelity,
+        *,
+        number: int,
+        events: Events,
+        name: str,
+        report: Report | None = None,
+        started: float | None = None,
+    ) -> None:
+        self.run, self.config, self.fidelity = run, config, fidelity
+        self.number, self.events, self.name, self.report = number, events, name, report
+        self.started = time.perf_counter() if started is None else started
+        self.epochs_done = 0
+        self._last_sent = 0.0
 
-    def on_batch(batch: int, batches: int) -> None:
+    def on_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.epochs_done = epoch
+        self.run.log_epoch(epoch, metrics)
+        val = metrics[T.METRIC_VAL_MAE]
+        self.events.epoch(self.number, epoch, val)
+        if self.report is not None:
+            self.report(epoch, val, epoch >= self.fidelity.max_epochs)  # the last is not pruned
+
+    def on_batch(self, batch: int, batches: int) -> None:
         now = time.monotonic()
-        if now - last_sent[0] >= BATCH_EVENT_INTERVAL_S or batch == batches:
-            last_sent[0] = now
-            events.progress(number, epochs_done[0] + 1, batch, batches)
+        if now - self._last_sent >= BATCH_EVENT_INTERVAL_S or batch == batches:
+            self._last_sent = now
+            self.events.progress(self.number, self.epochs_done + 1, batch, batches)
 
-    try:
-        result = trainer(config, cache, fidelity, on_epoch=on_epoch, on_batch=on_batch,
-                         should_stop=should_stop)  # fmt: skip
-    except (ConfigError, TrialError) as exc:  # the window does not fit this record
-        result = failed(str(exc))
-    except Exception as exc:  # a run that raises fails; the caller goes on
-        lost = as_infrastructure(exc)  # unless the disk or the store failed: not its fault
-        if lost is exc:
-            raise
-        if lost is not None:
-            raise lost from exc
-        result = failed(f"{type(exc).__name__}: {exc}")
-    if result.state == "completed" and result.model is not None:
-        run.log_model(result.model, result.data_config, name=name,
-                      params=config.active_dict(), step=result.best_epoch or 0)  # fmt: skip
-    metrics: dict[str, Any] = {
-        T.METRIC_BASELINE_VAL: result.baseline_val_mae,
-        T.METRIC_FIT_S: result.duration_s,
-        T.METRIC_WINDOWS: result.windows_seen,
-    }
-    run.log_metrics(metrics)
-    run.finish(
-        result.state,
-        val_mae=result.val_mae,
-        val_skill=result.val_skill,
-        reason=result.reason,
-        duration_s=time.perf_counter() - started,
-        param_count=result.param_count or None,
-        best_epoch=result.best_epoch,
-    )
-    return result
+    def train(
+        self,
+        cache: DataCache,
+        *,
+        trainer: Callable[..., TrialResult] = train,
+        should_stop: StopCheck | None = None,
+    ) -> TrialResult:
+        """Train with ``trainer`` (:func:`jena.train.train`; tests swap it). A configuration
+        that cannot be trained here (a window that does not fit) or a training that raises is a
+        failed result with the reason; a fault of the infrastructure (the disk, the store) is
+        raised: not the configuration's fault."""
+        try:
+            return trainer(self.config, cache, self.fidelity, on_epoch=self.on_epoch,
+                           on_batch=self.on_batch, should_stop=should_stop)  # fmt: skip
+        except (ConfigError, TrialError) as exc:  # the window does not fit this record
+            return failed(str(exc))
+        except Exception as exc:
+            lost = as_infrastructure(exc)
+            if lost is exc:
+                raise
+            if lost is not None:
+                raise lost from exc
+            return failed(f"{type(exc).__name__}: {exc}")
+
+    def finish(self, result: TrialResult) -> TrialResult:
+        """Log the model (completed), the compute and the result, and end the run."""
+        run = self.run
+        if result.state == "completed" and result.model is not None:
+            params, step = self.config.active_dict(), result.best_epoch or 0
+            run.log_model(result.model, result.data_config, name=self.name, params=params,
+                          step=step)  # fmt: skip
+        run.log_metrics({T.METRIC_BASELINE_VAL: result.baseline_val_mae,
+                         T.METRIC_FIT_S: result.duration_s,
+                         T.METRIC_WINDOWS: result.windows_seen})  # fmt: skip
+        run.finish(result.state, val_mae=result.val_mae, val_skill=result.val_skill,
+                   reason=result.reason, duration_s=time.perf_counter() - self.started,
+                   param_count=result.param_count or None,
+                   best_epoch=result.best_epoch)  # fmt: skip
+        return result

@@ -32,7 +32,7 @@ from .config import TrialConfig
 from .data import Dataset, spec_from_source
 from .data import load as load_data
 from .errors import ConfigError
-from .recording import Events, NoEvents, train_recorded
+from .recording import Events, NoEvents, Recorder
 from .train import DataCache, Fidelity
 
 __all__ = [
@@ -330,8 +330,9 @@ def refit(
             started = time.perf_counter()
             with tracker.trial(stage.run_id, number, trial_config.active_dict(), tags,
                                run_name=name, run_type=T.RUN_REFIT_MEMBER) as run:  # fmt: skip
-                result = train_recorded(run, trial_config, cache, fidelity, number=number,
-                                        events=events, name=name, started=started)  # fmt: skip
+                recorder = Recorder(run, trial_config, fidelity, number=number, events=events,
+                                    name=name, started=started)  # fmt: skip
+                result = recorder.finish(recorder.train(cache))
             events.trial_finished(number, result.state, result.val_mae,
                                   time.perf_counter() - started, result.val_skill)  # fmt: skip
             if result.state == "completed" and result.val_mae is not None:

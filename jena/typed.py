@@ -1,5 +1,6 @@
-"""Typed values from text and from TOML/JSON tables: the one value parser (``--set key=value``,
-sweep files) and the one checker of values against a dataclass's type hints."""
+"""Typed values from text and from TOML/JSON tables: the one ``key=value`` parser (``--set``
+of ``jena sweep`` and ``jena train``), the one value parser, and the one checker of values
+against a dataclass's type hints (sweep files)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import dataclasses
 import tomllib
 import types
 import typing
+from collections.abc import Iterable
 from typing import Any
 
-from jena.errors import ConfigError
+from jena.errors import ConfigError, FieldError
 
 
 def parse_value(text: str) -> Any:
@@ -19,6 +21,18 @@ def parse_value(text: str) -> Any:
         return tomllib.loads(f"v = {text.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         return text.strip()
+
+
+def parse_assignments(items: Iterable[str], example: str) -> list[tuple[str, Any]]:
+    """``key=value`` items as (key, TOML value); an item without ``=`` is a ConfigError that
+    shows ``example`` (``fidelity.max_epochs=2``)."""
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set {example}")
+        key, text = item.split("=", 1)
+        out.append((key.strip(), parse_value(text)))
+    return out
 
 
 _NAMES: dict[Any, str] = {
@@ -93,7 +107,10 @@ def build(cls: type, raw: dict[str, Any], where: str, prefix: str = "") -> Any:
         if key not in fields:
             raise ConfigError(f"{where}: unknown key {full!r} (known: {', '.join(sorted(fields))})")
         kwargs[key] = check(value, hints[key], full, where)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:  # the dataclass checks its own values
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def check(value: Any, hint: Any, key: str, where: str) -> Any:
@@ -109,5 +126,5 @@ def check(value: Any, hint: Any, key: str, where: str) -> Any:
         return build(hint, value, where, prefix=key)  # type: ignore[arg-type]
     ok, coerced = coerce(hint, value)
     if not ok:
-        raise ConfigError(f"{where}: {key}: expected {type_name(hint)}, got {value!r}")
+        raise FieldError(where, key, f"expected {type_name(hint)}, got {value!r}")
     return coerced

@@ -10,12 +10,18 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jena._typed import build, parse_value
-from jena.errors import ConfigError
+if TYPE_CHECKING:
+    from .drivers import Capabilities
+
+from jena.errors import ConfigError, FieldError
+from jena.refit import RefitSettings
+from jena.train import Fidelity
+from jena.typed import build, parse_assignments
 
 SWEEPS_DIR = Path(__file__).resolve().parent
 OPTUNA_SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "nsga2")
@@ -28,15 +34,6 @@ OBJECTIVES = ("val_mae", "param_count")
 class DataSection:
     source: str = "jena"  # --data
     preset: str = "book2"  # split/window preset: book2 | book1
-
-
-@dataclass
-class FidelitySection:
-    max_epochs: int = 10
-    steps_per_epoch: int | None = None
-    validation_steps: int | None = None
-    patience: int = 3
-    preset_epochs: bool = False  # train named presets for the book's number of epochs
 
 
 @dataclass
@@ -68,14 +65,6 @@ class SpaceSection:
     # start from the book's models of the edition ("book"), or from another sweep's finished
     # trials (its name; the Optuna driver adds them to a new study)
     warm_start: str | None = None
-
-
-@dataclass
-class RefitSection:
-    top_k: int = 3  # distinct top configurations retrained at full fidelity (jena refit)
-    seeds: int = 3  # trainings of each; the champion averages them
-    epochs: int = 30  # at most, every training window each epoch
-    patience: int = 5  # early stopping on the full validation split
 
 
 @dataclass
@@ -124,7 +113,7 @@ class SweepConfig:
     seed: int = 0
     objectives: list[str] = field(default_factory=lambda: ["val_mae"])
     data: DataSection = field(default_factory=DataSection)
-    fidelity: FidelitySection = field(default_factory=FidelitySection)
+    fidelity: Fidelity = field(default_factory=Fidelity)
     sampler: SamplerSection = field(default_factory=SamplerSection)
     pruner: PrunerSection = field(default_factory=PrunerSection)
     tuner: TunerSection = field(default_factory=TunerSection)
@@ -132,99 +121,78 @@ class SweepConfig:
     stop: StopSection = field(default_factory=StopSection)
     faults: FaultsSection = field(default_factory=FaultsSection)
     packing: PackingSection = field(default_factory=PackingSection)
-    refit: RefitSection = field(default_factory=RefitSection)
+    refit: RefitSettings = field(default_factory=RefitSettings)
     storage: StorageSection = field(default_factory=StorageSection)
     path: str | None = field(default=None, metadata={"key": False})  # where it was read from
 
     def validate(self, where: str | None = None) -> SweepConfig:
-        """Check every value; errors name ``where`` (default: the file it was read from)."""
+        """Check every value; errors name ``where`` (default: the file it was read from) and
+        the key."""
         where = where or self.path or "sweep"
-        from .registry import DRIVERS
+        for key, detail in self._problems(where):
+            raise FieldError(where, key, detail)
+        return self
 
-        if self.driver not in DRIVERS:
-            raise ConfigError(
-                f"{where}: driver: expected {' or '.join(map(repr, DRIVERS))}, got {self.driver!r}"
-            )
+    def _problems(self, where: str) -> Iterator[tuple[str, str]]:
+        """(key, what is wrong) of each bad value, in the order they are checked."""
+        from .drivers import driver_class
+
+        caps = driver_class(self.driver, where).capabilities
         if self.trials < 1:
-            raise ConfigError(f"{where}: trials: must be at least 1, got {self.trials}")
+            yield "trials", f"must be at least 1, got {self.trials}"
         if self.workers < 1:
-            raise ConfigError(f"{where}: workers: must be at least 1, got {self.workers}")
-        if self.workers > 1 and self.driver == "kerastuner":
-            raise ConfigError(
-                f"{where}: workers: the Keras Tuner driver runs one worker (its distributed mode "
-                "needs an oracle server); use driver = 'optuna' for several workers"
-            )
+            yield "workers", f"must be at least 1, got {self.workers}"
+        if self.workers > 1 and not caps.workers:
+            yield "workers", (f"the {self.driver!r} driver runs one worker; drivers that run "
+                              f"several: {caps.others('workers')}")  # fmt: skip
         if self.timeout_minutes is not None and self.timeout_minutes <= 0:
-            raise ConfigError(f"{where}: timeout_minutes: must be positive")
+            yield "timeout_minutes", "must be positive"
         if self.packing.size < 1:
-            raise ConfigError(f"{where}: [packing].size: must be at least 1, got "
-                              f"{self.packing.size}")  # fmt: skip
-        if self.packing.size > 1 and self.driver != "optuna":
-            raise ConfigError(
-                f"{where}: [packing].size: packed trials need driver = 'optuna' (it asks for "
-                "several proposals at a time)"
-            )
-        try:
-            from jena.refit import RefitSettings
-
-            RefitSettings(**dataclasses.asdict(self.refit))
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
-        self._check_faults(where)
+            yield "[packing].size", f"must be at least 1, got {self.packing.size}"
+        if self.packing.size > 1 and not caps.packing:
+            yield "[packing].size", (f"the {self.driver!r} driver cannot pack trials; drivers "
+                                     f"that can: {caps.others('packing')}")  # fmt: skip
+        yield from self._fault_problems()
         patience, target = self.stop.patience_trials, self.stop.target_val_mae
         if patience is not None and patience < 1:
-            raise ConfigError(
-                f"{where}: [stop].patience_trials: must be at least 1, got {patience}"
-            )
+            yield "[stop].patience_trials", f"must be at least 1, got {patience}"
         if target is not None and not target > 0:
-            raise ConfigError(f"{where}: [stop].target_val_mae: must be positive, got {target}")
-        if self.sampler.type not in OPTUNA_SAMPLERS:
-            raise ConfigError(
-                f"{where}: [sampler].type: {self.sampler.type!r} is not one of "
-                f"{', '.join(OPTUNA_SAMPLERS)}"
-            )
-        if self.pruner.type not in OPTUNA_PRUNERS:
-            raise ConfigError(
-                f"{where}: [pruner].type: {self.pruner.type!r} is not one of "
-                f"{', '.join(OPTUNA_PRUNERS)}"
-            )
-        if self.tuner.type not in KERASTUNER_TUNERS:
-            raise ConfigError(
-                f"{where}: [tuner].type: {self.tuner.type!r} is not one of "
-                f"{', '.join(KERASTUNER_TUNERS)}"
-            )
-        bad = [o for o in self.objectives if o not in OBJECTIVES]
-        if bad or not self.objectives or self.objectives[0] != "val_mae":
-            raise ConfigError(
-                f"{where}: objectives: the first must be 'val_mae', others from "
-                f"{', '.join(OBJECTIVES)}"
-            )
-        if len(self.objectives) > 1 and self.driver != "optuna":
-            raise ConfigError(f"{where}: objectives: several objectives need driver = 'optuna'")
-        if len(self.objectives) > 1 and self.sampler.type not in ("nsga2", "random", "tpe", "gp"):
-            raise ConfigError(
-                f"{where}: objectives: sampler {self.sampler.type!r} is single-objective"
-            )
-        from jena.splits import DATA_PRESETS
+            yield "[stop].target_val_mae", f"must be positive, got {target}"
+        kinds = (("[sampler].type", self.sampler.type, OPTUNA_SAMPLERS),
+                 ("[pruner].type", self.pruner.type, OPTUNA_PRUNERS),
+                 ("[tuner].type", self.tuner.type, KERASTUNER_TUNERS))  # fmt: skip
+        for key, value, known in kinds:
+            if value not in known:
+                yield key, f"{value!r} is not one of {', '.join(known)}"
+        yield from self._objective_problems(caps)
+        from jena.splits import get_preset
 
-        if self.data.preset not in DATA_PRESETS:
-            raise ConfigError(f"{where}: [data].preset: choose one of {', '.join(DATA_PRESETS)}")
         try:
-            self.fidelity_obj()
+            get_preset(self.data.preset)
+        except ConfigError as exc:
+            yield "[data].preset", str(exc)
+        try:
             from jena.space import SPACE
 
             if self.space.presets is None:
                 SPACE.subspace(self.space.include, self.space.fixed, None, self.space.ranges)
             else:
                 SPACE.subspace([], self.space.fixed)
-                self._check_presets(where)
+                yield from self._preset_problems()
         except ConfigError as exc:
-            raise ConfigError(
-                f"{where}: [space]: {exc}" if "fidelity" not in str(exc) else f"{where}: {exc}"
-            ) from None
-        return self
+            yield "[space]", str(exc)
 
-    def _check_faults(self, where: str) -> None:
+    def _objective_problems(self, caps: Capabilities) -> Iterator[tuple[str, str]]:
+        bad = [o for o in self.objectives if o not in OBJECTIVES]
+        if bad or not self.objectives or self.objectives[0] != "val_mae":
+            yield "objectives", f"the first must be 'val_mae', others from {', '.join(OBJECTIVES)}"
+        if len(self.objectives) > 1 and not caps.multi_objective:
+            yield "objectives", (f"the {self.driver!r} driver has one objective; drivers with "
+                                 f"several: {caps.others('multi_objective')}")  # fmt: skip
+        if len(self.objectives) > 1 and self.sampler.type not in ("nsga2", "random", "tpe", "gp"):
+            yield "objectives", f"sampler {self.sampler.type!r} is single-objective"
+
+    def _fault_problems(self) -> Iterator[tuple[str, str]]:
         f = self.faults
         limits = {"[faults].max_consecutive_failed_trials": f.max_consecutive_failed_trials,
                   "[faults].retry_stale_trials": f.retry_stale_trials,
@@ -232,60 +200,39 @@ class SweepConfig:
                   "[faults].tracking_retry_s": f.tracking_retry_s}  # fmt: skip
         for key, value in limits.items():
             if value is not None and value < 0:
-                raise ConfigError(f"{where}: {key}: must be 0 or more, got {value}")
+                yield key, f"must be 0 or more, got {value}"
         if f.heartbeat_interval_s < 1:
-            raise ConfigError(
-                f"{where}: [faults].heartbeat_interval_s: must be at least 1, got "
-                f"{f.heartbeat_interval_s}"
+            yield (
+                "[faults].heartbeat_interval_s",
+                f"must be at least 1, got {f.heartbeat_interval_s}",
             )
         if f.grace_period_s <= f.heartbeat_interval_s:
-            raise ConfigError(
-                f"{where}: [faults].grace_period_s ({f.grace_period_s}) must be longer than "
-                f"heartbeat_interval_s ({f.heartbeat_interval_s}): twice as long or more"
+            yield (
+                "[faults].grace_period_s",
+                (
+                    f"{f.grace_period_s} must be longer than heartbeat_interval_s "
+                    f"({f.heartbeat_interval_s}): twice as long or more"
+                ),
             )
 
-    def max_failures(self) -> int:
-        """Trials failing the same way in a row that stop the sweep (0: no limit)."""
-        kt = self.tuner.max_consecutive_failed_trials
-        if self.driver == "kerastuner" and kt is not None:
-            return kt
-        return self.faults.max_consecutive_failed_trials
-
-    def _check_presets(self, where: str) -> None:
+    def _preset_problems(self) -> Iterator[tuple[str, str]]:
         """Named models must exist and share the sweep's split: val MAEs of different splits
         (book1 and book2 windows) cannot be ranked together."""
         from jena.book import BOOK_MODELS
 
         for name in self.space.presets or []:
             if name not in BOOK_MODELS:
-                raise ConfigError(
-                    f"{where}: [space].presets: unknown model {name!r} (see `jena space`)"
-                )
-            data = BOOK_MODELS[name].data
-            if data != self.data.preset:
-                raise ConfigError(
-                    f"{where}: [space].presets: {name!r} is a {data} model but "
-                    f"[data].preset is {self.data.preset!r}; one sweep ranks one split "
-                    "(sweeps/book.toml: 2nd edition, sweeps/book1.toml: 1st edition)"
-                )
-
-    def fidelity_obj(self) -> Any:
-        from jena.train import Fidelity
-
-        f = self.fidelity
-        return Fidelity(
-            max_epochs=f.max_epochs,
-            steps_per_epoch=f.steps_per_epoch,
-            validation_steps=f.validation_steps,
-            patience=f.patience,
-        )
+                yield "[space].presets", f"unknown model {name!r} (see `jena space`)"
+            elif (data := BOOK_MODELS[name].data) != self.data.preset:
+                mine = self.data.preset
+                why = (f"{name!r} is a {data} model but [data].preset is {mine!r}; one sweep "
+                       "ranks one split (sweeps/book.toml: 2nd edition, sweeps/book1.toml: 1st "
+                       "edition)")  # fmt: skip
+                yield "[space].presets", why
 
     @property
     def multi_objective(self) -> bool:
         return len(self.objectives) > 1
-
-    def optuna_storage(self) -> str:
-        return self.storage.optuna or f"journal:mlruns/optuna/{self.name}.journal"
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -328,25 +275,43 @@ def apply_overrides(cfg: SweepConfig, sets: list[str], source: str = "--set") ->
     """Apply ``key=value`` overrides (TOML values; dotted keys for sections and space.fixed).
 
     The file was valid, so what is wrong now came with the overrides: errors name ``source``
-    (``--set``, or the command-line flag the override stands for)."""
+    (``--set``)."""
     raw = cfg.to_dict()
-    for item in sets:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected key=value, e.g. fidelity.max_epochs=2")
-        key, text = item.split("=", 1)
-        parts = key.strip().split(".")
-        if len(parts) == 1 and parts[0] not in raw and parts[0] not in _FIELDS:
-            parts = ["space", "fixed", parts[0]]  # a hyperparameter: fix it
-        node = raw
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {item!r}: {part!r} is not a section")
-        node[parts[-1]] = parse_value(text)
-        if parts[:2] == ["space", "fixed"] and len(parts) == 3:
-            include = raw.get("space", {}).get("include")
-            if include and parts[2] in include:  # the command line wins over the file
-                raw["space"]["include"] = [n for n in include if n != parts[2]]
+    for key, value in parse_assignments(sets, "fidelity.max_epochs=2"):
+        _assign(raw, key.split("."), value)
     new = build(SweepConfig, raw, source)
     new.path = cfg.path
     return new.validate(where=source)
+
+
+def apply_flags(cfg: SweepConfig, flags: dict[str, tuple[str, Any]]) -> SweepConfig:
+    """Apply command-line flags ``{flag: (key, value)}`` (a value of None: not given) one at a
+    time, each error naming its flag (``--trials: must be at least 1, got 0``)."""
+    for flag, (key, value) in flags.items():
+        if value is None:
+            continue
+        raw = cfg.to_dict()
+        _assign(raw, key.split("."), value)
+        try:
+            new = build(SweepConfig, raw, flag).validate(where=flag)
+        except FieldError as exc:  # the flag names itself, not the key it sets
+            raise (ConfigError(f"{flag}: {exc.detail}") if exc.key == key else exc) from None
+        new.path, cfg = cfg.path, new
+    return cfg
+
+
+def _assign(raw: dict[str, Any], parts: list[str], value: Any) -> None:
+    """Set ``value`` at the dotted key ``parts`` of a sweep's table; a bare hyperparameter name
+    (``units``) is fixed (``space.fixed.units``)."""
+    if len(parts) == 1 and parts[0] not in raw and parts[0] not in _FIELDS:
+        parts = ["space", "fixed", parts[0]]  # a hyperparameter: fix it
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {'.'.join(parts)}: {part!r} is not a section")
+    node[parts[-1]] = value
+    if parts[:2] == ["space", "fixed"] and len(parts) == 3:
+        include = raw.get("space", {}).get("include")
+        if include and parts[2] in include:  # the command line wins over the file
+            raw["space"]["include"] = [n for n in include if n != parts[2]]

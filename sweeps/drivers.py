@@ -1,16 +1,17 @@
-"""The driver interface and the registry of drivers.
+"""The driver interface: what a tuner must do to run a sweep, and what it can do.
 
-A driver proposes points of the sweep's space and runs its tuner's loop; everything else (the
-parent run, data, training, tracking, the display, the summary) is the runner's
-(:mod:`sweeps.runner`) and the trial's (:mod:`sweeps.trial`). Adding a driver is one module that
-defines ``DRIVER`` plus one line in :data:`sweeps.registry.DRIVERS`.
+A driver is built once from the sweep's config (``driver = DriverClass(cfg)``: it opens its
+study or project then) and proposes points of the sweep's space; everything else — the parent
+run, data, training, tracking, the live display, worker processes, the summary — is the
+runner's (:mod:`sweeps.runner`), the pool's (:mod:`sweeps.pool`) and the trial's
+(:mod:`sweeps.trial`). Config validation asks a driver's :class:`Capabilities`, never its name.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from jena.errors import ConfigError
 
@@ -18,15 +19,34 @@ from .registry import DRIVERS
 
 if TYPE_CHECKING:
     from .config import SweepConfig
-    from .display import Board
-    from .trial import SweepContext, WarmPoint
+    from .trial import SweepContext
+    from .warm import WarmPoint
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a driver can do beyond proposing points and running them one at a time."""
+
+    workers: bool = False  # several processes share one study (--workers N, several machines)
+    pruning: bool = False  # stop unpromising trials after an epoch
+    packing: bool = False  # several proposals at a time, trained as one program ([packing])
+    warm_start_from_sweep: bool = False  # add another sweep's finished trials (--warm-start S)
+    multi_objective: bool = False  # objectives = ["val_mae", "param_count"]
+
+    def others(self, capability: str) -> str:
+        """The registered drivers that have ``capability`` (for error messages)."""
+        names = [n for n in DRIVERS if getattr(driver_class(n).capabilities, capability)]
+        return ", ".join(repr(n) for n in names) or "none"
+
+    def names(self) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name)]
 
 
 @dataclass(frozen=True)
 class Resume:
     """What a sweep's store already holds when an invocation starts."""
 
-    finished: int  # trials that ended (completed, pruned or failed)
+    finished: int  # trials that ended (completed, pruned or failed) and count
     best_val_mae: float | None = None
     best_number: int | None = None
 
@@ -38,36 +58,64 @@ class Best:
     val_mae: float
 
 
-class Driver(Protocol):
-    name: str
+class StopSignal(Protocol):
+    """Set when the sweep must start no new trial (another worker stopped it)."""
 
-    def algorithm(self, cfg: SweepConfig) -> str:
+    def is_set(self) -> bool: ...
+
+
+class Driver(Protocol):
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, cfg: SweepConfig) -> None: ...
+
+    @property
+    def algorithm(self) -> str:
         """The search algorithm as shown and logged (``tpe``, ``bayesian``, ...)."""
         ...
 
-    def resume(self, cfg: SweepConfig) -> Resume:
-        """Check what this driver cannot do, close what a dead process left open, and say what
-        the store holds already."""
+    def resume(self) -> Resume:
+        """Check what this driver cannot do with its store, close what a dead process left
+        open, and say what the store holds already."""
         ...
 
-    def best(self, cfg: SweepConfig) -> Best | None:
+    def best(self) -> Best | None:
         """The best completed trial so far (over every invocation)."""
         ...
 
-    def warm_start(self, cfg: SweepConfig, points: list[WarmPoint]) -> list[str]:
+    def warm_start(self, points: list[WarmPoint]) -> list[str]:
         """Start a new sweep from ``points``: run them first (no known result) or add them as
-        finished trials (a result from another sweep). A sweep that already has trials is left
-        as it is. Returns what was done, one line each."""
+        finished trials (a result from another sweep: :attr:`Capabilities.warm_start_from_sweep`).
+        A sweep that already has trials is left as it is. Returns what was done, one line each."""
         ...
 
-    def run(self, ctx: SweepContext, board: Board, deadline: float | None) -> None:
-        """Propose and run trials (:func:`sweeps.trial.run_trial`) until the budget is spent,
-        the search is over, or ``deadline`` (``time.monotonic()``) has passed."""
+    def run(
+        self,
+        ctx: SweepContext,
+        deadline: float | None,
+        *,
+        worker: int = 0,
+        stop: StopSignal | None = None,
+    ) -> None:
+        """Propose and run trials (:func:`sweeps.trial.run_trial`) in this process until the
+        budget is spent, the search is over, ``deadline`` (``time.monotonic()``) has passed or
+        ``stop`` is set; ``worker``: this process's index among the sweep's workers. Events go
+        to ``ctx.events``."""
         ...
 
 
-def get_driver(name: str) -> Driver:
+def driver_class(name: str, where: str = "sweep") -> type[Driver]:
+    """The class registered as ``name`` (its package is imported; its tuner is not)."""
     if name not in DRIVERS:
-        raise ConfigError(f"unknown driver {name!r}: choose one of {', '.join(DRIVERS)}")
-    driver: Driver = importlib.import_module(DRIVERS[name]).DRIVER
-    return driver
+        raise ConfigError(
+            f"{where}: driver: expected {' or '.join(map(repr, DRIVERS))}, got {name!r}"
+        )
+    module, _, cls = DRIVERS[name].partition(":")
+    found: type[Driver] = getattr(importlib.import_module(module), cls)
+    return found
+
+
+def get_driver(cfg: SweepConfig) -> Driver:
+    """The sweep's driver, built once from its config."""
+    return driver_class(cfg.driver)(cfg)

@@ -1,25 +1,188 @@
-"""Run or resume a sweep: the data, the experiment's claim on it, the parent run, the live
-display, the driver's loop, and the summary. The driver comes from :data:`sweeps.registry.DRIVERS`.
-"""
+"""Run or resume a sweep, as Keras Tuner's ``search`` does: open the sweep (data, store,
+experiment, what earlier invocations left), start a parent run, let the driver run its trials
+(in this process or in worker processes) into a :class:`~sweeps.state.SweepState`, record why
+it ended, and return a :class:`~sweeps.state.SweepSummary`. Printing is the caller's: a
+:class:`SweepView` hears the notes before the trials and watches the state while they run."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from typing import Any
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from jena import tracking as T
 from jena.data import Dataset
 from jena.data import load as load_data
-from jena.errors import ConfigError, InfrastructureError, JenaError
+from jena.errors import ConfigError, InfrastructureError
 from jena.splits import get_preset
 from jena.train import DataCache
 
 from .config import SweepConfig
-from .display import Board, fmt_time, summary_table
-from .drivers import Driver, get_driver
+from .drivers import Driver, Resume, get_driver
 from .faults import all_failed, unfittable
-from .trial import book_warm_points, make_context, make_space, sweep_warm_points
+from .pool import run_workers
+from .state import SweepState, SweepSummary, Timing, TopTrial
+from .stop import why_ended
+from .trial import make_context, make_space
+from .warm import warm_start
+
+
+class SweepView(Protocol):
+    """Who watches a sweep: lines said before its trials (notes, warm start), and a live view
+    of its state while they run."""
+
+    def note(self, line: str) -> None: ...
+    def watch(self, state: SweepState) -> AbstractContextManager[Any]: ...
+
+
+class QuietView:
+    def note(self, line: str) -> None:
+        pass
+
+    def watch(self, state: SweepState) -> AbstractContextManager[Any]:
+        return contextlib.nullcontext()
+
+
+@dataclass
+class Opened:
+    """A sweep opened for an invocation: its data, its store, and what is there already."""
+
+    ds: Dataset
+    cache: DataCache
+    baseline: float  # persistence on the preset's validation windows, °C
+    tracker: T.Tracker
+    shared: bool  # a store other machines write to: runs beat, any host reaps
+    resume: Resume
+    started: float  # time.monotonic()
+
+
+def run_sweep(cfg: SweepConfig, view: SweepView | None = None) -> SweepSummary:
+    """Run (or resume) a sweep. A sweep whose store already holds its total of trials runs
+    nothing and creates no parent run: its summary says it is complete."""
+    view = view or QuietView()
+    _quiet_loggers()
+    driver = get_driver(cfg)
+    opened = open_sweep(cfg, driver)
+    if opened.resume.finished >= cfg.trials:
+        return summarise(cfg, driver, opened, None, None)
+    bounds_note = get_preset(cfg.data.preset).bounds_note(len(opened.ds))
+    with opened.tracker.start_sweep(definition=cfg.to_dict(), params=_params(cfg, driver, opened),
+                                    tags=_tags(cfg, opened, bounds_note)) as parent:  # fmt: skip
+        if opened.shared:
+            parent.start_heartbeat(cfg.faults.heartbeat_interval_s)
+        parent.log_metrics({T.METRIC_BASELINE_VAL: opened.baseline})
+        deadline = time.monotonic() + cfg.timeout_minutes * 60 if cfg.timeout_minutes else None
+        state = SweepState(
+            f"sweep {cfg.name} · {cfg.driver}/{driver.algorithm} · {opened.ds.source} · "
+            f"{cfg.data.preset}", total=cfg.trials, done_before=opened.resume.finished,
+            baseline=opened.baseline, best=opened.resume.best_val_mae,
+            best_number=opened.resume.best_number, deadline=deadline,
+        )  # fmt: skip
+        if bounds_note:
+            view.note(f"note: {bounds_note}")
+        started_from = warm_start(cfg, driver, opened.ds, opened.resume.finished)
+        if started_from:
+            parent.set_tags({T.TAG_WARM_START: "\n".join(started_from)})
+        for line in started_from:
+            view.note(line)
+        run_trials(cfg, driver, opened, parent.run_id, state, view)
+        record_end(cfg, driver, opened, parent, state)
+    return summarise(cfg, driver, opened, parent.run_id, state)
+
+
+def open_sweep(cfg: SweepConfig, driver: Driver) -> Opened:
+    """Check the store and the data before anything runs, claim the experiment for this data,
+    close what dead processes left open, and read what earlier invocations did."""
+    started = time.monotonic()
+    T.set_retry_window(cfg.faults.tracking_retry_s)
+    T.check_store(cfg.storage.tracking_uri)  # seconds, not minutes of silent retries
+    ds = load_data(cfg.data.source)
+    cache = DataCache(ds, cfg.data.preset)
+    never = unfittable(cfg, make_space(cfg), cache)
+    if never is not None:
+        raise ConfigError(
+            f"{cfg.path or 'sweep'}: no trial of this sweep can fit the data: {never}"
+        )
+    baseline, _ = cache.get().persistence_mae("val")
+    tracker = T.Tracker(cfg.storage.tracking_uri, experiment=cfg.name)
+    claim_experiment(tracker, cfg, ds)
+    shared = T.is_shared(tracker.tracking_uri)
+    T.close_stale_runs(tracker, grace_s=cfg.faults.grace_period_s if shared else None)
+    return Opened(ds, cache, baseline, tracker, shared, driver.resume(), started)
+
+
+def run_trials(
+    cfg: SweepConfig, driver: Driver, opened: Opened, parent_run_id: str, state: SweepState,
+    view: SweepView,
+) -> None:  # fmt: skip
+    """The driver's trials, here or in ``cfg.workers`` processes, into ``state``."""
+    deadline = state.deadline
+    state.started = time.monotonic()
+    try:
+        with view.watch(state):
+            if cfg.workers > 1:
+                run_workers(cfg, parent_run_id, state, deadline)
+            else:
+                ctx = make_context(cfg, state, parent_run_id, deadline)
+                ctx.caches[cfg.data.preset] = opened.cache
+                driver.run(ctx, deadline)
+        if state.all_failed:
+            raise all_failed(failure_reasons(opened.tracker, cfg.name, parent_run_id), state.ran)
+    except InfrastructureError as exc:
+        raise InfrastructureError(
+            f"{exc}. The sweep stopped; the trials this interrupted do not count: fix it and run "
+            "the same command again to resume"
+        ) from None
+    if state.workers_wall_s is None:  # one process: its whole invocation
+        state.workers_wall_s = time.monotonic() - opened.started
+
+
+def record_end(
+    cfg: SweepConfig, driver: Driver, opened: Opened, parent: T.SweepRun, state: SweepState
+) -> None:
+    """Why the invocation ended, the best trial, timings and the compute at which each book
+    model was beaten, on the parent run."""
+    state.stop_reason = why_ended(cfg, state, state.deadline)
+    best = driver.best()
+    if best is not None:
+        parent.log_best(best.number, best.params, best.val_mae)
+    timing = state.timing = _timing(opened, parent.run_id, state)
+    beaten = compute_to_beat(T.trials_frame(opened.tracker.tracking_uri, cfg.name))
+    # tags, not metrics: the UI's charts compare trials, not the parents' timings
+    parent.set_tags({T.TAG_STOP_REASON: state.stop_reason, "wall_s": timing.wall_s,
+                     "workers_wall_s": timing.workers_wall_s, "fit_s": timing.fit_s,
+                     "outside_fit_fraction": timing.outside_fit_fraction,
+                     **{f"{T.TAG_BEAT_PREFIX}{k}": v for k, v in beaten.items()}})  # fmt: skip
+
+
+def summarise(
+    cfg: SweepConfig, driver: Driver, opened: Opened, parent_run_id: str | None,
+    state: SweepState | None,
+) -> SweepSummary:  # fmt: skip
+    uri = opened.tracker.tracking_uri
+    frame = T.trials_frame(uri, cfg.name)
+    top = top_trials(frame)
+    skills = [t.val_skill for t in top if t.val_skill is not None]
+    beats = bool(skills) and max(skills) > 0
+    shown = f"{max(skills):+.1%}" if skills else "none yet"
+    summary = SweepSummary(
+        experiment=cfg.name, tracking_uri=uri, runs_page=T.runs_page(opened.tracker.experiment_id),
+        baseline_val_mae=opened.baseline, reference_val_mae=None, total=cfg.trials,
+        finished=opened.resume.finished if state is None else state.finished,
+        workers=cfg.workers, complete=state is None, parent_run_id=parent_run_id,
+        best=driver.best(), beats_persistence=beats, top=top,
+        advice=None if beats else not_yet_better(cfg, shown),
+    )  # fmt: skip
+    if state is None:
+        summary.stop_reason = f"complete: {opened.resume.finished} of {cfg.trials} trials"
+        return summary
+    summary.counts, summary.stop_reason = dict(state.counts), state.stop_reason
+    summary.notes = list(state.notes)
+    summary.timing = state.timing
+    return summary
 
 
 def claim_experiment(tracker: T.Tracker, cfg: SweepConfig, ds: Dataset) -> None:
@@ -42,163 +205,6 @@ def claim_experiment(tracker: T.Tracker, cfg: SweepConfig, ds: Dataset) -> None:
     tracker.mark_model_training()
 
 
-def run_sweep(cfg: SweepConfig, *, console: Any = None, quiet: bool = False) -> dict[str, Any]:
-    """Run (or resume) a sweep; returns a summary dict (also printed as a table).
-
-    A sweep whose store already holds its total of trials runs nothing and creates no parent
-    run: it says it is complete."""
-    from rich.console import Console
-
-    # Tracker and TensorFlow chatter (retracing warnings) would break the live display; so
-    # would MLflow's traceback of a database that went away (the sweep says it in one line).
-    for name, level in (("mlflow", logging.WARNING), ("alembic", logging.WARNING),
-                        ("tensorflow", logging.ERROR), ("absl", logging.ERROR),
-                        ("mlflow.store.db.utils", logging.CRITICAL)):  # fmt: skip
-        logging.getLogger(name).setLevel(level)
-    if console is None:
-        console = Console(stderr=True)
-        if not console.is_terminal:  # piped: tables keep whole names
-            console = Console(stderr=True, width=160)
-    driver = get_driver(cfg.driver)
-    started = time.monotonic()
-    T.set_retry_window(cfg.faults.tracking_retry_s)
-    T.check_store(cfg.storage.tracking_uri)  # seconds, not minutes of silent retries
-    ds = load_data(cfg.data.source)
-    cache = DataCache(ds, cfg.data.preset)
-    never = unfittable(cfg, make_space(cfg), cache)
-    if never is not None:
-        where = cfg.path or "sweep"
-        raise ConfigError(f"{where}: no trial of this sweep can fit the data: {never}")
-    baseline, _ = cache.get().persistence_mae("val")
-    tracker = T.Tracker(cfg.storage.tracking_uri, experiment=cfg.name)
-    claim_experiment(tracker, cfg, ds)
-    shared = T.is_shared(tracker.tracking_uri)  # several machines: runs beat, any host reaps
-    T.close_stale_runs(tracker, grace_s=cfg.faults.grace_period_s if shared else None)
-    before = driver.resume(cfg)
-    summary: dict[str, Any] = {
-        "experiment": cfg.name,
-        "parent_run_id": None,
-        "baseline_val_mae": baseline,
-        "counts": {"completed": 0, "pruned": 0, "failed": 0},
-        "finished": before.finished,
-        "tracking_uri": tracker.tracking_uri,
-    }
-    if before.finished >= cfg.trials:
-        best = driver.best(cfg)
-        reason = f"complete: {before.finished} of {cfg.trials} trials"
-        summary.update(best=None if best is None else vars(best), complete=True, stop_reason=reason)
-        if not quiet:
-            console.print(
-                f"sweep {cfg.name!r} is complete: {before.finished} of {cfg.trials} trials "
-                "(nothing to run, no run created). Raise the total (--trials N) to search more."
-            )
-            print_summary(cfg, tracker, baseline, console)
-        return summary
-
-    algorithm = driver.algorithm(cfg)
-    params = {
-        "driver": cfg.driver,
-        "trials": cfg.trials,
-        "workers": cfg.workers,
-        "seed": cfg.seed,
-        "data_source": ds.source,
-        "data_preset": cfg.data.preset,
-        "sampler": algorithm,
-        "max_epochs": cfg.fidelity.max_epochs,
-    }
-    bounds_note = get_preset(cfg.data.preset).bounds_note(len(ds))
-    tags = {
-        **({T.TAG_SWEEP_FILE: cfg.path} if cfg.path else {}),
-        T.TAG_BOUNDS_NOTE: bounds_note,
-        T.TAG_DRIVER: cfg.driver,
-        T.TAG_SWEEP: cfg.name,
-        T.TAG_DATA_SOURCE: ds.source,
-        T.TAG_DATA_DIGEST: ds.digest,
-        T.TAG_PRESET: cfg.data.preset,
-    }
-    # the effective definition (the file plus command-line overrides) travels with the run
-    with tracker.start_sweep(definition=cfg.to_dict(), params=params, tags=tags) as parent:
-        if shared:
-            parent.start_heartbeat(cfg.faults.heartbeat_interval_s)
-        parent.log_metrics({T.METRIC_BASELINE_VAL: baseline})
-        deadline = time.monotonic() + cfg.timeout_minutes * 60 if cfg.timeout_minutes else None
-        board = Board(
-            f"sweep {cfg.name} · {cfg.driver}/{algorithm} · {ds.source} · {cfg.data.preset}",
-            total=cfg.trials,
-            done_before=before.finished,
-            baseline=baseline,
-            best_before=before.best_val_mae,
-            deadline=deadline,
-            best_number_before=before.best_number,
-        )
-        if bounds_note and not quiet:
-            console.print(f"[yellow]note:[/] {bounds_note}")
-        started_from = warm_start(cfg, driver, ds, before.finished)
-        if started_from:
-            parent.set_tags({T.TAG_WARM_START: "\n".join(started_from)})
-        for line in [] if quiet else started_from:
-            console.print(line, markup=False, soft_wrap=True)
-        ctx = make_context(cfg, board, parent.run_id, deadline)
-        ctx.caches[cfg.data.preset] = cache
-        run_started = time.monotonic()
-        try:
-            if quiet:
-                driver.run(ctx, board, deadline)
-            else:
-                with board.live(console):
-                    driver.run(ctx, board, deadline)
-            if board.counts["failed"] and not board.counts["completed"] + board.counts["pruned"]:
-                raise all_failed(failure_reasons(tracker, cfg.name, parent.run_id),
-                                 board.counts["failed"])  # fmt: skip
-        except JenaError as exc:
-            if not quiet:
-                console.print()  # the display's last line is ended before the error is said
-            if isinstance(exc, InfrastructureError):
-                raise InfrastructureError(
-                    f"{exc}. The sweep stopped; the trials this interrupted do not count: fix it "
-                    "and run the same command again to resume"
-                ) from None
-            raise
-        board.stop_reason = board.stop_reason or stop_reason(cfg, board, deadline)
-        best = driver.best(cfg)
-        if best is not None:
-            parent.log_best(best.number, best.params, best.val_mae)
-        wall_s = time.monotonic() - started
-        workers_s = board.workers_wall_s
-        if workers_s is None:  # one worker: the whole invocation; several: they ran side by side
-            ran = time.monotonic() - run_started
-            workers_s = wall_s if cfg.workers == 1 else ran * cfg.workers
-        timing = _timing(tracker, cfg.name, parent.run_id, wall_s, workers_s)
-        # tags, not metrics: the UI's charts compare trials, not the parents' timings
-        beaten = compute_to_beat(T.trials_frame(tracker.tracking_uri, cfg.name))
-        parent.set_tags({T.TAG_STOP_REASON: board.stop_reason, **timing,
-                         **{f"{T.TAG_BEAT_PREFIX}{k}": v for k, v in beaten.items()}})  # fmt: skip
-    summary.update(
-        parent_run_id=parent.run_id,
-        counts=board.counts,
-        finished=board.finished,
-        best=None if best is None else vars(best),
-        stop_reason=board.stop_reason,
-        stopped=list(board.notes),
-        beats_persistence=beats_persistence(tracker, cfg.name),
-        **timing,
-    )
-    if not quiet:
-        console.print()
-        print_summary(cfg, tracker, baseline, console)
-        console.print(f"ended: {board.stop_reason}")
-        for note in board.notes:
-            console.print(f"  {note}")
-        share = 1 - timing["outside_fit_fraction"]
-        if cfg.workers == 1:
-            spent = f"{timing['fit_s']:.0f} s in model.fit ({share:.0%})"
-        else:
-            spent = (f"{timing['fit_s']:.0f} s in model.fit = {share:.0%} of the "
-                     f"{cfg.workers} workers' {timing['workers_wall_s']:.0f} s")  # fmt: skip
-        console.print(f"this run: {fmt_time(wall_s)} wall, {spent}; parent run {parent.run_id}")
-    return summary
-
-
 def failure_reasons(tracker: T.Tracker, experiment: str, parent_run_id: str) -> list[str]:
     """The failure reasons of the failed trials of one invocation (its parent run)."""
     frame = T.trials_frame(tracker.tracking_uri, experiment)
@@ -207,37 +213,6 @@ def failure_reasons(tracker: T.Tracker, experiment: str, parent_run_id: str) -> 
         return []
     mine = frame[(frame["parent_run_id"] == parent_run_id) & (frame["state"] == "failed")]
     return [str(r) for r in mine[column].dropna()]
-
-
-def warm_start(cfg: SweepConfig, driver: Driver, ds: Dataset, finished: int) -> list[str]:
-    """Start a new sweep from the book's models or another sweep's trials; what was done and
-    what was skipped, one line each (nothing once the sweep has trials)."""
-    source = cfg.space.warm_start  # "book", another sweep's name, or "" / unset: none
-    if not source or finished:
-        return []
-    space = make_space(cfg)
-    if source == "book":
-        points, skipped = book_warm_points(cfg, space)
-    else:
-        try:
-            other = T.experiment_tags(cfg.storage.tracking_uri, source)
-        except ConfigError as exc:
-            raise ConfigError(f"--warm-start {source}: {exc}") from None
-        if other.get(T.EXP_DATA_DIGEST) not in (None, ds.digest):
-            raise ConfigError(
-                f"--warm-start {source}: that sweep was run on data "
-                f"{other.get(T.EXP_DATA_SOURCE, '?')} (digest {other.get(T.EXP_DATA_DIGEST)}), "
-                f"not {ds.source} ({ds.digest})"
-            )
-        points, skipped = sweep_warm_points(cfg, space, source)
-        if not points:
-            raise ConfigError(
-                f"--warm-start {source}: none of its completed trials is a point of this "
-                f"sweep's space ({len(skipped)} skipped; first: "
-                f"{skipped[0] if skipped else 'it has no completed trial'})"
-            )
-    notes = driver.warm_start(cfg, points) if points else []
-    return notes + [f"  skipped {line}" for line in skipped]
 
 
 def compute_to_beat(frame: Any) -> dict[str, str]:
@@ -264,22 +239,19 @@ def compute_to_beat(frame: Any) -> dict[str, str]:
     return out
 
 
-def stop_reason(cfg: SweepConfig, board: Board, deadline: float | None) -> str:
-    """Which rule ended this invocation."""
-    if board.finished >= cfg.trials:
-        return f"trial budget reached ({board.finished} of {cfg.trials} trials)"
-    if deadline is not None and time.monotonic() >= deadline:
-        return f"time budget reached ({cfg.timeout_minutes:g} min)"
-    return f"the search is over ({board.finished} of {cfg.trials} trials: the sampler has no more)"
-
-
-def beats_persistence(tracker: T.Tracker, experiment: str) -> bool:
-    """Whether a completed trial has a positive skill (beats persistence on its own windows)."""
-    done = T.completed_trials(T.trials_frame(tracker.tracking_uri, experiment))
-    if done.empty:
-        return False
-    skills = done["val_skill"].map(T.finite).dropna()
-    return bool(len(skills) and skills.max() > 0)
+def top_trials(frame: Any, top: int = 10) -> list[TopTrial]:
+    """The best completed trials of the sweep (every invocation), best first."""
+    rows = []
+    for _, r in T.completed_trials(frame).head(top).iterrows():
+        count = T.finite(r.get("param_count"))
+        number = T.finite(r.get("number"))
+        rows.append(TopTrial(
+            number=None if number is None else int(number), driver=str(r.get("driver") or ""),
+            architecture=T.label(r), val_mae=T.finite(r.get("val_mae")),
+            val_skill=T.finite(r.get("val_skill")),
+            param_count=None if count is None else int(count), state=str(r.get("state") or ""),
+        ))  # fmt: skip
+    return rows
 
 
 def not_yet_better(cfg: SweepConfig, skill: str) -> str:
@@ -294,56 +266,38 @@ def not_yet_better(cfg: SweepConfig, skill: str) -> str:
     )
 
 
-def _timing(
-    tracker: T.Tracker, experiment: str, parent_run_id: str, wall_s: float, workers_s: float
-) -> dict[str, float]:
-    """Wall time of this invocation, the workers' summed wall time, time inside
-    ``model.fit``, and the share of the workers' time spent outside it (data loading, model
-    building, tracking, the tuner's own work)."""
-    frame = T.trials_frame(tracker.tracking_uri, experiment)
+def _timing(opened: Opened, parent_run_id: str, state: SweepState) -> Timing:
+    frame = T.trials_frame(opened.tracker.tracking_uri, opened.tracker.experiment)
     fit_s = 0.0
     column = f"metrics.{T.METRIC_FIT_S}"
     if len(frame) and column in frame:
-        mine = frame[frame["parent_run_id"] == parent_run_id]
-        fit_s = float(mine[column].fillna(0).sum())
+        fit_s = float(frame[frame["parent_run_id"] == parent_run_id][column].fillna(0).sum())
+    wall = time.monotonic() - opened.started
+    return Timing(wall_s=wall, workers_wall_s=state.workers_wall_s or wall, fit_s=fit_s)
+
+
+def _params(cfg: SweepConfig, driver: Driver, opened: Opened) -> dict[str, Any]:
+    return {"driver": cfg.driver, "trials": cfg.trials, "workers": cfg.workers, "seed": cfg.seed,
+            "data_source": opened.ds.source, "data_preset": cfg.data.preset,
+            "sampler": driver.algorithm, "max_epochs": cfg.fidelity.max_epochs}  # fmt: skip
+
+
+def _tags(cfg: SweepConfig, opened: Opened, bounds_note: str | None) -> dict[str, Any]:
     return {
-        "wall_s": wall_s,
-        "workers_wall_s": workers_s,
-        "fit_s": fit_s,
-        "outside_fit_fraction": 1 - fit_s / workers_s if workers_s else 0.0,
+        **({T.TAG_SWEEP_FILE: cfg.path} if cfg.path else {}),
+        T.TAG_BOUNDS_NOTE: bounds_note,
+        T.TAG_DRIVER: cfg.driver,
+        T.TAG_SWEEP: cfg.name,
+        T.TAG_DATA_SOURCE: opened.ds.source,
+        T.TAG_DATA_DIGEST: opened.ds.digest,
+        T.TAG_PRESET: cfg.data.preset,
     }
 
 
-def print_summary(
-    cfg: SweepConfig, tracker: T.Tracker, baseline: float, console: Any, top: int = 10
-) -> None:
-    frame = T.trials_frame(tracker.tracking_uri, cfg.name)
-    rows: list[dict[str, Any]] = []
-    done = T.completed_trials(frame)
-    for _, r in done.head(top).iterrows():
-        row = {k: r.get(k) for k in ("number", "driver", "val_mae", "state")}
-        row["val_skill"] = T.finite(r.get("val_skill"))
-        row["architecture"] = T.label(r)
-        count = T.finite(r.get("param_count"))
-        row["param_count"] = f"{int(count):,}" if count is not None else ""
-        rows.append(row)
-    console.print(summary_table(rows, baseline, f"top trials of experiment {cfg.name!r}"))
-    skills = [r["val_skill"] for r in rows if r["val_skill"] is not None]
-    if not skills or max(skills) <= 0:
-        shown = f"{max(skills):+.1%}" if skills else "none yet"
-        console.print(f"note: {not_yet_better(cfg, shown)}", style="bold yellow", markup=False)
-    uri = tracker.tracking_uri
-    if uri.startswith("sqlite:///"):
-        command = f"nox -s ui   (or: mlflow ui --backend-store-uri {uri})"
-        host = "http://127.0.0.1:5000"
-    elif T.is_remote(uri):
-        command, host = "", uri.rstrip("/")
-    else:
-        command, host = f"mlflow ui --backend-store-uri {uri}", "http://127.0.0.1:5000"
-    if command:
-        console.print(f"Open the MLflow UI:  {command}", markup=False, soft_wrap=True)
-    console.print(
-        f"then the trials, best first:  {host}/{T.runs_page(tracker.experiment_id)}",
-        markup=False,
-        soft_wrap=True,
-    )
+def _quiet_loggers() -> None:
+    """Tracker and TensorFlow chatter (retracing warnings) would break the live display; so
+    would MLflow's traceback of a database that went away (the sweep says it in one line)."""
+    for name, level in (("mlflow", logging.WARNING), ("alembic", logging.WARNING),
+                        ("tensorflow", logging.ERROR), ("absl", logging.ERROR),
+                        ("mlflow.store.db.utils", logging.CRITICAL)):  # fmt: skip
+        logging.getLogger(name).setLevel(level)

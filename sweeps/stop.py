@@ -1,16 +1,19 @@
-"""Stop rules besides the trial count and the time budget (``[stop]`` in a sweep file): a target
-validation MAE, and patience (no new best in N completed trials). Both drivers ask
-:func:`stop_reason` after every trial with the study's completed trials."""
+"""Why a sweep stops: its ``[stop]`` rules (a target validation MAE; patience: no new best in N
+completed trials), asked by every driver after every trial (:func:`stop_rule`), and which rule
+ended an invocation (:func:`why_ended`): a rule, the trial budget, the time budget, or a
+search that has no more to propose."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from .config import SweepConfig
+from .state import SweepState
 
 
-def stop_reason(cfg: SweepConfig, completed: Sequence[tuple[int, float]]) -> str | None:
-    """Why the sweep should stop now, or None. ``completed``: (trial number, val MAE) of every
+def stop_rule(cfg: SweepConfig, completed: Sequence[tuple[int, float]]) -> str | None:
+    """The ``[stop]`` rule met now, or None. ``completed``: (trial number, val MAE) of every
     completed trial of the sweep so far (all invocations), in any order."""
     if not completed:
         return None
@@ -28,3 +31,14 @@ def stop_reason(cfg: SweepConfig, completed: Sequence[tuple[int, float]]) -> str
                 f"{best_number}, {best:.4f} °C)"
             )
     return None
+
+
+def why_ended(cfg: SweepConfig, state: SweepState, deadline: float | None) -> str:
+    """Which rule ended this invocation."""
+    if state.stop_reason:
+        return state.stop_reason
+    if state.finished >= cfg.trials:
+        return f"trial budget reached ({state.finished} of {cfg.trials} trials)"
+    if deadline is not None and time.monotonic() >= deadline:
+        return f"time budget reached ({cfg.timeout_minutes:g} min)"
+    return f"the search is over ({state.finished} of {cfg.trials} trials: the sampler has no more)"

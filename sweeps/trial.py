@@ -1,12 +1,12 @@
-"""One trial, the same for every driver: proposed values → configuration → training → one
-nested MLflow run. A driver only proposes the values and hands them to :func:`run_trial`.
-"""
+"""One trial, the same for every driver and every trainer: proposed values → configuration →
+one nested MLflow run. Trained alone (:func:`run_trial`) or as a member of a pack
+(:func:`start_trial`, then the packed trainer runs its steps through the same
+:class:`~jena.recording.Recorder`); a driver only proposes the values."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,8 @@ from jena.book import BookModel, book_model, preset_defaults
 from jena.config import TrialConfig
 from jena.data import load as load_data
 from jena.errors import ConfigError, TrialError
-from jena.recording import Events, Report, failed, train_recorded
+from jena.faults import as_infrastructure
+from jena.recording import Events, Recorder, Report, failed
 from jena.space import PRESET, SPACE, Space
 from jena.splits import Split
 from jena.train import DataCache, Fidelity, TrialResult, train
@@ -44,7 +45,6 @@ class SweepContext:
 
     cfg: SweepConfig
     space: Space
-    fidelity: Fidelity
     events: Events
     parent_run_id: str
     tracker: T.Tracker
@@ -52,8 +52,8 @@ class SweepContext:
     caches: dict[str, DataCache] = field(default_factory=dict)
 
     @property
-    def source(self) -> str:
-        return self.cfg.data.source
+    def fidelity(self) -> Fidelity:
+        return self.cfg.fidelity
 
     def out_of_time(self) -> str | None:
         """The reason to stop a running trial now (the sweep's time budget), or None."""
@@ -70,7 +70,7 @@ class SweepContext:
     def cache(self, data_preset: str) -> DataCache:
         if data_preset not in self.caches:
             first = next(iter(self.caches.values()), None)
-            ds = first.dataset if first is not None else load_data(self.source)
+            ds = first.dataset if first is not None else load_data(self.cfg.data.source)
             self.caches[data_preset] = DataCache(ds, data_preset)
         return self.caches[data_preset]
 
@@ -83,7 +83,7 @@ class SweepContext:
         except ConfigError as exc:
             raise TrialError(str(exc)) from None
         fidelity = self.fidelity
-        if book is not None and self.cfg.fidelity.preset_epochs:
+        if book is not None and fidelity.preset_epochs:
             fidelity = dataclasses.replace(
                 fidelity,
                 max_epochs=book.epochs,
@@ -95,93 +95,12 @@ class SweepContext:
         return Point(config, data_preset, book, fidelity)
 
 
-@dataclass(frozen=True)
-class WarmPoint:
-    """A point a sweep starts from: a book model (``book:lstm``) or a trial of another sweep."""
-
-    label: str
-    values: dict[str, Any]
-    val_mae: float | None = None  # known result (another sweep's trial), or None: run it
-
-
-def book_warm_points(cfg: SweepConfig, space: Space) -> tuple[list[WarmPoint], list[str]]:
-    """The book's models of the sweep's edition that this space can build, and why the others
-    cannot."""
-    from jena.book import edition_models
-
-    points, skipped = [], []
-    for model in edition_models(cfg.data.preset):
-        values, problems = space.point_of(model.config, preset_defaults(cfg.data.preset, cfg.seed))
-        if problems:
-            skipped.append(f"book:{model.name}: {'; '.join(problems)}")
-        else:
-            points.append(WarmPoint(f"book:{model.name}", values))
-    return points, skipped
-
-
-def trial_config_of(row: Mapping[Any, Any]) -> TrialConfig:
-    """The configuration of a trial read back from its MLflow params (active fields; the rest
-    take their defaults). Params are text: ``True``/``False`` are Python's, the rest TOML."""
-    from jena._typed import parse_value
-
-    fields = {}
-    for name in TrialConfig().to_dict():
-        raw = row.get(f"params.{name}")
-        if isinstance(raw, str):
-            fields[name] = (
-                {"True": True, "False": False}[raw]
-                if raw in ("True", "False")
-                else parse_value(raw)
-            )
-    return TrialConfig.from_dict(fields)
-
-
-def sweep_warm_points(
-    cfg: SweepConfig, space: Space, other: str
-) -> tuple[list[WarmPoint], list[str]]:
-    """The completed trials of sweep ``other`` that are points of this space (same data, same
-    fidelity, same settings), as finished trials to add; and why the others are not."""
-    if other == cfg.name:
-        raise ConfigError(f"--warm-start {other}: a sweep cannot warm-start from itself")
-    uri = T.resolve_uri(cfg.storage.tracking_uri)
-    frame = T.trials_frame(uri, other)  # ConfigError listing the sweeps if there is none
-    parents = T.sweep_runs(uri, other)
-    theirs = T.sweep_definition(uri, parents[0].run_id) if parents else None
-    if theirs is not None:
-        mine = cfg.to_dict()
-        for section in ("data", "fidelity"):
-            a, b = dict(theirs.get(section, {})), dict(mine.get(section, {}))
-            a.pop("source", None), b.pop("source", None)
-            if a != b:
-                raise ConfigError(
-                    f"--warm-start {other}: its [{section}] {a} differs from this sweep's {b}: "
-                    "its validation MAEs are not comparable; warm-start from a sweep run the same "
-                    "way"
-                )
-    points, skipped = [], []
-    base = preset_defaults(cfg.data.preset, cfg.seed)
-    for row in T.completed_trials(frame).to_dict("records"):
-        label = f"sweep:{other}#{row['number']}"
-        try:
-            config = trial_config_of(row)
-        except ConfigError as exc:
-            skipped.append(f"{label}: {exc}")
-            continue
-        values, problems = space.point_of(config, base, strict=True)
-        if problems:
-            skipped.append(f"{label}: {'; '.join(problems)}")
-        else:
-            points.append(WarmPoint(label, values, float(row["val_mae"])))
-    return points, skipped
-
-
 def make_context(
     cfg: SweepConfig, events: Events, parent_run_id: str, deadline: float | None = None
 ) -> SweepContext:
     return SweepContext(
         cfg=cfg,
         space=make_space(cfg),
-        fidelity=cfg.fidelity_obj(),
         events=events,
         parent_run_id=parent_run_id,
         tracker=T.Tracker(cfg.storage.tracking_uri, experiment=cfg.name),
@@ -280,6 +199,11 @@ def trial_tags(ctx: SweepContext, point: Point) -> dict[str, str]:
     return tags
 
 
+def search_params(values: dict[str, Any]) -> dict[str, Any]:
+    """The raw proposal, as params (``search.units``)."""
+    return {f"{T.PARAM_SEARCH_PREFIX}{k}": v for k, v in values.items()}
+
+
 def record_failure(ctx: SweepContext, number: int, values: dict[str, Any], reason: str) -> None:
     """A trial that failed before it could train (an invalid point, a sampler that raised): a
     failed child run with the reason."""
@@ -287,11 +211,74 @@ def record_failure(ctx: SweepContext, number: int, values: dict[str, Any], reaso
     tags = sweep_tags(ctx, ctx.cfg.data.preset)
     if isinstance(values.get("architecture"), str):
         tags[T.TAG_ARCHITECTURE] = values["architecture"]
-    name = run_name(number)
-    params = {f"{T.PARAM_SEARCH_PREFIX}{k}": v for k, v in values.items()}
-    with ctx.tracker.trial(ctx.parent_run_id, number, params, tags, run_name=name) as run:
+    with ctx.tracker.trial(ctx.parent_run_id, number, search_params(values), tags,
+                           run_name=run_name(number)) as run:  # fmt: skip
         run.finish("failed", reason=reason)
     ctx.events.trial_finished(number, "failed", None, 0.0)
+
+
+@dataclass
+class TrialRecording:
+    """A started trial: its open child run and its :class:`~jena.recording.Recorder`, whose
+    hooks a trainer calls; :meth:`end` records its result."""
+
+    ctx: SweepContext
+    number: int
+    point: Point
+    recorder: Recorder
+
+    def end(self, result: TrialResult) -> TrialResult:
+        """Record ``result`` (the model, the compute, the state) and tell the display. Tracking
+        that breaks now fails the trial (its run is closed); a fault of the infrastructure is
+        raised."""
+        try:
+            self.recorder.finish(result)
+        except Exception as exc:
+            if as_infrastructure(exc) is not None:
+                raise
+            self.recorder.run.__exit__(type(exc), exc, exc.__traceback__)
+            result = failed(f"{type(exc).__name__}: {exc}")
+        note = result.reason if result.stopped else None
+        seconds = time.perf_counter() - self.recorder.started
+        self.ctx.events.trial_finished(self.number, result.state, result.val_mae, seconds,
+                                       result.val_skill, note)  # fmt: skip
+        result.model = None  # free memory; the model lives in MLflow now
+        return result
+
+
+def start_trial(
+    ctx: SweepContext,
+    number: int,
+    values: dict[str, Any],
+    *,
+    report: Report | None = None,
+    max_epochs: int | None = None,
+    tags: dict[str, str] | None = None,
+    note: str = "",
+) -> TrialRecording | TrialResult:
+    """Open trial ``number``'s child run of the sweep's parent run (its configuration's active
+    fields and the raw proposal as params; ``tags``: more, e.g. the book model a warm start
+    proposed) and tell the display (``note``: after its summary). A point that makes no valid
+    configuration is recorded as failed instead, and its failed result returned."""
+    started = time.perf_counter()
+    try:
+        point = ctx.resolve(values, max_epochs)
+    except TrialError as exc:  # an invalid point fails before training; the sweep goes on
+        record_failure(ctx, number, values, str(exc))
+        return failed(str(exc))
+    params = {**point.config.active_dict(), **search_params(values)}
+    ctx.events.trial_started(number, summarise(point) + note, point.fidelity.max_epochs)
+    name = run_name(number, point)
+    run = ctx.tracker.trial(ctx.parent_run_id, number, params,
+                            {**trial_tags(ctx, point), **(tags or {})}, run_name=name)  # fmt: skip
+    try:
+        run.log_datasets(datasets(ctx, point))
+    except BaseException as exc:
+        run.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    recorder = Recorder(run, point.config, point.fidelity, number=number, events=ctx.events,
+                        name=name, report=report, started=started)  # fmt: skip
+    return TrialRecording(ctx, number, point, recorder)
 
 
 def run_trial(
@@ -303,44 +290,13 @@ def run_trial(
     max_epochs: int | None = None,
     tags: dict[str, str] | None = None,
 ) -> TrialResult:
-    """Train one proposed point and record it as a nested MLflow run of the sweep's parent run
-    (``tags``: more tags for it, e.g. the book model a warm start proposed).
-
-    A point that cannot be trained (an invalid combination, a window that does not fit) ends
-    the trial as failed with the reason, before any training; so does a training that raises.
-    ``report`` is the driver's pruning hook.
-    """
-    started = time.perf_counter()
-    try:
-        point = ctx.resolve(values, max_epochs)
-        params = {  # the configuration's fields this architecture uses, and the raw proposal
-            **point.config.active_dict(),
-            **{f"{T.PARAM_SEARCH_PREFIX}{k}": v for k, v in values.items()},
-        }
-        run_tags = {**trial_tags(ctx, point), **(tags or {})}
-    except TrialError as exc:  # an invalid point fails before training; the sweep goes on
-        record_failure(ctx, number, values, str(exc))
-        return failed(str(exc))
-
-    ctx.events.trial_started(number, summarise(point), point.fidelity.max_epochs)
-    name = run_name(number, point)
-    with ctx.tracker.trial(ctx.parent_run_id, number, params, run_tags, run_name=name) as run:
-        run.log_datasets(datasets(ctx, point))
-        result = train_recorded(
-            run,
-            point.config,
-            ctx.cache(point.data_preset),
-            point.fidelity,
-            number=number,
-            events=ctx.events,
-            name=name,
-            report=report,
-            should_stop=ctx.out_of_time,
-            started=started,
-            trainer=train,
-        )
-    note = result.reason if result.stopped else None
-    ctx.events.trial_finished(number, result.state, result.val_mae,
-                              time.perf_counter() - started, result.val_skill, note)  # fmt: skip
-    result.model = None  # free memory; the model lives in MLflow now
-    return result
+    """Train one proposed point alone and record it (see :func:`start_trial`). A point that
+    cannot be trained (an invalid combination, a window that does not fit) or a training that
+    raises ends the trial as failed with the reason. ``report`` is the driver's pruning hook."""
+    trial = start_trial(ctx, number, values, report=report, max_epochs=max_epochs, tags=tags)
+    if isinstance(trial, TrialResult):
+        return trial
+    with trial.recorder.run:  # closed KILLED/FAILED if anything below raises
+        cache = ctx.cache(trial.point.data_preset)
+        result = trial.recorder.train(cache, trainer=train, should_stop=ctx.out_of_time)
+        return trial.end(result)

@@ -177,7 +177,7 @@ import sys, time
 from pathlib import Path
 from jena.quiet import import_keras_quietly
 import_keras_quietly()
-import jena.cli, sweeps.runner, sweeps.optuna_driver  # noqa
+import jena.cli, sweeps.runner, sweeps.optuna  # noqa
 ready, go = Path(sys.argv[1]), Path(sys.argv[2])
 ready.touch()
 while not go.exists():

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
+    from jena.recording import Events
     from sweeps.config import SweepConfig
-    from sweeps.display import Events
     from sweeps.trial import SweepContext
 
 # Deterministic, quiet, CPU-only Keras for every test process.
@@ -108,14 +108,13 @@ def tiny_sweep(
 def offline_context(cfg: SweepConfig, events: Events | None = None) -> SweepContext:
     """A driver's context with no MLflow behind it, for a driver loop whose ``run_trial`` is
     faked (no parent run, no tracker)."""
-    from sweeps.display import Board
+    from sweeps.state import SweepState
     from sweeps.trial import SweepContext, make_space
 
     return SweepContext(
         cfg=cfg,
         space=make_space(cfg),
-        fidelity=cfg.fidelity_obj(),
-        events=events if events is not None else Board("test", total=cfg.trials),
+        events=events if events is not None else SweepState("test", total=cfg.trials),
         parent_run_id="-",
         tracker=None,  # type: ignore[arg-type]
     )
@@ -182,11 +181,11 @@ def _optuna_trials(cfg: SweepConfig) -> list[StoreTrial]:
     import optuna
     from optuna.trial import TrialState
 
-    from sweeps import optuna_study
+    from sweeps.optuna import SweepStudy
 
     words = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned",
              TrialState.FAIL: "failed", TrialState.RUNNING: "running"}  # fmt: skip
-    study = optuna.load_study(study_name=cfg.name, storage=optuna_study.storage(cfg))
+    study = SweepStudy(cfg).study
     return [
         StoreTrial(
             t.number,
@@ -198,13 +197,13 @@ def _optuna_trials(cfg: SweepConfig) -> list[StoreTrial]:
 
 
 def _kerastuner_trials(cfg: SweepConfig) -> list[StoreTrial]:
-    from sweeps import kerastuner_driver
+    from sweeps import kerastuner
 
     words = {"COMPLETED": "completed", "FAILED": "failed", "INVALID": "failed",
              "RUNNING": "running"}  # fmt: skip
     return [
         StoreTrial(int(t.trial_id), words.get(t.status, t.status.lower()), t.message or "")
-        for t in kerastuner_driver.kt_trials(cfg)
+        for t in kerastuner.kt_trials(cfg)
     ]
 
 

@@ -1,4 +1,4 @@
-"""One contract, every sweep driver (:data:`sweeps.drivers.DRIVERS`), as Optuna's storage tests
+"""One contract, every sweep driver (:data:`sweeps.registry.DRIVERS`), as Optuna's storage tests
 run one suite over every storage: resume up to the total, a failing trial fails in both stores
 and the sweep goes on, Ctrl-C leaves nothing RUNNING, per-epoch curves, and the parent/child
 layout of the MLflow runs. A new driver gets the suite by its line in ``DRIVERS`` (plus a reader
@@ -31,7 +31,8 @@ from conftest import (
 import sweeps.trial as trial_module
 from jena import tracking as T
 from sweeps import apply_overrides, run_sweep
-from sweeps.drivers import DRIVERS, get_driver
+from sweeps.drivers import get_driver
+from sweeps.registry import DRIVERS
 
 ENDED_STATUS = {"completed": "FINISHED", "pruned": "FINISHED", "failed": "FAILED",
                 "killed": "KILLED"}  # fmt: skip
@@ -69,7 +70,7 @@ def resumed(driver: str, store_uri: str, tmp_path_factory: pytest.TempPathFactor
         mp.delenv("JENA_TRACKING_URI", raising=False)
         mp.setenv("JENA_DATA_DIR", str(root / "data-cache"))
         for total in (2, 3, 3):
-            out.summaries.append(run_sweep(apply_overrides(cfg, [f"trials={total}"]), quiet=True))
+            out.summaries.append(run_sweep(apply_overrides(cfg, [f"trials={total}"])))
             trials = store_trials(cfg)
             out.states.append([t.state for t in trials])
             out.numbers.append([t.number for t in trials])
@@ -87,16 +88,16 @@ def test_resume_runs_up_to_the_total(resumed: Any) -> None:
     assert all(ended(s) for s in resumed.states)
     assert resumed.states[2] == resumed.states[1]
     assert resumed.states[1][:2] == resumed.states[0]  # earlier trials are kept as they were
-    assert (first["finished"], second["finished"], third["finished"]) == (2, 3, 3)
-    assert sum(first["counts"].values()) == 2 and sum(second["counts"].values()) == 1
-    assert sum(third["counts"].values()) == 0  # at the total: runs nothing, and says so
+    assert (first.finished, second.finished, third.finished) == (2, 3, 3)
+    assert sum(first.counts.values()) == 2 and sum(second.counts.values()) == 1
+    assert sum(third.counts.values()) == 0  # at the total: runs nothing, and says so
 
     # MLflow: one child run per trial, numbered on across invocations, under two parents
     kids = resumed.children[1]
     assert numbers(kids) == [0, 1, 2]
     assert len(resumed.parents[1]) == 2
-    assert numbers(children(kids, first["parent_run_id"])) == [0, 1]
-    assert numbers(children(kids, second["parent_run_id"])) == [2]
+    assert numbers(children(kids, first.parent_run_id)) == [0, 1]
+    assert numbers(children(kids, second.parent_run_id)) == [2]
     assert numbers(resumed.children[2]) == [0, 1, 2]  # the third invocation trained nothing
     # both stores agree on every trial's end
     assert [k.data.tags[T.TAG_STATE] for k in kids] == resumed.states[1]
@@ -118,16 +119,16 @@ def test_a_failing_trial_fails_in_both_stores_and_the_sweep_goes_on(
     monkeypatch.setattr(trial_module, "train", flaky)
     cfg = tiny_sweep('architecture="dense"', name=f"fail-{driver}", driver=driver,
                      tracking_uri=store_uri)  # fmt: skip
-    summary = run_sweep(cfg, quiet=True)
+    summary = run_sweep(cfg)
     assert store_states(cfg) == ["failed", "completed", "completed"]
     assert "disk on fire" in store_trials(cfg)[0].reason
-    kids = children(runs(cfg), summary["parent_run_id"])
+    kids = children(runs(cfg), summary.parent_run_id)
     assert [k.info.status for k in kids] == ["FAILED", "FINISHED", "FINISHED"]
     assert [k.data.tags[T.TAG_STATE] for k in kids] == ["failed", "completed", "completed"]
     assert kids[0].data.tags[T.TAG_FAILURE] == "RuntimeError: disk on fire"
     assert T.TAG_MODEL_ARTIFACT not in kids[0].data.tags
-    assert summary["counts"] == {"completed": 2, "pruned": 0, "failed": 1}
-    assert summary["finished"] == 3
+    assert summary.counts == {"completed": 2, "pruned": 0, "failed": 1}
+    assert summary.finished == 3
 
 
 # ------------------------------------------------------------------ Ctrl-C
@@ -142,7 +143,7 @@ def test_ctrl_c_leaves_nothing_running(
     cfg = tiny_sweep('architecture="dense"', name=f"ctrl-c-{driver}", driver=driver,
                      tracking_uri=store_uri)  # fmt: skip
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(cfg, quiet=True)
+        run_sweep(cfg)
     all_runs = runs(cfg)
     assert all(r.info.status != "RUNNING" for r in all_runs)
     (parent,) = parents(all_runs)
@@ -182,7 +183,7 @@ def test_parent_and_child_runs_layout(resumed: Any, driver: str) -> None:
     client = mlflow_client(cfg)
     digest = None
     for total, summary in zip((2, 3), resumed.summaries[:2], strict=True):
-        parent = client.get_run(summary["parent_run_id"])
+        parent = client.get_run(summary.parent_run_id)
         tags = parent.data.tags
         assert T.TAG_PARENT not in tags and parent.info.status == "FINISHED"
         assert tags[T.TAG_RUN_TYPE] == T.RUN_SWEEP
@@ -196,13 +197,13 @@ def test_parent_and_child_runs_layout(resumed: Any, driver: str) -> None:
         assert definition is not None
         assert (definition["driver"], definition["trials"]) == (driver, total)
         metrics = parent.data.metrics
-        assert metrics[T.METRIC_BASELINE_VAL] == pytest.approx(summary["baseline_val_mae"])
-        best = summary["best"]
+        assert metrics[T.METRIC_BASELINE_VAL] == pytest.approx(summary.baseline_val_mae)
+        best = summary.best
         assert best is not None
-        assert tags[T.TAG_BEST_NUMBER] == str(best["number"])
-        assert metrics[T.METRIC_BEST_VAL] == pytest.approx(best["val_mae"])
+        assert tags[T.TAG_BEST_NUMBER] == str(best.number)
+        assert metrics[T.METRIC_BEST_VAL] == pytest.approx(best.val_mae)
 
-    parent_ids = {s["parent_run_id"] for s in resumed.summaries[:2]}
+    parent_ids = {s.parent_run_id for s in resumed.summaries[:2]}
     kids = resumed.children[2]
     for kid in kids:
         n, tags = int(kid.data.tags[T.TAG_TRIAL_NUMBER]), kid.data.tags
@@ -230,8 +231,8 @@ def test_parent_and_child_runs_layout(resumed: Any, driver: str) -> None:
 
     # the best: the lowest val MAE of every completed trial, by the driver and in MLflow
     winner = min(done, key=lambda k: k.data.metrics[T.METRIC_BEST_VAL])
-    best = resumed.summaries[1]["best"]
-    assert best["number"] == int(winner.data.tags[T.TAG_TRIAL_NUMBER])
-    assert best["val_mae"] == pytest.approx(winner.data.metrics[T.METRIC_BEST_VAL])
-    found = get_driver(driver).best(cfg)
-    assert found is not None and vars(found) == best
+    best = resumed.summaries[1].best
+    assert best.number == int(winner.data.tags[T.TAG_TRIAL_NUMBER])
+    assert best.val_mae == pytest.approx(winner.data.metrics[T.METRIC_BEST_VAL])
+    found = get_driver(cfg).best()
+    assert found == best

@@ -34,7 +34,8 @@ import sweeps.trial as trial_module
 from jena import cli
 from jena import tracking as T
 from jena.errors import InfrastructureError
-from sweeps import optuna_study, run_sweep
+from sweeps import run_sweep
+from sweeps.optuna import SweepStudy, open_storage
 from sweeps.faults import FailureStreak, TooManyFailures, failure_kind
 from sweeps.trial import make_space
 
@@ -81,7 +82,7 @@ def test_optuna_stops_after_failures_of_one_kind(
     monkeypatch.setattr(trial_module, "train", always_broken)
     cfg = tiny_sweep('architecture="dense"', "faults.max_consecutive_failed_trials=2", trials=6)
     with pytest.raises(TooManyFailures, match="2 Optuna trials failed in a row") as err:
-        run_sweep(cfg, quiet=True)
+        run_sweep(cfg)
     assert "RuntimeError: always broken" in str(err.value)
     assert [t.state for t in store_trials(cfg)] == ["failed", "failed"]
     (parent,) = parents(runs(cfg))
@@ -139,19 +140,19 @@ def test_a_disk_full_during_training_stops_the_sweep_and_the_trial_runs_again(
     monkeypatch.setattr(trial_module, "train", disk_full_once)
     cfg = tiny_sweep('architecture="dense"', name=f"enospc-{driver}", driver=driver, trials=3)
     with pytest.raises(InfrastructureError, match=r"no space left on the device .*Errno 28"):
-        run_sweep(cfg, quiet=True)
+        run_sweep(cfg)
     assert len(calls) == 2  # stopped at the first: no trial after it
     kids = children(runs(cfg))
     assert [k.info.status for k in kids] == ["FINISHED", "KILLED"]
     assert kids[1].data.tags[T.TAG_FAILURE].startswith(T.LOST_PREFIX)
     (parent,) = parents(runs(cfg))
     assert parent.info.status == "FAILED"
-    summary = run_sweep(cfg, quiet=True)  # space freed: the same command
-    assert summary["finished"] == 3 and summary["counts"]["completed"] == 2
+    summary = run_sweep(cfg)  # space freed: the same command
+    assert summary.finished == 3 and summary.counts["completed"] == 2
     states = [t.state for t in store_trials(cfg)]
     if driver == "optuna":  # the lost trial, its copy, one more
         assert states == ["completed", "failed", "completed", "completed"]
-        study = optuna_study.study(cfg)
+        study = SweepStudy(cfg).study
         assert "lost" in study.trials[1].user_attrs
         assert study.trials[2].user_attrs["retry_of"] == 1
         assert study.trials[2].params == study.trials[1].params
@@ -197,20 +198,19 @@ def test_a_dead_process_trial_is_failed_and_run_again(in_tmp: Path) -> None:
     from jena.book import preset_defaults
 
     cfg = tiny_sweep('architecture="dense"', trials=3)
-    s = optuna_study.study(cfg)
-    orphan = s.ask()
-    values = optuna_study.suggest(orphan, make_space(cfg),
-                                   preset_defaults("book2", 0))  # fmt: skip
+    s = SweepStudy(cfg, make_space(cfg))
+    orphan = s.study.ask()
+    values = s.suggest(orphan, preset_defaults("book2", 0))
     orphan.set_user_attr("host", socket.gethostname())
     orphan.set_user_attr("pid", str(dead.pid))
-    summary = run_sweep(cfg, quiet=True)
-    trials = sorted(optuna_study.study(cfg).trials, key=lambda t: t.number)
+    summary = run_sweep(cfg)
+    trials = sorted(SweepStudy(cfg).study.trials, key=lambda t: t.number)
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
     assert trials[0].user_attrs["fail_reason"] == T.STALE_REASON
     assert trials[1].user_attrs["retry_of"] == 0 and trials[1].params == trials[0].params
     assert trials[1].system_attrs["failed_trial"] == 0
     assert dict(trials[0].params).keys() == values.keys()
-    assert summary["finished"] == 3  # the budget: the failed one counts, its retry too
+    assert summary.finished == 3  # the budget: the failed one counts, its retry too
     assert all(r.info.status != "RUNNING" for r in runs(cfg))
 
 
@@ -339,7 +339,7 @@ def test_a_full_artifact_store_stops_the_sweep_and_the_resume_reruns_the_lost_tr
     third = _sweep_in(tiny_disk, in_tmp, trials=3)
     assert third.returncode == 0, third.stderr[-3000:]
     cfg = tiny_sweep(name="full", tracking_uri=uri)
-    journal = optuna_study.open_storage(f"journal:{in_tmp}/mlruns/optuna/full.journal")
+    journal = open_storage(f"journal:{in_tmp}/mlruns/optuna/full.journal")
     study = optuna.load_study(study_name="full", storage=journal)
     trials = sorted(study.trials, key=lambda t: t.number)
     counted = [t for t in trials if "lost" not in t.user_attrs]

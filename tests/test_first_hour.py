@@ -28,7 +28,7 @@ import sweeps.trial as trial_module
 from jena import cli
 from jena.tracking import default_tracking_uri, trials_frame
 from sweeps import apply_overrides, load, run_sweep
-from sweeps.optuna_study import storage
+from sweeps.optuna import SweepStudy
 
 ANSI = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|[()][0-9A-Za-z]|[=>])")
 ROW = re.compile(r"^(\d+)\s+(\d+)/(\d+)\s+(\d+/\d+|—)\s+", re.M)
@@ -159,7 +159,7 @@ def test_the_time_budget_stops_the_running_trial(
     monkeypatch.setattr(trial_module.SweepContext, "out_of_time", out_of_time)
     cfg = small_sweep(f'driver="{driver}"', "trials=1", "fidelity.max_epochs=5",
                       "fidelity.patience=5")  # fmt: skip
-    summary = run_sweep(cfg, quiet=True)
+    summary = run_sweep(cfg)
     frame = trials_frame(default_tracking_uri(), cfg.name)
     (row,) = frame.to_dict("records")
     assert row["state"] == "pruned" and row["status"] == "FINISHED"
@@ -171,14 +171,14 @@ def test_the_time_budget_stops_the_running_trial(
     assert [m.step for m in history if m.step <= 1] == [1]
     assert row["val_mae"] == pytest.approx(history[0].value)  # the best finished epoch
     assert all(r.info.status != "RUNNING" for r in runs(cfg.name))
-    assert any("time budget" in n for n in summary["stopped"])
+    assert any("time budget" in n for n in summary.notes)
     if driver == "optuna":
-        (t,) = optuna.load_study(study_name=cfg.name, storage=storage(cfg)).trials
+        (t,) = SweepStudy(cfg).study.trials
         assert t.state == TrialState.PRUNED and t.intermediate_values == {1: history[0].value}
     else:
-        from sweeps import kerastuner_driver as ktd
+        from sweeps import kerastuner
 
-        (t,) = ktd.kt_trials(cfg)
+        (t,) = kerastuner.kt_trials(cfg)
         assert t.status == "FAILED" and "time budget" in t.message
 
 
@@ -189,10 +189,10 @@ def test_a_sweep_ends_close_to_its_time_budget(in_tmp: Path) -> None:
                       "fidelity.steps_per_epoch=4000", "trials=3",
                       data="synthetic:60000:3")  # fmt: skip
     started = time.monotonic()
-    summary = run_sweep(cfg, quiet=True)
+    summary = run_sweep(cfg)
     wall = time.monotonic() - started
     assert wall < 6 + 20, wall  # 6 s of budget, data loading, one model build and save
-    assert summary["stop_reason"] == "time budget reached (0.1 min)"
+    assert summary.stop_reason == "time budget reached (0.1 min)"
     states = list(trials_frame(default_tracking_uri(), cfg.name)["state"])
     assert states == ["pruned"]
     assert all(r.info.status != "RUNNING" for r in runs(cfg.name))
@@ -254,7 +254,7 @@ def test_flag_errors_name_the_flag(
 def test_best_with_a_typo_lists_the_sweeps(
     in_tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run_sweep(small_sweep("trials=1", "fidelity.max_epochs=1"), quiet=True)
+    run_sweep(small_sweep("trials=1", "fidelity.max_epochs=1"))
     assert cli.main(["best", "--experiment", "frist"]) == 2
     err = capsys.readouterr().err
     assert "no sweep (MLflow experiment) named 'frist'" in err and "sweeps here: first" in err
@@ -276,20 +276,20 @@ def test_space_never_cuts_names(in_tmp: Path) -> None:
 
 def test_a_complete_sweep_creates_nothing(in_tmp: Path) -> None:
     cfg = small_sweep("trials=1", "fidelity.max_epochs=1")
-    run_sweep(cfg, quiet=True)
+    run_sweep(cfg)
     before = len(runs(cfg.name))
     out = io.StringIO()
     summary = run_sweep(cfg, console=Console(file=out, width=200))
-    assert summary["complete"] and summary["parent_run_id"] is None
+    assert summary.complete and summary.parent_run_id is None
     assert len(runs(cfg.name)) == before  # no empty parent run
     assert f"sweep {cfg.name!r} is complete: 1 of 1 trials" in out.getvalue()
 
 
 def test_fit_time_is_a_share_of_the_workers_summed_wall_time(in_tmp: Path) -> None:
     cfg = small_sweep("trials=2", "workers=2", "fidelity.max_epochs=1")
-    summary = run_sweep(cfg, quiet=True)
-    assert summary["workers_wall_s"] >= summary["wall_s"] * 0.5 > 0
-    assert 0 < summary["fit_s"] <= summary["workers_wall_s"]
-    assert 0 <= summary["outside_fit_fraction"] < 1
-    parent = mlflow.MlflowClient(default_tracking_uri()).get_run(summary["parent_run_id"])
-    assert float(parent.data.tags["workers_wall_s"]) == pytest.approx(summary["workers_wall_s"])
+    summary = run_sweep(cfg)
+    assert summary.timing.workers_wall_s >= summary.timing.wall_s * 0.5 > 0
+    assert 0 < summary.timing.fit_s <= summary.timing.workers_wall_s
+    assert 0 <= summary.timing.outside_fit_fraction < 1
+    parent = mlflow.MlflowClient(default_tracking_uri()).get_run(summary.parent_run_id)
+    assert float(parent.data.tags["workers_wall_s"]) == pytest.approx(summary.timing.workers_wall_s)

@@ -174,11 +174,11 @@ cfg = tiny_sweep("packing.size=4", 'space.include=["learning_rate", "recurrent_d
                  'normalise_target=true, rnn_layers=1}',
                  "fidelity.max_epochs=3", 'pruner.type="median"',
                  "pruner.options={n_startup_trials=2, n_warmup_steps=1}", trials=7, name="packed")
-summary = run_sweep(cfg, quiet=True)
+summary = run_sweep(cfg)
 client = mlflow_client(cfg)
 kids = children(runs(cfg))
 print(json.dumps({
-    "counts": summary["counts"],
+    "counts": summary.counts,
     "store": [[t.number, t.state] for t in store_trials(cfg)],
     "runs": [{"number": int(k.data.tags["trial_number"]), "state": k.data.tags.get("state"),
               "packed": k.data.tags.get("packed"), "model": bool(k.data.tags.get("model_id")),
@@ -200,7 +200,7 @@ def test_packed_sweep_records_each_member_as_its_own_trial(tmp_path: Path) -> No
         assert run["state"] == store[number] and run["packed"] == "4"
         assert run["epochs"] == list(range(1, len(run["epochs"]) + 1)) and run["epochs"]
         assert run["model"] == (run["state"] == "completed")
-        assert run["fit_s"] > 0
+        assert run.timing.fit_s > 0
         if run["state"] == "pruned":  # the pruner saw its epochs, one by one
             assert len(run["epochs"]) < 3
 

@@ -38,9 +38,9 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         mp.chdir(root)
         mp.delenv("JENA_TRACKING_URI", raising=False)
         uri = default_tracking_uri()
-        run_sweep(tiny_sweep(*SMALL, name="rf", trials=4), quiet=True)
+        run_sweep(tiny_sweep(*SMALL, name="rf", trials=4))
         run_sweep(tiny_sweep(*SMALL, 'space.include=["optimizer", "batch_size"]', name="rf",
-                             driver="kerastuner", trials=3), quiet=True)  # fmt: skip
+                             driver="kerastuner", trials=3))  # fmt: skip
         yield {"root": root, "uri": uri}
 
 

@@ -22,7 +22,7 @@ from jena import cli
 from jena.report import ReportResult, write_report
 from jena.tracking import trials_frame
 from sweeps import run_sweep
-from sweeps.optuna_report import search_plots, study_from_frame
+from sweeps.optuna import search_plots, study_from_frame
 
 EXPERIMENT = "reportmix"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -45,7 +45,7 @@ def sweep(root: Path, uri: str, driver: str, trials: int, include: str) -> dict[
         tracking_uri=uri,
         root=root,
     )
-    return run_sweep(cfg, quiet=True)
+    return run_sweep(cfg)
 
 
 @pytest.fixture(scope="module")

@@ -110,7 +110,7 @@ def test_residual_trials_run_in_both_drivers(in_tmp: Path, driver: str) -> None:
     from sweeps import run_sweep
 
     cfg = tiny_sweep("residual=true", name="residual", driver=driver, trials=2)
-    run_sweep(cfg, quiet=True)
+    run_sweep(cfg)
     frame = trials_frame(default_tracking_uri(), "residual")
     done = frame[frame["state"] == "completed"]
     assert len(done) >= 1 and set(done["params.residual"]) == {"True"}

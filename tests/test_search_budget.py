@@ -16,7 +16,7 @@ from jena.errors import ConfigError
 from jena.tracking import default_tracking_uri, trials_frame
 from jena.train import TrialResult
 from sweeps import run_sweep
-from sweeps.optuna_study import storage
+from sweeps.optuna import SweepStudy
 from sweeps.trial import make_space
 
 # the conv layers are not searched here: they keep the book's own (the base configuration's)
@@ -49,8 +49,8 @@ def fake_train(values: list[float]) -> Any:
 def test_the_first_trials_are_the_books_models(in_tmp: Path, driver: str) -> None:
     cfg = tiny_sweep(*WIDE, "space.warm_start=\"book\"", "fidelity.max_epochs=1", name="warm",
                      driver=driver, trials=6)  # fmt: skip
-    summary = run_sweep(cfg, quiet=True)
-    assert summary["finished"] == 6
+    summary = run_sweep(cfg)
+    assert summary.finished == 6
     frame = trials_frame(default_tracking_uri(), "warm").sort_values("number")
     assert list(frame["tags.warm_start"].iloc[:5]) == BOOK2_BUILDABLE
     assert frame["tags.warm_start"].iloc[5] != frame["tags.warm_start"].iloc[5]  # NaN: sampled
@@ -67,7 +67,7 @@ def test_warm_start_from_another_sweep_adds_its_trials(in_tmp: Path) -> None:
     first = tiny_sweep('space.include=["learning_rate", "head_dropout"]',
                        'space.fixed={architecture="dense", sequence_length_hours=24}',
                        name="first", trials=3)  # fmt: skip
-    run_sweep(first, quiet=True)
+    run_sweep(first)
     done_first = trials_frame(default_tracking_uri(), "first")
     done_first = done_first[done_first["state"] == "completed"]
     drops = sorted(done_first["params.head_dropout"].astype(float))
@@ -76,8 +76,8 @@ def test_warm_start_from_another_sweep_adds_its_trials(in_tmp: Path) -> None:
                         'space.fixed={architecture="dense", sequence_length_hours=24}',
                         f"space.ranges.head_dropout=[0.0, {high}]", 'space.warm_start="first"',
                         name="second", trials=2)  # fmt: skip
-    summary = run_sweep(second, quiet=True)
-    study = optuna.load_study(study_name="second", storage=storage(second))
+    summary = run_sweep(second)
+    study = SweepStudy(second).study
     imported = [t for t in study.trials if "imported_from" in t.user_attrs]
     assert len(imported) == 2 and all(t.state == TrialState.COMPLETE for t in imported)
     assert {t.values[0] for t in imported} <= set(done_first["val_mae"])
@@ -85,13 +85,13 @@ def test_warm_start_from_another_sweep_adds_its_trials(in_tmp: Path) -> None:
     assert "skipped sweep:first#" in p.data.tags["warm_start"] and "is outside" in p.data.tags[
         "warm_start"]  # fmt: skip
     # the added trials inform the sampler but do not use the budget
-    assert summary["finished"] == 2 and len(study.trials) == 2 + len(imported)
+    assert summary.finished == 2 and len(study.trials) == 2 + len(imported)
     with pytest.raises(ConfigError, match=r"warm-start nope: no sweep .*named 'nope'"):
-        run_sweep(tiny_sweep('space.warm_start="nope"', name="third", trials=1), quiet=True)
+        run_sweep(tiny_sweep('space.warm_start="nope"', name="third", trials=1))
     other = tiny_sweep('space.warm_start="first"', 'data.source="synthetic:24000:4"',
                        name="fourth", trials=1)  # fmt: skip
     with pytest.raises(ConfigError, match="--warm-start first: that sweep was run on data"):
-        run_sweep(other, quiet=True)
+        run_sweep(other)
     kt = tiny_sweep(
         'space.include=["learning_rate", "head_dropout"]',
         'space.fixed={architecture="dense", sequence_length_hours=24}',
@@ -101,7 +101,7 @@ def test_warm_start_from_another_sweep_adds_its_trials(in_tmp: Path) -> None:
         trials=1,
     )
     with pytest.raises(ConfigError, match="needs the Optuna driver"):
-        run_sweep(kt, quiet=True)
+        run_sweep(kt)
 
 
 @pytest.mark.parametrize("driver", ["optuna", "kerastuner"])
@@ -109,9 +109,9 @@ def test_patience_stops_the_sweep(in_tmp: Path, monkeypatch: pytest.MonkeyPatch,
                                   driver: str) -> None:  # fmt: skip
     monkeypatch.setattr(trial_module, "train", fake_train([2.0, 2.5, 2.4, 2.6, 1.0]))
     cfg = tiny_sweep("stop.patience_trials=3", *DENSE, name="patient", driver=driver, trials=10)
-    summary = run_sweep(cfg, quiet=True)
-    assert summary["finished"] == 4  # best at trial 0, then 3 without a new best
-    assert summary["stop_reason"].startswith("no new best in 3 completed trials")
+    summary = run_sweep(cfg)
+    assert summary.finished == 4  # best at trial 0, then 3 without a new best
+    assert summary.stop_reason.startswith("no new best in 3 completed trials")
     assert [t.state for t in store_trials(cfg)] == ["completed"] * 4
 
 
@@ -120,11 +120,11 @@ def test_a_target_stops_the_sweep(in_tmp: Path, monkeypatch: pytest.MonkeyPatch,
                                   driver: str) -> None:  # fmt: skip
     monkeypatch.setattr(trial_module, "train", fake_train([3.0, 2.2, 1.9, 1.5]))
     cfg = tiny_sweep("stop.target_val_mae=2.0", *DENSE, name="target", driver=driver, trials=10)
-    summary = run_sweep(cfg, quiet=True)
-    assert summary["finished"] == 3
-    assert summary["stop_reason"] == "target validation MAE 2 °C reached (trial 2: 1.9000)"
+    summary = run_sweep(cfg)
+    assert summary.finished == 3
+    assert summary.stop_reason == "target validation MAE 2 °C reached (trial 2: 1.9000)"
     (p,) = parents(runs("target"))
-    assert p.data.tags["stop_reason"] == summary["stop_reason"]
+    assert p.data.tags["stop_reason"] == summary.stop_reason
 
 
 def test_stop_rules_are_checked(in_tmp: Path) -> None:
@@ -152,7 +152,7 @@ def test_ranges_narrow_the_space(in_tmp: Path) -> None:
         with pytest.raises(ConfigError, match=rf"\[space\]: ranges: .*{message}"):
             tiny_sweep(bad, 'space.include=["architecture", "units", "sampling_rate", '
                             '"wind_vector"]')  # fmt: skip
-    run_sweep(cfg, quiet=True)
+    run_sweep(cfg)
     frame = trials_frame(default_tracking_uri(), "tiny")
     rec = frame[frame["state"] == "completed"]
     assert rec["params.hp.units"].astype(int).between(16, 32).all()
@@ -163,7 +163,7 @@ def test_a_trial_at_its_last_epoch_is_not_pruned(in_tmp: Path) -> None:
     finished (completed), never pruned, however bad."""
     cfg = tiny_sweep('pruner.type="median"', "pruner.options={n_startup_trials=1, "
                      "n_warmup_steps=0}", "fidelity.max_epochs=1", trials=4)  # fmt: skip
-    run_sweep(cfg, quiet=True)
-    study = optuna.load_study(study_name=cfg.name, storage=storage(cfg))
+    run_sweep(cfg)
+    study = SweepStudy(cfg).study
     assert TrialState.PRUNED not in {t.state for t in study.trials}
     assert all(len(t.intermediate_values) <= 1 for t in study.trials)

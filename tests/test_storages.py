@@ -11,7 +11,8 @@ import pytest
 from conftest import require_in_ci, tiny_sweep, toml_str
 from optuna.trial import TrialState
 
-from sweeps import apply_overrides, optuna_study, run_sweep
+from sweeps import apply_overrides, run_sweep
+from sweeps.optuna import SweepStudy
 
 
 @pytest.fixture(params=["memory", "sqlite", "journal", "postgres"])
@@ -44,20 +45,20 @@ def make(in_tmp, url):
 
 def test_storage_contract_run_resume_and_record(in_tmp, storage_url):
     cfg = make(in_tmp, storage_url)
-    first = run_sweep(cfg, quiet=True)
-    assert first["finished"] == 2
-    study = optuna.load_study(study_name=cfg.name, storage=optuna_study.storage(cfg))
+    first = run_sweep(cfg)
+    assert first.finished == 2
+    study = SweepStudy(cfg).study
     assert [t.number for t in study.trials] == [0, 1]
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
     assert all(t.user_attrs["state"] == "completed" and "pid" in t.user_attrs for t in study.trials)
     assert all(set(t.params) == {"learning_rate", "head_dropout"} for t in study.trials)
 
     # resume on the same storage: the total continues from 2 to 3
-    second = run_sweep(apply_overrides(cfg, ["trials=3"]), quiet=True)
-    assert second["finished"] == 3 and second["counts"]["completed"] == 1
-    study = optuna.load_study(study_name=cfg.name, storage=optuna_study.storage(cfg))
+    second = run_sweep(apply_overrides(cfg, ["trials=3"]))
+    assert second.finished == 3 and second.counts["completed"] == 1
+    study = SweepStudy(cfg).study
     assert len(study.trials) == 3
-    assert second["best"]["val_mae"] == pytest.approx(min(t.value for t in study.trials))
+    assert second.best.val_mae == pytest.approx(min(t.value for t in study.trials))
 
 
 def test_an_unusable_storage_url_is_one_clear_line(in_tmp):
@@ -65,7 +66,7 @@ def test_an_unusable_storage_url_is_one_clear_line(in_tmp):
     from jena.errors import ConfigError
 
     with pytest.raises(ConfigError, match="Optuna storage 'postgresql://") as err:
-        optuna_study.storage(cfg)
+        SweepStudy(cfg).study
     assert "\n" not in str(err.value)
 
 
@@ -74,4 +75,4 @@ def test_memory_storage_refuses_several_workers(in_tmp):
 
     cfg = apply_overrides(make(in_tmp, "memory"), ["workers=2"])
     with pytest.raises(ConfigError, match="cannot be shared by several workers"):
-        optuna_study.storage(cfg)
+        SweepStudy(cfg).study

@@ -22,11 +22,14 @@ from jena.errors import ConfigError
 from jena.space import SPACE, Param, Space
 from jena.tracking import trials_frame
 from jena.train import TrialResult
-from sweeps import kerastuner_driver as ktd
+import sweeps.kerastuner._tuner as tuner_module
+from sweeps import kerastuner as ktd
 from sweeps import run_sweep
 from sweeps.config import SweepConfig, apply_overrides
-from sweeps.display import Board
 from sweeps.drivers import Best, Resume
+from sweeps.faults import TooManyFailures
+from sweeps.kerastuner import KerasTunerDriver
+from sweeps.state import SweepState
 
 # a cheap recurrent space whose two params both reach Keras Tuner (units is conditional on a
 # recurrent architecture, which is fixed here)
@@ -121,8 +124,8 @@ def test_presets_grid_and_workers(in_tmp: Path, store_uri: str) -> None:
     hp = kt.HyperParameters()
     ktd.hypermodel(cfg).build(hp)
     assert [list(h.values) for h in hp.space] == [[8, 16], [0.001]]
-    with pytest.raises(ConfigError, match="Keras Tuner driver runs one worker"):
-        ktd.DRIVER.resume(apply_overrides(cfg, ["workers=2"]))
+    with pytest.raises(ConfigError, match="'kerastuner' driver runs one worker"):
+        apply_overrides(cfg, ["workers=2"])
     with pytest.raises(ConfigError, match="max_consecutive_failed_trials"):
         ktd.oracle(apply_overrides(cfg, ["tuner.options.max_consecutive_failed_trials=2"]))
     with pytest.raises(ConfigError, match=r"\[tuner.options\]"):
@@ -136,7 +139,7 @@ def test_deadline_and_nan_failures_without_training(
 ) -> None:
     """No trial starts after the deadline; a failed result (NaN loss) is FAILED in Keras Tuner."""
     clock = [0.0]
-    monkeypatch.setattr(ktd, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(tuner_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     seen: list[tuple[int, dict[str, Any], int | None]] = []
 
     def fake_run_trial(ctx: Any, number: int, values: dict[str, Any], *, report: Any = None,
@@ -148,19 +151,18 @@ def test_deadline_and_nan_failures_without_training(
             return TrialResult("failed", None, 2.0, None, reason="NaN loss in epoch 1")
         return TrialResult("completed", 1.0 + number, 2.0, 1)
 
-    monkeypatch.setattr(ktd, "run_trial", fake_run_trial)
+    monkeypatch.setattr(tuner_module, "run_trial", fake_run_trial)
     cfg = sweep_cfg(store_uri, "kt_clock", trials=10)
-    board = Board("t", total=cfg.trials)
-    ctx = offline_context(cfg, board)
-    ktd.DRIVER.run(ctx, board, deadline=25.0)  # trials start at t = 0, 10, 20; not at 30
+    ctx = offline_context(cfg, SweepState("t", total=cfg.trials))
+    KerasTunerDriver(cfg).run(ctx, deadline=25.0)  # trials start at t = 0, 10, 20; not at 30
     assert [n for n, _, _ in seen] == [0, 1, 2]
     assert all(set(v) == {"units", "learning_rate"} and e is None for _, v, e in seen)
     trials = ktd.kt_trials(cfg)
     assert [t.status for t in trials] == ["COMPLETED", "FAILED", "COMPLETED"]
     assert trials[1].message.strip().endswith("NaN loss in epoch 1")
-    assert ktd.DRIVER.resume(cfg) == Resume(3, 1.0, 0)
-    assert ktd.DRIVER.best(cfg) == Best(0, seen[0][1], 1.0)
-    ktd.DRIVER.run(ctx, board, deadline=clock[0])  # past the deadline: nothing starts
+    assert KerasTunerDriver(cfg).resume() == Resume(3, 1.0, 0)
+    assert KerasTunerDriver(cfg).best() == Best(0, seen[0][1], 1.0)
+    KerasTunerDriver(cfg).run(ctx, deadline=clock[0])  # past the deadline: nothing starts
     assert len(ktd.kt_trials(cfg)) == 3
 
 
@@ -173,12 +175,12 @@ def test_consecutive_failures_stop_the_sweep(
 
     monkeypatch.setattr(trial_module, "train", broken)
     cfg = sweep_cfg(store_uri, "kt_broken", "tuner.max_consecutive_failed_trials=2", trials=5)
-    with pytest.raises(ktd.TooManyFailures, match="2 Keras Tuner trials failed in a row"):
-        run_sweep(cfg, quiet=True)
+    with pytest.raises(TooManyFailures, match="2 Keras Tuner trials failed in a row"):
+        run_sweep(cfg)
     assert statuses(cfg) == ["FAILED", "FAILED"]
     oracle_state = json.loads((in_tmp / "mlruns/kerastuner/kt_broken/oracle.json").read_text())
     assert oracle_state["ongoing_trials"] == {}  # saved: a resume does not re-run them
-    assert ktd.DRIVER.resume(cfg) == Resume(2, None, None)
+    assert KerasTunerDriver(cfg).resume() == Resume(2, None, None)
 
 
 def test_crashed_trial_reruns_once_within_the_budget(
@@ -195,16 +197,16 @@ def test_crashed_trial_reruns_once_within_the_budget(
     monkeypatch.setattr(trial_module, "train", crash_second)
     cfg = sweep_cfg(store_uri, "kt_crash", trials=3)
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(cfg, quiet=True)
+        run_sweep(cfg)
     assert statuses(cfg) == ["COMPLETED", "RUNNING"]
-    assert ktd.DRIVER.resume(cfg).finished == 1
+    assert KerasTunerDriver(cfg).resume().finished == 1
     hps_before = ktd.kt_trials(cfg)[1].hyperparameters.values
     monkeypatch.setattr(trial_module, "train", real)
-    out = run_sweep(cfg, quiet=True)
+    out = run_sweep(cfg)
     trials = ktd.kt_trials(cfg)
     assert [t.status for t in trials] == ["COMPLETED"] * 3  # trial 1 again, then trial 2
     assert trials[1].hyperparameters.values == hps_before
-    kids = children(runs(cfg), out["parent_run_id"])
+    kids = children(runs(cfg), out.parent_run_id)
     assert [r.data.tags["trial_number"] for r in kids] == ["1", "2"]
     frame = trials_frame(store_uri, "kt_crash")
     assert sorted(frame[frame["number"] == 1]["state"]) == ["completed", "killed"]
@@ -214,12 +216,12 @@ def test_crashed_trial_reruns_once_within_the_budget(
     assert files == ["jena_sweep.json", "oracle.json",
                      *(f"trial_{i}/trial.json" for i in range(3)), "tuner0.json"]  # fmt: skip
     with pytest.raises(ConfigError, match=r"was made by \[tuner\].type = 'random'"):
-        ktd.DRIVER.resume(apply_overrides(cfg, ["tuner.type=bayesian"]))
+        KerasTunerDriver(apply_overrides(cfg, ["tuner.type=bayesian"])).resume()
     # Keras Tuner's values reach MLflow as the space's types; its own tuner/* keys do not
     every = children(runs(cfg))
     assert all(r.data.params["hp.units"] == str(int(r.data.params["hp.units"])) for r in every)
-    best = ktd.DRIVER.best(cfg)
-    assert best is not None and out["best"] == vars(best)
+    best = KerasTunerDriver(cfg).best()
+    assert best is not None and out.best == best
     assert set(best.params) == {"units", "learning_rate"}
 
 
@@ -228,23 +230,23 @@ def test_hyperband_trains_each_trial_for_its_epochs(in_tmp: Path, store_uri: str
     # bracket 0 = 2 trials x 2 epochs. trials = 4 caps it mid-bracket.
     cfg = sweep_cfg(store_uri, "kt_hyperband", "tuner.options.factor=2", trials=4,
                     tuner="hyperband")  # fmt: skip
-    out = run_sweep(cfg, quiet=True)
+    out = run_sweep(cfg)
     trials = ktd.kt_trials(cfg)
     assert [t.status for t in trials] == ["COMPLETED"] * 4
     budgets = [t.hyperparameters.values["tuner/epochs"] for t in trials]
     assert budgets == [1, 1, 2, 2]
     promoted = trials[2].hyperparameters.values
     assert promoted["tuner/trial_id"] in (trials[0].trial_id, trials[1].trial_id)
-    kids = children(runs(cfg), out["parent_run_id"])
+    kids = children(runs(cfg), out.parent_run_id)
     assert [int(r.data.metrics["epochs"]) for r in kids] == budgets
-    assert "tuner/epochs" not in ktd.DRIVER.best(cfg).params  # type: ignore[union-attr]
+    assert "tuner/epochs" not in KerasTunerDriver(cfg).best().params  # type: ignore[union-attr]
 
 
 def test_one_experiment_ranks_both_drivers(in_tmp: Path, store_uri: str) -> None:
     optuna_cfg = sweep_cfg(store_uri, "kt_both", trials=2, driver="optuna")
     kt_cfg = sweep_cfg(store_uri, "kt_both", trials=2, tuner="bayesian")
-    run_sweep(optuna_cfg, quiet=True)
-    run_sweep(kt_cfg, quiet=True)
+    run_sweep(optuna_cfg)
+    run_sweep(kt_cfg)
     frame = trials_frame(store_uri, "kt_both")
     assert sorted(frame["driver"]) == ["kerastuner", "kerastuner", "optuna", "optuna"]
     assert frame["parent_run_id"].nunique() == 2

@@ -11,23 +11,25 @@ import pytest
 from conftest import children, mlflow_client, offline_context, runs, tiny_sweep, tracking_uri_of
 from optuna.trial import TrialState
 
+import sweeps.optuna._loop as loop_module
 import sweeps.trial as trial_module
 from jena.tracking import trials_frame
-from sweeps import apply_overrides, optuna_driver, optuna_study, run_sweep
+from sweeps import apply_overrides, run_sweep
+from sweeps.optuna import OptunaDriver, SweepStudy
 
 
 def study(cfg):
-    return optuna.load_study(study_name=cfg.name, storage=optuna_study.storage(cfg))
+    return SweepStudy(cfg).study
 
 
 def test_two_workers_share_one_study_and_one_parent(in_tmp):
     cfg = tiny_sweep("trials=4", "workers=2", 'architecture="dense"')
-    summary = run_sweep(cfg, quiet=True)
+    summary = run_sweep(cfg)
     s = study(cfg)
     assert len(s.trials) == 4  # the budget holds with two workers
     pids = {t.user_attrs["pid"] for t in s.trials}
     assert len(pids) == 2
-    kids = children(runs(), summary["parent_run_id"])
+    kids = children(runs(), summary.parent_run_id)
     assert len(kids) == 4
     assert all(k.info.status == "FINISHED" for k in kids)
 
@@ -41,10 +43,10 @@ def test_ctrl_c_fails_the_interrupted_trial_in_the_study(
     def interrupted(ctx: Any, number: int, values: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(optuna_driver, "run_trial", interrupted)
+    monkeypatch.setattr(loop_module, "run_trial", interrupted)
     cfg = tiny_sweep()
     with pytest.raises(KeyboardInterrupt):
-        optuna_driver.loop(offline_context(cfg), None)
+        OptunaDriver(cfg).run(offline_context(cfg), None)
     (trial,) = study(cfg).trials
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
@@ -73,7 +75,7 @@ def test_pruned_trials_are_pruned_in_optuna_and_mlflow(in_tmp):
 
     trial_module.train, saved = worse, trial_module.train
     try:
-        run_sweep(cfg, quiet=True)
+        run_sweep(cfg)
     finally:
         trial_module.train = saved
     s = study(cfg)
@@ -90,7 +92,7 @@ def test_multi_objective_nsga2(in_tmp):
         "trials=3",
         'architecture="dense"',
     )
-    run_sweep(cfg, quiet=True)
+    run_sweep(cfg)
     s = study(cfg)
     done = [t for t in s.trials if t.state == TrialState.COMPLETE]
     assert done and all(len(t.values) == 2 for t in done)
@@ -106,7 +108,7 @@ def test_book_presets_grid(in_tmp):
         "fidelity.max_epochs=1",
     )
     cfg.space.fixed = {}
-    run_sweep(cfg, quiet=True)
+    run_sweep(cfg)
     frame = trials_frame(tracking_uri_of(cfg), "tiny")
     assert sorted(frame["tags.model_preset"]) == ["dense", "lstm"]
     assert set(frame["state"]) == {"completed"}
@@ -132,8 +134,8 @@ def test_every_sampler_and_pruner_runs(in_tmp, sampler, pruner):
             "sampler.options.grid.head_dropout=[0.0]",
         ]
     cfg = tiny_sweep(*sets)
-    summary = run_sweep(cfg, quiet=True)
-    assert summary["finished"] == 2
+    summary = run_sweep(cfg)
+    assert summary.finished == 2
     s = study(cfg)
     assert all(t.state == TrialState.COMPLETE for t in s.trials)
     if sampler == "grid":
@@ -145,17 +147,17 @@ def test_grid_needs_values_for_continuous_ranges(in_tmp):
 
     cfg = tiny_sweep('sampler.type="grid"')
     with pytest.raises(ConfigError, match="grid sampler: give values for 'units'"):
-        run_sweep(cfg, quiet=True)
+        run_sweep(cfg)
 
 
 def test_a_sweep_name_keeps_its_data(in_tmp):
     from jena.errors import ConfigError
 
     cfg = tiny_sweep("trials=1", 'architecture="dense"')
-    run_sweep(cfg, quiet=True)
+    run_sweep(cfg)
     other = apply_overrides(cfg, ['data.source="synthetic:24000:4"', "trials=2"])
     with pytest.raises(ConfigError, match=r"already holds trials on data synthetic.*--name NEW"):
-        run_sweep(other, quiet=True)
+        run_sweep(other)
     assert len(study(cfg).trials) == 1  # nothing was added to the study
 
 
@@ -170,7 +172,7 @@ def test_runs_of_a_dead_process_are_closed_at_the_next_start(in_tmp):
     tracker = Tracker(experiment="tiny")
     orphan = tracker.client.create_run(tracker.experiment_id, tags={"pid": str(dead.pid)})
     tracker.client.set_tag(orphan.info.run_id, "host", __import__("socket").gethostname())
-    run_sweep(tiny_sweep("trials=1", 'architecture="dense"'), quiet=True)
+    run_sweep(tiny_sweep("trials=1", 'architecture="dense"'))
     closed = mlflow_client().get_run(orphan.info.run_id)
     assert closed.info.status == "KILLED"
     assert closed.data.tags["failure_reason"] == "stale: its process died"

@@ -19,7 +19,7 @@ from jena import tracking as T
 from jena.report import ReportData, SearchPlots, no_warnings, parse_text, pyplot, save
 from jena.tracking import finite
 
-from .optuna_study import open_storage
+from ._study import default_storage, open_storage
 
 PARALLEL_PARAMS = 6  # the parallel-coordinates plot shows this many of the most important params
 
@@ -103,7 +103,7 @@ def _study(data: ReportData, storage: str | None) -> tuple[Any | None, str]:
     drivers = set(frame["driver"].dropna())
     reason = ""
     if drivers == {"optuna"}:
-        url = storage or _storage_of(data) or f"journal:mlruns/optuna/{experiment}.journal"
+        url = storage or _storage_of(data) or default_storage(experiment)
         try:
             opened = open_storage(url, create=False)
             study = (

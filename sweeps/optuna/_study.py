@@ -1,9 +1,12 @@
-"""The Optuna side of a sweep's study: its storage, sampler and pruner, how the one search
-space becomes an Optuna trial, and the bookkeeping of the budget. The driver's loop
-(:mod:`sweeps.optuna_driver`) and the packed loop (:mod:`sweeps.packed`) both use it."""
+"""A sweep's Optuna study (:class:`SweepStudy`), opened once per process: its storage, sampler
+and pruner, how the one search space becomes an Optuna trial, the budget ("under the lock,
+count the trials and ask for one"), telling results, and the pruner's look at each epoch. The
+one-by-one loop (:mod:`sweeps.optuna._loop`) and the packed loop (:mod:`sweeps.optuna._packed`)
+both drive it."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,13 +14,17 @@ import optuna
 from optuna.trial import TrialState
 
 from jena.errors import ConfigError
+from jena.owner import owner
 from jena.space import Param, Space
+from jena.train import TrialPruned
 
-from . import optuna_faults as F
-from .config import SweepConfig
-from .trial import make_space
+from ..config import SweepConfig
+from ..drivers import Best
+from ..trial import make_space
+from . import _faults as F
 
 if TYPE_CHECKING:
+    from jena.recording import Report
     from jena.train import TrialResult
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -25,8 +32,17 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 # ------------------------------------------------------------------ storage, sampler, pruner
+def default_storage(name: str) -> str:
+    """Where a sweep's study lives unless ``[storage].optuna`` says: a journal file."""
+    return f"journal:mlruns/optuna/{name}.journal"
+
+
+def storage_url(cfg: SweepConfig) -> str:
+    return cfg.storage.optuna or default_storage(cfg.name)
+
+
 def storage(cfg: SweepConfig) -> optuna.storages.BaseStorage:
-    url = cfg.optuna_storage()
+    url = storage_url(cfg)
     if url == "memory" and cfg.workers > 1:
         raise ConfigError("storage.optuna = 'memory' cannot be shared by several workers")
     opened = open_storage(url, name=cfg.name, rdb=F.rdb_kwargs(cfg) if F.is_rdb(url) else None)
@@ -88,7 +104,7 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
 
 
 def lock_path(cfg: SweepConfig) -> Path:
-    url = cfg.optuna_storage()
+    url = storage_url(cfg)
     if url.startswith("journal:"):
         return Path(url.removeprefix("journal:") + ".budget-lock")
     return Path("mlruns/optuna") / f"{cfg.name}.budget-lock"
@@ -161,27 +177,7 @@ def pruner(cfg: SweepConfig) -> optuna.pruners.BasePruner:
     raise ConfigError(f"unknown pruner {kind!r}")
 
 
-def study(cfg: SweepConfig, space: Space | None = None, seed: int | None = None) -> optuna.Study:
-    space = space or make_space(cfg)
-    directions: list[optuna.study.StudyDirection] = [optuna.study.StudyDirection.MINIMIZE] * len(
-        cfg.objectives
-    )
-    return optuna.create_study(
-        study_name=cfg.name,
-        storage=storage(cfg),
-        sampler=sampler(cfg, space, seed),
-        pruner=pruner(cfg),
-        directions=directions,
-        load_if_exists=True,
-    )
-
-
 # ------------------------------------------------------------------ space → trial
-def suggest(trial: optuna.Trial, space: Space, base: Any) -> dict[str, Any]:
-    """Ask the trial for every free, active Param, in order (the space's one walk)."""
-    return space.walk(lambda p: _suggest_one(trial, p), base)
-
-
 def _suggest_one(trial: optuna.Trial, p: Param) -> Any:
     if p.kind == "categorical":
         return trial.suggest_categorical(p.name, list(p.choices or ()))
@@ -217,40 +213,119 @@ def run_here(trials: list[Any]) -> list[Any]:
     return [t for t in trials if IMPORTED not in t.user_attrs and F.LOST not in t.user_attrs]
 
 
-def completed(s: optuna.Study) -> list[tuple[int, float]]:
-    """(number, val MAE) of the study's completed trials."""
-    trials = s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return [(t.number, t.values[0]) for t in trials if t.values]
+class SweepStudy:
+    """The sweep's study, opened once (storage, sampler seeded with the sweep's seed, pruner);
+    every reader and the loops use this one handle."""
 
+    def __init__(self, cfg: SweepConfig, space: Space | None = None) -> None:
+        self.cfg = cfg
+        self.space = space or make_space(cfg)
+        self.url = storage_url(cfg)
+        self._study: optuna.Study | None = None
 
-def tell(s: optuna.Study, trial: optuna.Trial, **kwargs: Any) -> bool:
-    """``study.tell``; False when the sampler says the search is over (a grid is exhausted).
+    @property
+    def study(self) -> optuna.Study:
+        if self._study is None:
+            directions = [optuna.study.StudyDirection.MINIMIZE] * len(self.cfg.objectives)
+            self._study = optuna.create_study(
+                study_name=self.cfg.name, storage=storage(self.cfg),
+                sampler=sampler(self.cfg, self.space), pruner=pruner(self.cfg),
+                directions=directions, load_if_exists=True,
+            )  # fmt: skip
+        return self._study
 
-    GridSampler calls ``study.stop()``, which Optuna only allows inside ``optimize``; the trial's
-    state is stored before that call, so the exception only tells us to stop.
-    """
-    try:
-        s.tell(trial, **kwargs)
-    except RuntimeError as exc:
-        if "Study.stop" not in str(exc):
-            raise
-        return False
-    return True
+    def reseed(self, worker: int) -> None:
+        """A sampler seed for this worker and invocation (it counts the trials already in the
+        study), so that workers and resumed runs do not replay the same points; a given history
+        and worker still give the same proposals."""
+        done = len(self.trials())
+        seed = self.cfg.seed + 100_003 * worker + done
+        self.study.sampler = sampler(self.cfg, self.space, seed)
 
+    def trials(self, *states: TrialState) -> list[optuna.trial.FrozenTrial]:
+        return self.study.get_trials(deepcopy=False, states=states or None)
 
-def tell_result(
-    s: optuna.Study, trial: optuna.Trial, result: TrialResult, cfg: SweepConfig
-) -> bool:
-    """Tell a trial's result as Optuna states it (completed: its values, the parameter count
-    too for a multi-objective sweep; pruned; failed with its reason); False as :func:`tell`."""
-    trial.set_user_attr("state", result.state)
-    if result.state == "completed" and result.val_mae is not None:
-        values = [result.val_mae]
-        if cfg.multi_objective:
-            values.append(float(result.param_count))
-        trial.set_user_attr("val_skill", result.val_skill)
-        return tell(s, trial, values=values)
-    if result.state == "pruned":
-        return tell(s, trial, state=TrialState.PRUNED)
-    trial.set_user_attr("fail_reason", result.reason or "failed")
-    return tell(s, trial, state=TrialState.FAIL)
+    def finished(self) -> int:
+        """Trials that ended and count against the budget."""
+        return len(run_here(self.trials(*FINISHED)))
+
+    def completed(self) -> list[tuple[int, float]]:
+        """(number, val MAE) of the study's completed trials."""
+        return [(t.number, t.values[0]) for t in self.trials(TrialState.COMPLETE) if t.values]
+
+    def best(self) -> Best | None:
+        done = [t for t in self.trials(TrialState.COMPLETE) if t.values]
+        if not done:
+            return None
+        t = min(done, key=lambda t: t.values[0])
+        return Best(t.number, dict(t.params), t.values[0])
+
+    def ask(self) -> optuna.Trial | None:
+        """A new trial, or None when the budget is spoken for: under the budget's lock (every
+        worker, every machine), count the trials that ended or run, and ask for one."""
+        with F.budget_lock(self.url, self.cfg.name, lock_path(self.cfg)):
+            states = (*FINISHED, TrialState.RUNNING)
+            if len(run_here(self.trials(*states))) >= self.cfg.trials:
+                return None
+            trial = F.ask(self.study)
+            for key, value in owner().items():
+                trial.set_user_attr(key, value)
+        return trial
+
+    def suggest(self, trial: optuna.Trial, base: Any) -> dict[str, Any]:
+        """Ask ``trial`` for every free, active Param, in order (the space's one walk)."""
+        return self.space.walk(lambda p: _suggest_one(trial, p), base)
+
+    def pruning(self, trial: optuna.Trial) -> Report:
+        """The pruner's look at each of ``trial``'s epochs (:data:`jena.recording.Report`): it
+        reports the epoch's validation MAE and raises TrialPruned when the pruner says so (never
+        at a trial's last epoch); a storage that fails meanwhile is the infrastructure's fault."""
+        cfg, url = self.cfg, self.url
+
+        def report(epoch: int, val_mae: float, final: bool) -> None:
+            if cfg.multi_objective or not math.isfinite(val_mae):
+                return
+            try:
+                trial.report(val_mae, epoch)
+                prune = not final and trial.should_prune()
+            except Exception as exc:
+                lost = F.as_lost(exc, url)
+                if lost is None:
+                    raise
+                raise lost from exc
+            if prune:
+                raise TrialPruned(f"pruned by {cfg.pruner.type} after epoch {epoch}")
+
+        return report
+
+    def tell(self, trial: optuna.Trial, result: TrialResult) -> bool:
+        """Tell a trial's result as Optuna states it (completed: its values, the parameter
+        count too for a multi-objective sweep; pruned; failed with its reason); False when the
+        sampler says the search is over (a grid is exhausted)."""
+        trial.set_user_attr("state", result.state)
+        if result.state == "completed" and result.val_mae is not None:
+            values = [result.val_mae]
+            if self.cfg.multi_objective:
+                values.append(float(result.param_count))
+            trial.set_user_attr("val_skill", result.val_skill)
+            return self.tell_state(trial, values=values)
+        if result.state == "pruned":
+            return self.tell_state(trial, state=TrialState.PRUNED)
+        return self.fail(trial, result.reason or "failed")
+
+    def fail(self, trial: optuna.Trial, reason: str) -> bool:
+        trial.set_user_attr(F.FAIL_REASON, reason[:500])
+        return self.tell_state(trial, state=TrialState.FAIL)
+
+    def tell_state(self, trial: optuna.Trial, **kwargs: Any) -> bool:
+        """``study.tell``; False when the sampler says the search is over.
+
+        GridSampler calls ``study.stop()``, which Optuna only allows inside ``optimize``; the
+        trial's state is stored before that call, so the exception only tells us to stop."""
+        try:
+            self.study.tell(trial, **kwargs)
+        except RuntimeError as exc:
+            if "Study.stop" not in str(exc):
+                raise
+            return False
+        return True

@@ -1,4 +1,4 @@
-"""The Optuna driver's side of workers that die and infrastructure that fails.
+"""The Optuna side of workers that die and infrastructure that fails.
 
 * **Heartbeats** (RDB storages: ``sqlite:///``, ``postgresql://``): Optuna's heartbeat — every
   running trial beats every ``[faults].heartbeat_interval_s`` (:func:`heartbeat`), and a
@@ -37,7 +37,8 @@ from jena.errors import InfrastructureError
 from jena.faults import as_infrastructure
 from jena.locks import db_lock, file_lock, is_postgres
 
-from .config import SweepConfig
+from ..config import SweepConfig
+from . import _compat as U
 
 LOST = "lost"  # user attr: what interrupted the trial (a lost trial does not count)
 RETRY_OF = "retry_of"  # user attr: the trial this one runs again
@@ -92,22 +93,16 @@ def rdb_kwargs(cfg: SweepConfig) -> dict[str, Any]:
     return {"heartbeat_interval": f.heartbeat_interval_s, "grace_period": f.grace_period_s}
 
 
-def heartbeat_enabled(storage: optuna.storages.BaseStorage) -> bool:
-    from optuna.storages._heartbeat import is_heartbeat_enabled
-
-    return bool(is_heartbeat_enabled(storage))
-
-
 @contextlib.contextmanager
 def heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[None]:
     """Beat for ``trial_id`` while the block runs (a daemon thread; a beat that fails is
     skipped quietly — the trial's own writes will say if the storage is gone)."""
-    if not heartbeat_enabled(storage):
+    if not U.heartbeat_enabled(storage):
         yield
         return
-    interval = float(storage.get_heartbeat_interval())  # type: ignore[attr-defined]
-    beat = storage.record_heartbeat  # type: ignore[attr-defined]
-    with _every(interval, lambda: beat(trial_id), f"optuna-heartbeat-{trial_id}", now=True):
+    interval = U.heartbeat_interval(storage)
+    with _every(interval, lambda: U.record_heartbeat(storage, trial_id),
+                f"optuna-heartbeat-{trial_id}", now=True):  # fmt: skip
         yield
 
 
@@ -185,7 +180,7 @@ def stale_trial(study: optuna.Study, trial: FrozenTrial, reason: str, cfg: Sweep
 def fail(study: optuna.Study, trial_id: int, reason: str) -> FrozenTrial | None:
     """Fail a RUNNING trial with ``reason`` (user attr ``fail_reason``); the trial if this
     process did it, None if another one did first."""
-    storage = study._storage
+    storage = U.storage_of(study)
     with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
         storage.set_trial_user_attr(trial_id, FAIL_REASON, reason)
         if storage.set_trial_state_values(trial_id, TrialState.FAIL):
@@ -197,11 +192,11 @@ def fail_stale(study: optuna.Study, cfg: SweepConfig) -> int:
     """Optuna's ``fail_stale_trials``, saying why: every RUNNING trial without a heartbeat for
     the grace period is failed (by one worker, whichever gets there first), its MLflow run ended
     and the trial queued again (:func:`stale_trial`); returns how many this process failed."""
-    storage = study._storage
-    if not heartbeat_enabled(storage):
+    storage = U.storage_of(study)
+    if not U.heartbeat_enabled(storage):
         return 0
     done = 0
-    for trial_id in storage._get_stale_trial_ids(study._study_id):  # type: ignore[attr-defined]
+    for trial_id in U.stale_trial_ids(study):
         attrs = storage.get_trial(trial_id).user_attrs
         who = f"host {attrs.get('host', '?')}, pid {attrs.get('pid', '?')}"
         reason = (f"stale: no heartbeat for {cfg.faults.grace_period_s} s ({who}): its worker "
@@ -222,7 +217,7 @@ def mark_lost(study: optuna.Study, trial: optuna.Trial, error: InfrastructureErr
         trial.set_user_attr(FAIL_REASON, text)
         study.tell(trial, state=TrialState.FAIL)
     with contextlib.suppress(Exception):
-        requeue(study, study._storage.get_trial(trial._trial_id), limit=None)
+        requeue(study, U.storage_of(study).get_trial(U.trial_id(trial)), limit=None)
 
 
 class Reaper:
@@ -248,7 +243,7 @@ class Reaper:
 
     @contextlib.contextmanager
     def running(self, study: optuna.Study) -> Iterator[None]:
-        if not heartbeat_enabled(study._storage) and not (
+        if not U.heartbeat_enabled(U.storage_of(study)) and not (
             self.tracker is not None and T.is_shared(self.tracker.tracking_uri)
         ):
             yield

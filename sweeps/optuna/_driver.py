@@ -1,0 +1,111 @@
+"""The Optuna driver: a sweep's study (:class:`~sweeps.optuna._study.SweepStudy`) proposes
+points of the one search space; trials run one at a time (:class:`~sweeps.optuna._loop.
+TrialLoop`) or in packs (:class:`~sweeps.optuna._packed.PackedLoop`); several workers, on one
+machine or many, share the study and its budget."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from optuna.trial import TrialState, create_trial
+
+from jena import tracking as T
+from jena.errors import ConfigError
+from jena.owner import owner_is_dead
+from jena.packed import require_jax
+
+from ..config import SweepConfig
+from ..drivers import Best, Capabilities, Resume, StopSignal
+from ..trial import SweepContext
+from ..warm import WarmPoint
+from . import _compat as U
+from . import _faults as F
+from ._loop import TrialLoop
+from ._packed import PackedLoop
+from ._study import IMPORTED, SweepStudy, distribution, lock_path
+
+
+class OptunaDriver:
+    name: ClassVar[str] = "optuna"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        workers=True, pruning=True, packing=True, warm_start_from_sweep=True,
+        multi_objective=True,
+    )  # fmt: skip
+
+    def __init__(self, cfg: SweepConfig) -> None:
+        self.cfg = cfg
+        self.study = SweepStudy(cfg)
+
+    @property
+    def algorithm(self) -> str:
+        return self.cfg.sampler.type
+
+    def resume(self) -> Resume:
+        """Trials already in the study (those of dead processes failed first), the best."""
+        self._fail_stale()
+        best = self.best()
+        return Resume(self.study.finished(), best.val_mae if best else None,
+                      best.number if best else None)  # fmt: skip
+
+    def _fail_stale(self) -> None:
+        """A RUNNING trial whose process on this host is gone (kill -9, power loss) is failed
+        (and run again, as a stale trial of the heartbeat is); on an RDB storage, so is one of
+        any host whose heartbeat stopped."""
+        s = self.study.study
+        for t in self.study.trials(TrialState.RUNNING):
+            if owner_is_dead(t.user_attrs.get("host"), t.user_attrs.get("pid")):
+                failed = F.fail(s, U.trial_id(t), T.STALE_REASON)
+                if failed is not None:
+                    F.stale_trial(s, failed, T.STALE_REASON, self.cfg)
+        F.fail_stale(s, self.cfg)
+
+    def best(self) -> Best | None:
+        return self.study.best()
+
+    def warm_start(self, points: list[WarmPoint]) -> list[str]:
+        # under the budget's lock: of workers starting a new sweep at once, one adds the points
+        with F.budget_lock(self.study.url, self.cfg.name, lock_path(self.cfg)):
+            return self._warm_start(points)
+
+    def _warm_start(self, points: list[WarmPoint]) -> list[str]:
+        s = self.study.study
+        if self.study.trials():
+            return ["warm start: the study has trials already, nothing added"]
+        if self.cfg.sampler.type == "grid":
+            raise ConfigError(
+                f"{self.cfg.path or 'sweep'}: warm_start: a grid sampler runs its grid"
+            )
+        queued, added = [], []
+        for point in points:
+            attrs: dict[str, Any] = {T.TAG_WARM_START: point.label}
+            if point.val_mae is None:
+                s.enqueue_trial(point.values, user_attrs=attrs, skip_if_exists=True)
+                queued.append(point.label)
+            else:
+                dists = {name: distribution(self.study.space[name]) for name in point.values}
+                s.add_trial(create_trial(params=point.values, distributions=dists,
+                                         value=point.val_mae,
+                                         user_attrs={**attrs, IMPORTED: point.label}))  # fmt: skip
+                added.append(point.label)
+        notes = []
+        if queued:
+            notes.append(f"warm start: the first trials are {', '.join(queued)}")
+        if added:
+            notes.append(f"warm start: {len(added)} finished trials added ({', '.join(added[:8])}"
+                         + (", ..." if len(added) > 8 else "") + ")")  # fmt: skip
+        return notes
+
+    def run(
+        self,
+        ctx: SweepContext,
+        deadline: float | None,
+        *,
+        worker: int = 0,
+        stop: StopSignal | None = None,
+    ) -> None:
+        self.study.reseed(worker)
+        if self.cfg.packing.size > 1:  # K proposals at a time, trained in packs
+            require_jax()
+            PackedLoop(ctx, self.study, deadline).run()
+        else:
+            TrialLoop(ctx, self.study, deadline, stop).run()
