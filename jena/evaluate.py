@@ -23,6 +23,19 @@
    ``jena-temperature`` with alias ``champion``), so that ``models:/jena-temperature@champion``
    carries everything ``jena predict`` needs.
 
+Evidence, not a point estimate, decides (:mod:`jena.uncertainty`): the champion's validation
+and test MAE and skill carry 95 % intervals from a day-block bootstrap, and a Diebold–Mariano
+test against persistence; the linear reference (:mod:`jena.linear`, ridge fitted on the training
+windows) is compared on the same windows. The champion is promoted only if it beats persistence
+on validation with a skill interval that excludes zero (:class:`NotBetterThanPersistence`
+otherwise, before the test split is looked at; ``--force`` overrides and says so). A champion
+worse than persistence on test is said plainly (:attr:`Evaluation.test_verdict`), recorded in
+the run's ``evaluation.json`` and tagged on the registered version
+(``worse_than_persistence_on_test``). Run metrics added: ``champion_val_mae_low/high``,
+``champion_val_skill_low/high``, ``test_mae_low/high``, ``test_skill_low/high``, ``val_dm_stat``,
+``val_dm_pvalue``, ``test_dm_stat``, ``test_dm_pvalue``, ``ridge_val_mae``, ``ridge_test_mae``,
+``val_skill_vs_ridge`` and ``test_skill_vs_ridge`` (each with ``_low/_high``).
+
 Only this module (and ``jena baseline``) ever asks :func:`jena.prepare.prepare` for test rows.
 """
 
@@ -41,19 +54,22 @@ import pandas as pd
 from . import tracking as T
 from .data import Dataset
 from .errors import ConfigError, JenaError
+from .linear import Ridge, fit_ridge
 from .prepare import Prepared, feature_matrix, prepare
 from .recording import Events
 from .refit import RefitSettings, sweep_dataset
 from .refit import refit as run_refit
 from .serve import Forecaster
 from .splits import Split
+from .uncertainty import METRIC_RIDGE_TEST, METRIC_RIDGE_VAL, Comparison, Interval, compare, day_of
 
 __all__ = ["Evaluation", "NotBetterThanPersistence", "evaluate_best"]
 
 
 class NotBetterThanPersistence(JenaError):
-    """The sweep's best model does not beat persistence on validation: it is not promoted (and
-    the test split is not looked at) unless the user insists (``--force``)."""
+    """The sweep's best model does not beat persistence on validation with a skill interval
+    that excludes zero: it is not promoted (and the test split is not looked at) unless the user
+    insists (``--force``)."""
 
 
 STATS_RTOL = 1e-9
@@ -87,10 +103,38 @@ class Evaluation:
     version: str | None = None
     alias: str | None = None
     model_uri: str | None = None
+    # the champion against persistence and against the linear reference, on the same windows
+    val_vs_persistence: Comparison | None = None  # full validation split
+    val_vs_ridge: Comparison | None = None
+    test_vs_persistence: Comparison | None = None
+    test_vs_ridge: Comparison | None = None
+    forced: bool = False  # promoted by --force without the evidence the gate asks for
 
     @property
     def test_skill(self) -> float:
         return 1.0 - self.test_mae / self.baseline_test_mae if self.baseline_test_mae else math.nan
+
+    @property
+    def worse_than_persistence_on_test(self) -> bool:
+        return self.test_mae > self.baseline_test_mae
+
+    @property
+    def test_verdict(self) -> str:
+        """One plain line on the test split: better or worse than persistence, how sure."""
+        c = self.test_vs_persistence
+        how = f"skill {c.skill.text('+.1%')}, DM p = {c.dm.p_value:.2g}" if c else ""
+        if self.worse_than_persistence_on_test:
+            return (
+                f"the champion is WORSE than persistence on the test split: test MAE "
+                f"{self.test_mae:.3f} °C against {self.baseline_test_mae:.3f} °C ({how}); "
+                "the validation result did not carry over to the test period"
+            )
+        sure = (
+            "and its interval excludes zero"
+            if c and c.beats_reference
+            else "but its interval includes zero: it cannot be told apart from persistence there"
+        )
+        return f"the champion beats persistence on the test split ({how}) {sure}"
 
     @property
     def warning(self) -> str | None:
@@ -106,7 +150,37 @@ class Evaluation:
         out = dataclasses.asdict(self)
         out["test_skill"] = self.test_skill
         out["warning"] = self.warning
+        out["worse_than_persistence_on_test"] = self.worse_than_persistence_on_test
+        out["test_verdict"] = self.test_verdict
+        for key in ("val_vs_persistence", "val_vs_ridge", "test_vs_persistence", "test_vs_ridge"):
+            c = getattr(self, key)
+            out[key] = c.to_dict() if c is not None else None
         return out
+
+    def interval_metrics(self) -> dict[str, float]:
+        """The intervals, DM tests and the reference for the champion's run (module docstring)."""
+        out: dict[str, float] = {}
+        pairs: tuple[tuple[str, Comparison | None, str], ...] = (
+            ("val", self.val_vs_persistence, T.METRIC_CHAMPION_VAL),
+            ("test", self.test_vs_persistence, T.METRIC_TEST_MAE),
+        )
+        for split, c, mae in pairs:
+            if c is None:
+                continue
+            skill = T.METRIC_CHAMPION_VAL_SKILL if split == "val" else T.METRIC_TEST_SKILL
+            out |= {f"{mae}_low": c.mae.low, f"{mae}_high": c.mae.high}
+            out |= {f"{skill}_low": c.skill.low, f"{skill}_high": c.skill.high}
+            out |= {f"{split}_dm_stat": c.dm.statistic, f"{split}_dm_pvalue": c.dm.p_value}
+        for split, r, name in (("val", self.val_vs_ridge, METRIC_RIDGE_VAL),
+                               ("test", self.test_vs_ridge, METRIC_RIDGE_TEST)):  # fmt: skip
+            if r is not None:
+                out[name] = r.reference_mae.estimate
+                out |= _interval(f"{split}_skill_vs_ridge", r.skill)
+        return out
+
+
+def _interval(name: str, interval: Interval) -> dict[str, float]:
+    return {name: interval.estimate, f"{name}_low": interval.low, f"{name}_high": interval.high}
 
 
 def _check_stats(prepared: Prepared, cfg: Mapping[str, Any], dataset: Dataset) -> Prepared:
@@ -151,6 +225,7 @@ class WindowPredictions:
     forecast: np.ndarray  # the members' mean
     persistence: np.ndarray
     members: np.ndarray | None = None  # (members, windows): each member's forecasts
+    rows: np.ndarray | None = None  # target rows (of the record)
 
     def member_mae(self) -> list[float]:
         members = self.members if self.members is not None else self.forecast[None, :]
@@ -192,6 +267,7 @@ def predict_split(
         forecast=members.mean(axis=0),
         persistence=prepared.temperature[starts + forecaster.span],
         members=members,
+        rows=starts + forecaster.offset,
     )
 
 
@@ -202,16 +278,47 @@ def predict_test(
     return predict_split(forecaster, prepared, frame_index, "test")
 
 
-def _not_better(experiment: str, what: str, val_mae: float, base: float | None,
-                skill: float | None) -> NotBetterThanPersistence:  # fmt: skip
-    return NotBetterThanPersistence(
-        f"sweep {experiment!r} has not yet found a model better than persistence: {what} has "
-        f"validation MAE {val_mae:.4f} °C against persistence "
-        f"{'?' if base is None else f'{base:.4f}'} °C on the same windows (skill "
-        f"{'?' if skill is None else f'{skill:+.1%}'}); nothing was evaluated on the test "
-        "split and nothing registered. Run more trials (jena sweep NAME --trials N), start "
-        "from the book's models (--warm-start book), or give trials more fidelity; --force "
-        "evaluates and registers it anyway"
+def versus(
+    pred: WindowPredictions, prepared: Prepared, ridge: Ridge | None
+) -> tuple[Comparison, Comparison | None]:
+    """The forecasts against persistence and against the linear reference (on the windows it
+    can forecast: its 24 h of inputs loaded and trusted), with intervals and the DM test."""
+    assert pred.rows is not None
+    days = day_of(pred.rows)
+    error = pred.forecast - pred.actual
+    vs_persistence = compare(error, pred.persistence - pred.actual, days)
+    if ridge is None:
+        return vs_persistence, None
+    last = pred.rows - ridge.horizon
+    ok = ridge.available(prepared, last)
+    if not ok.any():
+        return vs_persistence, None
+    reference = ridge.predict(prepared, last[ok]) - pred.actual[ok]
+    return vs_persistence, compare(error[ok], reference, days[ok])
+
+
+def gate(experiment: str, what: str, evidence: Comparison, force: bool) -> bool:
+    """Whether the champion is promoted on evidence (its validation skill interval excludes
+    zero); otherwise :class:`NotBetterThanPersistence` unless ``force`` (then False)."""
+    if evidence.beats_reference:
+        return True
+    if force:
+        return False
+    c = evidence
+    found = (
+        "has not yet found a model better than persistence"
+        if c.skill.estimate <= 0
+        else "has a champion that cannot be told apart from persistence"
+    )
+    raise NotBetterThanPersistence(
+        f"sweep {experiment!r} {found}: {what} has validation MAE {c.mae.estimate:.4f} °C "
+        f"against persistence {c.reference_mae.estimate:.4f} °C on the same windows, skill "
+        f"{c.skill.estimate:+.1%} with a 95 % interval of [{c.skill.low:+.1%}, "
+        f"{c.skill.high:+.1%}] ({c.days} days, DM p = {c.dm.p_value:.2g}); the interval "
+        "must exclude zero. Nothing was evaluated on the test split and nothing registered. "
+        "Run more trials (jena sweep NAME --trials N), start from the book's models "
+        "(--warm-start book), give trials more fidelity, or use a season-aware split "
+        "(--preset blocked) on a short record; --force evaluates and registers it anyway"
     )
 
 
@@ -255,6 +362,7 @@ def _record_and_register(
     metrics[T.METRIC_CHAMPION_VAL] = ev.val_mae
     if ev.val_skill is not None:
         metrics[T.METRIC_CHAMPION_VAL_SKILL] = ev.val_skill
+    metrics |= ev.interval_metrics()
     for member in ev.members:
         metrics[f"{T.METRIC_TEST_MAE}_seed{member['seed']}"] = member["test_mae"]
     if ev.best_val_member_test_mae is not None:
@@ -271,7 +379,7 @@ def _record_and_register(
         summary=ev.to_dict(),
     )
     if register_name:
-        skill = ev.val_skill
+        val, test = ev.val_vs_persistence, ev.test_vs_persistence
         version = T.register_model(
             uri,
             ev.run_id,
@@ -291,7 +399,14 @@ def _record_and_register(
                 "test_mae": f"{ev.test_mae:.4f}",
                 "baseline_test_mae": f"{ev.baseline_test_mae:.4f}",
                 "data_digest": ev.data_digest,
-                "beats_persistence_on_val": str(skill is not None and skill > 0).lower(),
+                "beats_persistence_on_val": str(bool(val and val.beats_reference)).lower(),
+                "promoted_on": "force" if ev.forced else "evidence",
+                "val_skill_interval": val.skill.text("+.2%") if val else "",
+                "test_skill_interval": test.skill.text("+.2%") if test else "",
+                "worse_than_persistence_on_test": str(ev.worse_than_persistence_on_test).lower(),
+                "ridge_test_mae": (
+                    f"{ev.test_vs_ridge.reference_mae.estimate:.4f}" if ev.test_vs_ridge else ""
+                ),
             },
         )
         ev.registered_model, ev.version = register_name, version
@@ -315,8 +430,9 @@ def evaluate_best(
     """Evaluate a sweep's champion once on the test split (see the module docstring) and
     register it. ``refit`` (default): the champion is the refit's selected configuration, its
     seed models averaged (the refit is run first if it is not complete); otherwise the best
-    low-fidelity trial's own model. A champion that does not beat persistence on validation
-    raises :class:`NotBetterThanPersistence` before the test split is read, unless ``force``.
+    low-fidelity trial's own model. A champion whose validation skill interval does not exclude
+    zero raises :class:`NotBetterThanPersistence` before the test split is read, unless
+    ``force``.
     ``dataset`` skips loading (tests); ``register_name=None`` skips the registry."""
     uri = T.resolve_uri(tracking_uri)
     if not refit:
@@ -337,14 +453,10 @@ def evaluate_best(
     dataset = sweep_dataset(first.tags, cfg, data=data, dataset=dataset,
                             who=f"refit run {members[0].run_id}")  # fmt: skip
     prepared, index = _test_data(cfg, dataset)
-    val = predict_split(forecaster, prepared, index, "val")  # the champion, as one forecaster
-    val_mae = float(np.mean(np.abs(val.forecast - val.actual)))
-    base_val = float(np.mean(np.abs(val.persistence - val.actual)))
-    skill = 1 - val_mae / base_val if base_val else None
     what = f"its refit champion ({chosen.candidate.label}, {len(members)} seeds averaged)"
-    if not force and (skill is None or skill <= 0):
-        raise _not_better(experiment, what, val_mae, base_val, skill)
-    result, test_mae, baseline, windows = _the_look(forecaster, prepared, index)
+    look = _evidence_then_look(experiment, what, forecaster, prepared, index, force)
+    val = look.val_vs_persistence  # the champion, as one forecaster, on the full split
+    result, test_mae, baseline, windows = look.result, look.test_mae, look.baseline, look.windows
     record = status.stage_run_id or latest_refit_run(uri, experiment)
     tags = T.get_run(uri, record).tags
     previous = T.previous_test_evaluations(tags)
@@ -360,8 +472,8 @@ def evaluate_best(
         trial=chosen.candidate.source_trial,
         driver=None,
         architecture=chosen.candidate.config.architecture,
-        val_mae=val_mae,
-        baseline_val_mae=base_val,
+        val_mae=val.mae.estimate,
+        baseline_val_mae=val.reference_mae.estimate,
         test_mae=test_mae,
         baseline_test_mae=baseline,
         test_windows=windows,
@@ -370,17 +482,55 @@ def evaluate_best(
         evaluation=len(previous) + 1,
         kind="refit",
         label=chosen.candidate.label,
-        val_skill=skill,
+        val_skill=val.skill.estimate,
         members=member_rows,
         best_val_member_test_mae=per_member[[m.seed for m in members].index(best_seed)],
         previous=previous,
         other_runs_evaluated=_other_evaluations(T.trials_frame(uri, experiment), record),
+        **look.comparisons(),
     )
     return _record_and_register(
         ev, result, cfg, uri, register_name=register_name, alias=alias,
         members=[m.run_id for m in members],
         description=f"{chosen.candidate.label} of {experiment}: {len(members)} seeds averaged",
     )  # fmt: skip
+
+
+@dataclass
+class _Look:
+    """The evidence on validation, then the one look at the test split."""
+
+    result: WindowPredictions
+    test_mae: float
+    baseline: float
+    windows: int
+    val_vs_persistence: Comparison
+    val_vs_ridge: Comparison | None
+    test_vs_persistence: Comparison
+    test_vs_ridge: Comparison | None
+    forced: bool
+
+    def comparisons(self) -> dict[str, Any]:
+        """The Evaluation fields it fills."""
+        keys = ("val_vs_persistence", "val_vs_ridge", "test_vs_persistence", "test_vs_ridge")
+        return {k: getattr(self, k) for k in keys} | {"forced": self.forced}
+
+
+def _evidence_then_look(
+    experiment: str, what: str, forecaster: Forecaster, prepared: Prepared,
+    index: pd.DatetimeIndex, force: bool,
+) -> _Look:  # fmt: skip
+    """The champion on the full validation split against persistence and the linear reference;
+    the gate (:func:`gate`); only then the test split."""
+    try:
+        ridge: Ridge | None = fit_ridge(prepared)
+    except ConfigError:  # the preset's own window does not fit this record's training split
+        ridge = None
+    val = versus(predict_split(forecaster, prepared, index, "val"), prepared, ridge)
+    promoted = gate(experiment, what, val[0], force)
+    result, test_mae, baseline, windows = _the_look(forecaster, prepared, index)
+    test = versus(result, prepared, ridge)
+    return _Look(result, test_mae, baseline, windows, *val, *test, forced=not promoted)
 
 
 def _the_look(
@@ -410,11 +560,6 @@ def _evaluate_trial(
     """``--no-refit``: the best completed trial's own (low-fidelity) model."""
     frame = T.trials_frame(uri, experiment)
     best = T.select_best(frame)
-    skill = T.finite(best.get("val_skill"))
-    if not force and (skill is None or skill <= 0):
-        base = T.finite(best.get(f"metrics.{T.METRIC_BASELINE_VAL}"))
-        what = f"its best trial {best['number']} ({T.label(best.to_dict())})"
-        raise _not_better(experiment, what, float(best["val_mae"]), base, skill)
     run_id = str(best["run_id"])
     run = T.get_run(uri, run_id)
     model, cfg = T.load_trial_model(uri, run_id)
@@ -422,7 +567,9 @@ def _evaluate_trial(
     dataset = sweep_dataset(run.tags, cfg, data=data, dataset=dataset,
                             who=f"trial {best['number']}")  # fmt: skip
     prepared, index = _test_data(cfg, dataset)
-    result, test_mae, baseline, windows = _the_look(forecaster, prepared, index)
+    what = f"its best trial {best['number']} ({T.label(best.to_dict())})"
+    look = _evidence_then_look(experiment, what, forecaster, prepared, index, force)
+    result, test_mae, baseline, windows = look.result, look.test_mae, look.baseline, look.windows
     previous = T.previous_test_evaluations(run.tags)
     ev = Evaluation(
         experiment=experiment,
@@ -439,9 +586,10 @@ def _evaluate_trial(
         data_digest=dataset.digest,
         evaluation=len(previous) + 1,
         label=str(best.get("run_name") or ""),
-        val_skill=skill,
+        val_skill=T.finite(best.get("val_skill")),  # the trial's own (its validation subset)
         previous=previous,
         other_runs_evaluated=_other_evaluations(frame, run_id),
+        **look.comparisons(),
     )
     return _record_and_register(
         ev, result, cfg, uri, register_name=register_name, alias=alias, members=None,

@@ -31,16 +31,12 @@ import numpy as np
 from .forecasting import SECONDS_PER_DAY, SECONDS_PER_YEAR, epoch_seconds
 from .prepare import Prepared
 from .splits import Split
-from .uncertainty import Comparison, compare, day_of
+from .uncertainty import METRIC_RIDGE_VAL, METRIC_RIDGE_VAL_SKILL, Comparison, compare, day_of
 
 HOURS = 24  # of history the reference sees
 STEP = 6  # rows between its points: hourly
 ALPHA = 2000.0  # the ridge penalty (see the module docstring)
 CHUNK = 8192  # windows per block of X'X
-# metric names of the reference (a sweep's parent run, a champion's run)
-METRIC_RIDGE_VAL = "ridge_val_mae"
-METRIC_RIDGE_VAL_SKILL = "ridge_val_skill"
-METRIC_RIDGE_TEST = "ridge_test_mae"
 
 
 @dataclass(frozen=True)

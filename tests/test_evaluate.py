@@ -37,6 +37,7 @@ BEST = ("best", "--force", "--no-refit", "--experiment", EXPERIMENT)  # the tria
 def sweep(
     root: Path, uri: str, name: str, *, driver: str = "optuna", trials: int = 2, seed: int = 0,
     data: str = TINY, architecture: str = "gru", normalise: bool | None = None,
+    preset: str = "book2",
 ) -> dict[str, Any]:  # fmt: skip
     """Run one tiny sweep invocation (quietly; its Optuna/Keras Tuner stores under ``root``)
     and return its summary."""
@@ -44,9 +45,10 @@ def sweep(
     if normalise is not None:
         fixed += f", normalise_target={str(normalise).lower()}"
     cfg = tiny_sweep(f"data.source={toml_str(data)}", 'space.include=["units", "learning_rate"]',
-                     f"space.fixed={{{fixed}}}", name=name, driver=driver, trials=trials,
-                     seed=seed, tracking_uri=uri, root=root)  # fmt: skip
-    return run_sweep(cfg, quiet=True)
+                     f"space.fixed={{{fixed}}}", f"data.preset={toml_str(preset)}", name=name,
+                     driver=driver, trials=trials, seed=seed, tracking_uri=uri,
+                     root=root)  # fmt: skip
+    return run_sweep(cfg)
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -69,7 +71,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]
             sweep(root, uri, EXPERIMENT, driver="optuna", trials=3, seed=1, normalise=True),
         ]
     for summary in summaries:
-        assert summary["counts"]["completed"] >= 1, summary
+        assert summary.counts["completed"] >= 1, summary
     yield root, uri
 
 
@@ -145,20 +147,25 @@ def test_spec_from_source() -> None:
 # --------------------------------------------------------------------------- hygiene
 
 
-def test_sweep_never_reads_test_rows(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("preset", ["book2", "blocked"])
+def test_sweep_never_reads_test_rows(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch, preset: str
+) -> None:
     """A sweep on a record whose test rows are other weather (the first training rows again:
     physically valid, so the loader keeps them, but not this record's) gives exactly the results
-    of a sweep on the clean record: it never loads those rows."""
+    of a sweep on the clean record: it never loads those rows. book2's test rows end the record;
+    blocked's are blocks inside it (every fourth 14-day block), blanked in memory."""
     frame = load(TINY).frame
-    bounds = get_preset("book2").bounds(len(frame))
+    bounds = get_preset(preset).bounds(len(frame))
     poisoned = frame.copy()
-    n_test = len(frame) - bounds.test[0]
-    poisoned.iloc[bounds.test[0] :, :] = frame.iloc[:n_test].to_numpy() + 0.5  # +0.5: no clash
+    test = bounds.mask("test", len(frame))
+    n_test = int(test.sum())
+    poisoned.iloc[test, :] = frame.iloc[:n_test].to_numpy() + 0.5  # +0.5: no clash
     clean_csv = write_jena_csv(frame, in_tmp / "clean.csv")
     poisoned_csv = write_jena_csv(poisoned, in_tmp / "poisoned.csv")
     loaded = load(poisoned_csv).frame[TARGET].to_numpy()
     other = frame[TARGET].to_numpy()
-    assert not np.allclose(loaded[bounds.test[0] :], other[bounds.test[0] :], atol=0.1)
+    assert not np.allclose(loaded[test], other[test], atol=0.1)
 
     prepared: list[Prepared] = []
     real = jena.train.prepare
@@ -172,9 +179,10 @@ def test_sweep_never_reads_test_rows(in_tmp: Path, monkeypatch: pytest.MonkeyPat
     uri = f"sqlite:///{in_tmp / 'mlruns' / 'mlflow.db'}"
     results = {}
     for name, path in (("clean", clean_csv), ("poisoned", poisoned_csv)):
-        sweep(in_tmp, uri, name, data=str(path), trials=2, normalise=True)
+        sweep(in_tmp, uri, name, data=str(path), trials=2, normalise=True, preset=preset)
         f = trials_frame(uri, name).sort_values("number")
         assert list(f["state"]) == ["completed", "completed"]
+        assert set(f["tags.preset"]) == {preset}
         results[name] = f
     for column in ("val_mae", "metrics.loss", "metrics.mae", "metrics.baseline_val_mae"):
         assert list(results["clean"][column]) == list(results["poisoned"][column]), column
@@ -184,9 +192,11 @@ def test_sweep_never_reads_test_rows(in_tmp: Path, monkeypatch: pytest.MonkeyPat
     )
     assert prepared, "the sweep prepared no data?"
     for p in prepared:
-        assert not p.include_test
-        assert len(p.x) == len(p.temperature) == len(p.valid) == p.bounds.test[0]
-        assert np.array_equal(p.temperature, other[: bounds.test[0]])
+        assert not p.include_test and p.preset.name == preset
+        assert len(p.x) == len(p.temperature) == len(p.valid) <= len(frame)
+        kept = test[: len(p.x)]
+        assert np.isnan(p.temperature[kept]).all() and not p.valid[kept].any()
+        np.testing.assert_array_equal(p.temperature[~kept], other[: len(p.x)][~kept])
         with pytest.raises(ConfigError, match="test split is not loaded"):
             p.starts("test")
 
@@ -238,6 +248,47 @@ def test_best_test_mae_matches_independent_computation(
     assert len(json.loads(run.data.tags["test_evaluated_at"])) == 1
     names = {a.path for a in mlflow.MlflowClient(uri).list_artifacts(evaluated["run_id"])}
     assert PREDICTIONS_FILE in names and "forecaster" in names
+
+
+def test_best_gives_intervals_dm_and_the_linear_reference(
+    store: tuple[Path, str], evaluated: dict[str, Any]
+) -> None:
+    """`jena best --json` carries the champion against persistence and against the ridge
+    reference on validation and test (95 % intervals, DM test), says plainly whether the
+    champion is worse than persistence on test, and records it on the run and the version."""
+    _, uri = store
+    test = evaluated["test_vs_persistence"]
+    assert test["mae"]["estimate"] == pytest.approx(evaluated["test_mae"])
+    assert test["reference_mae"]["estimate"] == pytest.approx(evaluated["baseline_test_mae"])
+    assert test["windows"] == evaluated["test_windows"] and test["days"] > 10
+    for key in ("mae", "skill", "difference"):
+        assert test[key]["low"] <= test[key]["estimate"] <= test[key]["high"], key
+    assert 0 <= test["dm"]["p_value"] <= 1 and test["dm"]["lag"] == 143
+    val = evaluated["val_vs_persistence"]
+    assert val["windows"] > 0 and val["beats_reference"] == (val["skill"]["low"] > 0)
+    assert evaluated["forced"] == (not val["beats_reference"])  # --force: promoted anyway
+    for split in ("val", "test"):
+        ridge = evaluated[f"{split}_vs_ridge"]
+        assert ridge["mae"]["estimate"] == pytest.approx(evaluated[f"{split}_vs_persistence"]
+                                                         ["mae"]["estimate"], rel=0.05)  # fmt: skip
+        assert 0.5 < ridge["reference_mae"]["estimate"] < 10
+    worse = evaluated["test_mae"] > evaluated["baseline_test_mae"]
+    assert evaluated["worse_than_persistence_on_test"] == worse
+    assert ("WORSE than persistence on the test split" in evaluated["test_verdict"]) == worse
+    run = mlflow.MlflowClient(uri).get_run(evaluated["run_id"])
+    m = run.data.metrics
+    assert m["test_mae_low"] == pytest.approx(test["mae"]["low"])
+    assert m["test_skill_high"] == pytest.approx(test["skill"]["high"])
+    assert m["test_dm_pvalue"] == pytest.approx(test["dm"]["p_value"])
+    assert m["ridge_test_mae"] == pytest.approx(evaluated["test_vs_ridge"]["reference_mae"]
+                                                ["estimate"])  # fmt: skip
+    assert "champion_val_skill_low" in m and "val_skill_vs_ridge_high" in m
+    version = mlflow.MlflowClient(uri, registry_uri=uri).get_model_version_by_alias(
+        "jena-temperature", "champion"
+    )
+    assert version.tags["worse_than_persistence_on_test"] == str(worse).lower()
+    assert version.tags["promoted_on"] == ("force" if evaluated["forced"] else "evidence")
+    assert version.tags["test_skill_interval"].startswith(f"{test['skill']['estimate']:+.2%} [")
 
 
 def test_registry_alias_points_to_best(store: tuple[Path, str], evaluated: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@ seeds, the averaged champion, and its one look at the test split."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,11 @@ def test_the_champion_averages_its_seeds_and_reads_the_test_set_once(
     for m in ev.members:
         assert record.data.metrics[f"test_mae_seed{m['seed']}"] == pytest.approx(m["test_mae"])
     assert record.data.metrics["test_mae"] == pytest.approx(ev.test_mae)
+    worse = ev.test_mae > ev.baseline_test_mae  # said plainly, and tagged on the version
+    assert ev.worse_than_persistence_on_test == worse
+    assert ("WORSE than persistence on the test split" in ev.test_verdict) == worse
+    version = mlflow_client(uri=uri).get_model_version_by_alias("jena-temperature", "champion")
+    assert version.tags["worse_than_persistence_on_test"] == str(worse).lower()
 
     # the registered champion is one forecaster, the mean of its members
     champion = load_forecaster("models:/jena-temperature@champion", uri)
@@ -158,6 +164,59 @@ def test_the_champion_averages_its_seeds_and_reads_the_test_set_once(
     assert forecast.forecast == pytest.approx(
         np.mean([f.forecast(ds.frame).forecast for f in alone]), abs=1e-9
     )
+
+
+def test_the_gate_refuses_a_champion_whose_interval_includes_zero(
+    swept: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A champion slightly better than persistence on validation (skill > 0: what the old gate
+    asked for) but by a margin its day-to-day noise swamps is not promoted: `jena best` says it
+    cannot be told apart from persistence, with the interval, reads no test row and registers
+    nothing; --force still evaluates it."""
+    uri = swept["uri"]
+    monkeypatch.chdir(swept["root"])
+    real = jena.evaluate.predict_split
+    tested: list[str] = []
+
+    def noisy(forecaster: Any, prepared: Any, index: Any, split: str = "test") -> Any:
+        pred = real(forecaster, prepared, index, split)
+        if split != "val":
+            tested.append(split)
+            return pred
+        days = (pred.rows // 144) - (pred.rows // 144).min()
+        luck = np.random.default_rng(5).uniform(0.75, 1.23, days.max() + 1)  # per day
+        scale = luck[days]
+        pred.forecast = pred.actual + (pred.persistence - pred.actual) * scale
+        return pred
+
+    monkeypatch.setattr(jena.evaluate, "predict_split", noisy)
+    client = mlflow_client(uri=uri)
+    versions = len(client.search_model_versions("name = 'jena-temperature'"))
+    with pytest.raises(jena.evaluate.NotBetterThanPersistence) as err:
+        evaluate_best("rf", tracking_uri=uri, settings=QUICK)
+    message = str(err.value)
+    assert "cannot be told apart from persistence" in message and "\n" not in message
+    skill = re.search(r"skill ([+-][\d.]+)% with a 95 % interval of \[([+-][\d.]+)%, "
+                      r"([+-][\d.]+)%\]", message)  # fmt: skip
+    assert skill is not None, message
+    estimate, low, high = (float(g) for g in skill.groups())
+    assert estimate > 0 and low < 0 < high  # better on average, not told apart: refused
+    assert tested == [] and len(client.search_model_versions("name = 'jena-temperature'")) == (
+        versions
+    )
+    code = cli.main(["best", "--experiment", "rf", "--tracking-uri", uri, "--top-k", "2",
+                     "--seeds", "2", "--epochs", "1", "--patience", "1"])  # fmt: skip
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err_lines) == 1 and "cannot be told apart" in err_lines[0]
+    code = cli.main(["best", "--force", "--experiment", "rf", "--tracking-uri", uri,
+                     "--register-name", "", "--top-k", "2", "--seeds", "2", "--epochs", "1",
+                     "--patience", "1"])  # fmt: skip
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 0 and tested == ["test"]
+    assert "promoted only because of --force" in out and "[95 % interval]" in out
+    assert "ridge (linear reference)" in out and "against the linear reference" in out
+    verdict = re.search(r"the champion (is WORSE than|beats) persistence on the test split", out)
+    assert verdict is not None, out
 
 
 def test_refit_of_a_sweep_with_nothing_completed(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,16 @@ class Champion:
     baseline_test_mae: float | None
     uses: str  # how many looks at the test split this record holds
     members: list[tuple[str, float]]  # (seed, test MAE) of a refit champion's members
+    metrics: dict[str, float] = field(default_factory=dict)  # the record's (intervals, DM, ridge)
+
+    def interval(self, name: str) -> tuple[float, float] | None:
+        """The 95 % interval ``name_low``, ``name_high`` ``jena best`` recorded, or None."""
+        low, high = (T.finite(self.metrics.get(f"{name}_{end}")) for end in ("low", "high"))
+        return None if low is None or high is None else (low, high)
+
+    @property
+    def worse_than_persistence_on_test(self) -> bool:
+        return self.baseline_test_mae is not None and self.test_mae > self.baseline_test_mae
 
 
 @dataclass
@@ -99,6 +109,7 @@ def champion(data: ReportData) -> Champion | None:
             baseline_test_mae=T.finite(r.metrics.get(T.METRIC_BASELINE_TEST)),
             uses=r.tags.get(T.TAG_TEST_COUNT, "?"),
             members=members,
+            metrics=dict(r.metrics),
         )
     column = f"metrics.{T.METRIC_TEST_MAE}"
     if column not in data.frame.columns:
@@ -117,6 +128,11 @@ def champion(data: ReportData) -> Champion | None:
         baseline_test_mae=T.finite(row.get(f"metrics.{T.METRIC_BASELINE_TEST}")),
         uses=str(row.get(f"tags.{T.TAG_TEST_COUNT}") or "?"),
         members=[],
+        metrics={
+            str(k).removeprefix("metrics."): float(v)
+            for k, v in row.items()
+            if str(k).startswith("metrics.") and T.finite(v) is not None
+        },
     )
 
 

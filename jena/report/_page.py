@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from jena import tracking as T
+from jena.uncertainty import METRIC_RIDGE_TEST, METRIC_RIDGE_VAL, METRIC_RIDGE_VAL_SKILL
 
 from . import _figures as F
 from ._data import (
@@ -134,8 +135,38 @@ def trials_section(data: ReportData) -> str:
         f"<p>{len(frame)} trials in {len(data.parents)} invocation(s) · drivers: "
         f"{html.escape(drivers)} · total compute time {duration(compute_seconds(frame))} (sum of "
         f"trial durations), wall time {duration(wall)} · persistence baseline (validation) "
-        f"{fmt(data.baseline, '.4f', '?')} °C</p>"
+        f"{fmt(data.baseline, '.4f', '?')} °C{_ridge(data)}</p>" + _reading_note(data)
     )
+
+
+def _ridge(data: ReportData) -> str:
+    """The linear reference the sweep's start recorded on its parent run, if any."""
+    metrics = data.parent.metrics if data.parent is not None else {}
+    mae = T.finite(metrics.get(METRIC_RIDGE_VAL))
+    if mae is None:
+        return ""
+    skill = metrics.get(METRIC_RIDGE_VAL_SKILL)
+    low, high = (metrics.get(f"{METRIC_RIDGE_VAL_SKILL}_{end}") for end in ("low", "high"))
+    band = f" [{fmt(low, '+.1%')}, {fmt(high, '+.1%')}]" if T.finite(low) is not None else ""
+    return (f" · linear reference (ridge) {mae:.4f} °C, skill {fmt(skill, '+.1%')}{band}: a "
+            "deep model that cannot beat it has not earned its cost")  # fmt: skip
+
+
+def _reading_note(data: ReportData) -> str:
+    """How to read the intervals; that gains on the synthetic record are upper bounds."""
+    sources = set(data.frame.get(f"tags.{T.TAG_DATA_SOURCE}", pd.Series(dtype=str)).dropna())
+    synthetic = any(str(s).startswith("synthetic") for s in sources)
+    return (
+        '<p class="meta">Intervals [low, high] are 95 %: a block bootstrap over whole days of '
+        "windows (consecutive windows share their weather, so a plain bootstrap would be too "
+        "narrow). A skill whose interval includes zero cannot be told apart from persistence; "
+        "a Diebold–Mariano p-value is the chance of a difference this large between two "
+        "equally good forecasters."
+        + (" Gains measured on the synthetic record are upper bounds: its weather is more "
+           "predictable than the real station's (a ridge regression gains about twice as much "
+           "on it)." if synthetic else "")
+        + "</p>"
+    )  # fmt: skip
 
 
 def leaderboard_section(data: ReportData, folder: Path, result: ReportResult) -> str:
@@ -208,21 +239,56 @@ def champion_section(data: ReportData, folder: Path, result: ReportResult) -> st
     skill = 1 - champ.test_mae / base if base else None
     what = (f"{champ.label}: {len(champ.members)} seeds averaged (refit)"
             if champ.kind == "refit" else champ.label)  # fmt: skip
-    rows = [[what, fmt(champ.val_mae), fmt(champ.test_mae), fmt(base), fmt(skill, "+.1%"),
-             champ.uses]]  # fmt: skip
+
+    def with_interval(value: float | None, name: str, spec: str = ".4f") -> str:
+        found = champ.interval(name)
+        text = fmt(value, spec)
+        return text if found is None or not text else (
+            f"{text} [{format(found[0], spec)}, {format(found[1], spec)}]")  # fmt: skip
+
+    rows = [[what, with_interval(champ.val_mae, T.METRIC_CHAMPION_VAL),
+             with_interval(champ.test_mae, T.METRIC_TEST_MAE), fmt(base),
+             with_interval(skill, T.METRIC_TEST_SKILL, "+.1%"), champ.uses]]  # fmt: skip
     for seed, mae in champ.members:
         member_skill = 1 - mae / base if base else None
         rows.append([f"  seed {seed}", "", fmt(mae), fmt(base), fmt(member_skill, "+.1%"), ""])
+    ridge = T.finite(champ.metrics.get(METRIC_RIDGE_TEST))
+    if ridge is not None:
+        rows.append(["ridge (linear reference)", fmt(champ.metrics.get(METRIC_RIDGE_VAL)),
+                     fmt(ridge), fmt(base), fmt(1 - ridge / base if base else None, "+.1%"),
+                     ""])  # fmt: skip
     parts = [
         head,
-        table(["model", "val MAE (°C)", "test MAE (°C)", "persistence test MAE (°C)", "skill",
-               "test evaluations"], rows, numeric={1, 2, 3, 4, 5}),
+        table(["model", "val MAE (°C) [95 %]", "test MAE (°C) [95 %]",
+               "persistence test MAE (°C)", "skill [95 %]", "test evaluations"], rows,
+              numeric={1, 2, 3, 4, 5}),
     ]  # fmt: skip
-    if champ.val_skill is not None and champ.val_skill <= 0:
+    p_test = T.finite(champ.metrics.get("test_dm_pvalue"))
+    if p_test is not None:
         parts.append(
-            '<p class="warn">This model does not beat persistence on validation (skill '
-            f"{fmt(champ.val_skill, '+.1%', '?')}): it was evaluated and registered only because "
-            "<code>jena best --force</code> asked for it.</p>"
+            '<p class="meta">[95 %]: a block bootstrap over whole days of windows (the range '
+            "that would cover the true figure 19 times in 20). Diebold–Mariano test against "
+            f"persistence on test: statistic {fmt(champ.metrics.get('test_dm_stat'), '+.2f')}, "
+            f"p = {p_test:.2g} (the chance of a difference this large if the champion and "
+            "persistence were equally good).</p>"
+        )
+    if champ.worse_than_persistence_on_test:
+        parts.append(
+            f'<p class="warn">The champion is <b>worse than persistence on the test split</b>: '
+            f"test MAE {champ.test_mae:.3f} °C against {fmt(base, '.3f')} °C (skill "
+            f"{fmt(skill, '+.1%')}). What it gained on validation did not carry over to the "
+            "test period; on a short record, a chronological split tests on other seasons than "
+            "it selects on (use <code>--preset blocked</code>).</p>"
+        )
+    val_low = champ.interval(T.METRIC_CHAMPION_VAL_SKILL)
+    unproven = val_low[0] <= 0 if val_low else (champ.val_skill or 0) <= 0
+    if champ.val_skill is not None and unproven:
+        parts.append(
+            '<p class="warn">This model cannot be told apart from persistence on validation '
+            f"(skill {fmt(champ.val_skill, '+.1%', '?')}"
+            + (f", 95 % interval [{val_low[0]:+.1%}, {val_low[1]:+.1%}]" if val_low else "")
+            + "): it was evaluated and registered only because <code>jena best --force</code> "
+            "asked for it.</p>"
         )
     if champ.uses.isdigit() and int(champ.uses) > 1:
         parts.append(
@@ -280,8 +346,9 @@ def compute_section(data: ReportData, folder: Path, result: ReportResult) -> str
         from jena.book import edition_models
 
         preset = str(data.frame.get(f"tags.{T.TAG_PRESET}", pd.Series(["book2"])).iloc[0])
-        references += [(f"book {m.name} (published)", m.published_val_mae)
-                       for m in edition_models(preset) if m.published_val_mae]  # fmt: skip
+        if preset in ("book2", "book1"):  # the published figures are of the book's splits
+            references += [(f"book {m.name} (published)", m.published_val_mae)
+                           for m in edition_models(preset) if m.published_val_mae]  # fmt: skip
     path = folder / "compute.png"
     result.figures.append(F.fig_compute(spent, best, references, data.baseline, path, refit))
     return "<h2>Quality against compute</h2>" + figure(
