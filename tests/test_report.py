@@ -109,6 +109,14 @@ def test_report_after_best(reports: dict[str, Any]) -> None:
     assert "<h2>Refit at full fidelity</h2>" in page and "(selected)" in page
     assert "2 seeds averaged (refit)" in page and "seed 0" in page and "seed 1" in page
     assert "Quality against compute" in page
+    # intervals, the linear reference, and a plain word when the champion loses on test
+    assert "[95 %]" in page and "ridge (linear reference)" in page and "Diebold–Mariano" in page
+    assert "block bootstrap over whole days" in page and "upper bounds" in page  # synthetic
+    champion = next(r for r in mlflow.MlflowClient(reports["uri"]).search_runs(
+        [mlflow.MlflowClient(reports["uri"]).get_experiment_by_name(EXPERIMENT).experiment_id],
+        "tags.run_type = 'refit'") if "test_mae" in r.data.metrics)  # fmt: skip
+    worse = champion.data.metrics["test_mae"] > champion.data.metrics["baseline_test_mae"]
+    assert ("worse than persistence on the test split" in page) == worse
     # every architecture that completed a trial is on the leaderboard
     done = frame[frame["state"] == "completed"]
     for arch in set(done["tags.architecture"]):
