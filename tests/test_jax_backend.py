@@ -88,7 +88,8 @@ def jax_without_tensorflow(tmp_path: Path) -> dict[str, str]:
            "JENA_TESTS": str(TESTS), "JENA_DATA_DIR": str(tmp_path / "data"),
            "PYTHONPATH": os.pathsep.join([str(site), str(TESTS.parent),
                                           os.environ.get("PYTHONPATH", "")])}  # fmt: skip
-    env.pop("JENA_TRACKING_URI", None)
+    for name in ("JENA_TRACKING_URI", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        env.pop(name, None)  # the subprocess's stores are its own
     return env
 
 

@@ -23,14 +23,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY, TINY_SETS, tiny_sweep
+from conftest import TINY, TINY_SETS
 from mlflow.exceptions import MlflowException
 
 from jena import cli
 from jena.data import Dataset, load, repair
 from jena.prepare import feature_matrix
 from jena.schema import COLUMNS, DATE_COLUMN, DATE_FORMAT, write_jena_csv
-from sweeps import run_sweep
 
 CHAMPION = "models:/jena-temperature@champion"
 ROWS = 139  # 24 hourly steps: (24 - 1) * 6 + 1 rows
@@ -65,8 +64,10 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.delenv("JENA_TRACKING_URI", raising=False)
-        cfg = tiny_sweep(*SETS, name="serving", trials=1, tracking_uri=uri, root=root)
-        assert run_sweep(cfg, quiet=True)["counts"]["completed"] == 1
+        sets = [a for s in (*TINY_SETS, *SETS) for a in ("--set", s)]
+        with contextlib.redirect_stdout(io.StringIO()):  # the sweep's display
+            assert cli.main(["sweep", "default", "--name", "serving", "--trials", "1",
+                             "--tracking-uri", uri, *sets]) == 0  # fmt: skip
         jena_json("best", "--force", "--no-refit", "--experiment", "serving", "--tracking-uri", uri)
         csv = write_jena_csv(load(TINY).frame.iloc[-3 * 144 :], root / "last.csv")
         expected = jena_json("predict", "--data", str(csv), "--tracking-uri", uri)
@@ -317,14 +318,12 @@ def test_a_model_trained_under_jax_requires_no_tensorflow(tmp_path: Path) -> Non
     from test_jax_backend import jax_without_tensorflow
 
     env = jax_without_tensorflow(tmp_path)
-    sets = [a for s in (*TINY_SETS, 'space.include=["learning_rate"]',
-                        'space.fixed={architecture="gru", units=8, sequence_length_hours=24, '
-                        "rnn_layers=1, residual=true}") for a in ("--set", s)]  # fmt: skip
+    sets = [a for s in (*TINY_SETS, *SETS) for a in ("--set", s)]
     proc = subprocess.run([sys.executable, "-c", JAX_CHAMPION, *sets], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=400)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     names = {line.split("==")[0] for line in out["requirements"]}
-    assert out["backend"] == "jax" and out["tensorflow"] is False
+    assert out["backend"] == "jax" and out["tensorflow"] is False, out
     assert {"keras", "jax", "jaxlib", "numpy", "pandas", "mlflow"} <= names
     assert not any(name.startswith("tensorflow") for name in names), out["requirements"]

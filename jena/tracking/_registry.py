@@ -358,15 +358,20 @@ def load_model(
 @contextlib.contextmanager
 def _fluent_uris(uri: str) -> Iterator[None]:
     """MLflow's module-level tracking and registry URIs (``models:/`` is resolved through
-    them), set for the block only: nothing of it leaks into the caller's process."""
-    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    them), set for the block only: nothing of it leaks into the caller's process, nor into its
+    subprocesses through the variables MLflow sets with them."""
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    before = {name: os.environ.get(name) for name in names}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(before[0])
-        mlflow.set_registry_uri(before[1])
+        mlflow.set_tracking_uri(before[names[0]])  # None: MLflow's default again
+        mlflow.set_registry_uri(before[names[1]])
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
 
 
 def _load_model(model_uri: str, uri: str) -> tuple[list[keras.Model], dict[str, Any]]:
