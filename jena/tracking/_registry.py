@@ -367,8 +367,9 @@ def _fluent_uris(uri: str) -> Iterator[None]:
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(before[names[0]])  # None: MLflow's default again
-        mlflow.set_registry_uri(before[names[1]])
+        # None (accepted, though not typed so): MLflow's default again
+        mlflow.set_tracking_uri(before[names[0]])  # type: ignore[arg-type]
+        mlflow.set_registry_uri(before[names[1]])  # type: ignore[arg-type]
         for name, value in before.items():
             if value is None:
                 os.environ.pop(name, None)
