@@ -83,7 +83,7 @@ def _parse_times(column: pd.Series) -> pd.DatetimeIndex:
     bad = np.flatnonzero(parsed.isna().to_numpy() & column.notna().to_numpy())
     row = int(bad[0]) if len(bad) else 0
     raise InputError(
-        f'"{DATE_COLUMN}" of row {row + 1}: {column.iloc[row]!r} is not a time ({DATE_HINT})'
+        f'"{DATE_COLUMN}" of row {row + 1}: {column.iloc[row]!r} is not a time like {DATE_HINT}'
     )
 
 
@@ -103,7 +103,7 @@ def record(frame: Any) -> pd.DataFrame:
         return frame
     if DATE_COLUMN in frame.columns:
         return frame.drop(columns=[DATE_COLUMN]).set_index(_parse_times(frame[DATE_COLUMN]))
-    raise InputError(f'the input needs a "{DATE_COLUMN}" column ({DATE_HINT}) or a DatetimeIndex')
+    raise InputError(f'the input needs a "{DATE_COLUMN}" column, {DATE_HINT}, or a DatetimeIndex')
 
 
 def _step_problem(a: pd.Timestamp, b: pd.Timestamp) -> str:

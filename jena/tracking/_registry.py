@@ -207,7 +207,7 @@ def _input_note(cfg: Mapping[str, Any]) -> str:
     rows = window_rows(cfg)
     return (
         f"Input: the last {rows} rows ({duration(rows)}) of a Jena-format record, oldest first: "
-        f'"{DATE_COLUMN}" ({DATE_HINT}) or a DatetimeIndex, and the {len(COLUMNS)} columns '
+        f'"{DATE_COLUMN}", {DATE_HINT}, or a DatetimeIndex, and the {len(COLUMNS)} columns '
         "(°C, Tpot in K), one row every 10 minutes without gaps. Output: one row, "
         f"{', '.join(OUTPUT)} (°C)."
     )
