@@ -398,7 +398,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     })  # fmt: skip
     con = _console(stderr=True)
     summary = run_sweep(cfg, _ConsoleView(con))
-    _print_sweep(summary, con)
+    print_sweep(summary, con)
     if args.json:
         _print_json(summary.to_dict())
     return 0
@@ -424,7 +424,7 @@ class _ConsoleView:
             self.console.print()  # the display's last line ends before anything else is said
 
 
-def _print_sweep(summary: Any, con: Any) -> None:
+def print_sweep(summary: Any, con: Any) -> None:
     """The end of a sweep: its top trials, why it ended, notes, the time spent, the UI link."""
     from sweeps.display import fmt_time, summary_table
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import optuna
 import pytest
 from conftest import TINY
 from optuna.trial import TrialState
@@ -207,8 +206,10 @@ def test_a_model_worse_than_persistence_is_not_promoted(
     """Two batches of training cannot beat persistence: the sweep's summary says so, `jena best`
     refuses (nothing evaluated, nothing registered) and names what to do; --force promotes."""
     cfg = small_sweep("trials=1", "fidelity.max_epochs=1")
+    summary = run_sweep(cfg)
+    assert summary.advice and "has not yet found a model better than persistence" in summary.advice
     out = io.StringIO()
-    run_sweep(cfg, console=Console(file=out, width=200))
+    cli.print_sweep(summary, Console(file=out, width=200))
     text = out.getvalue()
     assert "the sweep has not yet found a model better than persistence" in text
     assert "--trials N" in text and "--warm-start book" in text
@@ -278,9 +279,10 @@ def test_a_complete_sweep_creates_nothing(in_tmp: Path) -> None:
     cfg = small_sweep("trials=1", "fidelity.max_epochs=1")
     run_sweep(cfg)
     before = len(runs(cfg.name))
-    out = io.StringIO()
-    summary = run_sweep(cfg, console=Console(file=out, width=200))
+    summary = run_sweep(cfg)
     assert summary.complete and summary.parent_run_id is None
+    out = io.StringIO()
+    cli.print_sweep(summary, Console(file=out, width=200))
     assert len(runs(cfg.name)) == before  # no empty parent run
     assert f"sweep {cfg.name!r} is complete: 1 of 1 trials" in out.getvalue()
 
