@@ -33,7 +33,7 @@ from .data import Dataset, spec_from_source
 from .data import load as load_data
 from .errors import ConfigError
 from .recording import Events, NoEvents, Recorder
-from .train import DataCache, Fidelity
+from .train import DataCache, Fidelity, train
 
 __all__ = [
     "Candidate",
@@ -332,7 +332,7 @@ def refit(
                                run_name=name, run_type=T.RUN_REFIT_MEMBER) as run:  # fmt: skip
                 recorder = Recorder(run, trial_config, fidelity, number=number, events=events,
                                     name=name, started=started)  # fmt: skip
-                result = recorder.finish(recorder.train(cache))
+                result = recorder.finish(recorder.train(cache, trainer=train))
             events.trial_finished(number, result.state, result.val_mae,
                                   time.perf_counter() - started, result.val_skill)  # fmt: skip
             if result.state == "completed" and result.val_mae is not None:

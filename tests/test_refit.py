@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import TINY, mlflow_client, runs, tiny_sweep
 
@@ -78,7 +79,7 @@ def test_refit_selects_the_lowest_mean_and_resumes(
     uri = swept["uri"]
     monkeypatch.chdir(swept["root"])
     # killed mid-way: the third member raises KeyboardInterrupt
-    real, calls = refit_module.train_recorded, {"n": 0}
+    real, calls = refit_module.train, {"n": 0}
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
@@ -86,7 +87,7 @@ def test_refit_selects_the_lowest_mean_and_resumes(
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(refit_module, "train_recorded", interrupted)
+    monkeypatch.setattr(refit_module, "train", interrupted)
     with pytest.raises(KeyboardInterrupt):
         refit("rf", tracking_uri=uri, settings=QUICK)
     assert all(r.info.status != "RUNNING" for r in runs("rf", uri))
@@ -183,7 +184,7 @@ def test_the_gate_refuses_a_champion_whose_interval_includes_zero(
         if split != "val":
             tested.append(split)
             return pred
-        days = (pred.rows // 144) - (pred.rows // 144).min()
+        days = np.asarray((pred.time - pred.time[0]) // pd.Timedelta(days=1))
         luck = np.random.default_rng(5).uniform(0.75, 1.23, days.max() + 1)  # per day
         scale = luck[days]
         pred.forecast = pred.actual + (pred.persistence - pred.actual) * scale
@@ -226,8 +227,7 @@ def test_refit_of_a_sweep_with_nothing_completed(
 
     with pytest.raises(AllTrialsFailed):  # a conv stack longer than its window: every trial fails
         run_sweep(tiny_sweep('architecture="conv1d"', "conv_kernel=24", "conv_layers=3",
-                             'space.include=["learning_rate"]', name="bad", trials=1),
-                  quiet=True)  # fmt: skip
+                             'space.include=["learning_rate"]', name="bad", trials=1))  # fmt: skip
     assert cli.main(["refit", "--experiment", "bad"]) == 2
     assert "has no completed trial with a model yet: nothing to refit" in capsys.readouterr().err
     assert cli.main(["refit", "--experiment", "bad", "--seeds", "0"]) == 2
