@@ -178,7 +178,6 @@ class StoreTrial:
 
 
 def _optuna_trials(cfg: SweepConfig) -> list[StoreTrial]:
-    import optuna
     from optuna.trial import TrialState
 
     from sweeps.optuna import SweepStudy

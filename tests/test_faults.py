@@ -35,8 +35,8 @@ from jena import cli
 from jena import tracking as T
 from jena.errors import InfrastructureError
 from sweeps import run_sweep
-from sweeps.optuna import SweepStudy, open_storage
 from sweeps.faults import FailureStreak, TooManyFailures, failure_kind
+from sweeps.optuna import SweepStudy, open_storage
 from sweeps.trial import make_space
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import uuid
 
-import optuna
 import pytest
 from conftest import require_in_ci, tiny_sweep, toml_str
 from optuna.trial import TrialState
@@ -66,7 +65,7 @@ def test_an_unusable_storage_url_is_one_clear_line(in_tmp):
     from jena.errors import ConfigError
 
     with pytest.raises(ConfigError, match="Optuna storage 'postgresql://") as err:
-        SweepStudy(cfg).study
+        SweepStudy(cfg).trials()
     assert "\n" not in str(err.value)
 
 
@@ -75,4 +74,4 @@ def test_memory_storage_refuses_several_workers(in_tmp):
 
     cfg = apply_overrides(make(in_tmp, "memory"), ["workers=2"])
     with pytest.raises(ConfigError, match="cannot be shared by several workers"):
-        SweepStudy(cfg).study
+        SweepStudy(cfg).trials()

@@ -15,6 +15,7 @@ import keras_tuner as kt
 import pytest
 from conftest import children, offline_context, runs, tiny_sweep, toml_str
 
+import sweeps.kerastuner._tuner as tuner_module
 import sweeps.trial as trial_module
 from jena.book import preset_defaults
 from jena.config import RECURRENT
@@ -22,7 +23,6 @@ from jena.errors import ConfigError
 from jena.space import SPACE, Param, Space
 from jena.tracking import trials_frame
 from jena.train import TrialResult
-import sweeps.kerastuner._tuner as tuner_module
 from sweeps import kerastuner as ktd
 from sweeps import run_sweep
 from sweeps.config import SweepConfig, apply_overrides

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import optuna
 import pytest
 from conftest import children, mlflow_client, offline_context, runs, tiny_sweep, tracking_uri_of
 from optuna.trial import TrialState
