@@ -13,13 +13,18 @@ On one record (default: the synthetic generator, at a size that fits about an ho
     cumulative compute of trials then refit runs (the refit's validation MAE is on the full
     validation split, like the book's), and the champion's test MAE;
 (c) one table: each book model's validation MAE and compute, the compute at which sweep + refit
-    first matched it, the ratio, and the champion's test MAE next to the book models' and
-    persistence's; written as JSON and a plot.
+    first matched it, the ratio, and the champion's test MAE next to the book models', the
+    linear reference's (ridge, :mod:`jena.linear`) and persistence's, every MAE and skill with
+    its 95 % day-block interval (:mod:`jena.uncertainty`); written as JSON and a plot.
+
+``--preset`` picks the split for all of it (book2, or blocked[:DAYS[:ROLES]]: every split in
+every season, for a record of a year or two).
 
 Goal reported against: match the book's best validation MAE with at most a third of its
 training compute, and beat its test MAE.
 
     python benchmarks/time_to_quality.py             # synthetic:43200 (300 days), 10-minute sweep
+    python benchmarks/time_to_quality.py --data synthetic:52704 --preset blocked   # one year
     python benchmarks/time_to_quality.py --data jena --sweep-minutes 30   # the real record (hours)
 """
 
@@ -40,21 +45,27 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 BOOK = ("lstm_dropout", "stacked_gru_dropout")
 
 
-def book_models(data: str, epochs: int | None) -> list[dict[str, Any]]:
-    """(a): the book's models trained the book's way; their validation and test MAE."""
-    import numpy as np
+def book_models(
+    data: str, preset: str, epochs: int | None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(a): the book's models trained the book's way; their validation and test MAE against
+    persistence, with intervals. Also (the second value) the ridge reference on both splits."""
     import pandas as pd
 
     from jena.book import book_model
     from jena.data import load
-    from jena.evaluate import predict_test
+    from jena.evaluate import predict_split, versus
+    from jena.linear import fit_ridge, ridge_reference
     from jena.prepare import prepare
     from jena.serve import Forecaster
     from jena.train import DataCache, Fidelity, train
 
     ds = load(data)
-    cache = DataCache(ds, "book2")
-    test = prepare(ds, "book2", include_test=True)
+    cache = DataCache(ds, preset)
+    test = prepare(ds, preset, include_test=True)
+    index = pd.DatetimeIndex(ds.frame.index)
+    ridge = fit_ridge(test)
+    reference = {s: ridge_reference(test, s, ridge).comparison.to_dict() for s in ("val", "test")}
     out = []
     for name in BOOK:
         model = book_model(name)
@@ -62,7 +73,8 @@ def book_models(data: str, epochs: int | None) -> list[dict[str, Any]]:
         started = time.monotonic()
         result = train(model.config, cache, Fidelity(max_epochs=n, patience=n))  # no stopping
         forecaster = Forecaster(result.model, result.data_config)
-        pred = predict_test(forecaster, test, pd.DatetimeIndex(ds.frame.index))
+        val, test_c = (versus(predict_split(forecaster, test, index, s), test, None)[0]
+                       for s in ("val", "test"))  # fmt: skip
         out.append({
             "model": name,
             "epochs": n,
@@ -70,12 +82,14 @@ def book_models(data: str, epochs: int | None) -> list[dict[str, Any]]:
             "baseline_val_mae": result.baseline_val_mae,
             "fit_s": result.duration_s,
             "wall_s": time.monotonic() - started,
-            "test_mae": float(np.mean(np.abs(pred.forecast - pred.actual))),
-            "baseline_test_mae": float(np.mean(np.abs(pred.persistence - pred.actual))),
+            "test_mae": test_c.mae.estimate,
+            "baseline_test_mae": test_c.reference_mae.estimate,
+            "val": val.to_dict(),
+            "test": test_c.to_dict(),
         })  # fmt: skip
         print(f"  book {name}: val {result.val_mae:.4f} in {result.duration_s:.0f} s of fit, "
               f"test {out[-1]['test_mae']:.4f}", file=sys.stderr, flush=True)  # fmt: skip
-    return out
+    return out, reference
 
 
 def sweep_and_refit(
@@ -132,6 +146,8 @@ def sweep_and_refit(
             "test_mae": ev.test_mae,
             "baseline_test_mae": ev.baseline_test_mae,
             "best_val_member_test_mae": ev.best_val_member_test_mae,
+            "val": ev.val_vs_persistence.to_dict() if ev.val_vs_persistence else None,
+            "test": ev.test_vs_persistence.to_dict() if ev.test_vs_persistence else None,
         },
         "refit": status.to_dict(),
     }
@@ -190,6 +206,8 @@ def plot(books: list[dict[str, Any]], ours: dict[str, Any], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="synthetic:43200", help="the record (a --data spec)")
+    parser.add_argument("--preset", default="book2", type=_preset, metavar="PRESET",
+                        help="book2 or blocked[:DAYS[:ROLES]] (default: book2)")  # fmt: skip
     parser.add_argument("--sweep-minutes", type=float, default=10.0, help="the sweep's budget")
     parser.add_argument("--trials", type=int, default=40, help="the sweep's trials at most")
     parser.add_argument("--book-epochs", type=int, default=None,
@@ -207,14 +225,16 @@ def main(argv: list[str] | None = None) -> int:
 
     import_keras_quietly()
     started = time.monotonic()
-    books = book_models(args.data, args.book_epochs)
+    books, reference = book_models(args.data, args.preset, args.book_epochs)
+    sets = [f"data.preset={json.dumps(args.preset)}", *args.sets]
     with tempfile.TemporaryDirectory(prefix="jena-bench-ttq-") as tmp:
-        ours = sweep_and_refit(args.data, args.sweep_minutes, args.trials, Path(tmp), args.sets)
+        ours = sweep_and_refit(args.data, args.sweep_minutes, args.trials, Path(tmp), sets)
     rows = [{**book, "matched_at_s": first_match(ours["curve"], book["val_mae"])} for book in books]
     for row in rows:
         row["ratio"] = None if row["matched_at_s"] is None else row["matched_at_s"] / row["fit_s"]
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"data": args.data, "sets": args.sets, "books": rows, "ours": ours,
+    report = {"data": args.data, "preset": args.preset, "sets": args.sets, "books": rows,
+              "ours": ours, "ridge": reference,
               "minutes": (time.monotonic() - started) / 60}  # fmt: skip
     (args.out / "time_to_quality.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     plot(books, ours, args.out / "time_to_quality.png")
@@ -223,46 +243,82 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _preset(text: str) -> str:
+    from jena.errors import ConfigError
+    from jena.splits import get_preset
+
+    try:
+        return get_preset(text).name
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _cell(comparison: dict[str, Any] | None, key: str, fallback: float | None = None) -> str:
+    """``2.556 [2.48, 2.63]`` from a comparison's JSON (``skill``: in %), else ``fallback``."""
+    if comparison is None:
+        return "" if fallback is None else f"{fallback:.3f}"
+    c = comparison[key]
+    if key == "skill":
+        return f"{c['estimate']:+.1%} [{c['low']:+.1%}, {c['high']:+.1%}]"
+    return f"{c['estimate']:.3f} [{c['low']:.2f}, {c['high']:.2f}]"
+
+
+def _line(label: str, *cells: str) -> str:
+    """One row: val MAE, compute, refit matched, ratio, sweep matched, test MAE, test skill."""
+    widths = (22, 10, 14, 6, 14, 22, 24)
+    return f"{label:25} " + " ".join(f"{c:>{n}}" for c, n in zip(cells, widths, strict=False))
+
+
 def table(report: dict[str, Any]) -> str:
-    """The benchmark's table and its verdict on the goal, from its JSON."""
+    """The benchmark's table and its verdict on the goal, from its JSON. Intervals: 95 %, a
+    block bootstrap over whole days of windows; skill against persistence on test."""
     rows, ours = report["books"], report["ours"]
     champion = ours["champion"]
+    ridge = report.get("ridge") or {}
+    sets = f"; {', '.join(report['sets'])}" if report.get("sets") else ""
     lines = [
-        f"time to quality on {report['data']} ({report['minutes']:.0f} min in all"
-        + (f"; {', '.join(report['sets'])}" if report.get("sets") else "")
-        + ")",
-        f"{'':25} {'val MAE':>8} {'compute s':>10} {'refit matched':>14} {'ratio':>6} "
-        f"{'sweep matched':>14} {'test MAE':>9}",
-    ]
+        f"time to quality on {report['data']}, {report.get('preset', 'book2')} "
+        f"({report['minutes']:.0f} min in all{sets})",
+        _line("", "val MAE [95 %]", "compute s", "refit matched", "ratio", "sweep matched",
+              "test MAE [95 %]", "test skill [95 %]"),
+    ]  # fmt: skip
     for r in rows:
         refit = first_match(ours["curve"], r["val_mae"])
         sweep = first_match(ours["curve"], r["val_mae"], "sweep")
-        ratio = "—" if refit is None else f"{refit / r['fit_s']:.2f}"
-        lines.append(
-            f"{'book ' + r['model']:25} {r['val_mae']:>8.4f} {r['fit_s']:>10.0f} "
-            f"{'not' if refit is None else f'{refit:.0f} s':>14} "
-            f"{ratio:>6} "
-            f"{'not' if sweep is None else f'{sweep:.0f} s':>14} {r['test_mae']:>9.4f}"
-        )
+        lines.append(_line(
+            f"book {r['model']}", _cell(r.get("val"), "mae", r["val_mae"]), f"{r['fit_s']:.0f}",
+            "not" if refit is None else f"{refit:.0f} s",
+            "—" if refit is None else f"{refit / r['fit_s']:.2f}",
+            "not" if sweep is None else f"{sweep:.0f} s",
+            _cell(r.get("test"), "mae", r["test_mae"]), _cell(r.get("test"), "skill"),
+        ))  # fmt: skip
     total = ours["sweep_compute_s"] + ours["refit_compute_s"]
-    lines.append(
-        f"{'sweep + refit champion':25} {champion['val_mae']:>8.4f} {total:>10.0f} "
-        f"{'':>14} {'':>6} {'':>14} {champion['test_mae']:>9.4f}"
-    )
-    lines.append(
-        f"{'  its best-val seed':25} {'':>8} {'':>10} {'':>14} {'':>6} {'':>14} "
-        f"{champion['best_val_member_test_mae']:>9.4f}"
-    )
+    test = champion.get("test")
+    lines.append(_line("sweep + refit champion", _cell(champion.get("val"), "mae",
+                       champion["val_mae"]), f"{total:.0f}", "", "", "",
+                       _cell(test, "mae", champion["test_mae"]), _cell(test, "skill")))  # fmt: skip
+    lines.append(_line("  its best-val seed", "", "", "", "", "",
+                       f"{champion['best_val_member_test_mae']:.3f}"))  # fmt: skip
+    if ridge:
+        test_ridge = ridge["test"]
+        lines.append(_line("ridge (linear reference)", _cell(ridge["val"], "mae"), "~1", "", "",
+                           "", _cell(test_ridge, "mae"), _cell(test_ridge, "skill")))  # fmt: skip
     base_val = rows[0]["baseline_val_mae"] if rows else math.nan
-    lines.append(
-        f"{'persistence':25} {base_val:>8.4f} {0:>10} {'':>14} {'':>6} {'':>14} "
-        f"{champion['baseline_test_mae']:>9.4f}"
-    )
+    lines.append(_line("persistence", _cell(ridge.get("val"), "reference_mae", base_val), "0",
+                       "", "", "", _cell(ridge.get("test"), "reference_mae",
+                                         champion["baseline_test_mae"])))  # fmt: skip
     lines.append(
         f"compute: sweep {ours['sweep_compute_s']:.0f} s ({ours['trials']} trials), "
         f"refit {ours['refit_compute_s']:.0f} s; refit matched = full validation split, "
-        "sweep matched = its validation subset"
+        "sweep matched = its validation subset; [95 %]: a block bootstrap over whole days"
     )
+    if test is not None:
+        worse = champion["test_mae"] > champion["baseline_test_mae"]
+        lines.append(
+            f"champion vs persistence on test: DM {test['dm']['statistic']:+.2f} (p = "
+            f"{test['dm']['p_value']:.2g})"
+            + ("; the champion is WORSE than persistence on the test split" if worse else "")
+        )
     if rows:
         best = min(rows, key=lambda r: r["val_mae"])
         refit = first_match(ours["curve"], best["val_mae"])

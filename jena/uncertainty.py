@@ -11,7 +11,8 @@ independent draws and gives intervals several times too narrow. Here:
   are resampled in blocks of consecutive days with ``arch``'s circular block bootstrap, the block
   length from Politis & White's rule (``arch.bootstrap.optimal_block_length``, Patton, Politis &
   White's correction) on the daily mean errors and their difference, rounded up, at least
-  :data:`MIN_BLOCK_DAYS` days (weather regimes) and at most a third of the days. Every
+  :data:`MIN_BLOCK_DAYS` days (weather regimes) and short enough for :data:`MIN_BLOCKS` blocks
+  (a resample's standard error is estimated from its blocks). Every
   statistic is recomputed from the resampled sums (MAE = errors / windows, skill = 1 − model /
   reference, difference = model − reference, in °C). The interval is the studentized
   (bootstrap-t) one of ``arch``: each resample's statistic is standardised by its own standard
@@ -50,6 +51,7 @@ CONFIDENCE = 0.95
 REPS = 2000
 SEED = 0
 MIN_BLOCK_DAYS = 3
+MIN_BLOCKS = 10  # blocks in a resample at least: its standard error needs them
 # run metrics of the linear reference (jena.linear): a sweep's parent run, a champion's run
 METRIC_RIDGE_VAL = "ridge_val_mae"
 METRIC_RIDGE_VAL_SKILL = "ridge_val_skill"
@@ -152,7 +154,8 @@ def block_days(daily: np.ndarray) -> int:
         return MIN_BLOCK_DAYS
     found = float(np.nanmax(optimal_block_length(series)["circular"].to_numpy()))
     found = found if math.isfinite(found) else MIN_BLOCK_DAYS
-    return int(min(max(math.ceil(found), MIN_BLOCK_DAYS), days // 3))
+    longest = max(days // MIN_BLOCKS, MIN_BLOCK_DAYS)
+    return int(min(max(math.ceil(found), MIN_BLOCK_DAYS), longest))
 
 
 def compare(
