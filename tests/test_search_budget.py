@@ -153,8 +153,10 @@ def test_ranges_narrow_the_space(in_tmp: Path) -> None:
                             '"wind_vector"]')  # fmt: skip
     run_sweep(cfg)
     frame = trials_frame(default_tracking_uri(), "tiny")
-    rec = frame[frame["state"] == "completed"]
-    assert rec["params.hp.units"].astype(int).between(16, 32).all()
+    assert len(frame) == cfg.trials  # every proposal: each run records what was proposed
+    assert frame["params.hp.units"].astype(int).between(16, 32).all()
+    assert set(frame["params.hp.architecture"]) <= {"lstm", "gru"}
+    assert set(frame["params.hp.sampling_rate"].astype(int)) <= {3, 6}
 
 
 def test_a_trial_at_its_last_epoch_is_not_pruned(in_tmp: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import optuna
 import pytest
 from conftest import children, mlflow_client, offline_context, runs, tiny_sweep, tracking_uri_of
 from optuna.trial import TrialState
@@ -113,13 +114,43 @@ def test_book_presets_grid(in_tmp):
     assert set(frame["state"]) == {"completed"}
 
 
+SAMPLERS = {
+    "tpe": optuna.samplers.TPESampler,
+    "cmaes": optuna.samplers.CmaEsSampler,
+    "gp": optuna.samplers.GPSampler,
+    "grid": optuna.samplers.GridSampler,
+}
+PRUNERS = {
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "median": optuna.pruners.MedianPruner,
+    "halving": optuna.pruners.SuccessiveHalvingPruner,
+    "none": optuna.pruners.NopPruner,
+}
+
+
 @pytest.mark.parametrize(
     ("sampler", "pruner"),
     [("tpe", "hyperband"), ("cmaes", "halving"), ("gp", "median"), ("grid", "none")],
 )
-def test_every_sampler_and_pruner_runs(in_tmp, sampler, pruner):
+def test_every_sampler_and_pruner_runs(in_tmp, sampler, pruner, monkeypatch):
+    """The sampler and pruner the sweep names are the ones Optuna asks: spies on their classes
+    count each trial's ``before_trial`` and each pruning decision."""
     if sampler == "gp":
         pytest.importorskip("torch", reason="Optuna's GPSampler needs PyTorch (jena[gp])")
+    calls: dict[str, int] = {"sampler": 0, "pruner": 0}
+
+    def spy(cls: type, method: str, key: str) -> None:
+        real = getattr(cls, method)
+
+        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if type(self) is cls:
+                calls[key] += 1
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, method, counted)
+
+    spy(SAMPLERS[sampler], "before_trial", "sampler")
+    spy(PRUNERS[pruner], "prune", "pruner")
     sets = [
         f'sampler.type="{sampler}"',
         f'pruner.type="{pruner}"',
@@ -135,6 +166,8 @@ def test_every_sampler_and_pruner_runs(in_tmp, sampler, pruner):
     cfg = tiny_sweep(*sets)
     summary = run_sweep(cfg)
     assert summary.finished == 2
+    assert calls["sampler"] >= 2  # once per trial at least
+    assert calls["pruner"] >= 2  # each trial's first epoch (of 2) was put to the pruner
     s = study(cfg)
     assert all(t.state == TrialState.COMPLETE for t in s.trials)
     if sampler == "grid":
