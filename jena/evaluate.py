@@ -123,17 +123,16 @@ class Evaluation:
         """One plain line on the test split: better or worse than persistence, how sure."""
         c = self.test_vs_persistence
         how = f"skill {c.skill.text('+.1%')}, DM p = {c.dm.p_value:.2g}" if c else ""
+        noise = c is not None and not c.skill.excludes_zero
         if self.worse_than_persistence_on_test:
             return (
                 f"the champion is WORSE than persistence on the test split: test MAE "
-                f"{self.test_mae:.3f} °C against {self.baseline_test_mae:.3f} °C ({how}); "
-                "the validation result did not carry over to the test period"
+                f"{self.test_mae:.3f} °C against {self.baseline_test_mae:.3f} °C ({how})"
+                + ("; within the noise of the test period" if noise else "")
+                + ("" if self.forced else "; what it gained on validation did not carry over")
             )
-        sure = (
-            "and its interval excludes zero"
-            if c and c.beats_reference
-            else "but its interval includes zero: it cannot be told apart from persistence there"
-        )
+        sure = "but within the noise: not told apart from persistence there" if noise else (
+            "and its interval excludes zero")  # fmt: skip
         return f"the champion beats persistence on the test split ({how}) {sure}"
 
     @property
