@@ -4,9 +4,10 @@ sweep left in MLflow and in its driver's own store."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -127,6 +128,30 @@ def tracking_uri_of(sweep: SweepConfig | None = None, uri: str | None = None) ->
     from jena.tracking import resolve_uri
 
     return resolve_uri(uri or (sweep.storage.tracking_uri if sweep is not None else None))
+
+
+@contextlib.contextmanager
+def mlflow_uris(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking and registry URIs set to ``uri`` for the block, then put
+    back as they were (``mlflow.set_*_uri`` also sets environment variables that subprocesses
+    inherit)."""
+    import mlflow
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = {n: os.environ.get(n) for n in names}
+    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def mlflow_client(sweep: SweepConfig | None = None, uri: str | None = None) -> MlflowClient:

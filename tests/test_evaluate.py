@@ -16,7 +16,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY, tiny_sweep, toml_str
+from conftest import TINY, mlflow_uris, tiny_sweep, toml_str
 
 import jena.evaluate
 import jena.train
@@ -336,9 +336,8 @@ def test_predict_from_registered_champion(
     assert got["persistence"] == pytest.approx(last_t)
 
     # the registered pyfunc on its own gives the same forecast
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    pyfunc = mlflow.pyfunc.load_model("models:/jena-temperature@champion")
+    with mlflow_uris(uri):
+        pyfunc = mlflow.pyfunc.load_model("models:/jena-temperature@champion")
     table = pyfunc.predict(load(str(csv)).frame)
     assert float(table["forecast"].iloc[0]) == pytest.approx(forecast, rel=1e-5, abs=1e-5)
 
@@ -381,11 +380,25 @@ def test_best_refuses_other_data(
     assert run.data.tags["test_evaluations"] == "1"  # nothing was evaluated
 
 
+@pytest.fixture
+def own_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, dict[str, Any]]:
+    """A store of its own (one tiny sweep, one `jena best --json`), for a test that changes it:
+    (tracking URI, the JSON `jena best` printed)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JENA_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert sweep(tmp_path, uri, EXPERIMENT, trials=2, normalise=True).counts["completed"] >= 1
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert cli.main([*BEST, "--tracking-uri", uri, "--json"]) == 0
+    return uri, json.loads(buffer.getvalue())
+
+
 def test_reuse_warns_and_a_better_trial_moves_the_alias(
-    store: tuple[Path, str], evaluated: dict[str, Any], capsys: pytest.CaptureFixture[str]
+    own_store: tuple[str, dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Runs last: it evaluates again (a second peek, announced) and adds a better trial."""
-    _, uri = store
+    """A second peek at the test split is announced; a better trial moves the alias."""
+    uri, evaluated = own_store
     client = mlflow.MlflowClient(uri, registry_uri=uri)
     code, out, err = run_cli(capsys, *BEST, "--tracking-uri", uri)
     assert code == 0, err
