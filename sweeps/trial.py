@@ -161,7 +161,8 @@ def datasets(ctx: SweepContext, point: Point) -> list[T.DatasetInfo]:
     out = []
     splits: tuple[tuple[Split, str], ...] = (("train", "training"), ("val", "validation"))
     for split, context in splits:
-        lo, hi = prepared.bounds[split]
+        lo, hi = prepared.bounds[split]  # the first and the stop row of its segments
+        segments = prepared.bounds.segments(split)
         windows = len(prepared.starts(split, c.sampling_rate, c.sequence_length))
         out.append(T.DatasetInfo(
             name=f"jena-{point.data_preset}-{split}",
@@ -170,8 +171,9 @@ def datasets(ctx: SweepContext, point: Point) -> list[T.DatasetInfo]:
             source_type=kind,
             context=context,
             columns=prepared.feature_names,
-            profile={"split": split, "rows": hi - lo, "first_row": lo, "stop_row": hi,
-                     "windows": windows, "record_rows": prepared.rows},
+            profile={"split": split, "rows": prepared.bounds.rows(split), "first_row": lo,
+                     "stop_row": hi, "segments": len(segments), "windows": windows,
+                     "record_rows": prepared.rows},
         ))  # fmt: skip
     return out
 
