@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -912,20 +911,22 @@ def _add_eval_commands(sub: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # `kill` (SIGTERM) ends a run like Ctrl-C does: trials and runs close in a terminal state.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        if args.command != "data":
-            from .quiet import import_keras_quietly
+    from . import signals
 
-            import_keras_quietly()
-        return int(args.func(args))
-    except JenaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    # SIGTERM, SIGINT, SIGHUP end a command like Ctrl-C: runs close in a terminal state, a
+    # sweep's workers stop too; exit 128 + the signal's number (a second one: at once)
+    with signals.stop_on_signals():
+        try:
+            if args.command != "data":
+                from .quiet import import_keras_quietly
+
+                import_keras_quietly()
+            return int(args.func(args))
+        except JenaError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as exc:
+            return signals.say(exc)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from jena import tracking as T
 from jena.data import Dataset
 from jena.data import load as load_data
 from jena.errors import ConfigError, InfrastructureError
+from jena.owner import owner_is_dead
 from jena.splits import get_preset
 from jena.train import DataCache
 
@@ -145,6 +146,9 @@ def record_end(
 ) -> None:
     """Why the invocation ended, the best trial, timings and the compute at which each book
     model was beaten, on the parent run."""
+    held = driver.resume()  # the store now: other invocations may have finished trials too
+    state.done_before = max(state.done_before, held.finished - state.ran)
+    state.running_elsewhere = running_elsewhere(opened.tracker, parent.run_id)
     state.stop_reason = why_ended(cfg, state, state.deadline)
     best = driver.best()
     if best is not None:
@@ -203,6 +207,17 @@ def claim_experiment(tracker: T.Tracker, cfg: SweepConfig, ds: Dataset) -> None:
         if not claimed:
             tracker.set_missing_experiment_tags({**mine, T.EXP_DATA_SOURCE: ds.source})
     tracker.mark_model_training()
+
+
+def running_elsewhere(tracker: T.Tracker, parent_run_id: str) -> int:
+    """Trial runs RUNNING under another invocation, in a process that may be alive (any other
+    host's, or a live one of this host)."""
+    return sum(
+        r.data.tags.get(T.TAG_RUN_TYPE) == T.RUN_TRIAL
+        and r.data.tags.get(T.TAG_PARENT) != parent_run_id
+        and not owner_is_dead(r.data.tags.get(T.TAG_HOST), r.data.tags.get(T.TAG_PID))
+        for r in tracker.running_runs()
+    )
 
 
 def failure_reasons(tracker: T.Tracker, experiment: str, parent_run_id: str) -> list[str]:

@@ -49,6 +49,7 @@ class SweepState:
     running: dict[int, Running] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # e.g. trials stopped at the time budget
     stop_reason: str | None = None  # which rule ended the sweep
+    running_elsewhere: int = 0  # trials of other live processes, once this invocation's ended
     workers_wall_s: float | None = None  # summed wall time of worker processes
     timing: Timing | None = None  # once the invocation ended
     started: float = field(default_factory=time.monotonic)

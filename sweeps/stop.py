@@ -1,7 +1,7 @@
 """Why a sweep stops: its ``[stop]`` rules (a target validation MAE; patience: no new best in N
 completed trials), asked by every driver after every trial (:func:`stop_rule`), and which rule
-ended an invocation (:func:`why_ended`): a rule, the trial budget, the time budget, or a
-search that has no more to propose."""
+ended an invocation (:func:`why_ended`): a rule, the trial budget, the time budget, trials of
+other processes holding the rest of the budget, or a search that has no more to propose."""
 
 from __future__ import annotations
 
@@ -34,11 +34,18 @@ def stop_rule(cfg: SweepConfig, completed: Sequence[tuple[int, float]]) -> str |
 
 
 def why_ended(cfg: SweepConfig, state: SweepState, deadline: float | None) -> str:
-    """Which rule ended this invocation."""
+    """Which rule ended this invocation: a ``[stop]`` rule, the trial budget, the time budget,
+    the rest of the budget taken by trials running in other processes
+    (``state.running_elsewhere``), or a sampler that has no more to propose."""
     if state.stop_reason:
         return state.stop_reason
-    if state.finished >= cfg.trials:
-        return f"trial budget reached ({state.finished} of {cfg.trials} trials)"
+    done, total, elsewhere = state.finished, cfg.trials, state.running_elsewhere
+    if done >= total:
+        return f"trial budget reached ({done} of {total} trials)"
     if deadline is not None and time.monotonic() >= deadline:
         return f"time budget reached ({cfg.timeout_minutes:g} min)"
-    return f"the search is over ({state.finished} of {cfg.trials} trials: the sampler has no more)"
+    if elsewhere and done + elsewhere >= total:
+        return (f"the rest of the budget is running elsewhere ({elsewhere} "
+                f"trial{'s' if elsewhere > 1 else ''} running in another process; {done} of "
+                f"{total} trials ended)")  # fmt: skip
+    return f"the search is over ({done} of {total} trials: the sampler has no more)"

@@ -1,21 +1,29 @@
-"""The Optuna side of workers that die and infrastructure that fails.
+"""The Optuna side of workers that die, infrastructure that fails and stop signals.
 
 * **Heartbeats** (RDB storages: ``sqlite:///``, ``postgresql://``): Optuna's heartbeat — every
   running trial beats every ``[faults].heartbeat_interval_s`` (:func:`heartbeat`), and a
   RUNNING trial silent for ``grace_period_s`` is stale (judged by the database's clock). Each
   worker's :class:`Reaper` looks every interval; the one that fails a stale trial
-  (:func:`fail_stale`, Optuna's ``fail_stale_trials`` with our stale-trial handling) records why,
-  ends the trial's MLflow run KILLED and, ``retry_stale_trials`` times at most, queues a linked
+  (:func:`fail_stale`, Optuna's ``fail_stale_trials`` with our stale-trial handling) records why
+  and ends the trial's MLflow run KILLED. The same reaper ends the parent runs of dead
+  invocations (their heartbeat tag, ``jena.tracking.close_stale_runs``). The journal file has
+  no heartbeat: a trial whose process on this host is gone is failed when a sweep starts.
+* **Stale trials count**: a stale trial is a failed trial of the budget (completed + pruned +
+  failed is the total). It is run again — ``retry_stale_trials`` times at most, as a linked
   WAITING copy with the same parameters (user attr ``retry_of``; Optuna's ``failed_trial`` /
-  ``retry_history`` system attrs, as ``RetryHeartbeatStaleTrialCallback``) that the next ask
-  runs. The same reaper ends the parent runs of dead invocations (their heartbeat tag,
-  ``jena.tracking.close_stale_runs``). The journal file has no heartbeat: a trial whose process
-  on this host is gone is failed when a sweep starts.
+  ``retry_history`` system attrs, as ``RetryHeartbeatStaleTrialCallback``) — only where the
+  budget has room for the copy: the next ask queues it under the budget's lock
+  (:func:`retry_stale`) and runs it first. A stale trial that took the last slot is not run
+  again: its slot is the failure, and no copy is left WAITING that could never run.
 * **Lost trials**: a trial interrupted by an :class:`~jena.errors.InfrastructureError` (a full
-  disk, the tracking store gone, a storage error) is failed with user attr ``lost`` — which
-  keeps it out of the budget — and queued again (:func:`mark_lost`); the sweep stops.
+  disk, the tracking store gone, a storage error) or by a stop signal
+  (:class:`jena.signals.Interrupted`: SIGTERM, SIGINT, SIGHUP, a worker's main process gone) is
+  failed with user attr ``lost`` — which keeps it out of the budget — and queued again at once
+  (:func:`mark_lost`): it runs first, whatever the count.
 * **The budget across machines**: "count the trials, ask for one" holds a PostgreSQL advisory
-  lock on a PostgreSQL storage, a lock file otherwise (:func:`budget_lock`).
+  lock on a PostgreSQL storage, a lock file otherwise (:func:`budget_lock`). A WAITING retry is
+  run even when the count says the budget is spent (one queued in a race, or by an older
+  version): none is left WAITING.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from . import _compat as U
 LOST = "lost"  # user attr: what interrupted the trial (a lost trial does not count)
 RETRY_OF = "retry_of"  # user attr: the trial this one runs again
 FAIL_REASON = "fail_reason"
+STALE_PREFIX = "stale:"  # the fail_reason of a trial whose worker died (T.STALE_REASON, ...)
 _NOT_COPIED = (FAIL_REASON, "state", "host", "pid", "val_skill", LOST)
 _STORAGE_ERRORS = ("OperationalError", "InterfaceError", "DisconnectionError",
                    "StorageInternalError", "DatabaseError")  # fmt: skip
@@ -169,12 +178,35 @@ def requeue(study: optuna.Study, trial: FrozenTrial, *, limit: int | None) -> in
 
 
 def stale_trial(study: optuna.Study, trial: FrozenTrial, reason: str, cfg: SweepConfig) -> None:
-    """A trial whose worker is gone was failed (with ``reason``): end its MLflow run, run it
-    again (``[faults].retry_stale_trials`` times at most)."""
+    """A trial of ``study`` whose worker is gone was failed (with ``reason``): end its MLflow
+    run. The next ask runs it again where the budget has room (:func:`retry_stale`)."""
     with contextlib.suppress(Exception):  # else the parent's reaper, or the next start, will
         T.close_trial_runs(T.Tracker(cfg.storage.tracking_uri, cfg.name), trial.number, reason)
-    if cfg.faults.retry_stale_trials:
-        requeue(study, trial, limit=cfg.faults.retry_stale_trials)
+
+
+def is_stale(trial: FrozenTrial) -> bool:
+    """A trial failed because its worker died (the same-host check, or its heartbeat)."""
+    reason = str(trial.user_attrs.get(FAIL_REASON, ""))
+    return trial.state == TrialState.FAIL and reason.startswith(STALE_PREFIX)
+
+
+def retry_stale(study: optuna.Study, trials: list[FrozenTrial], room: int, limit: int) -> None:
+    """Queue a copy of each stale trial of ``trials`` (all of the study's) not yet run again,
+    ``limit`` times at most, while the budget has ``room`` for it beside the trials already
+    WAITING. Under the budget's lock."""
+    room -= sum(t.state == TrialState.WAITING for t in trials)
+    retried = {t.user_attrs.get(RETRY_OF) for t in trials}
+    for t in trials:
+        if room <= 0 or not limit:
+            return
+        if is_stale(t) and t.number not in retried and requeue(study, t, limit=limit) is not None:
+            room -= 1
+
+
+def retry_waiting(study: optuna.Study) -> bool:
+    """The next ask gets a WAITING retry (Optuna hands out the oldest WAITING trial first)."""
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return bool(waiting) and RETRY_OF in waiting[0].user_attrs
 
 
 def fail(study: optuna.Study, trial_id: int, reason: str) -> FrozenTrial | None:
@@ -208,12 +240,15 @@ def fail_stale(study: optuna.Study, cfg: SweepConfig) -> int:
     return done
 
 
-def mark_lost(study: optuna.Study, trial: optuna.Trial, error: InfrastructureError) -> None:
-    """The infrastructure interrupted ``trial``: fail it as lost (it does not count against
-    the budget) and queue it again; quietly, as far as the storage still answers."""
-    text = f"{T.LOST_PREFIX}{error}"
+def mark_lost(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    """``trial`` was interrupted (the infrastructure failed, a stop signal: ``reason``): fail it
+    as lost (it does not count against the budget) and queue it again; quietly, as far as the
+    storage still answers. A trial told meanwhile keeps its result."""
+    text = f"{T.LOST_PREFIX}{reason}"
     with contextlib.suppress(Exception):
-        trial.set_user_attr(LOST, str(error))
+        if U.storage_of(study).get_trial(U.trial_id(trial)).state != TrialState.RUNNING:
+            return
+        trial.set_user_attr(LOST, reason)
         trial.set_user_attr(FAIL_REASON, text)
         study.tell(trial, state=TrialState.FAIL)
     with contextlib.suppress(Exception):

@@ -2,10 +2,11 @@
 the study holds ``trials`` trials, the time is up, a stop rule is met, or another worker stopped
 the sweep.
 
-Before each ask, stale trials of dead workers are failed (and queued again) and dead
-invocations' parent runs ended (:class:`sweeps.optuna._faults.Reaper`); a running trial beats.
-An infrastructure failure fails the trial as lost (not counted, queued again) and stops the
-sweep; ``[faults].max_consecutive_failed_trials`` failures of one kind in a row stop it too
+Before each ask, stale trials of dead workers are failed (and queued again where the budget
+has room) and dead invocations' parent runs ended (:class:`sweeps.optuna._faults.Reaper`); a
+running trial beats. An infrastructure failure fails the trial as lost (not counted, queued
+again) and stops the sweep, and so does a stop signal (:mod:`jena.signals`);
+``[faults].max_consecutive_failed_trials`` failures of one kind in a row stop it too
 (:class:`sweeps.faults.TooManyFailures`)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import optuna
 
+from jena import signals
 from jena import tracking as T
 
 from ..drivers import StopSignal
@@ -73,8 +75,8 @@ class TrialLoop:
                 result = run_trial(ctx, trial.number, values, report=study.pruning(trial),
                                    tags={T.TAG_WARM_START: label} if label else None)  # fmt: skip
             go_on = study.tell(trial, result)
-        except KeyboardInterrupt:
-            study.fail(trial, "interrupted (Ctrl-C)")
+        except KeyboardInterrupt as exc:  # a stop signal: lost, re-run first
+            F.mark_lost(study.study, trial, signals.describe(exc))
             raise
         except TooManyFailures:  # the trial is told already
             raise
@@ -82,7 +84,7 @@ class TrialLoop:
             lost = F.as_lost(exc, study.url)
             if lost is None:  # the trial's own failure outside its run: fail it, go on
                 return self.told_failure(trial, f"{type(exc).__name__}: {exc}")
-            F.mark_lost(study.study, trial, lost)  # the disk, the tracking store, the storage
+            F.mark_lost(study.study, trial, str(lost))  # the disk, the tracking store, the storage
             raise lost from (None if lost is exc else exc)
         if not go_on:
             return False

@@ -11,7 +11,9 @@ study, so TPE's constant liar sees them) for their own pack. Points that cannot 
 (convolutional architectures) and invalid points run one by one through
 :func:`~sweeps.trial.run_trial`. When the time budget or a stop rule ends the sweep, proposals
 that were asked for but never started (at most K - 1) end as failed trials ("not started"), so
-none is left RUNNING; they count towards ``trials`` like any finished trial.
+none is left RUNNING; they count towards ``trials`` like any finished trial. A stop signal or a
+fault of the infrastructure leaves the members it interrupted, and those proposals, lost: not
+counted, re-run first.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import optuna
 
+from jena import signals
 from jena import tracking as T
 from jena.errors import TrialError
 from jena.packed import PackedTrial, shape_key, train_packed
@@ -120,15 +123,20 @@ class PackedLoop:
                     group.append(p)
                 self.run_pack(group)
         except BaseException as exc:
-            self.discard_pending(f"not started: {type(exc).__name__}")
+            lost = _lost(exc, self.study.url)
+            self.discard_pending(lost or f"not started: {type(exc).__name__}", lost=bool(lost))
             raise
         self.discard_pending("not started: the sweep ended before its pack")
 
-    def discard_pending(self, reason: str) -> None:
+    def discard_pending(self, reason: str, *, lost: bool = False) -> None:
         """Proposals asked for but never trained (the time budget ran out, a stop rule ended
-        the sweep): failed trials with the reason, so none is left RUNNING."""
+        the sweep): failed trials with the reason, so none is left RUNNING; ``lost`` (a stop
+        signal, the infrastructure): not counted, queued again."""
         pending, self.pending = self.pending, []
         for p in pending:
+            if lost:
+                F.mark_lost(self.study.study, p.trial, reason)
+                continue
             record_failure(self.ctx, p.trial.number, p.values, reason)
             self.study.fail(p.trial, reason)
 
@@ -175,13 +183,14 @@ class PackedLoop:
         except BaseException as exc:
             lost = F.as_lost(exc, self.study.url) if isinstance(exc, Exception) else None
             cause = lost or exc
+            why = _lost(exc, self.study.url)
             for p, started in members:
                 run = started.recorder.run
                 if run.finished:
                     continue
                 run.__exit__(type(cause), cause, exc.__traceback__)  # close what the pack left
-                if lost is not None:  # the disk, the tracking store, the storage: re-run first
-                    F.mark_lost(self.study.study, p.trial, lost)
+                if why is not None:  # the disk, the store, a stop signal: re-run first
+                    F.mark_lost(self.study.study, p.trial, why)
                 else:
                     self.study.fail(p.trial, f"{type(exc).__name__}: {exc}")
             if lost is not None:
@@ -189,3 +198,12 @@ class PackedLoop:
             if not isinstance(exc, Exception):
                 raise
             # a pack that raised (not a trial's fault): its open members failed; go on
+
+
+def _lost(exc: BaseException, url: str) -> str | None:
+    """Why ``exc`` leaves the trials it interrupted lost (a stop signal, the infrastructure),
+    or None (their own failure)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return signals.describe(exc)
+    lost = F.as_lost(exc, url) if isinstance(exc, Exception) else None
+    return None if lost is None else str(lost)

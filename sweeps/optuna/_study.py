@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
+from jena import signals
 from jena.errors import ConfigError
 from jena.owner import owner
 from jena.space import Param, Space
@@ -262,14 +263,27 @@ class SweepStudy:
 
     def ask(self) -> optuna.Trial | None:
         """A new trial, or None when the budget is spoken for: under the budget's lock (every
-        worker, every machine), count the trials that ended or run, and ask for one."""
-        with F.budget_lock(self.url, self.cfg.name, lock_path(self.cfg)):
-            states = (*FINISHED, TrialState.RUNNING)
-            if len(run_here(self.trials(*states))) >= self.cfg.trials:
-                return None
-            trial = F.ask(self.study)
-            for key, value in owner().items():
-                trial.set_user_attr(key, value)
+        worker, every machine), count the trials that ended or run, queue stale trials again
+        where there is room (:func:`~sweeps.optuna._faults.retry_stale`), and ask for one —
+        WAITING retries first, and also when the count says the budget is spent. A stop
+        signal meanwhile waits until the trial carries its owner, then leaves it lost."""
+        trial: optuna.Trial | None = None
+        try:
+            with signals.deferred(), F.budget_lock(self.url, self.cfg.name, lock_path(self.cfg)):
+                trials = self.trials()
+                held = (*FINISHED, TrialState.RUNNING)
+                used = sum(t.state in held for t in run_here(trials))
+                F.retry_stale(self.study, trials, self.cfg.trials - used,
+                              self.cfg.faults.retry_stale_trials)  # fmt: skip
+                if used >= self.cfg.trials and not F.retry_waiting(self.study):
+                    return None
+                trial = F.ask(self.study)
+                for key, value in owner().items():
+                    trial.set_user_attr(key, value)
+        except KeyboardInterrupt as exc:
+            if trial is not None:
+                F.mark_lost(self.study, trial, signals.describe(exc))
+            raise
         return trial
 
     def suggest(self, trial: optuna.Trial, base: Any) -> dict[str, Any]:
