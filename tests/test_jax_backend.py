@@ -7,12 +7,14 @@ only JAX installed), the user's commands run unchanged: ``jena train``, a sweep 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from conftest import require_in_ci
 
 from jena.devices import MEM_FRACTION, PREALLOCATE, share_device
@@ -33,21 +35,26 @@ sys.meta_path.insert(0, _NoTensorFlow())
 """
 
 COMMANDS = """
-import json, os, sys, time
+import contextlib, io, json, os, sys, time
 sys.path.insert(0, os.environ["JENA_TESTS"])
 from conftest import TINY, TINY_SETS, children, runs
 import keras
+import numpy as np
 from jena.cli import main
 from jena.data import load
-from jena.schema import write_jena_csv
+from jena.schema import COLUMNS, write_jena_csv
+from jena.tracking import default_tracking_uri, load_trial_model
 
 assert keras.backend.backend() == "jax", keras.backend.backend()
-seconds = {}
+seconds, printed = {}, {}
 
 def cli(name, *args):
     started = time.perf_counter()
-    code = main(list(args))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(list(args))
     seconds[name] = round(time.perf_counter() - started, 1)
+    printed[name] = out.getvalue()
     assert code == 0, (name, code)
 
 sets = [a for s in TINY_SETS for a in ("--set", s)]
@@ -68,9 +75,26 @@ csv = write_jena_csv(load(TINY).frame.iloc[-3 * 144:], "last_days.csv")
 cli("predict", "predict", "--data", str(csv), "--json")
 states = {name: sorted(k.data.tags.get("state", "") for k in children(runs(name)))
           for name in ("jx", "jxk", "jxp")}
-residual = sorted({str(k.data.params.get("residual")).lower() for k in children(runs("jx"))})
+kids = children(runs("jx"))
+residual = sorted({str(k.data.params.get("residual")).lower() for k in kids})
+best = json.loads(printed["best"])
+done = [k for k in kids if k.data.tags.get("state") == "completed"]
+winner = min(done, key=lambda k: k.data.metrics["best_val_mae"])
+# the forecast by hand: the winner's own Keras model on the last window, normalised with the
+# statistics stored with it
+model, cfg = load_trial_model(default_tracking_uri(), winner.info.run_id)
+frame = load(str(csv)).frame
+x = (frame[list(COLUMNS)].to_numpy(np.float64) - cfg["mean"]) / cfg["std"]
+r, n = cfg["sampling_rate"], cfg["sequence_length"]
+window = x[len(frame) - (n - 1) * r - 1 + np.arange(n) * r][None].astype(np.float32)
+y = float(model.predict(window, verbose=0).reshape(-1)[0])
+if cfg["normalised_target"]:
+    y = y * cfg["std"][1] + cfg["mean"][1]
 print(json.dumps({"seconds": seconds, "states": states, "residual": residual,
-                  "tensorflow": "tensorflow" in sys.modules}))
+                  "tensorflow": "tensorflow" in sys.modules, "best": best,
+                  "winner": winner.info.run_id, "plain": not (cfg["wind_vector"]
+                  or cfg["time_features"]), "predicted": json.loads(printed["predict"]),
+                  "by_hand": y, "last_t": float(frame["T (degC)"].iloc[-1])}))
 """
 
 
@@ -104,6 +128,12 @@ def test_commands_run_unchanged_under_jax_without_tensorflow(tmp_path: Path) -> 
         assert states and all(s in ("completed", "pruned") for s in states), (name, states)
     assert len(out["states"]["jxp"]) == 3
     assert out["residual"] == ["true"]  # best and predict reloaded residual models under JAX
+    best, predicted = out["best"], out["predicted"]
+    assert best["run_id"] == out["winner"]  # the completed trial with the lowest val MAE
+    assert math.isfinite(best["test_mae"]) and best["test_mae"] > 0
+    assert out["plain"]  # the 14 columns as they are: the window by hand above is the model's
+    assert predicted["forecast"] == pytest.approx(out["by_hand"], abs=1e-4)
+    assert predicted["persistence"] == pytest.approx(out["last_t"])
 
 
 def test_workers_sharing_a_device_get_no_preallocation() -> None:
