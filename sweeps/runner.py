@@ -17,8 +17,9 @@ from jena import tracking as T
 from jena.data import Dataset
 from jena.data import load as load_data
 from jena.errors import ConfigError, InfrastructureError
+from jena.linear import RidgeReference, ridge_reference
 from jena.owner import owner_is_dead
-from jena.splits import get_preset
+from jena.splits import get_preset, season_note
 from jena.train import DataCache
 
 from .config import SweepConfig
@@ -54,6 +55,8 @@ class Opened:
     ds: Dataset
     cache: DataCache
     baseline: float  # persistence on the preset's validation windows, °C
+    reference: RidgeReference  # the linear reference on the same windows
+    season: str | None  # a chronological split of a short record: its splits' seasons differ
     tracker: T.Tracker
     shared: bool  # a store other machines write to: runs beat, any host reaps
     resume: Resume
@@ -74,16 +77,18 @@ def run_sweep(cfg: SweepConfig, view: SweepView | None = None) -> SweepSummary:
                                     tags=_tags(cfg, opened, bounds_note)) as parent:  # fmt: skip
         if opened.shared:
             parent.start_heartbeat(cfg.faults.heartbeat_interval_s)
-        parent.log_metrics({T.METRIC_BASELINE_VAL: opened.baseline})
+        parent.log_metrics({T.METRIC_BASELINE_VAL: opened.baseline,
+                            **opened.reference.metrics()})  # fmt: skip
         deadline = time.monotonic() + cfg.timeout_minutes * 60 if cfg.timeout_minutes else None
         state = SweepState(
             f"sweep {cfg.name} · {cfg.driver}/{driver.algorithm} · {opened.ds.source} · "
             f"{cfg.data.preset}", total=cfg.trials, done_before=opened.resume.finished,
-            baseline=opened.baseline, best=opened.resume.best_val_mae,
+            baseline=opened.baseline, reference=opened.reference.mae,
+            best=opened.resume.best_val_mae,
             best_number=opened.resume.best_number, deadline=deadline,
         )  # fmt: skip
-        if bounds_note:
-            view.note(f"note: {bounds_note}")
+        for note in _notes(opened, bounds_note):
+            view.note(note)
         started_from = warm_start(cfg, driver, opened.ds, opened.resume.finished)
         if started_from:
             parent.set_tags({T.TAG_WARM_START: "\n".join(started_from)})
@@ -92,6 +97,15 @@ def run_sweep(cfg: SweepConfig, view: SweepView | None = None) -> SweepSummary:
         run_trials(cfg, driver, opened, parent.run_id, state, view)
         record_end(cfg, driver, opened, parent, state)
     return summarise(cfg, driver, opened, parent.run_id, state)
+
+
+def _notes(opened: Opened, bounds_note: str | None) -> list[str]:
+    """What the user should know before the trials: the split's bounds, its seasons, the linear
+    reference a model must beat."""
+    notes = [f"note: {bounds_note}"] if bounds_note else []
+    if opened.season:
+        notes.append(f"note: {opened.season} (in a sweep: --set data.preset=blocked)")
+    return [*notes, opened.reference.text()]
 
 
 def open_sweep(cfg: SweepConfig, driver: Driver) -> Opened:
@@ -107,12 +121,16 @@ def open_sweep(cfg: SweepConfig, driver: Driver) -> Opened:
         raise ConfigError(
             f"{cfg.path or 'sweep'}: no trial of this sweep can fit the data: {never}"
         )
-    baseline, _ = cache.get().persistence_mae("val")
+    prepared = cache.get()
+    baseline, _ = prepared.persistence_mae("val")
+    reference = ridge_reference(prepared)  # seconds: what a deep model must beat to earn its cost
+    season = season_note(cfg.data.preset, ds.frame.index)
     tracker = T.Tracker(cfg.storage.tracking_uri, experiment=cfg.name)
     claim_experiment(tracker, cfg, ds)
     shared = T.is_shared(tracker.tracking_uri)
     T.close_stale_runs(tracker, grace_s=cfg.faults.grace_period_s if shared else None)
-    return Opened(ds, cache, baseline, tracker, shared, driver.resume(), started)
+    return Opened(ds, cache, baseline, reference, season, tracker, shared, driver.resume(),
+                  started)  # fmt: skip
 
 
 def run_trials(
@@ -174,7 +192,8 @@ def summarise(
     shown = f"{max(skills):+.1%}" if skills else "none yet"
     summary = SweepSummary(
         experiment=cfg.name, tracking_uri=uri, runs_page=T.runs_page(opened.tracker.experiment_id),
-        baseline_val_mae=opened.baseline, reference_val_mae=None, total=cfg.trials,
+        baseline_val_mae=opened.baseline, reference_val_mae=opened.reference.mae,
+        total=cfg.trials,
         finished=opened.resume.finished if state is None else state.finished,
         workers=cfg.workers, complete=state is None, parent_run_id=parent_run_id,
         best=driver.best(), beats_persistence=beats, top=top,
@@ -301,6 +320,7 @@ def _tags(cfg: SweepConfig, opened: Opened, bounds_note: str | None) -> dict[str
     return {
         **({T.TAG_SWEEP_FILE: cfg.path} if cfg.path else {}),
         T.TAG_BOUNDS_NOTE: bounds_note,
+        T.TAG_SEASON_NOTE: opened.season,
         T.TAG_DRIVER: cfg.driver,
         T.TAG_SWEEP: cfg.name,
         T.TAG_DATA_SOURCE: opened.ds.source,

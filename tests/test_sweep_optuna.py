@@ -209,3 +209,38 @@ def test_runs_of_a_dead_process_are_closed_at_the_next_start(in_tmp):
     assert closed.info.status == "KILLED"
     assert closed.data.tags["failure_reason"] == "stale: its process died"
     assert all(r.info.status != "RUNNING" for r in runs())
+
+
+def test_a_sweep_starts_with_its_seasons_and_the_linear_reference(in_tmp):
+    """A chronological split of a short record (5.5 months) is said to mix seasons, with what
+    to use instead; the ridge reference is said, logged on the parent run and in the summary;
+    the blocked split of the same record says nothing about seasons."""
+    from jena.data import load
+    from jena.linear import ridge_reference
+    from jena.prepare import prepare
+    from sweeps.runner import QuietView
+
+    class Notes(QuietView):
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def note(self, line: str) -> None:
+            self.lines.append(line)
+
+    seen = Notes()
+    summary = run_sweep(tiny_sweep("trials=1", 'architecture="dense"'), seen)
+    season = [n for n in seen.lines if "puts the splits in different seasons" in n]
+    assert len(season) == 1 and "--set data.preset=blocked" in season[0]
+    (ridge,) = [n for n in seen.lines if n.startswith("ridge (linear reference) val MAE")]
+    expected = ridge_reference(prepare(load("synthetic:24000:3"), "book2"))
+    assert f"{expected.mae:.3f} °C" in ridge
+    (parent,) = [r for r in runs() if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.data.metrics["ridge_val_mae"] == pytest.approx(expected.mae)
+    assert parent.data.tags["season_note"] == season[0].removeprefix("note: ").split(" (in a")[0]
+    assert summary.reference_val_mae == pytest.approx(expected.mae)
+
+    blocked = Notes()
+    run_sweep(tiny_sweep("trials=1", 'architecture="dense"', 'data.preset="blocked"',
+                         name="blocked"), blocked)  # fmt: skip
+    assert not any("seasons" in n for n in blocked.lines)
+    assert any(n.startswith("ridge (linear reference) val MAE") for n in blocked.lines)

@@ -44,6 +44,7 @@ TAG_WARM_START = "warm_start"  # a trial the sweep started from (book:lstm, or s
 TAG_STOP_REASON = "stop_reason"  # which rule ended a sweep invocation
 TAG_BEAT_PREFIX = "compute_to_beat."  # parent run: fit seconds until a trial beat a book model
 TAG_BOUNDS_NOTE = "bounds_note"  # how a preset's split bounds were scaled to a short record
+TAG_SEASON_NOTE = "season_note"  # a chronological split of a short record: seasons differ
 TAG_MODEL_PRESET = "model_preset"  # a named book model, when the trial is one
 TAG_ARCHITECTURE = "architecture"
 TAG_SEED = "seed"
