@@ -371,6 +371,15 @@ def _relations(values: FloatArray) -> dict[str, tuple[BoolArray, int]]:
     return out
 
 
+@dataclass
+class _Read:
+    """The rows as read, on their way to the grid: times (ns), values, and what was found."""
+
+    t: IntArray  # (rows,) ns since the epoch
+    values: FloatArray  # (rows, columns)
+    found: dict[str, Any] = field(default_factory=dict)  # RepairReport fields
+
+
 def repair(
     frame: pd.DataFrame, *, max_gap_rows: int = MAX_GAP_ROWS, name: str | None = None
 ) -> tuple[pd.DataFrame, BoolArray, RepairReport]:
@@ -383,63 +392,88 @@ def repair(
     _check_frame(frame)
     if max_gap_rows < 0:
         raise DataError(f"max_gap_rows must be >= 0, got {max_gap_rows}")
-    n_in = len(frame)
     index = pd.DatetimeIndex(frame.index)
     if index.tz is not None:
         index = index.tz_localize(None)
-    t: IntArray = index.as_unit("ns").asi8.astype(np.int64, copy=True)
-    values: FloatArray = frame[list(COLUMNS)].to_numpy(dtype=np.float64, copy=True)
+    rows = _Read(index.as_unit("ns").asi8.astype(np.int64, copy=True),
+                 frame[list(COLUMNS)].to_numpy(dtype=np.float64, copy=True))  # fmt: skip
+    _onto_grid(rows)  # 1
+    _in_order(rows)  # 2
+    _first_of_duplicates(rows)  # 3
+    _missing_values(rows, where)  # 4
+    broken = _broken_relations(rows, where)  # 4b
+    grid = _Grid.of(rows, broken, max_gap_rows)  # 5
+    grid.interpolate(rows.found)  # 6
+    invalid = int((~grid.valid).sum())
+    report = RepairReport(input_rows=len(frame), output_rows=grid.n, max_gap_rows=max_gap_rows,
+                          **rows.found, **grid.found, invalid_rows=invalid)  # fmt: skip
+    if not report.reconciles:  # pragma: no cover - an invariant of the code above
+        raise AssertionError(f"repair counts do not reconcile: {report.to_dict()}")
+    return grid.frame(), grid.valid, report
 
-    # 1. off-grid timestamps -> nearest grid point
-    off = (t % _STEP_NS) != 0
-    n_off = int(off.sum())
-    if n_off:
-        t = ((t + _STEP_NS // 2) // _STEP_NS) * _STEP_NS
 
-    # 2. order: stable sort keeps duplicates in file order
-    n_descents = int((t[1:] < t[:-1]).sum())
-    if n_descents:
-        order = np.argsort(t, kind="stable")
-        t, values = t[order], values[order]
+def _onto_grid(rows: _Read) -> None:
+    """1. Off-grid timestamps → the nearest grid point."""
+    off = (rows.t % _STEP_NS) != 0
+    rows.found["off_grid"] = int(off.sum())
+    if off.any():
+        rows.t = ((rows.t + _STEP_NS // 2) // _STEP_NS) * _STEP_NS
 
-    # 3. duplicated timestamps: keep the first
+
+def _in_order(rows: _Read) -> None:
+    """2. Order: a stable sort keeps duplicates in file order."""
+    descents = int((rows.t[1:] < rows.t[:-1]).sum())
+    rows.found["out_of_order"] = descents
+    if descents:
+        order = np.argsort(rows.t, kind="stable")
+        rows.t, rows.values = rows.t[order], rows.values[order]
+
+
+def _first_of_duplicates(rows: _Read) -> None:
+    """3. Duplicated timestamps: keep the first; count exact and conflicting copies."""
+    t, values = rows.t, rows.values
     dup = np.concatenate(([False], t[1:] == t[:-1]))
     n_exact = n_conflict = 0
     examples: list[str] = []
     if dup.any():
-        positions = np.arange(len(t))
-        first = np.maximum.accumulate(np.where(dup, 0, positions))
+        first = np.maximum.accumulate(np.where(dup, 0, np.arange(len(t))))
         a, b = values[dup], values[first[dup]]
         same = ((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
-        n_exact = int(same.sum())
-        n_conflict = int((~same).sum())
-        conflict_times = np.unique(t[dup][~same])
-        examples = [_fmt(int(x)) for x in conflict_times[:5]]
-        t, values = t[~dup], values[~dup]
+        n_exact, n_conflict = int(same.sum()), int((~same).sum())
+        examples = [_fmt(int(x)) for x in np.unique(t[dup][~same])[:5]]
+        rows.t, rows.values = t[~dup], values[~dup]
+    rows.found.update(exact_duplicates=n_exact, conflicting_duplicates=n_conflict,
+                      conflict_examples=tuple(examples))  # fmt: skip
 
-    # 4. missing values: NaN, sentinels (and negative wind), values outside the physical range
+
+def _missing_values(rows: _Read, where: str) -> None:
+    """4. Missing values: NaN, sentinels (and negative wind), values outside the physical range
+    (refused when they are the bulk of a column); all become NaN, to be interpolated."""
+    values = rows.values
     nan = np.isnan(values)
     sentinel = values <= SENTINEL_MAX
     sentinel[:, _WIND_INDEX] |= values[:, _WIND_INDEX] < 0
     outside = ((values < _LOW) | (values > _HIGH)) & ~sentinel
-    missing_values = _counts(nan)
-    sentinels = _counts(sentinel)
-    out_of_range = _counts(outside)
+    missing, sentinels, out_of_range = _counts(nan), _counts(sentinel), _counts(outside)
     for col, n_bad in out_of_range.items():
         j = COLUMNS.index(col)
-        n_read = len(t) - missing_values.get(col, 0) - sentinels.get(col, 0)
+        n_read = len(rows.t) - missing.get(col, 0) - sentinels.get(col, 0)
         if n_bad > REFUSE_FRACTION * n_read:
             raise _range_refusal(where, col, values[~(nan[:, j] | sentinel[:, j]), j], n_bad)
     if sentinels or out_of_range:
         values[sentinel | outside] = np.nan
+    rows.found.update(sentinels=sentinels, missing_values=missing, out_of_range=out_of_range)
 
-    # 4b. physical relations on the rows where every value involved was read
-    broken = np.zeros(len(t), dtype=bool)
-    relation_violations: dict[str, int] = {}
-    relation_examples: dict[str, str] = {}
-    for relation, (bad, checked) in _relations(values).items():
+
+def _broken_relations(rows: _Read, where: str) -> BoolArray:
+    """4b. Physical relations on the rows where every value involved was read: the rows that
+    break one (refused when they are the bulk of the rows it can be checked on)."""
+    broken = np.zeros(len(rows.t), dtype=bool)
+    violations: dict[str, int] = {}
+    examples: dict[str, str] = {}
+    for relation, (bad, checked) in _relations(rows.values).items():
         n_bad = int(bad.sum())
-        first_at = _fmt(int(t[np.argmax(bad)]))
+        first_at = _fmt(int(rows.t[np.argmax(bad)]))
         if n_bad > REFUSE_FRACTION * checked:
             columns = ", ".join(f'"{c}"' for c in RELATIONS[relation])
             raise DataError(
@@ -447,107 +481,104 @@ def repair(
                 f" ({n_bad:,} of {checked:,}, the first at {first_at}) break {relation}; check the"
                 f" units and the column names (swapped columns?) and fix the file"
             )
-        relation_violations[relation] = n_bad
-        relation_examples[relation] = first_at
+        violations[relation], examples[relation] = n_bad, first_at
         broken |= bad
+    rows.found.update(relation_violations=violations, relation_examples=examples)
+    return broken
 
-    # 5. reindex to the full grid
-    start = int(t[0])
-    n_out = (int(t[-1]) - start) // _STEP_NS + 1
-    pos = (t - start) // _STEP_NS
-    present = np.zeros(n_out, dtype=bool)
-    present[pos] = True
-    if n_out == len(t):
-        full = values
-    else:
-        full = np.full((n_out, len(COLUMNS)), np.nan)
-        full[pos] = values
-    inserted = n_out - len(t)
 
-    valid = np.ones(n_out, dtype=bool)
-    if relation_violations:
+@dataclass
+class _Grid:
+    """5. The rows on the full 10-minute grid from the first to the last timestamp."""
+
+    start: int  # ns of the first row
+    values: FloatArray  # (n, columns), NaN where nothing was read
+    present: BoolArray  # (n,) a row was read there
+    valid: BoolArray  # (n,)
+    max_gap_rows: int
+    found: dict[str, Any] = field(default_factory=dict)  # RepairReport fields
+
+    @property
+    def n(self) -> int:
+        return len(self.present)
+
+    @classmethod
+    def of(cls, rows: _Read, broken: BoolArray, max_gap_rows: int) -> _Grid:
+        start = int(rows.t[0])
+        n = (int(rows.t[-1]) - start) // _STEP_NS + 1
+        pos = (rows.t - start) // _STEP_NS
+        present = np.zeros(n, dtype=bool)
+        present[pos] = True
+        values = rows.values
+        if n != len(rows.t):
+            values = np.full((n, len(COLUMNS)), np.nan)
+            values[pos] = rows.values
+        valid = np.ones(n, dtype=bool)
         valid[pos[broken]] = False
-    long_gaps: list[Gap] = []
-    n_short = short_rows = 0
-    if inserted:
-        g0, g1 = _runs(~present)
-        lengths = g1 - g0
-        for s, e in zip(g0, g1, strict=True):
-            if e - s > max_gap_rows:
-                valid[s:e] = False
-                long_gaps.append(
-                    Gap(
-                        _fmt(start + int(s) * _STEP_NS),
-                        _fmt(start + int(e - 1) * _STEP_NS),
-                        int(e - s),
-                    )
-                )
-        short = lengths <= max_gap_rows
-        n_short, short_rows = int(short.sum()), int(lengths[short].sum())
+        grid = cls(start, values, present, valid, max_gap_rows)
+        grid.mark_gaps()
+        return grid
 
-    # 6. interpolate every missing value in time; long runs of missing values are invalid
-    long_runs: list[ValueRun] = []
-    zero_filled: list[str] = []
-    if sentinels or missing_values or out_of_range or inserted:
-        x = np.arange(n_out, dtype=np.float64)
+    def when(self, row: int) -> str:
+        return _fmt(self.start + int(row) * _STEP_NS)
+
+    def mark_gaps(self) -> None:
+        """Inserted rows: runs longer than ``max_gap_rows`` are long gaps (invalid)."""
+        inserted = self.n - int(self.present.sum())
+        long_gaps: list[Gap] = []
+        n_short = short_rows = 0
+        if inserted:
+            g0, g1 = _runs(~self.present)
+            lengths = g1 - g0
+            for s, e in zip(g0, g1, strict=True):
+                if e - s > self.max_gap_rows:
+                    self.valid[s:e] = False
+                    long_gaps.append(Gap(self.when(s), self.when(e - 1), int(e - s)))
+            short = lengths <= self.max_gap_rows
+            n_short, short_rows = int(short.sum()), int(lengths[short].sum())
+        self.found.update(inserted_rows=inserted, short_gaps=n_short, short_gap_rows=short_rows,
+                          long_gaps=tuple(long_gaps))  # fmt: skip
+
+    def interpolate(self, found: dict[str, Any]) -> None:
+        """6. Every missing value, in time (the wind direction as a unit vector); a column with
+        no value at all is 0.0 (and every row invalid); long runs of missing values are invalid."""
+        long_runs: list[ValueRun] = []
+        zero_filled: list[str] = []
+        counted = {**found["sentinels"], **found["missing_values"], **found["out_of_range"]}
+        x = np.arange(self.n, dtype=np.float64)
         for j, col in enumerate(COLUMNS):
-            miss = np.isnan(full[:, j])
+            miss = np.isnan(self.values[:, j])
             if not miss.any():
                 continue
             if miss.all():
-                full[:, j] = 0.0
+                self.values[:, j] = 0.0
                 zero_filled.append(col)
-                valid[:] = False
+                self.valid[:] = False
                 continue
-            known = ~miss
-            if col == _WIND_DIRECTION:  # circular: interpolate the unit vector, not the angle
-                rad = np.deg2rad(full[known, j])
-                sin = np.interp(x[miss], x[known], np.sin(rad))
-                cos = np.interp(x[miss], x[known], np.cos(rad))
-                full[miss, j] = np.mod(np.rad2deg(np.arctan2(sin, cos)), 360.0)
-            else:
-                full[miss, j] = np.interp(x[miss], x[known], full[known, j])
-            if col in sentinels or col in missing_values or col in out_of_range:
-                r0, r1 = _runs(miss)
-                for s, e in zip(r0, r1, strict=True):
-                    if e - s > max_gap_rows and present[s:e].any():
-                        valid[s:e] = False
-                        long_runs.append(
-                            ValueRun(
-                                col,
-                                _fmt(start + int(s) * _STEP_NS),
-                                _fmt(start + int(e - 1) * _STEP_NS),
-                                int(e - s),
-                            )
-                        )
+            self.values[miss, j] = _interpolated(col, x[miss], x[~miss], self.values[~miss, j])
+            if col in counted:
+                long_runs += self._long_runs(col, miss)
+        self.found.update(long_value_runs=tuple(long_runs), zero_filled=tuple(zero_filled))
 
-    out_index = pd.DatetimeIndex(
-        (start + np.arange(n_out, dtype=np.int64) * _STEP_NS).astype("datetime64[ns]"),
-        name=DATE_COLUMN,
-    )
-    out = pd.DataFrame(full, index=out_index, columns=list(COLUMNS), copy=False)
-    report = RepairReport(
-        input_rows=n_in,
-        output_rows=n_out,
-        max_gap_rows=max_gap_rows,
-        off_grid=n_off,
-        out_of_order=n_descents,
-        exact_duplicates=n_exact,
-        conflicting_duplicates=n_conflict,
-        conflict_examples=tuple(examples),
-        sentinels=sentinels,
-        missing_values=missing_values,
-        out_of_range=out_of_range,
-        relation_violations=relation_violations,
-        relation_examples=relation_examples,
-        inserted_rows=inserted,
-        short_gaps=n_short,
-        short_gap_rows=short_rows,
-        long_gaps=tuple(long_gaps),
-        long_value_runs=tuple(long_runs),
-        zero_filled=tuple(zero_filled),
-        invalid_rows=int((~valid).sum()),
-    )
-    if not report.reconciles:  # pragma: no cover - an invariant of the code above
-        raise AssertionError(f"repair counts do not reconcile: {report.to_dict()}")
-    return out, valid, report
+    def _long_runs(self, col: str, miss: BoolArray) -> list[ValueRun]:
+        out = []
+        for s, e in zip(*_runs(miss), strict=True):
+            if e - s > self.max_gap_rows and self.present[s:e].any():
+                self.valid[s:e] = False
+                out.append(ValueRun(col, self.when(s), self.when(e - 1), int(e - s)))
+        return out
+
+    def frame(self) -> pd.DataFrame:
+        times = self.start + np.arange(self.n, dtype=np.int64) * _STEP_NS
+        index = pd.DatetimeIndex(times.astype("datetime64[ns]"), name=DATE_COLUMN)
+        return pd.DataFrame(self.values, index=index, columns=list(COLUMNS), copy=False)
+
+
+def _interpolated(col: str, at: FloatArray, known: FloatArray, values: FloatArray) -> FloatArray:
+    """Time-linear interpolation; the wind direction is circular: its unit vector is
+    interpolated, not the angle (350° and 10° give 0°)."""
+    if col != _WIND_DIRECTION:
+        return np.interp(at, known, values)
+    rad = np.deg2rad(values)
+    sin, cos = np.interp(at, known, np.sin(rad)), np.interp(at, known, np.cos(rad))
+    return np.mod(np.rad2deg(np.arctan2(sin, cos)), 360.0)
