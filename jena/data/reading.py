@@ -29,6 +29,7 @@ SPEC_HELP = (
 _NFIELDS = 1 + len(COLUMNS)
 
 BoolArray = npt.NDArray[np.bool_]
+FloatArray = npt.NDArray[np.float64]
 
 
 def one_line(exc: BaseException | str) -> str:
@@ -197,8 +198,27 @@ def read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     columns of :data:`jena.schema.COLUMNS` as float64. Raises :class:`DataError` with a one-line
     message (file:line, column, what to do) for anything that is not such a file.
     """
-    p = Path(path)
-    name = str(path)
+    p, name = Path(path), str(path)
+    df = _without_trailing_blanks(name, _parsed(p, name))
+    n = len(df)
+    dates, bad_date = _parse_dates(df[DATE_COLUMN])
+    values = np.empty((n, len(COLUMNS)), dtype=np.float64)
+    bad_any = bad_date.copy()
+    bad_cols: dict[str, BoolArray] = {}
+    for j, col in enumerate(COLUMNS):
+        values[:, j] = v = _numbers(df[col])
+        bad = ~np.isfinite(v)
+        if bad.any():
+            bad_cols[col] = bad
+            bad_any |= bad
+    if bad_any.any():
+        raise _row_error(p, name, df, int(np.argmax(bad_any)), bad_date, bad_cols, n)
+    index = pd.DatetimeIndex(dates, name=DATE_COLUMN)
+    return pd.DataFrame(values, index=index, columns=list(COLUMNS), copy=False)
+
+
+def _parsed(p: Path, name: str) -> pd.DataFrame:
+    """The file as text columns under the Jena header, or a one-line DataError saying why not."""
     if not p.exists():
         raise DataError(f"{name}: no such file; {SPEC_HELP}")
     if p.is_dir():
@@ -209,20 +229,11 @@ def read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     except OSError as exc:
         raise DataError(f"{name}: cannot read the file: {one_line(exc)}") from exc
     _sniff(name, head)
-    first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
-    names = _check_header(name, first)
+    names = _check_header(name, head.split(b"\n", 1)[0].decode("utf-8", errors="replace"))
     try:
-        df = pd.read_csv(
-            p,
-            header=0,
-            dtype={DATE_COLUMN: str},
-            keep_default_na=False,
-            na_values=[""],
-            skip_blank_lines=False,
-            encoding="utf-8",
-            engine="c",
-            low_memory=False,
-        )
+        df = pd.read_csv(p, header=0, dtype={DATE_COLUMN: str}, keep_default_na=False,
+                         na_values=[""], skip_blank_lines=False, encoding="utf-8", engine="c",
+                         low_memory=False)  # fmt: skip
     except pd.errors.ParserError as exc:
         raise _find_long_line(p, name) from exc
     except UnicodeDecodeError as exc:
@@ -232,41 +243,28 @@ def read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     except (pd.errors.EmptyDataError, OSError, ValueError) as exc:
         raise DataError(f"{name}: cannot parse the CSV: {one_line(exc)}") from exc
     df.columns = pd.Index(names)
+    return df
 
-    # Trailing blank lines (all fields empty) are harmless: drop them.
+
+def _without_trailing_blanks(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Trailing blank lines (all fields empty) are harmless: dropped; no data row is an error."""
     blank = np.asarray(df.isna().all(axis=1), dtype=bool)
     n = len(df)
     while n and blank[n - 1]:
         n -= 1
-    if n < len(df):
-        df = df.iloc[:n]
     if n == 0:
         raise DataError(
             f"{name}: has a header but no data rows; expected one line per 10 minutes after it"
         )
+    return df.iloc[:n] if n < len(df) else df
 
-    dates, bad_date = _parse_dates(df[DATE_COLUMN])
-    values = np.empty((n, len(COLUMNS)), dtype=np.float64)
-    bad_any = bad_date.copy()
-    bad_cols: dict[str, BoolArray] = {}
-    for j, col in enumerate(COLUMNS):
-        s = df[col]
-        if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-            v = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        else:
-            v = pd.to_numeric(s.astype(object), errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan
-            )
-        values[:, j] = v
-        bad = ~np.isfinite(v)
-        if bad.any():
-            bad_cols[col] = bad
-            bad_any |= bad
-    if bad_any.any():
-        raise _row_error(p, name, df, int(np.argmax(bad_any)), bad_date, bad_cols, n)
 
-    index = pd.DatetimeIndex(dates, name=DATE_COLUMN)
-    return pd.DataFrame(values, index=index, columns=list(COLUMNS), copy=False)
+def _numbers(s: pd.Series) -> FloatArray:
+    """A column as float64 (NaN where a value is not a number)."""
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)
+    as_numbers = pd.to_numeric(s.astype(object), errors="coerce")
+    return as_numbers.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _row_error(
