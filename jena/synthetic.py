@@ -32,6 +32,7 @@ std, the book's 2nd-edition persistence baseline, and a ridge regression that be
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -360,104 +361,110 @@ def inject_defects(
     :func:`jena.schema.write_jena_csv` writes as is. What was injected is a :class:`DefectCounts`
     in ``result.attrs["defects"]``; read it with :func:`defect_counts`.
     """
-    for name, value in {
-        "sentinels": sentinels,
-        "duplicates": duplicates,
-        "duplicated_days": duplicated_days,
-        "gaps": gaps,
-        "long_gaps": long_gaps,
-        "shuffled": shuffled,
-    }.items():
+    counts = {"sentinel": sentinels, "duplicate": duplicates, "day": duplicated_days,
+              "gap": gaps, "long_gap": long_gaps, "swap": shuffled}  # fmt: skip
+    for kind, value in counts.items():
         if value < 0:
-            raise ValueError(f"{name} must be >= 0, got {value}")
+            raise ValueError(f"{_DEFECT_ARGS[kind]} must be >= 0, got {value}")
     if long_gaps and long_gap_rows < 1:
         raise ValueError(f"long_gap_rows must be >= 1, got {long_gap_rows}")
-    n = len(frame)
     rng = np.random.default_rng(seed)
+    kinds = [kind for kind, count in counts.items() for _ in range(count)]
+    need = {"sentinel": 1, "duplicate": 1, "day": 2 * ROWS_PER_DAY, "gap": 6, "swap": 2,
+            "long_gap": long_gap_rows}  # fmt: skip
+    injected = _Injected(frame, long_gap_rows)
+    for kind, at in _slots(len(frame), kinds, need, rng):
+        injected.add(kind, at, rng)
+    out = frame.copy()
+    out["wv (m/s)"], out["max. wv (m/s)"] = injected.wv, injected.max_wv
+    out = out.iloc[injected.rows()]
+    out.attrs = {DEFECTS_ATTR: injected.counts()}
+    return out
 
-    # Kinds of defect, each in its own slot of the frame so that none overlap.
-    kinds = (
-        ["sentinel"] * sentinels
-        + ["duplicate"] * duplicates
-        + ["day"] * duplicated_days
-        + ["gap"] * gaps
-        + ["long_gap"] * long_gaps
-        + ["swap"] * shuffled
-    )
-    need = {"sentinel": 1, "duplicate": 1, "day": 2 * ROWS_PER_DAY, "gap": 6, "swap": 2}
-    need["long_gap"] = long_gap_rows
+
+_DEFECT_ARGS = {"sentinel": "sentinels", "duplicate": "duplicates", "day": "duplicated_days",
+                "gap": "gaps", "long_gap": "long_gaps", "swap": "shuffled"}  # fmt: skip
+
+
+def _slots(
+    n: int, kinds: list[str], need: dict[str, int], rng: np.random.Generator
+) -> Iterator[tuple[str, int]]:
+    """(kind, row) of each defect, each in its own slot of the ``n`` rows (in a random order)
+    so that none overlap, away from the first and last rows. Drawn one at a time: the caller's
+    own draws for a defect come between, as they always did (the same seed, the same file)."""
     margin = 2
     slot = max([need[k] for k in kinds], default=1) + 2 * margin + ROWS_PER_DAY
     if kinds and n < slot * len(kinds) + 2:
         raise ValueError(f"frame too short for the defects: {n} rows, need {slot * len(kinds) + 2}")
     order = rng.permutation(len(kinds))
     usable = (n - 2) // max(len(kinds), 1)
-
-    wv = frame["wv (m/s)"].to_numpy(dtype=np.float64, copy=True)
-    max_wv = frame["max. wv (m/s)"].to_numpy(dtype=np.float64, copy=True)
-    repeat = np.ones(n, dtype=np.int64)  # how many times each row is written (0 = missing)
-    position = np.arange(n, dtype=np.float64)  # sort key for the written rows
-    day_blocks: list[tuple[int, int]] = []
-    counts = dict.fromkeys(("wv", "max_wv", "dup", "missing", "gaps", "longest", "swap"), 0)
-    index = pd.DatetimeIndex(frame.index)
-    minutes = (index.hour * 60 + index.minute).to_numpy()
-
     for slot_number, kind_index in enumerate(order):
         kind = kinds[kind_index]
         lo = 1 + slot_number * usable + margin
         hi = 1 + (slot_number + 1) * usable - margin - need[kind]
-        at = int(rng.integers(lo, max(lo + 1, hi)))
+        yield kind, int(rng.integers(lo, max(lo + 1, hi)))
+
+
+class _Injected:
+    """The defects injected so far: wind sentinels, how often each row is written (0: missing),
+    the rows' order, repeated days."""
+
+    def __init__(self, frame: pd.DataFrame, long_gap_rows: int) -> None:
+        n = len(frame)
+        self.long_gap_rows = long_gap_rows
+        self.wv = frame["wv (m/s)"].to_numpy(dtype=np.float64, copy=True)
+        self.max_wv = frame["max. wv (m/s)"].to_numpy(dtype=np.float64, copy=True)
+        self.repeat = np.ones(n, dtype=np.int64)  # how many times each row is written
+        self.position = np.arange(n, dtype=np.float64)  # sort key for the written rows
+        self.day_blocks: list[tuple[int, int]] = []
+        index = pd.DatetimeIndex(frame.index)
+        self.minutes = (index.hour * 60 + index.minute).to_numpy()
+        self.n = dict.fromkeys(("wv", "max_wv", "dup", "missing", "gaps", "longest", "swap"), 0)
+
+    def add(self, kind: str, at: int, rng: np.random.Generator) -> None:
+        n = self.n
         if kind == "sentinel":
-            wv[at] = WIND_SENTINEL
-            counts["wv"] += 1
+            self.wv[at] = WIND_SENTINEL
+            n["wv"] += 1
             if rng.random() < 0.5:
-                max_wv[at] = WIND_SENTINEL
-                counts["max_wv"] += 1
+                self.max_wv[at] = WIND_SENTINEL
+                n["max_wv"] += 1
         elif kind == "duplicate":
-            repeat[at] = 2
-            counts["dup"] += 1
-        elif kind == "day":
-            # the first midnight (00:00) at or after ``at``
-            midnights = np.flatnonzero(minutes[at : at + ROWS_PER_DAY] == 0)
+            self.repeat[at] = 2
+            n["dup"] += 1
+        elif kind == "day":  # from the first midnight (00:00) at or after ``at``
+            midnights = np.flatnonzero(self.minutes[at : at + ROWS_PER_DAY] == 0)
             begin = at + int(midnights[0]) if midnights.size else at
-            day_blocks.append((begin, begin + ROWS_PER_DAY))
-            counts["dup"] += ROWS_PER_DAY
+            self.day_blocks.append((begin, begin + ROWS_PER_DAY))
+            n["dup"] += ROWS_PER_DAY
         elif kind in ("gap", "long_gap"):
-            length = int(rng.integers(1, 7)) if kind == "gap" else long_gap_rows
-            repeat[at : at + length] = 0
-            counts["missing"] += length
-            counts["gaps"] += 1
-            counts["longest"] = max(counts["longest"], length)
+            length = int(rng.integers(1, 7)) if kind == "gap" else self.long_gap_rows
+            self.repeat[at : at + length] = 0
+            n["missing"] += length
+            n["gaps"] += 1
+            n["longest"] = max(n["longest"], length)
         else:  # swap
-            position[at], position[at + 1] = position[at + 1], position[at]
-            counts["swap"] += 1
+            self.position[at], self.position[at + 1] = self.position[at + 1], self.position[at]
+            n["swap"] += 1
 
-    rows = np.repeat(np.arange(n), repeat)
-    keys = np.repeat(position, repeat)
-    for begin, end in day_blocks:  # the repeated day follows the original day
-        block = np.arange(begin, end)
-        rows = np.concatenate([rows, block])
-        keys = np.concatenate([keys, np.full(block.size, end - 0.5)])
-    rows = rows[np.argsort(keys, kind="stable")]
+    def rows(self) -> np.ndarray:
+        """The frame's rows as written: repeats, gaps, swaps; a repeated day after the day."""
+        rows = np.repeat(np.arange(len(self.repeat)), self.repeat)
+        keys = np.repeat(self.position, self.repeat)
+        for begin, end in self.day_blocks:
+            block = np.arange(begin, end)
+            rows = np.concatenate([rows, block])
+            keys = np.concatenate([keys, np.full(block.size, end - 0.5)])
+        return rows[np.argsort(keys, kind="stable")]
 
-    out = frame.copy()
-    out["wv (m/s)"] = wv
-    out["max. wv (m/s)"] = max_wv
-    out = out.iloc[rows]
-    defects = DefectCounts(
-        sentinel_rows=counts["wv"],
-        wv_sentinels=counts["wv"],
-        max_wv_sentinels=counts["max_wv"],
-        duplicate_rows=counts["dup"],
-        duplicated_days=len(day_blocks),
-        missing_rows=counts["missing"],
-        gaps=counts["gaps"],
-        longest_gap_rows=counts["longest"],
-        out_of_order=counts["swap"],
-        descents=counts["swap"] + len(day_blocks),
-    )
-    out.attrs = {DEFECTS_ATTR: defects}
-    return out
+    def counts(self) -> DefectCounts:
+        n, days = self.n, len(self.day_blocks)
+        return DefectCounts(
+            sentinel_rows=n["wv"], wv_sentinels=n["wv"], max_wv_sentinels=n["max_wv"],
+            duplicate_rows=n["dup"], duplicated_days=days, missing_rows=n["missing"],
+            gaps=n["gaps"], longest_gap_rows=n["longest"], out_of_order=n["swap"],
+            descents=n["swap"] + days,
+        )  # fmt: skip
 
 
 def defect_counts(frame: pd.DataFrame) -> DefectCounts:
