@@ -328,54 +328,7 @@ def timeseries_dataset(
     """
     data_arr = np.asarray(data)  # (time, *features)
     n = len(data_arr)
-    # Validation copied from Keras, including its truthiness tests (start_index=0 and
-    # end_index=0 skip the checks; end_index=0 then yields no windows).
-    if start_index:
-        if start_index < 0:
-            raise ValueError(
-                f"`start_index` must be 0 or greater. Received: start_index={start_index}"
-            )
-        if start_index >= n:
-            raise ValueError(
-                "`start_index` must be lower than the length of the "
-                f"data. Received: start_index={start_index}, for data "
-                f"of length {n}"
-            )
-    if end_index:
-        if start_index and end_index <= start_index:
-            raise ValueError(
-                "`end_index` must be higher than `start_index`. "
-                f"Received: start_index={start_index}, and "
-                f"end_index={end_index} "
-            )
-        if end_index >= n:
-            raise ValueError(
-                "`end_index` must be lower than the length of the "
-                f"data. Received: end_index={end_index}, for data of "
-                f"length {n}"
-            )
-        if end_index <= 0:
-            raise ValueError(f"`end_index` must be higher than 0. Received: end_index={end_index}")
-    if sampling_rate <= 0:
-        raise ValueError(
-            f"`sampling_rate` must be higher than 0. Received: sampling_rate={sampling_rate}"
-        )
-    if sampling_rate >= n:
-        raise ValueError(
-            "`sampling_rate` must be lower than the length of the "
-            f"data. Received: sampling_rate={sampling_rate}, for data "
-            f"of length {n}"
-        )
-    if sequence_stride <= 0:
-        raise ValueError(
-            f"`sequence_stride` must be higher than 0. Received: sequence_stride={sequence_stride}"
-        )
-    if sequence_stride >= n:
-        raise ValueError(
-            "`sequence_stride` must be lower than the length of the "
-            f"data. Received: sequence_stride={sequence_stride}, for "
-            f"data of length {n}"
-        )
+    _check_like_keras(n, start_index, end_index, sampling_rate, sequence_stride)
     seq_len = _as_int("sequence_length", sequence_length, minimum=1)
     rate = _as_int("sampling_rate", sampling_rate)
     stride = _as_int("sequence_stride", sequence_stride)
@@ -402,3 +355,46 @@ def timeseries_dataset(
         target_dtype=target_dtype,
         **kwargs,
     )
+
+
+def _check_like_keras(
+    n: int, start_index: int | None, end_index: int | None, sampling_rate: int,
+    sequence_stride: int,
+) -> None:  # fmt: skip
+    """Keras's argument checks, word for word, including its truthiness tests (start_index=0
+    and end_index=0 skip the checks; end_index=0 then yields no windows)."""
+    if start_index:
+        if start_index < 0:
+            raise ValueError(
+                f"`start_index` must be 0 or greater. Received: start_index={start_index}"
+            )
+        if start_index >= n:
+            raise ValueError(
+                "`start_index` must be lower than the length of the "
+                f"data. Received: start_index={start_index}, for data "
+                f"of length {n}"
+            )
+    if end_index:
+        if start_index and end_index <= start_index:
+            raise ValueError(
+                "`end_index` must be higher than `start_index`. "
+                f"Received: start_index={start_index}, and "
+                f"end_index={end_index} "
+            )
+        if end_index >= n:
+            raise ValueError(
+                "`end_index` must be lower than the length of the "
+                f"data. Received: end_index={end_index}, for data of "
+                f"length {n}"
+            )
+        if end_index <= 0:
+            raise ValueError(f"`end_index` must be higher than 0. Received: end_index={end_index}")
+    for name, value in (("sampling_rate", sampling_rate), ("sequence_stride", sequence_stride)):
+        if value <= 0:
+            raise ValueError(f"`{name}` must be higher than 0. Received: {name}={value}")
+        if value >= n:
+            raise ValueError(
+                f"`{name}` must be lower than the length of the "
+                f"data. Received: {name}={value}, for data "
+                f"of length {n}"
+            )
