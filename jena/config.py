@@ -199,6 +199,22 @@ class TrialConfig:
         arch = self.architecture
         if arch not in ARCHITECTURES:
             raise ConfigError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+        self._check_values()
+        if self.is_recurrent:
+            self._check_recurrent()
+        else:
+            for name in ("bidirectional", "reverse", "dropout", "recurrent_dropout"):
+                if value := getattr(self, name):
+                    raise ConfigError(
+                        f"{name}={value} needs a recurrent architecture "
+                        f"({', '.join(RECURRENT)}), not {arch!r}"
+                    )
+        if self.is_convolutional:
+            self._check_convolutional()
+        return self
+
+    def _check_values(self) -> None:
+        """Choices, rates, sizes: what every architecture checks."""
         _one_of("optimizer", self.optimizer, OPTIMIZERS)
         _one_of("loss", self.loss, LOSSES)
         _one_of("conv_global_pool", self.conv_global_pool, GLOBAL_POOLS)
@@ -206,7 +222,6 @@ class TrialConfig:
         _one_of("dense_activation", self.dense_activation, ACTIVATIONS)
         for act in self.rnn_activations:
             _one_of("rnn_activation", act, ACTIVATIONS)
-
         for name in ("dropout", "recurrent_dropout", "head_dropout"):
             rate = getattr(self, name)
             if not 0.0 <= rate < 1.0:
@@ -220,50 +235,40 @@ class TrialConfig:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
         _positive_sizes("dense_units", self.dense_units)
 
-        if self.is_recurrent:
-            if not self.rnn_units:
-                raise ConfigError(f"rnn_units must list at least one layer size for {arch!r}")
-            _positive_sizes("rnn_units", self.rnn_units)
-            if not isinstance(self.rnn_activation, str) and (
-                len(self.rnn_activation) != self.rnn_layers
-            ):
-                raise ConfigError(
-                    f"rnn_activation lists {len(self.rnn_activation)} activations for "
-                    f"{self.rnn_layers} recurrent layers; give one, or one per layer"
-                )
-        else:
-            recurrent_only = {
-                "bidirectional": self.bidirectional,
-                "reverse": self.reverse,
-                "dropout": self.dropout,
-                "recurrent_dropout": self.recurrent_dropout,
-            }
-            for name, value in recurrent_only.items():
-                if value:
-                    raise ConfigError(
-                        f"{name}={value} needs a recurrent architecture "
-                        f"({', '.join(RECURRENT)}), not {arch!r}"
-                    )
+    def _check_recurrent(self) -> None:
+        if not self.rnn_units:
+            raise ConfigError(
+                f"rnn_units must list at least one layer size for {self.architecture!r}"
+            )
+        _positive_sizes("rnn_units", self.rnn_units)
+        if not isinstance(self.rnn_activation, str) and (
+            len(self.rnn_activation) != self.rnn_layers
+        ):
+            raise ConfigError(
+                f"rnn_activation lists {len(self.rnn_activation)} activations for "
+                f"{self.rnn_layers} recurrent layers; give one, or one per layer"
+            )
 
-        if self.is_convolutional:
-            if not self.conv_filters:
-                raise ConfigError(f"conv_filters must list at least one layer for {arch!r}")
-            _positive_sizes("conv_filters", self.conv_filters)
-            _positive_sizes("conv_kernel", self.conv_kernel)
-            if len(self.conv_kernel) != len(self.conv_filters):
-                raise ConfigError(
-                    f"conv_kernel has {len(self.conv_kernel)} entries but conv_filters has "
-                    f"{len(self.conv_filters)}; give one kernel size per conv layer"
-                )
-            if self.conv_pool < 1:
-                raise ConfigError(f"conv_pool must be >= 1 (1 = no pooling), got {self.conv_pool}")
-            if self.conv_output_length() < 1:
-                raise ConfigError(
-                    f"the conv stack (kernels {list(self.conv_kernel)}, pool {self.conv_pool}) "
-                    f"leaves no steps of a {self.sequence_length}-step window; use fewer or "
-                    "smaller conv layers or a longer sequence"
-                )
-        return self
+    def _check_convolutional(self) -> None:
+        if not self.conv_filters:
+            raise ConfigError(
+                f"conv_filters must list at least one layer for {self.architecture!r}"
+            )
+        _positive_sizes("conv_filters", self.conv_filters)
+        _positive_sizes("conv_kernel", self.conv_kernel)
+        if len(self.conv_kernel) != len(self.conv_filters):
+            raise ConfigError(
+                f"conv_kernel has {len(self.conv_kernel)} entries but conv_filters has "
+                f"{len(self.conv_filters)}; give one kernel size per conv layer"
+            )
+        if self.conv_pool < 1:
+            raise ConfigError(f"conv_pool must be >= 1 (1 = no pooling), got {self.conv_pool}")
+        if self.conv_output_length() < 1:
+            raise ConfigError(
+                f"the conv stack (kernels {list(self.conv_kernel)}, pool {self.conv_pool}) "
+                f"leaves no steps of a {self.sequence_length}-step window; use fewer or "
+                "smaller conv layers or a longer sequence"
+            )
 
 
 # --- helpers ------------------------------------------------------------------------------
