@@ -59,17 +59,8 @@ from ._registry import (
     register_model,
 )
 from ._retry import is_unavailable, retry_window, set_retry_window
-from ._runs import (
-    LOST_PREFIX,
-    DatasetInfo,
-    SweepRun,
-    Tracker,
-    TrialRun,
-    TrialState,
-    git_commit,
-    search_all,
-    standard_tags,
-)
+from ._run import LOST_PREFIX, SweepRun, TrialRun, TrialState
+from ._runs import DatasetInfo, Tracker, git_commit, standard_tags
 from ._stale import ORPHAN_REASON, STALE_REASON, close_stale_runs, close_trial_runs
 from ._store import (
     ENV_TRACKING_URI,
@@ -79,4 +70,5 @@ from ._store import (
     is_remote,
     is_shared,
     resolve_uri,
+    search_all,
 )

@@ -20,8 +20,7 @@ from jena.errors import ConfigError
 
 from . import _names as N
 from ._encode import finite
-from ._runs import search_all
-from ._store import client, resolve_uri
+from ._store import client, resolve_uri, search_all
 
 if TYPE_CHECKING:
     import keras

@@ -31,6 +31,7 @@ from mlflow.models import Model, ModelSignature
 from mlflow.pyfunc import PythonModel
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
+from jena.devices import keras_backend
 from jena.errors import ConfigError, JenaError
 from jena.forecasting import OUTPUT, duration, window_rows
 from jena.schema import COLUMNS, DATE_COLUMN, DATE_FORMAT, DATE_HINT
@@ -38,7 +39,6 @@ from jena.schema import COLUMNS, DATE_COLUMN, DATE_FORMAT, DATE_HINT
 from . import _encode as enc
 from . import _names as N
 from ._read import load_model_dir, load_model_files
-from ._runs import keras_backend
 from ._store import client, resolve_uri
 
 if TYPE_CHECKING:

@@ -19,9 +19,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import mlflow
+from mlflow.entities import ViewType
 
 from jena.locks import db_lock, file_lock, is_postgres
 
@@ -162,3 +163,22 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def search_all(
+    client: mlflow.MlflowClient, experiment_ids: list[str], filter_string: str = ""
+) -> Iterator[Any]:
+    """Every active run matching ``filter_string`` (all pages)."""
+    token: str | None = None
+    while True:
+        page = client.search_runs(
+            experiment_ids,
+            filter_string,
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=1000,
+            page_token=token,
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
