@@ -471,8 +471,22 @@ def _print_ui_link(summary: Any, con: Any) -> None:
 
 # ---------------------------------------------------------------- best, predict, report
 def _refit_settings(args: argparse.Namespace, experiment: str) -> Any:
+    """``[refit]`` of the sweep with the flags; a bad flag is one line naming it."""
+    from .errors import ConfigError
     from .refit import RefitSettings
 
+    minutes = None
+    if args.refit_minutes is not None:
+        text = str(args.refit_minutes).strip().lower()
+        try:
+            minutes = float("inf") if text in ("inf", "none") else float(text)
+        except ValueError:
+            minutes = -1.0
+        if not minutes > 0:
+            raise ConfigError(f"--refit-minutes: must be a positive number of minutes (inf: no "
+                              f"budget), got {args.refit_minutes!r}")  # fmt: skip
+    if args.rung_epochs is not None and args.rung_epochs < 0:
+        raise ConfigError(f"--rung-epochs: must be 0 (no race) or more, got {args.rung_epochs}")
     return RefitSettings.of_sweep(
         args.tracking_uri,
         experiment,
@@ -480,31 +494,54 @@ def _refit_settings(args: argparse.Namespace, experiment: str) -> Any:
         seeds=args.seeds,
         epochs=args.epochs,
         patience=args.patience,
+        rung_epochs=args.rung_epochs,
+        budget_minutes=minutes,
     )
+
+
+def _refit_plan(args: argparse.Namespace, experiment: str) -> Any:
+    """The refit's plan, printed before anything trains (on stderr with --json)."""
+    from .refit import plan_refit
+
+    settings = _refit_settings(args, experiment)
+    plan = plan_refit(experiment, tracking_uri=args.tracking_uri, settings=settings,
+                      data=args.data)  # fmt: skip
+    con = _console(stderr=args.json)
+    for line in plan.lines():
+        con.print(line, markup=False, soft_wrap=True)
+    return plan
 
 
 @contextlib.contextmanager
-def _refit_board(
-    experiment: str, settings: Any, quiet: bool, tracking_uri: str | None
-) -> Iterator[Any]:
-    """The live display of a refit (on stderr), or nothing when ``quiet``."""
-    if quiet:
+def _refit_board(plan: Any, quiet: bool) -> Iterator[Any]:
+    """The live display of a refit (on stderr): elapsed, and remaining by the plan's estimate
+    within the budget; nothing when ``quiet`` or nothing is to train."""
+    if quiet or plan is None or not plan.members:
         yield None
         return
+    import time
+
     from sweeps.display import Board
     from sweeps.state import SweepState
 
-    from .refit import refit_status
+    class RefitState(SweepState):
+        def eta(self) -> float | None:
+            left = max(plan.total_s - (time.monotonic() - self.started), 0.0)
+            if self.deadline is not None:
+                left = min(left, max(self.deadline - time.monotonic(), 0.0))
+            return left if self.finished < self.total else 0.0
 
-    if refit_status(tracking_uri, experiment, settings).complete:
-        yield None  # nothing to train: no display
-        return
-
-    state = SweepState(
-        f"refit of {experiment} · top {settings.top_k} × {settings.seeds} seeds · up to "
-        f"{settings.epochs} epochs, every training window, full validation",
-        total=settings.top_k * settings.seeds,
+    s = plan.settings
+    budget = plan.budget_s
+    race = f"rungs {', '.join(map(str, plan.rungs))} epochs" if plan.rungs else "no race"
+    state = RefitState(
+        f"refit of {plan.experiment} · top {s.top_k} × {s.seeds} seeds · up to {s.epochs} "
+        f"epochs, every training window, full validation · {race}"
+        + (f" · budget {budget / 60:g} min" if budget is not None else ""),
+        total=len(plan.members),
     )
+    if budget is not None:
+        state.deadline = state.started + budget
     console = _console(stderr=True)
     with Board(state).live(console):
         yield state
@@ -518,19 +555,28 @@ def cmd_refit(args: argparse.Namespace) -> int:
     from .tracking import latest_sweep
 
     experiment = args.experiment or latest_sweep(args.tracking_uri)
-    settings = _refit_settings(args, experiment)
-    with _refit_board(experiment, settings, args.json, args.tracking_uri) as board:
-        result = refit(experiment, tracking_uri=args.tracking_uri, settings=settings,
-                       data=args.data, events=board)  # fmt: skip
+    plan = _refit_plan(args, experiment)
+    if args.plan:
+        if args.json:
+            _print_json(plan.to_dict())
+        return 0
+    with _refit_board(plan, args.json) as board:
+        result = refit(experiment, tracking_uri=args.tracking_uri, plan=plan, events=board)
     if args.json:
         _print_json(result.to_dict())
         return 0
     table = Table(title=f"refit of {experiment!r}: validation MAE (°C) over seeds")
     for col in ("configuration", "sweep val MAE", "seeds", "mean", "± std", "per seed"):
         table.add_column(col, no_wrap=col == "configuration")
-    selected = result.selected.candidate.key
-    for c in sorted(result.configs, key=lambda c: c.mean):
+    from .errors import ConfigError
+
+    try:
+        selected = result.selected.candidate.key
+    except ConfigError:
+        selected = None
+    for c in sorted(result.configs, key=lambda c: (bool(c.raced_out), c.mean)):
         mark = " ← selected" if c.candidate.key == selected else ""
+        mark += " (raced out)" if c.raced_out else ""
         table.add_row(
             c.candidate.label + mark,
             f"{c.candidate.val_mae:.4f}",
@@ -541,11 +587,35 @@ def cmd_refit(args: argparse.Namespace) -> int:
         )
     con = _console()
     con.print(table)
-    con.print(f"{result.trained} trained now, the rest from earlier refits"
-              + (f"; refit run {result.stage_run_id}" if result.stage_run_id else ""))  # fmt: skip
-    if not result.complete:
-        con.print("[yellow]note:[/] some members failed: run `jena refit` again to retry them")
+    _print_refit_outcome(result, con)
     return 0
+
+
+def _print_refit_outcome(result: Any, con: Any) -> None:
+    """What the refit did now, its cost against the plan's estimate, why configurations
+    stopped, and what is left."""
+    from .errors import ConfigError
+
+    line = f"{result.trained} trained now, the rest from earlier refits"
+    if result.stage_run_id:
+        line += f"; refit run {result.stage_run_id}: {result.outcome_text()}"
+        if result.estimate_s:
+            line += (f"; {result.fit_s:.0f} s of fit against {result.estimate_s:.0f} s "
+                     f"estimated ({result.fit_s / result.estimate_s:.2f}×)")  # fmt: skip
+    con.print(line, markup=False, soft_wrap=True)
+    for c in result.configs:
+        if c.raced_out and c.outcomes:
+            con.print(f"  {c.candidate.label}: {c.raced_out}", markup=False, soft_wrap=True)
+    try:
+        note = result.seeds_note
+    except ConfigError as exc:
+        note = str(exc)
+    if note:
+        con.print(f"note: {note}", style="yellow", markup=False, soft_wrap=True)
+    if not result.complete:
+        con.print("note: the refit is not complete (failed members, the budget, the race): run "
+                  "`jena refit` again to go on (resumable)", style="yellow", markup=False,
+                  soft_wrap=True)  # fmt: skip
 
 
 def cmd_best(args: argparse.Namespace) -> int:
@@ -555,9 +625,16 @@ def cmd_best(args: argparse.Namespace) -> int:
     from .tracking import latest_sweep
 
     experiment = args.experiment or latest_sweep(args.tracking_uri)
-    settings = None if args.no_refit else _refit_settings(args, experiment)
-    quiet = args.json or args.no_refit
-    with _refit_board(experiment, settings, quiet, args.tracking_uri) as board:
+    if args.no_refit and args.plan:
+        from .errors import ConfigError
+
+        raise ConfigError("--plan: there is no refit to plan with --no-refit")
+    plan = None if args.no_refit else _refit_plan(args, experiment)
+    if args.plan and plan is not None:
+        if args.json:
+            _print_json(plan.to_dict())
+        return 0
+    with _refit_board(plan, args.json) as board:
         ev = evaluate_best(
             experiment,
             tracking_uri=args.tracking_uri,
@@ -566,14 +643,16 @@ def cmd_best(args: argparse.Namespace) -> int:
             alias=args.alias,
             force=args.force,
             refit=not args.no_refit,
-            settings=settings,
             events=board,
+            plan=plan,
         )
     if args.json:
         if ev.warning:
             print(f"warning: {ev.warning}", file=sys.stderr)
         if ev.worse_than_persistence_on_test:
             print(f"warning: {ev.test_verdict}", file=sys.stderr)
+        if ev.seeds_note:
+            print(f"note: {ev.seeds_note}", file=sys.stderr)
         _print_json(ev.to_dict())
         return 0
     con = _console()
@@ -599,7 +678,8 @@ def cmd_best(args: argparse.Namespace) -> int:
         return f"{1 - mae / base:+.1%}" if base else ""
 
     if ev.kind == "refit":
-        name = f"{ev.label}: {len(ev.members)} seeds averaged (the champion)"
+        seeds = "1 seed only" if len(ev.members) == 1 else f"{len(ev.members)} seeds averaged"
+        name = f"{ev.label}: {seeds} (the champion)"
     else:
         name = f"{ev.label or 'trial ' + str(ev.trial)} (trial {ev.trial}, {ev.driver or '?'})"
     table.add_row(
@@ -643,6 +723,10 @@ def cmd_best(args: argparse.Namespace) -> int:
             f"skill {ridge_val.skill.text('+.1%')} (a deep model that cannot beat it has not "
             "earned its cost)"
         )
+    if ev.refit_outcome:
+        con.print(f"refit: {ev.refit_outcome}", markup=False, soft_wrap=True)
+    if ev.seeds_note:
+        con.print(f"note: {ev.seeds_note}", style="yellow", markup=False, soft_wrap=True)
     style = "bold red" if ev.worse_than_persistence_on_test else "bold"
     con.print(f"[{style}]{ev.test_verdict}[/]")
     con.print(
@@ -837,6 +921,14 @@ def _add_refit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seeds", type=int, default=None, help="trainings of each (3)")
     g.add_argument("--epochs", type=int, default=None, help="epochs at most (30)")
     g.add_argument("--patience", type=int, default=None, help="early-stopping patience (5)")
+    g.add_argument("--rung-epochs", type=int, default=None,
+                   help="the race's first rung: epochs before the worse half stops (3; 0: no "
+                   "race, every configuration gets all its seeds)")  # fmt: skip
+    g.add_argument("--refit-minutes", default=None, metavar="MINUTES",
+                   help="the refit's time budget (default: the sweep's own timeout_minutes; "
+                   "inf: none)")  # fmt: skip
+    g.add_argument("--plan", action="store_true",
+                   help="print the refit's plan (members, estimated seconds) and stop")  # fmt: skip
 
 
 def _add_eval_commands(sub: Any) -> None:

@@ -57,7 +57,7 @@ from .errors import ConfigError, JenaError
 from .linear import Ridge, fit_ridge
 from .prepare import Prepared, feature_matrix, prepare
 from .recording import Events
-from .refit import RefitSettings, sweep_dataset
+from .refit import RefitPlan, RefitSettings, sweep_dataset
 from .refit import refit as run_refit
 from .serve import Forecaster
 from .splits import Split
@@ -109,6 +109,8 @@ class Evaluation:
     test_vs_persistence: Comparison | None = None
     test_vs_ridge: Comparison | None = None
     forced: bool = False  # promoted by --force without the evidence the gate asks for
+    seeds_note: str | None = None  # the refit champion rests on one finished seed only
+    refit_outcome: str | None = None  # what the refit run now finished and did not
 
     @property
     def test_skill(self) -> float:
@@ -425,20 +427,21 @@ def evaluate_best(
     refit: bool = True,
     settings: RefitSettings | None = None,
     events: Events | None = None,
+    plan: RefitPlan | None = None,
 ) -> Evaluation:
     """Evaluate a sweep's champion once on the test split (see the module docstring) and
     register it. ``refit`` (default): the champion is the refit's selected configuration, its
     seed models averaged (the refit is run first if it is not complete); otherwise the best
     low-fidelity trial's own model. A champion whose validation skill interval does not exclude
     zero raises :class:`NotBetterThanPersistence` before the test split is read, unless
-    ``force``.
+    ``force``. ``plan``: the refit's plan, printed already (:func:`jena.refit.plan_refit`).
     ``dataset`` skips loading (tests); ``register_name=None`` skips the registry."""
     uri = T.resolve_uri(tracking_uri)
     if not refit:
         return _evaluate_trial(experiment, uri, data, register_name, alias, dataset, force)
-    settings = settings or RefitSettings.of_sweep(uri, experiment)
+    settings = settings or (plan.settings if plan else RefitSettings.of_sweep(uri, experiment))
     status = run_refit(experiment, tracking_uri=uri, settings=settings, data=data,
-                       dataset=dataset, events=events)  # fmt: skip
+                       dataset=dataset, events=events, plan=plan)  # fmt: skip
     chosen = status.selected
     members = chosen.members
     models, cfg = [], None
@@ -487,6 +490,8 @@ def evaluate_best(
         previous=previous,
         other_runs_evaluated=_other_evaluations(T.trials_frame(uri, experiment), record),
         **look.comparisons(),
+        seeds_note=status.seeds_note,
+        refit_outcome=status.outcome_text() if status.stage_run_id else None,
     )
     return _record_and_register(
         ev, result, cfg, uri, register_name=register_name, alias=alias,

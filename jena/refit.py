@@ -1,17 +1,28 @@
-"""Refit: a sweep's top configurations trained again at full fidelity, over seeds.
+"""Refit: a sweep's top configurations trained again at full fidelity, over seeds, raced.
 
 A sweep ranks configurations at low fidelity (a slice of the training windows per epoch, a few
 epochs); the ranking's top is partly luck, and its models are undertrained by design. The refit
-takes the ``top_k`` distinct configurations by validation MAE (every driver, every invocation),
-trains each ``seeds`` times with every training window each epoch, up to ``epochs`` epochs with
-early stopping (``patience``) on the *full* validation split, and selects the configuration with
-the lowest mean validation MAE over its seeds. Its seed models, averaged, are the champion
+takes the ``top_k`` distinct configurations by validation MAE (every driver, every invocation)
+and trains them with every training window each epoch, up to ``epochs`` epochs with early
+stopping (``patience``) on the *full* validation split — not evenly: a race
+(:mod:`jena.refit_race`) trains each configuration's first seed for ``rung_epochs`` epochs and
+stops the worse half, then the next rung, until one is left; the survivors train on and get
+their further seeds (:mod:`jena.refit_lanes`; under JAX a configuration's seeds are one packed
+program). The selected configuration is the surviving one with the lowest mean validation MAE
+over its finished seeds; those seed models, averaged, are the champion
 (:func:`jena.evaluate.evaluate_best`).
 
-MLflow: one parent run per refit invocation (``run_type=refit``) and one nested run per
-configuration × seed (``run_type=refit_member``, tagged with its source trial, the
-configuration's digest and the seed), with per-epoch curves and its model. A refit is resumable:
-a member already trained with the same settings (in any earlier refit run) is not trained again.
+Before it trains, the refit says what it will cost (:mod:`jena.refit_plan`); it holds a time
+budget (``budget_minutes``; default: the sweep's own ``timeout_minutes``): at the deadline the
+running member stops at its next batch with its best epoch kept, and no member starts.
+
+MLflow: one parent run per refit invocation (``run_type=refit``: the settings, the plan's
+estimate ``estimated_fit_s``, then the measured ``fit_s`` and their ``estimate_ratio``, what
+finished and what did not) and one nested run per configuration × seed (``run_type=
+refit_member``, tagged with its source trial, the configuration's digest and the seed; a
+raced-out one with ``refit_raced_out``), with per-epoch curves and its model. A refit is
+resumable: a member already trained with the same settings (in any earlier refit run) is not
+trained again, and the race replays the curves recorded (finished and raced-out members).
 """
 
 from __future__ import annotations
@@ -32,20 +43,30 @@ from .config import TrialConfig
 from .data import Dataset, spec_from_source
 from .data import load as load_data
 from .errors import ConfigError
-from .recording import Events, NoEvents, Recorder
-from .train import DataCache, Fidelity, train
+from .recording import Events, NoEvents
+from .refit_lanes import TAG_RACED_OUT, Lane, LaneContext, Member, Seed
+from .refit_plan import RefitPlan, make_plan
+from .refit_race import Outcome, run_race, rungs
+from .train import Fidelity, train
 
 __all__ = [
     "Candidate",
     "Member",
     "RefitConfig",
+    "RefitPlan",
     "RefitResult",
     "RefitSettings",
     "candidates",
+    "plan_refit",
     "refit",
     "refit_status",
     "sweep_dataset",
 ]
+
+METRIC_ESTIMATE = "estimated_fit_s"  # the refit run: the plan's estimate, before training
+METRIC_RATIO = "estimate_ratio"  # measured fit seconds / estimated
+TAG_OUTCOME = "refit_outcome"  # the refit run: what finished and what did not
+SETTINGS = ("top_k", "seeds", "epochs", "patience", "rung_epochs", "budget_minutes")
 
 
 @dataclass(frozen=True)
@@ -56,24 +77,45 @@ class RefitSettings:
     seeds: int = 3  # trainings of each
     epochs: int = 30  # at most, every training window each epoch
     patience: int = 5  # early stopping on the full validation split
+    rung_epochs: int = 3  # the race's first rung (then doubling); 0: no race, an even spend
+    budget_minutes: float | None = None  # default: the sweep's timeout_minutes; inf: none
 
     def __post_init__(self) -> None:
-        for name in ("top_k", "seeds", "epochs", "patience"):
+        for name in ("top_k", "seeds", "epochs", "patience", "rung_epochs"):
             value = getattr(self, name)
-            if type(value) is not int or value < 1:
-                raise ConfigError(f"[refit].{name}: must be a positive integer, got {value!r}")
+            low = 0 if name == "rung_epochs" else 1
+            if type(value) is not int or value < low:
+                what = "0 or a positive integer" if low == 0 else "a positive integer"
+                raise ConfigError(f"[refit].{name}: must be {what}, got {value!r}")
+        b = self.budget_minutes
+        if b is not None and (type(b) not in (int, float) or not b > 0):
+            raise ConfigError(f"[refit].budget_minutes: must be a positive number of minutes "
+                              f"(inf: no budget), got {b!r}")  # fmt: skip
 
     def fidelity(self) -> Fidelity:
         return Fidelity(max_epochs=self.epochs, patience=self.patience)
 
+    @property
+    def deadline_s(self) -> float | None:
+        """The budget in seconds (None: none)."""
+        b = self.budget_minutes
+        return None if b is None or math.isinf(b) else 60.0 * b
+
     @classmethod
     def of_sweep(cls, tracking_uri: str | None, experiment: str, **overrides: Any) -> RefitSettings:
-        """The ``[refit]`` the sweep's latest invocation logged, with ``overrides`` (not None)."""
+        """The ``[refit]`` the sweep's latest invocation logged (its budget, unless set: the
+        sweep's ``timeout_minutes``), with ``overrides`` (not None)."""
         parents = T.sweep_runs(tracking_uri, experiment)
         definition = T.sweep_definition(tracking_uri, parents[0].run_id) if parents else None
-        logged = dict((definition or {}).get("refit") or {})
-        known = {k: v for k, v in logged.items() if k in ("top_k", "seeds", "epochs", "patience")}
+        definition = definition or {}
+        logged = dict(definition.get("refit") or {})
+        known = {k: v for k, v in logged.items() if k in SETTINGS}
+        if known.get("budget_minutes") is None and definition.get("timeout_minutes"):
+            known["budget_minutes"] = float(definition["timeout_minutes"])
         return cls(**{**known, **{k: v for k, v in overrides.items() if v is not None}})
+
+    def params(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v is not None}
 
 
 def config_key(config: TrialConfig, preset: str) -> str:
@@ -96,20 +138,13 @@ class Candidate:
     preset: str
 
 
-@dataclass(frozen=True)
-class Member:
-    seed: int
-    run_id: str
-    val_mae: float
-    baseline_val_mae: float | None
-    fit_s: float
-    windows: float
-
-
 @dataclass
 class RefitConfig:
     candidate: Candidate
-    members: list[Member] = field(default_factory=list)
+    members: list[Member] = field(default_factory=list)  # its finished seeds
+    known: dict[int, Seed] = field(default_factory=dict)  # curves recorded (finished, raced out)
+    raced_out: str | None = None  # why the race stopped it
+    outcomes: dict[int, str] = field(default_factory=dict)  # seed -> what became of it now
 
     @property
     def mean(self) -> float:
@@ -128,28 +163,72 @@ class RefitResult:
     experiment: str
     settings: RefitSettings
     configs: list[RefitConfig]
-    stage_run_id: str | None = None  # the refit run of this invocation (None: all reused)
-    trained: int = 0  # members trained now (the rest came from earlier refits)
+    stage_run_id: str | None = None  # the refit run of this invocation (None: nothing run)
+    trained: int = 0  # members finished now (the rest came from earlier refits)
+    race: Outcome | None = None  # what the race decided (so far)
+    estimate_s: float | None = None  # the plan's fit seconds for what it trained now
+    fit_s: float = 0.0  # measured, every member trained now (finished or not)
+
+    @property
+    def rungs_run(self) -> list[int]:
+        return self.race.rungs_run if self.race is not None else []
 
     @property
     def complete(self) -> bool:
-        return bool(self.configs) and all(
-            len(c.members) == self.settings.seeds for c in self.configs
-        )
+        """The race is decided and every surviving configuration has all its seeds."""
+        decided = self.race is None or self.race.decided
+        alive = [c for c in self.configs if not c.raced_out]
+        return decided and bool(alive) and all(len(c.members) == self.settings.seeds for c in alive)
 
     @property
     def selected(self) -> RefitConfig:
-        """The configuration with the lowest mean validation MAE over its seeds."""
-        done = [c for c in self.configs if c.members]
+        """The surviving configuration with the lowest mean validation MAE over its seeds."""
+        done = [c for c in self.configs if c.members and not c.raced_out]
         if not done:
-            raise ConfigError(f"the refit of {self.experiment!r} has no trained member yet")
+            raise ConfigError(f"the refit of {self.experiment!r} has no finished member of a "
+                              "surviving configuration yet: run `jena refit` (with more time: "
+                              "--refit-minutes) to train it")  # fmt: skip
         return min(done, key=lambda c: c.mean)
 
+    @property
+    def seeds_note(self) -> str | None:
+        """Said when the champion rests on one seed only."""
+        chosen = self.selected
+        if len(chosen.members) > 1:
+            return None
+        return (f"the champion {chosen.candidate.label} has only one finished seed (of "
+                f"{self.settings.seeds}): its validation MAE is one seed's luck; `jena refit` "
+                "with more time (--refit-minutes) adds the others")  # fmt: skip
+
+    def outcome_text(self) -> str:
+        """What this invocation did: its members' outcomes, the seeds it did not start."""
+        counts: dict[str, int] = {}
+        for c in self.configs:
+            for what in c.outcomes.values():
+                counts[what] = counts.get(what, 0) + 1
+        waiting = sum(1 for c in self.configs if not c.raced_out
+                      for s in range(self.settings.seeds)
+                      if s not in c.outcomes and s not in {m.seed for m in c.members})  # fmt: skip
+        parts = [f"{n} {what}" for what, n in counts.items()]
+        if waiting:
+            parts.append(f"{waiting} not started")
+        if self.race is not None and not self.race.decided:
+            parts.append("the race is not decided yet")
+        return ", ".join(parts) or "nothing trained"
+
     def to_dict(self) -> dict[str, Any]:
+        try:
+            selected: str | None = self.selected.candidate.key
+        except ConfigError:
+            selected = None
         return {
             "experiment": self.experiment,
             "settings": vars(self.settings),
-            "selected": self.selected.candidate.key if self.configs else None,
+            "selected": selected,
+            "complete": self.complete,
+            "race": None if self.race is None else vars(self.race),
+            "estimate_s": self.estimate_s,
+            "fit_s": self.fit_s,
             "configs": [
                 {
                     "key": c.candidate.key,
@@ -159,6 +238,8 @@ class RefitResult:
                     "sweep_val_mae": c.candidate.val_mae,
                     "mean_val_mae": c.mean,
                     "std_val_mae": c.std,
+                    "raced_out": c.raced_out,
+                    "outcomes": c.outcomes,
                     "members": [vars(m) for m in c.members],
                 }
                 for c in self.configs
@@ -210,40 +291,67 @@ def candidates(tracking_uri: str | None, experiment: str, top_k: int) -> list[Ca
     return list(found.values())
 
 
-def _members(uri: str, experiment: str, settings: RefitSettings) -> dict[tuple[str, int], Member]:
-    """Completed members of earlier refits with these settings: (config key, seed) -> member."""
-    out: dict[tuple[str, int], Member] = {}
+def _recorded(
+    uri: str, experiment: str, settings: RefitSettings
+) -> tuple[dict[tuple[str, int], Member], dict[tuple[str, int], Seed]]:
+    """What earlier refits with these settings recorded: finished members, and every seed's
+    curve the race can replay (finished and raced-out members), by (config key, seed)."""
+    finished: dict[tuple[str, int], Member] = {}
+    curves: dict[tuple[str, int], Seed] = {}
+    race = bool(rungs(settings.rung_epochs, settings.epochs, settings.top_k))
     query = f"tags.{T.TAG_RUN_TYPE} = '{T.RUN_REFIT_MEMBER}' and attributes.status = 'FINISHED'"
-    for run in T.find_runs(uri, experiment, query):
+    for run in sorted(T.find_runs(uri, experiment, query), key=lambda r: r.start_time or 0):
         tags, metrics = run.tags, run.metrics
         same = (tags.get(T.TAG_REFIT_EPOCHS), tags.get(T.TAG_REFIT_PATIENCE)) == (
             str(settings.epochs),
             str(settings.patience),
         )
         val = T.finite(metrics.get(T.METRIC_BEST_VAL))
-        if not same or tags.get(T.TAG_STATE) != "completed" or val is None:
+        completed = tags.get(T.TAG_STATE) == "completed" and val is not None
+        raced = tags.get(T.TAG_STATE) == "pruned" and TAG_RACED_OUT in tags
+        if not same or not (completed or raced):
             continue
-        seed = int(tags.get(T.TAG_REFIT_SEED, "-1"))
-        out[(tags.get(T.TAG_REFIT_KEY, ""), seed)] = Member(
-            seed=seed,
-            run_id=run.run_id,
-            val_mae=val,
-            baseline_val_mae=T.finite(metrics.get(T.METRIC_BASELINE_VAL)),
-            fit_s=float(metrics.get(T.METRIC_FIT_S, 0.0)),
-            windows=float(metrics.get(T.METRIC_WINDOWS, 0.0)),
-        )
-    return out
+        at = (tags.get(T.TAG_REFIT_KEY, ""), int(tags.get(T.TAG_REFIT_SEED, "-1")))
+        if at in finished:
+            continue
+        if race:
+            history = T.metric_history(uri, run.run_id, T.METRIC_VAL_MAE)
+            curves[at] = Seed([v for _, v in history], done=completed)
+        if completed and val is not None:
+            finished[at] = Member(
+                seed=at[1],
+                run_id=run.run_id,
+                val_mae=val,
+                baseline_val_mae=T.finite(metrics.get(T.METRIC_BASELINE_VAL)),
+                fit_s=float(metrics.get(T.METRIC_FIT_S, 0.0)),
+                windows=float(metrics.get(T.METRIC_WINDOWS, 0.0)),
+                epochs=int(metrics.get(T.METRIC_EPOCHS, 0)),
+            )
+    return finished, curves
 
 
 def refit_status(tracking_uri: str | None, experiment: str, settings: RefitSettings) -> RefitResult:
-    """What earlier refits of the sweep hold for these settings (complete or not)."""
+    """What earlier refits of the sweep hold for these settings (complete or not), and what the
+    race decided from it."""
     uri = T.resolve_uri(tracking_uri)
-    found = _members(uri, experiment, settings)
+    finished, curves = _recorded(uri, experiment, settings)
     configs = []
     for cand in candidates(uri, experiment, settings.top_k):
-        members = [found[(cand.key, s)] for s in range(settings.seeds) if (cand.key, s) in found]
-        configs.append(RefitConfig(cand, members))
-    return RefitResult(experiment, settings, configs)
+        seeds = range(settings.seeds)
+        members = [finished[(cand.key, s)] for s in seeds if (cand.key, s) in finished]
+        known = {s: curves[(cand.key, s)] for s in seeds if (cand.key, s) in curves}
+        configs.append(RefitConfig(cand, members, known))
+    status = RefitResult(experiment, settings, configs)
+    lanes = [Lane(c.candidate, c.known, []) for c in configs]  # replay only
+    status.race = run_race(lanes, _schedule(status), lambda: False)
+    for c in configs:
+        c.raced_out = status.race.raced_out.get(c.candidate.key)
+    return status
+
+
+def _schedule(status: RefitResult) -> list[int]:
+    s = status.settings
+    return rungs(s.rung_epochs, s.epochs, len(status.configs))
 
 
 # --------------------------------------------------------------------------- the data
@@ -269,6 +377,47 @@ def sweep_dataset(
     return dataset
 
 
+# --------------------------------------------------------------------------- the plan
+
+
+def plan_refit(
+    experiment: str,
+    *,
+    tracking_uri: str | None = None,
+    settings: RefitSettings | None = None,
+    data: str | None = None,
+    dataset: Dataset | None = None,
+) -> RefitPlan:
+    """What :func:`refit` would train now and its estimated cost (nothing is trained or
+    recorded; the record is loaded when there is something to train)."""
+    uri = T.resolve_uri(tracking_uri)
+    settings = settings or RefitSettings.of_sweep(uri, experiment)
+    status = refit_status(uri, experiment, settings)
+    race = status.race
+    assert race is not None
+    if status.complete:
+        return RefitPlan(experiment, settings, status, None, _schedule(status),
+                         reused=sum(len(c.members) for c in status.configs))  # fmt: skip
+    first = status.configs[0].candidate
+    source = T.get_run(uri, first.source_run_id)
+    ds = sweep_dataset(source.tags, _data_config(uri, first.source_run_id), data=data,
+                       dataset=dataset, who=f"trial {first.source_trial}")  # fmt: skip
+    packed, accelerator = _backend()
+    return make_plan(uri, status, ds, packed=packed, accelerator=accelerator,
+                     raced=list(race.raced_out), alive=race.survivors)  # fmt: skip
+
+
+def _backend() -> tuple[bool, bool]:
+    """(seeds are packed: Keras runs on JAX, on an accelerator)."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return False, False
+    import jax
+
+    return True, jax.default_backend() != "cpu"
+
+
 # --------------------------------------------------------------------------- the refit
 
 
@@ -280,74 +429,81 @@ def refit(
     data: str | None = None,
     dataset: Dataset | None = None,
     events: Events | None = None,
+    plan: RefitPlan | None = None,
 ) -> RefitResult:
-    """Train what is missing of the refit of ``experiment`` (see the module docstring)."""
+    """Train what is missing of the refit of ``experiment`` (see the module docstring);
+    ``plan``: the one :func:`plan_refit` made (and printed) for it."""
     uri = T.resolve_uri(tracking_uri)
-    settings = settings or RefitSettings.of_sweep(uri, experiment)
-    events = events or NoEvents()
-    status = refit_status(uri, experiment, settings)
-    todo = [(c, s) for c in status.configs for s in range(settings.seeds)
-            if s not in {m.seed for m in c.members}]  # fmt: skip
-    if not todo:
+    plan = plan or plan_refit(experiment, tracking_uri=uri, settings=settings, data=data,
+                              dataset=dataset)  # fmt: skip
+    status, settings = plan.status, plan.settings
+    if not plan.members or plan.dataset is None:
         return status
     tracker = T.Tracker(uri, experiment)
     T.close_stale_runs(tracker)  # a refit killed with kill -9
-    first = status.configs[0].candidate
-    source = T.get_run(uri, first.source_run_id)
-    ds = sweep_dataset(source.tags, _data_config(uri, first.source_run_id), data=data,
-                       dataset=dataset, who=f"trial {first.source_trial}")  # fmt: skip
-    caches: dict[str, DataCache] = {}
-    fidelity = settings.fidelity()
-    data_tags = {T.TAG_DATA_SOURCE: ds.source, T.TAG_DATA_DIGEST: ds.digest}
+    ds = plan.dataset
     with tracker.start_sweep(
         run_type=T.RUN_REFIT,
         run_name=f"refit-{time.strftime('%Y%m%d-%H%M%S')}",
-        params=vars(settings),
-        tags={T.TAG_SWEEP: experiment, **data_tags},
-    ) as stage:
-        status.stage_run_id = stage.run_id
-        for number, (config, seed) in enumerate(todo):
-            cand = config.candidate
-            trial_config = cand.config.replace(seed=seed)
-            cache = caches.setdefault(cand.preset, DataCache(ds, cand.preset))
-            name = f"refit-{cand.label}-s{seed}"
-            tags = {
-                **data_tags,
-                T.TAG_SWEEP: experiment,
-                T.TAG_PRESET: cand.preset,
-                T.TAG_ARCHITECTURE: trial_config.architecture,
-                T.TAG_SOURCE_RUN: cand.source_run_id,
-                T.TAG_SOURCE_TRIAL: cand.source_trial,
-                T.TAG_REFIT_KEY: cand.key,
-                T.TAG_REFIT_SEED: seed,
-                T.TAG_REFIT_EPOCHS: settings.epochs,
-                T.TAG_REFIT_PATIENCE: settings.patience,
-                T.TAG_LABEL: cand.label,
-                T.TAG_SEED: seed,
-            }
-            summary = f"{cand.label} seed {seed}  (sweep val MAE {cand.val_mae:.4f})"
-            events.trial_started(number, summary, fidelity.max_epochs)
-            started = time.perf_counter()
-            with tracker.trial(stage.run_id, number, trial_config.active_dict(), tags,
-                               run_name=name, run_type=T.RUN_REFIT_MEMBER) as run:  # fmt: skip
-                recorder = Recorder(run, trial_config, fidelity, number=number, events=events,
-                                    name=name, started=started)  # fmt: skip
-                result = recorder.finish(recorder.train(cache, trainer=train))
-            events.trial_finished(number, result.state, result.val_mae,
-                                  time.perf_counter() - started, result.val_skill)  # fmt: skip
-            if result.state == "completed" and result.val_mae is not None:
-                member = Member(seed, run.run_id, result.val_mae, result.baseline_val_mae,
-                                result.duration_s, float(result.windows_seen))  # fmt: skip
-                config.members.append(member)
-                status.trained += 1
-            result.model = None
-        for c in status.configs:
-            c.members.sort(key=lambda m: m.seed)
-        if any(c.members for c in status.configs):
-            chosen = status.selected
-            stage.set_tags({T.TAG_LABEL: chosen.candidate.label,
-                            T.TAG_REFIT_KEY: chosen.candidate.key})  # fmt: skip
-            stage.log_metrics({"selected_mean_val_mae": chosen.mean,
-                               "selected_std_val_mae": chosen.std})  # fmt: skip
-            stage.log_json(status.to_dict(), T.REFIT_FILE)
+        params=settings.params(),
+        tags={T.TAG_SWEEP: experiment, T.TAG_DATA_SOURCE: ds.source,
+              T.TAG_DATA_DIGEST: ds.digest},
+    ) as stage:  # fmt: skip
+        status.stage_run_id, status.estimate_s = stage.run_id, plan.total_s
+        stage.log_metrics({METRIC_ESTIMATE: plan.total_s})
+        started = time.monotonic()
+        budget = settings.deadline_s
+        ctx = LaneContext(experiment, tracker, stage.run_id, ds, settings.fidelity(),
+                          settings.seeds, events or NoEvents(), train, plan.packed,
+                          settings.budget_minutes,
+                          None if budget is None else started + budget)  # fmt: skip
+        lanes = _race(status, ctx)
+        _gather(status, lanes)
+        _close(stage, status, time.monotonic() - started)
     return status
+
+
+def _race(status: RefitResult, ctx: LaneContext) -> list[Lane]:
+    """Race the configurations, then train the survivors to the end; interrupted, every lane's
+    running member ends KILLED before the interruption goes on."""
+    lanes = []
+    for c in status.configs:
+        done = {m.seed for m in c.members}
+        missing = [s for s in range(status.settings.seeds) if s not in done]
+        lanes.append(Lane(c.candidate, c.known, missing, ctx))
+    try:
+        status.race = run_race(lanes, _schedule(status), lambda: ctx.out_of_time() is not None)
+        for lane in lanes:
+            if lane.key not in status.race.raced_out:
+                lane.finish()  # survivors to the end (out of time: they stop at once)
+    except BaseException as exc:
+        for lane in lanes:
+            lane.abort(str(exc) or type(exc).__name__)
+        raise
+    return lanes
+
+
+def _gather(status: RefitResult, lanes: list[Lane]) -> None:
+    race = status.race
+    for c, lane in zip(status.configs, lanes, strict=True):
+        c.members = sorted([*c.members, *lane.finished], key=lambda m: m.seed)
+        c.outcomes = dict(sorted(lane.outcomes.items()))
+        c.raced_out = race.raced_out.get(c.candidate.key) if race is not None else None
+        status.trained += len(lane.finished)
+        status.fit_s += lane.spent_s
+
+
+def _close(stage: T.SweepRun, status: RefitResult, wall_s: float) -> None:
+    """The refit run's record: measured against estimated, what finished and what did not,
+    the selection."""
+    estimate = status.estimate_s or 0.0
+    ratio = status.fit_s / estimate if estimate else math.nan
+    stage.log_metrics({T.METRIC_FIT_S: status.fit_s, "wall_s": wall_s, METRIC_RATIO: ratio})
+    stage.set_tags({TAG_OUTCOME: status.outcome_text()})
+    if any(c.members and not c.raced_out for c in status.configs):
+        chosen = status.selected
+        stage.set_tags({T.TAG_LABEL: chosen.candidate.label,
+                        T.TAG_REFIT_KEY: chosen.candidate.key})  # fmt: skip
+        stage.log_metrics({"selected_mean_val_mae": chosen.mean,
+                           "selected_std_val_mae": chosen.std})  # fmt: skip
+    stage.log_json(status.to_dict(), T.REFIT_FILE)

@@ -1,0 +1,343 @@
+"""Lanes: one configuration of the refit, its seeds trained in a thread that the race pauses.
+
+A lane's trainings run in a thread of their own, one lane at a time: the race
+(:mod:`jena.refit_race`) advances a lane to a rung, where it pauses inside its epoch hook (its
+Keras ``fit`` or packed program waiting, its model in memory), and lets it train on or stops it
+there. Python's and NumPy's global random states are set aside while it waits, so a lane trains
+exactly as it would alone. Each seed is one MLflow run recorded through
+:class:`~jena.recording.Recorder`.
+
+Under JAX (``KERAS_BACKEND=jax``) a packable configuration's seeds share their shapes: the lane
+trains them as one packed program (:func:`jena.packed.train_packed`), each seed still its own
+run with its own curves and early stopping (its further seeds ride along in the race: on an
+accelerator they cost little); elsewhere the seeds train one by one, and while the race is on
+only the first one trains. A lane also replays what earlier refits recorded (the curves of
+finished and raced-out seeds); the race ranks a configuration by its first seed either way, so
+a resumed race takes the same decisions, whatever the backend, without training again.
+
+Stops: a raced-out lane's running seeds end pruned (tag ``refit_raced_out``: the rung); at the
+budget's deadline a running seed stops at its next batch (pruned, its best epoch kept) and no
+seed starts; when the command is interrupted every lane's running seed ends KILLED.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import tracking as T
+from .recording import Events, Recorder
+from .train import DataCache, Fidelity, TrialPruned, TrialResult
+
+if TYPE_CHECKING:
+    from .data import Dataset
+    from .refit import Candidate
+
+TAG_RACED_OUT = "refit_raced_out"  # a member the race stopped: the epochs of its rung
+TAG_PACKED = "packed"  # a member trained in a packed program: its slots (as a packed trial)
+RACE_SEED = 0  # the seed the race ranks a configuration by
+
+
+@dataclass(frozen=True)
+class Member:
+    """A finished seed of a configuration."""
+
+    seed: int
+    run_id: str
+    val_mae: float
+    baseline_val_mae: float | None
+    fit_s: float
+    windows: float
+    epochs: int = 0
+
+
+@dataclass
+class Seed:
+    """What a lane knows of one seed: its validation MAE per epoch so far."""
+
+    curve: list[float] = field(default_factory=list)
+    done: bool = False  # it will train no further
+    failed: bool = False
+
+    def best(self, epoch: int) -> float | None:
+        """The best validation MAE up to ``epoch``; None while it has not got there."""
+        if self.failed:
+            return math.inf
+        if len(self.curve) < epoch and not self.done:
+            return None
+        values = [v for v in self.curve[:epoch] if math.isfinite(v)]
+        return min(values) if values else math.inf
+
+
+@dataclass
+class LaneContext:
+    """What every lane of one refit invocation shares."""
+
+    experiment: str
+    tracker: T.Tracker
+    stage_run_id: str
+    dataset: Dataset
+    fidelity: Fidelity
+    seeds: int
+    events: Events
+    trainer: Callable[..., TrialResult]
+    pack: bool  # JAX: the seeds of a packable configuration train as one program
+    budget_minutes: float | None = None
+    deadline: float | None = None  # time.monotonic()
+    caches: dict[str, DataCache] = field(default_factory=dict)
+    numbers: Any = field(default_factory=itertools.count)
+
+    def out_of_time(self) -> str | None:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return f"the refit's time budget ({self.budget_minutes:g} min) ran out"
+        return None
+
+    def cache(self, preset: str) -> DataCache:
+        return self.caches.setdefault(preset, DataCache(self.dataset, preset))
+
+
+class Lane:
+    """One configuration (``candidate``) and its seeds: ``known`` from earlier refits (curves),
+    ``missing`` to train (with ``ctx``; without one it only replays)."""
+
+    def __init__(
+        self,
+        candidate: Candidate,
+        known: dict[int, Seed],
+        missing: list[int],
+        ctx: LaneContext | None = None,
+    ) -> None:
+        self.candidate, self.ctx = candidate, ctx
+        self.key, self.label = candidate.key, candidate.label
+        self.seeds = dict(known)
+        self.missing = missing
+        self.finished: list[Member] = []  # seeds completed now
+        self.outcomes: dict[int, str] = {}  # seed -> what became of it now
+        self.spent_s = 0.0  # fit seconds of its members trained now
+        self.target: int | None = None  # the rung it trains to
+        self.decided = False  # the race is over for it: train on to the end
+        self.stop_reason: str | None = None
+        self.raced_rung: int | None = None
+        self._abort: str | None = None
+        self._cond = threading.Condition()
+        self._turn = "main"
+        self._thread: threading.Thread | None = None
+        self.ended = False
+        self.error: BaseException | None = None
+
+    # ---------------------------------------------------------------- the race's side
+    def value(self, epoch: int) -> float | None:
+        """Its first seed's best validation MAE up to ``epoch`` (what the race ranks, trained
+        alone or packed, live or replayed), None while unknown."""
+        first = self.seeds.get(RACE_SEED)
+        return None if first is None else first.best(epoch)
+
+    def advance(self, epoch: int) -> None:
+        self.target = epoch
+        if self.value(epoch) is None:
+            self._resume()
+
+    def race_out(self, rung: int, reason: str) -> None:
+        self.stop_reason, self.raced_rung = reason, rung
+        self._resume(start=False)
+
+    def finish(self) -> None:
+        """Train what is missing to the end (the race is over for it)."""
+        self.decided, self.target = True, None
+        self._resume()
+
+    def abort(self, why: str) -> None:
+        """The command was interrupted: its running seed ends KILLED, nothing more starts."""
+        self._abort = why
+        with contextlib.suppress(BaseException):  # what it raises is the abort itself
+            self._resume(start=False)
+
+    def _resume(self, start: bool = True) -> None:
+        """Let the thread run (start it, with ``start``) until it pauses or ends."""
+        if self.ctx is None or self.ended or (self._thread is None and not start):
+            return
+        with self._cond:
+            self._turn = "lane"
+            if self._thread is None:
+                name = f"jena-refit-{self.label}"
+                self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+            while self._turn == "lane":
+                self._cond.wait(0.25)  # a stop signal raises here
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    # ---------------------------------------------------------------- the thread's side
+    def _main(self) -> None:
+        try:
+            assert self.ctx is not None
+            job = _packed_job if self.ctx.pack and _packable(self.candidate) else _one_by_one
+            job(self)
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            with self._cond:
+                self.ended, self._turn = True, "main"
+                self._cond.notify_all()
+
+    def pause(self) -> None:
+        """Hand the turn back to the race and wait for it (global random states kept)."""
+        states = random.getstate(), np.random.get_state()
+        with self._cond:
+            self._turn = "main"
+            self._cond.notify_all()
+            while self._turn != "lane":
+                self._cond.wait()
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        if self._abort is not None:
+            raise KeyboardInterrupt(self._abort)
+
+    def waits(self) -> bool:
+        """Whether it must wait for the race before it trains more: not decided, not stopped,
+        and what the race asks of it is known."""
+        return not self.decided and self.stop_reason is None and (
+            self.target is not None and self.value(self.target) is not None)  # fmt: skip
+
+    def should_stop(self) -> str | None:
+        """Asked every batch: interrupted (raise), raced out, or out of time."""
+        if self._abort is not None:
+            raise KeyboardInterrupt(self._abort)
+        if self.stop_reason is not None:
+            return self.stop_reason
+        return self.ctx.out_of_time() if self.ctx is not None else None
+
+    def report(self, seed: int) -> Callable[[int, float, bool], None]:
+        """Seed ``seed``'s hook at each epoch's end: its curve, and a pause at the rung."""
+        record = self.seeds.setdefault(seed, Seed())
+        record.curve.clear()
+
+        def hook(epoch: int, val_mae: float, final: bool) -> None:
+            del record.curve[epoch - 1 :]
+            record.curve.append(val_mae)
+            if self.waits():
+                self.pause()
+                if self.stop_reason is not None:
+                    raise TrialPruned(self.stop_reason)
+
+        return hook
+
+    # ---------------------------------------------------------------- members
+    def open(self, seed: int, stack: contextlib.ExitStack, packed: int = 0) -> Recorder:
+        """Seed ``seed``'s run, open on ``stack``, and its recorder."""
+        ctx = self.ctx
+        assert ctx is not None
+        cand = self.candidate
+        config = cand.config.replace(seed=seed)
+        number = next(ctx.numbers)
+        name = f"refit-{cand.label}-s{seed}"
+        tags = member_tags(ctx, cand, seed) | ({TAG_PACKED: packed} if packed else {})
+        summary = f"{cand.label} seed {seed}  (sweep val MAE {cand.val_mae:.4f})"
+        ctx.events.trial_started(number, summary + ("  [packed]" if packed else ""),
+                                 ctx.fidelity.max_epochs)  # fmt: skip
+        started = time.perf_counter()
+        run = stack.enter_context(ctx.tracker.trial(ctx.stage_run_id, number,
+                                                    config.active_dict(), tags, run_name=name,
+                                                    run_type=T.RUN_REFIT_MEMBER))  # fmt: skip
+        return Recorder(run, config, ctx.fidelity, number=number, events=ctx.events, name=name,
+                        report=self.report(seed), started=started)  # fmt: skip
+
+    def end(self, seed: int, recorder: Recorder, result: TrialResult) -> None:
+        """Record seed ``seed``'s ``result`` (its run ends) and what became of it."""
+        assert self.ctx is not None
+        run = recorder.run
+        raced = result.state == "pruned" and self.raced_rung is not None
+        if raced:
+            run.set_tags({TAG_RACED_OUT: self.raced_rung})
+        recorder.finish(result)
+        self.spent_s += result.duration_s
+        seconds = time.perf_counter() - recorder.started
+        note = result.reason if result.state != "completed" else None
+        self.ctx.events.trial_finished(recorder.number, result.state, result.val_mae, seconds,
+                                       result.val_skill, note)  # fmt: skip
+        record = self.seeds.setdefault(seed, Seed())
+        record.done, record.failed = True, result.state == "failed"
+        if result.state == "completed" and result.val_mae is not None:
+            self.finished.append(Member(seed, run.run_id, result.val_mae, result.baseline_val_mae,
+                                        result.duration_s, float(result.windows_seen),
+                                        len(result.history)))  # fmt: skip
+            self.outcomes[seed] = "completed"
+        elif raced or result.state == "failed":
+            self.outcomes[seed] = "raced out" if raced else "failed"
+        else:
+            self.outcomes[seed] = "stopped by the budget"
+        result.model = None  # the model lives in MLflow now
+
+
+def member_tags(ctx: LaneContext, cand: Candidate, seed: int) -> dict[str, Any]:
+    return {
+        T.TAG_DATA_SOURCE: ctx.dataset.source,
+        T.TAG_DATA_DIGEST: ctx.dataset.digest,
+        T.TAG_SWEEP: ctx.experiment,
+        T.TAG_PRESET: cand.preset,
+        T.TAG_ARCHITECTURE: cand.config.architecture,
+        T.TAG_SOURCE_RUN: cand.source_run_id,
+        T.TAG_SOURCE_TRIAL: cand.source_trial,
+        T.TAG_REFIT_KEY: cand.key,
+        T.TAG_REFIT_SEED: seed,
+        T.TAG_REFIT_EPOCHS: ctx.fidelity.max_epochs,
+        T.TAG_REFIT_PATIENCE: ctx.fidelity.patience,
+        T.TAG_LABEL: cand.label,
+        T.TAG_SEED: seed,
+    }
+
+
+def _packable(cand: Candidate) -> bool:
+    from .packed import packable
+
+    return packable(cand.config)
+
+
+def _one_by_one(lane: Lane) -> None:
+    """Its missing seeds one by one; while the race is on, only until one has started."""
+    ctx = lane.ctx
+    assert ctx is not None
+    for seed in lane.missing:
+        while lane.waits():
+            lane.pause()
+        if lane.stop_reason is not None or ctx.out_of_time() or lane._abort is not None:
+            return
+        with contextlib.ExitStack() as stack:
+            recorder = lane.open(seed, stack)
+            cache = ctx.cache(lane.candidate.preset)
+            result = recorder.train(cache, trainer=ctx.trainer, should_stop=lane.should_stop)
+            lane.end(seed, recorder, result)
+
+
+def _packed_job(lane: Lane) -> None:
+    """Its missing seeds as one packed program (JAX), each its own run."""
+    from .packed import PackedTrial, train_packed
+
+    ctx = lane.ctx
+    assert ctx is not None
+    if not lane.missing or lane.stop_reason is not None or ctx.out_of_time():
+        return
+    with contextlib.ExitStack() as stack:
+        members = []
+        for seed in lane.missing:
+            rec = lane.open(seed, stack, packed=len(lane.missing))
+
+            def done(result: TrialResult, seed: int = seed, rec: Recorder = rec) -> None:
+                lane.end(seed, rec, result)
+
+            members.append(PackedTrial(rec.config, on_epoch=rec.on_epoch, on_batch=rec.on_batch,
+                                       on_done=done, max_epochs=ctx.fidelity.max_epochs,
+                                       tag=seed))  # fmt: skip
+        train_packed(members, ctx.cache(lane.candidate.preset), ctx.fidelity,
+                     should_stop=lane.should_stop)  # fmt: skip

@@ -1,0 +1,249 @@
+"""The refit's plan: what it will train and what that will cost, before it is spent.
+
+Each member's cost is estimated from its source trial's measured fit time (the sweep already
+trained that configuration, on this machine or one like it)::
+
+    seconds = overhead + expected_epochs × per_window × (train_windows + VAL_COST × val_windows)
+
+* ``per_window``: the source trial's seconds per training window, its steady epochs only (the
+  time between the ends of its epochs 2, 3, ...; a validation window counts ``VAL_COST`` of a
+  training one) — so the first epoch's compilation is not spread over every window; a trial of
+  one epoch: its fit seconds over its windows. Finished refit members of the configuration,
+  when there are some, measure it directly instead.
+* ``overhead``: what the source trial's first epoch took beyond a steady one (compilation).
+* ``train_windows``, ``val_windows``: a full-fidelity epoch (every training window, the full
+  validation split) of the configuration on this record.
+* ``expected_epochs``: ``patience + BEST_EPOCH`` (at most ``epochs``), or the mean of the
+  refit's finished members when there are some. The race: a member that a rung may stop costs
+  only its rung (the plan assumes the configurations survive in their sweep order); seeds that
+  start only after the race are counted for its survivors only.
+* A packed lane (JAX) of ``m`` seeds costs one member plus ``PACK_MARGINAL`` of one for each
+  other seed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import tracking as T
+from .errors import ConfigError
+from .refit_race import epochs_text, rungs, survivors
+from .train import DataCache, Fidelity, FitPlan, evenly
+
+if TYPE_CHECKING:
+    from .data import Dataset
+    from .refit import Candidate, RefitResult, RefitSettings
+
+VAL_COST = 0.3  # a validation window against a training one (forward only; 0.25 measured, TF CPU)
+BEST_EPOCH = 2  # a full-fidelity member's best epoch is usually its 1st or 2nd (synthetic:43200)
+PACK_MARGINAL = {"cpu": 0.4, "accelerator": 0.1}  # cost of each further packed seed (of one)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """One configuration's measured cost at full fidelity: seconds per epoch and per fit."""
+
+    epoch_s: float
+    overhead_s: float
+    source: str  # where it was measured
+
+    def seconds(self, epochs: float) -> float:
+        return self.overhead_s + epochs * self.epoch_s if epochs > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class PlannedMember:
+    label: str
+    seed: int
+    epochs: float  # expected
+    until: str  # "to the end", "rung 1 (3 epochs)"
+    seconds: float
+
+
+@dataclass
+class RefitPlan:
+    """The members a refit will train now, their estimated fit seconds, and the budget."""
+
+    experiment: str
+    settings: RefitSettings
+    status: RefitResult  # what earlier refits hold
+    dataset: Dataset | None
+    rungs: list[int]
+    members: list[PlannedMember] = field(default_factory=list)
+    after_race: int = 0  # seeds that start only if their configuration wins the race
+    reused: int = 0
+    packed: bool = False
+
+    @property
+    def total_s(self) -> float:
+        return sum(m.seconds for m in self.members)
+
+    @property
+    def budget_s(self) -> float | None:
+        b = self.settings.budget_minutes
+        return None if b is None or math.isinf(b) else 60.0 * b
+
+    def lines(self) -> list[str]:
+        """The plan as the commands print it."""
+        s = self.settings
+        if not self.members:
+            return [f"refit of {self.experiment!r}: nothing to train ({self.reused} members from "
+                    "earlier refits)"]  # fmt: skip
+        race = (f"a race: rungs at {', '.join(map(str, self.rungs))} epochs, the worse half "
+                "stops at each" if self.rungs else "no race: every configuration gets all its "
+                "seeds")  # fmt: skip
+        out = [f"refit plan of {self.experiment!r}: top {s.top_k} × {s.seeds} seeds, up to "
+               f"{s.epochs} epochs (patience {s.patience}); {race}"
+               + ("; seeds packed (JAX)" if self.packed else "")]  # fmt: skip
+        spent = 0.0
+        budget = self.budget_s
+        for m in self.members:
+            spent += m.seconds
+            late = budget is not None and spent > budget
+            out.append(f"  {m.label:<28} seed {m.seed}  {m.until:<22} ≈ {m.epochs:4.1f} epochs  "
+                       f"{m.seconds:7.0f} s" + ("  (past the budget)" if late else ""))  # fmt: skip
+        if self.after_race:
+            out.append(f"  + {self.after_race} seed(s) of the survivors, if the race ranks them "
+                       "otherwise (not counted)")  # fmt: skip
+        total = f"estimated {_hours(self.total_s)} of fit for {len(self.members)} members"
+        if self.reused:
+            total += f" ({self.reused} reused from earlier refits)"
+        if budget is None:
+            out.append(f"{total}; no time budget")
+        else:
+            fits = "within it" if self.total_s <= budget else "the rest does not start"
+            out.append(f"{total}; budget {_hours(budget)} ({fits})")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"experiment": self.experiment, "rungs": self.rungs, "total_s": self.total_s,
+                "budget_s": self.budget_s, "reused": self.reused, "packed": self.packed,
+                "after_race": self.after_race,
+                "members": [vars(m) for m in self.members]}  # fmt: skip
+
+
+def _hours(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+# --------------------------------------------------------------------------- rates
+
+
+def _epoch_times(uri: str, experiment: str, run_id: str) -> list[float]:
+    """Seconds between the ends of a run's consecutive epochs (epochs 2, 3, ...)."""
+    history = T.Tracker(uri, experiment).client.get_metric_history(run_id, T.METRIC_VAL_MAE)
+    stamps = [m.timestamp for m in sorted(history, key=lambda m: m.step)]
+    return [(b - a) / 1000 for a, b in itertools.pairwise(stamps) if b > a]
+
+
+def _sweep_fidelity(uri: str, parent: str | None, seen: dict[str, Fidelity | None]) -> Any:
+    """The fidelity of the sweep invocation ``parent`` (its logged definition), or None."""
+    key = parent or ""
+    if key not in seen:
+        definition = T.sweep_definition(uri, parent) if parent else None
+        raw = dict((definition or {}).get("fidelity") or {})
+        try:
+            seen[key] = Fidelity(**raw) if raw else None
+        except (TypeError, ConfigError):
+            seen[key] = None
+    return seen[key]
+
+
+def source_rate(
+    uri: str, experiment: str, cand: Candidate, full: FitPlan, fidelities: dict[str, Any]
+) -> Rate:
+    """``cand``'s cost at full fidelity (``full``), from its source trial's measured fit."""
+    run = T.get_run(uri, cand.source_run_id)
+    fit_s = float(run.metrics.get(T.METRIC_FIT_S) or 0.0)
+    windows = float(run.metrics.get(T.METRIC_WINDOWS) or 0.0)
+    epochs = max(1, int(run.metrics.get(T.METRIC_EPOCHS) or 1))
+    if fit_s <= 0 or windows <= 0:
+        raise ConfigError(f"trial {cand.source_trial} logged no compute (fit_s, windows_seen)")
+    sweep = _sweep_fidelity(uri, run.tags.get(T.TAG_PARENT), fidelities)
+    steps = sweep.validation_steps if sweep is not None else None
+    unit = full.prepared.preset.batch_size
+    val_sweep = len(evenly(full.val_starts, None if steps is None else steps * unit))
+    units = windows / epochs + VAL_COST * val_sweep  # one sweep epoch, in training windows
+    steady = _epoch_times(uri, experiment, cand.source_run_id)
+    epoch_s = statistics.median(steady) if steady else fit_s / epochs
+    overhead = max(0.0, fit_s - epochs * epoch_s)
+    full_units = len(full.train_starts) + VAL_COST * len(full.val_starts)
+    return Rate(epoch_s / units * full_units, overhead, f"trial {cand.source_trial}")
+
+
+def member_rate(members: Sequence[Any]) -> Rate | None:
+    """The cost measured by finished refit members of one configuration."""
+    per_epoch = [m.fit_s / m.epochs for m in members if m.epochs and m.fit_s]
+    return Rate(statistics.fmean(per_epoch), 0.0, "its refit members") if per_epoch else None
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def make_plan(
+    uri: str, status: RefitResult, dataset: Dataset, *, packed: bool, accelerator: bool,
+    raced: Sequence[str], alive: Sequence[str],
+) -> RefitPlan:  # fmt: skip
+    """The plan of the refit ``status`` describes: ``raced`` configurations are out already,
+    ``alive`` ones (sweep order) still race over the rungs left."""
+    s = status.settings
+    schedule = rungs(s.rung_epochs, s.epochs, len(status.configs))
+    plan = RefitPlan(status.experiment, s, status, dataset, schedule, packed=packed)
+    plan.reused = sum(len(c.members) for c in status.configs)
+    finished = [m for c in status.configs for m in c.members]
+    expected = min(float(s.epochs), s.patience + BEST_EPOCH)
+    if any(m.epochs for m in finished):
+        expected = statistics.fmean(m.epochs for m in finished if m.epochs)
+    stops = _stopping_rungs(schedule[len(status.rungs_run) :], list(alive))
+    caches: dict[str, DataCache] = {}
+    fidelities: dict[str, Any] = {}
+    margin = PACK_MARGINAL["accelerator" if accelerator else "cpu"]
+    for config in status.configs:
+        cand = config.candidate
+        if cand.key in raced:
+            continue
+        missing = [seed for seed in range(s.seeds) if seed not in {m.seed for m in config.members}]
+        if not missing:
+            continue
+        cache = caches.setdefault(cand.preset, DataCache(dataset, cand.preset))
+        try:
+            full = FitPlan.of(cand.config, cache, s.fidelity())
+        except ConfigError:
+            continue  # its window does not fit this record: it will fail at once
+        rate = member_rate(config.members) or source_rate(uri, status.experiment, cand, full,
+                                                           fidelities)  # fmt: skip
+        stop = stops.get(cand.key)
+        epochs = expected if stop is None else min(expected, float(stop))
+        where = f"rung {schedule.index(stop) + 1} ({epochs_text(stop)})" if stop else ""
+        until = where or "to the end"
+        racing = missing if packed else ([missing[0]] if not config.members else [])
+        later = [seed for seed in missing if seed not in racing]
+        for i, seed in enumerate(racing):
+            share = 1.0 if i == 0 else margin
+            plan.members.append(PlannedMember(cand.label, seed, epochs, until,
+                                              share * rate.seconds(epochs)))  # fmt: skip
+        if stop is not None:
+            plan.after_race += len(later)
+            continue
+        for seed in later:
+            plan.members.append(PlannedMember(cand.label, seed, expected, "to the end",
+                                              rate.seconds(expected)))  # fmt: skip
+    return plan
+
+
+def _stopping_rungs(schedule: Sequence[int], alive: list[str]) -> dict[str, int]:
+    """Where each configuration would stop if the race ranked them in sweep order."""
+    out: dict[str, int] = {}
+    for epoch in schedule:
+        keep = survivors(len(alive))
+        for key in alive[keep:]:
+            out[key] = epoch
+        alive = alive[:keep]
+    return out

@@ -1,0 +1,208 @@
+"""From sweep to champion within the user's budget (issue 21): the refit's plan says its cost
+before it is spent, a budget ends it with what it finished, and a race (successive halving)
+stops the worse configurations first."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import mlflow_client, runs, tiny_sweep
+
+import jena.refit as refit_module
+from jena import cli
+from jena import tracking as T
+from jena.errors import ConfigError
+from jena.refit import RefitSettings, candidates, config_key, plan_refit, refit, refit_status
+from jena.refit_lanes import TAG_RACED_OUT
+from sweeps import run_sweep
+
+GRU = 'space.fixed={architecture="gru", units=8, sequence_length_hours=24, rnn_layers=1, '
+GRU += "normalise_target=true}"
+# sweep epochs long enough that their steady part is measured (30 training, 10 validation
+# batches), and three distinct configurations (a learning rate each)
+SWEPT = ('space.include=["learning_rate"]', GRU, "fidelity.steps_per_epoch=30",
+         "fidelity.validation_steps=10", "fidelity.max_epochs=3")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One sweep of three distinct GRU configurations on the tiny record."""
+    root = tmp_path_factory.mktemp("race")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.delenv("JENA_TRACKING_URI", raising=False)
+        uri = T.default_tracking_uri()
+        run_sweep(tiny_sweep(*SWEPT, "timeout_minutes=7", name="race", trials=3))
+        yield {"root": root, "uri": uri}
+
+
+def _members(uri: str, experiment: str, patience: int) -> list[Any]:
+    return [r for r in runs(experiment, uri) if r.data.tags.get(T.TAG_RUN_TYPE) ==
+            T.RUN_REFIT_MEMBER and r.data.tags[T.TAG_REFIT_PATIENCE] == str(patience)]  # fmt: skip
+
+
+def test_the_plan_is_said_before_training_and_holds_within_30_percent(
+    store: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The estimate (fit seconds) of 4 members against their measured fit seconds; `--plan`
+    prints it and creates nothing."""
+    uri = store["uri"]
+    monkeypatch.chdir(store["root"])
+    before = len(runs("race", uri))
+    argv = ["refit", "--experiment", "race", "--tracking-uri", uri, "--top-k", "2", "--seeds",
+            "2", "--epochs", "2", "--patience", "2", "--rung-epochs", "0"]  # fmt: skip
+    assert cli.main([*argv, "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "refit plan of 'race'" in out and "no race" in out and out.count(" seed ") == 4
+    assert "estimated" in out and "budget 7.0 min" in out  # the sweep's own budget
+    assert len(runs("race", uri)) == before  # nothing trained, no run created
+
+    settings = RefitSettings(top_k=2, seeds=2, epochs=2, patience=2, rung_epochs=0)
+    plan = plan_refit("race", tracking_uri=uri, settings=settings)
+    assert [m.epochs for m in plan.members] == [2.0] * 4  # patience 2 cannot stop 2 epochs
+    result = refit("race", tracking_uri=uri, plan=plan)
+    assert result.trained == 4 and result.complete
+    measured = sum(m.fit_s for c in result.configs for m in c.members)
+    assert measured == pytest.approx(result.fit_s)
+    assert 0.7 <= measured / plan.total_s <= 1.3, (measured, [vars(m) for m in plan.members])
+    stage = mlflow_client(uri=uri).get_run(str(result.stage_run_id))
+    assert stage.data.metrics["estimated_fit_s"] == pytest.approx(plan.total_s)
+    assert stage.data.metrics["estimate_ratio"] == pytest.approx(measured / plan.total_s)
+    assert stage.data.tags["refit_outcome"] == "4 completed"
+
+
+def test_the_budget_ends_the_refit_with_what_it_finished(
+    store: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A budget of about 1.5 members: what fits finishes, the member running at the deadline
+    stops (pruned, its best epoch kept), the rest never start; the refit ends by the deadline
+    plus one member's last epoch."""
+    uri = store["uri"]
+    monkeypatch.chdir(store["root"])
+    one = RefitSettings(top_k=1, seeds=1, epochs=2, patience=3, rung_epochs=0)
+    started = time.monotonic()
+    alone = refit("race", tracking_uri=uri, settings=one)
+    member_s = time.monotonic() - started  # one member, recorded, as the refit spends it
+    epoch_s = alone.configs[0].members[0].fit_s / 2
+
+    budget = 1.5 * member_s
+    settings = RefitSettings(top_k=1, seeds=4, epochs=2, patience=4, rung_epochs=0,
+                             budget_minutes=budget / 60)  # fmt: skip
+    plan = plan_refit("race", tracking_uri=uri, settings=settings)
+    started = time.monotonic()
+    result = refit("race", tracking_uri=uri, plan=plan)
+    took = time.monotonic() - started
+    assert took <= budget + epoch_s + 5.0, (took, budget, epoch_s)  # 5 s: closing the runs
+
+    (config,) = result.configs
+    done = [m.seed for m in config.members]
+    n = len(done)
+    assert n >= 1 and done == list(range(n)) and result.trained == n  # what it finished
+    assert config.outcomes == {**dict.fromkeys(done, "completed"), n: "stopped by the budget"}
+    said = f"{n} completed, 1 stopped by the budget" + (f", {3 - n} not started" if n < 3 else "")
+    assert result.outcome_text() == said and not result.complete
+    kids = {int(r.data.tags[T.TAG_REFIT_SEED]): r for r in _members(uri, "race", 4)}
+    assert sorted(kids) == list(range(n + 1))  # the seeds after it never started: no run
+    stopped = kids[n].data.tags
+    assert stopped[T.TAG_STATE] == "pruned" and "time budget" in stopped[T.TAG_FAILURE]
+    stage = mlflow_client(uri=uri).get_run(str(result.stage_run_id)).data.tags
+    assert stage["refit_outcome"] == said
+    assert result.selected.members == config.members  # what finished is the champion's
+    assert ("only one finished seed" in (result.seeds_note or "")) == (n == 1)
+
+
+def test_the_race_stops_the_clearly_worse_configuration_first(
+    store: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three configurations, rungs at 1 and 2 epochs: the sweep's best is poisoned (its
+    validation MAE + 10 °C as the race sees it), so it stops at the first rung; the second
+    rung stops one more; the survivor gets both seeds. A re-run replays the race and trains
+    nothing."""
+    uri = store["uri"]
+    monkeypatch.chdir(store["root"])
+    settings = RefitSettings(top_k=3, seeds=2, epochs=3, patience=5, rung_epochs=1)
+    ranked = candidates(uri, "race", 3)
+    bad = ranked[0].key
+    real = refit_module.train
+
+    def poisoned(config: Any, data: Any, fidelity: Any, **hooks: Any) -> Any:
+        on_epoch = hooks["on_epoch"]
+        if config_key(config, "book2") == bad:
+            hooks["on_epoch"] = lambda e, m: on_epoch(e, {**m, "val_mae": m["val_mae"] + 10.0})
+        return real(config, data, fidelity, **hooks)
+
+    monkeypatch.setattr(refit_module, "train", poisoned)
+    plan = plan_refit("race", tracking_uri=uri, settings=settings)
+    assert plan.rungs == [1, 2]
+    assert [(m.label, m.until) for m in plan.members] == [
+        (ranked[0].label, "to the end"), (ranked[0].label, "to the end"),
+        (ranked[1].label, "rung 2 (2 epochs)"), (ranked[2].label, "rung 1 (1 epoch)"),
+    ]  # fmt: skip
+    assert plan.after_race == 2  # seed 1 of the configurations that may stop: not counted
+    result = refit("race", tracking_uri=uri, plan=plan)
+
+    race = result.race
+    assert race is not None and race.decided and race.rungs_run == [1, 2]
+    first_out = next(iter(race.raced_out))
+    assert first_out == bad and "raced out at rung 1 (1 epoch)" in race.raced_out[bad]
+    (survivor,) = [c for c in result.configs if not c.raced_out]
+    assert [m.seed for m in survivor.members] == [0, 1] and result.selected is survivor
+    assert result.complete
+    client = mlflow_client(uri=uri)
+    for c in result.configs:
+        kids = {int(r.data.tags[T.TAG_REFIT_SEED]): r for r in _members(uri, "race", 5)
+                if r.data.tags[T.TAG_REFIT_KEY] == c.candidate.key}  # fmt: skip
+        if not c.raced_out:
+            continue
+        assert sorted(kids) == [0]  # its further seed never started
+        tags = kids[0].data.tags
+        rung = 1 if c.candidate.key == bad else 2
+        assert tags[T.TAG_STATE] == "pruned" and tags[TAG_RACED_OUT] == str(rung)
+        assert tags[T.TAG_FAILURE].startswith(f"raced out at rung {rung}")
+        steps = client.get_metric_history(kids[0].info.run_id, T.METRIC_VAL_MAE)
+        assert [m.step for m in steps] == list(range(1, rung + 1))  # stopped at its rung
+
+    again = refit("race", tracking_uri=uri, settings=settings)
+    assert again.trained == 0 and again.stage_run_id is None and again.complete
+    assert again.race is not None and again.race.raced_out == race.raced_out
+    assert refit_status(uri, "race", settings).selected.candidate.key == survivor.candidate.key
+
+
+def test_settings_and_flags_of_the_budget_and_the_race(
+    store: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri = store["uri"]
+    monkeypatch.chdir(store["root"])
+    assert RefitSettings.of_sweep(uri, "race").budget_minutes == 7.0  # the sweep's own
+    assert RefitSettings.of_sweep(uri, "race", budget_minutes=2.5).budget_minutes == 2.5
+    for bad in ({"budget_minutes": 0}, {"budget_minutes": -1.0}, {"rung_epochs": -1}):
+        with pytest.raises(ConfigError, match=r"\[refit\]\.\w+: must be"):
+            RefitSettings(**bad)
+    with pytest.raises(ConfigError, match=r"--set: \[refit\]\.budget_minutes: must be a positive"):
+        tiny_sweep("refit.budget_minutes=0")
+    assert tiny_sweep("refit.budget_minutes=5", "refit.rung_epochs=2").refit.rung_epochs == 2
+    for flag, value in (("--refit-minutes", "0"), ("--refit-minutes", "soon"),
+                        ("--rung-epochs", "-2")):  # fmt: skip
+        code = cli.main(["refit", "--experiment", "race", "--tracking-uri", uri, flag, value,
+                         "--plan"])  # fmt: skip
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and err[0].startswith(f"error: {flag}: must be"), err
+    assert cli.main(["best", "--no-refit", "--plan", "--experiment", "race",
+                     "--tracking-uri", uri]) == 2  # fmt: skip
+    assert "--plan" in capsys.readouterr().err
+
+
+def test_best_prints_the_plan_and_stops(
+    store: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri = store["uri"]
+    monkeypatch.chdir(store["root"])
+    before = len(runs("race", uri))
+    code = cli.main(["best", "--experiment", "race", "--tracking-uri", uri, "--plan", "--json",
+                     "--refit-minutes", "inf", "--epochs", "4"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0 and "refit plan of 'race'" in captured.err and "no time budget" in captured.err
+    assert '"total_s"' in captured.out and len(runs("race", uri)) == before
