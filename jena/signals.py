@@ -5,8 +5,8 @@
 with ``128 +`` the signal's number and one line.
 
 Within :func:`stop_on_signals` (the main thread of a command, or of a sweep worker), the first
-signal raises at once — in training, at the end of the current batch, when Python code runs
-again — or, inside :func:`deferred`, when that block ends. What a later signal does is the
+signal raises at once or, inside :func:`deferred`, when that block ends or at a :func:`check` in
+it (a trial trains in such a block and checks after every batch). What a later signal does is the
 caller's choice: the main process of a command exits at once (a second Ctrl-C), a worker ignores
 it (its main process signals it too, and ends it after a bound). :func:`watch_parent` stops a
 worker whose main process is gone (SIGKILL, a crash) instead of letting it train on as an
@@ -31,9 +31,12 @@ class Interrupted(KeyboardInterrupt):
     """A stop signal reached this process (``signum``; ``why``: what sent it, when known)."""
 
     def __init__(self, signum: int, why: str = "") -> None:
-        self.signum = signum
-        name = signal.Signals(signum).name
-        super().__init__(f"stopped by {name}" + (f" ({why})" if why else ""))
+        self.signum, self.why = signum, why
+        super().__init__(f"stopped by {self.name}" + (f" ({why})" if why else ""))
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
 
 
 def exit_status(exc: BaseException) -> int:
@@ -45,7 +48,7 @@ def exit_status(exc: BaseException) -> int:
 def describe(exc: BaseException) -> str:
     """What stopped the process, in a few words: ``interrupted by SIGTERM``."""
     if isinstance(exc, Interrupted):
-        return f"interrupted by {signal.Signals(exc.signum).name}"
+        return f"interrupted by {exc.name}" + (f" ({exc.why})" if exc.why else "")
     return "interrupted"
 
 
@@ -99,9 +102,12 @@ def stop_on_signals(again: Literal["exit", "ignore"] = "exit") -> Iterator[None]
 
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
-    """A stop signal that arrives within the block is raised when the block ends: around
-    bookkeeping that must not be cut in half (a trial asked for and not yet tagged with its
-    owner would be left RUNNING for good). Main thread only."""
+    """A stop signal that arrives within the block is raised when the block ends, or at a
+    :func:`check` in it: around bookkeeping that must not be cut in half (a trial asked for and
+    not yet tagged with its owner would be left RUNNING for good), and around training —
+    TensorFlow calls back into Python from C++, and an exception raised there by a signal
+    handler can turn into a SystemError that a trial takes for its own failure. Main thread
+    only."""
     _stop.depth += 1
     try:
         yield
@@ -110,6 +116,14 @@ def deferred() -> Iterator[None]:
         if not _stop.depth and _stop.pending and _stop.received is not None:
             _stop.pending = False
             raise Interrupted(_stop.received, _stop.why)
+
+
+def check() -> None:
+    """Raise a stop signal that :func:`deferred` holds: call it where stopping is safe (a
+    trainer's ``should_stop``, asked between two batches)."""
+    if _stop.pending and _stop.received is not None:
+        _stop.pending = False
+        raise Interrupted(_stop.received, _stop.why)
 
 
 def watch_parent(pid: int, every_s: float = 1.0) -> None:

@@ -81,7 +81,7 @@ def run_workers(
         events(timeout=0.05)
     except BaseException:
         stop.set()
-        _stop(procs, events)
+        _stop_workers(procs, events)
         raise
     state.workers_wall_s = sum(t - started for t in ended.values())
     if faults:  # what stopped the first worker that stopped the sweep
@@ -93,20 +93,22 @@ def run_workers(
                           f"{failed}): see {LOGS}/{cfg.name}-worker*.log")  # fmt: skip
 
 
-def _stop(procs: list[Any], events: Callable[[float], None]) -> None:
+def _stop_workers(procs: list[Any], events: Callable[[float], None]) -> None:
     """SIGTERM to every worker still running; wait for them, reading their events, at most
     :data:`STOP_GRACE_S` seconds; then SIGKILL those left."""
     running = [p for p in procs if p.pid is not None and p.is_alive()]
     for p in running:
         p.terminate()
     end = time.monotonic() + STOP_GRACE_S
-    while time.monotonic() < end and any(p.is_alive() for p in running):
-        with contextlib.suppress(Exception):  # a message a worker left half-written
-            events(0.1)
-    for p in running:
-        if p.is_alive():
-            p.kill()
-        p.join(timeout=5)
+    try:
+        while time.monotonic() < end and any(p.is_alive() for p in running):
+            with contextlib.suppress(Exception):  # a message a worker left half-written
+                events(0.1)
+    finally:  # a stop signal meanwhile: no more waiting
+        for p in running:
+            if p.is_alive():
+                p.kill()
+            p.join(timeout=5)
 
 
 @contextlib.contextmanager
@@ -131,9 +133,10 @@ def _worker(
         signals.watch_parent(parent)
         try:
             _work(cfg, parent_run_id, QueueSink(q), seconds_left, index, stop)
-        except KeyboardInterrupt as exc:  # the trial ended lost, its run KILLED
-            q.cancel_join_thread()  # the main process may read no more
-            raise SystemExit(signals.exit_status(exc)) from None
+        except KeyboardInterrupt as exc:  # its trial ended lost, its run KILLED: all written
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(signals.exit_status(exc))  # no teardown: seconds with TensorFlow loaded
 
 
 def _work(

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from jena import signals
 from jena import tracking as T
 from jena.book import BookModel, book_model, preset_defaults
 from jena.config import TrialConfig
@@ -54,6 +55,12 @@ class SweepContext:
     @property
     def fidelity(self) -> Fidelity:
         return self.cfg.fidelity
+
+    def should_stop(self) -> str | None:
+        """Asked between two batches: a stop signal received meanwhile is raised here (the
+        trial is lost, :func:`jena.signals.check`), else :meth:`out_of_time`."""
+        signals.check()
+        return self.out_of_time()
 
     def out_of_time(self) -> str | None:
         """The reason to stop a running trial now (the sweep's time budget), or None."""
@@ -300,5 +307,6 @@ def run_trial(
         return trial
     with trial.recorder.run:  # closed KILLED/FAILED if anything below raises
         cache = ctx.cache(trial.point.data_preset)
-        result = trial.recorder.train(cache, trainer=train, should_stop=ctx.out_of_time)
+        with signals.deferred():  # a stop signal stops it between two batches: lost
+            result = trial.recorder.train(cache, trainer=train, should_stop=ctx.should_stop)
         return trial.end(result)

@@ -13,6 +13,7 @@ says when the rest of the budget is running elsewhere."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -179,7 +180,56 @@ def last_line(text: str) -> str:
     return text.strip().splitlines()[-1]
 
 
-# ------------------------------------------------------------------ SIGTERM to the main process
+# ------------------------------------------------------------------ a sweep stopped mid-trial
+def stop_mid_trial(where: Path, processes: list[Any], name: str, trials: int, workers: int,
+                   driver: str, signum: int) -> int | None:  # fmt: skip
+    """Start the sweep, send ``signum`` to its main process once every worker trains; every
+    process must be gone within the bound. The main process's exit status (None: killed)."""
+    proc = start(sweep_argv(name, trials, workers, driver, *LONG), where, "first.log")
+    processes.append(proc)
+    wait_training(proc, where, "first.log", workers)
+    pids, sent = signal_main(proc, signum)
+    assert len(pids) > (workers if workers > 1 else 0)  # and multiprocessing's helper
+    took = gone_within(pids, sent, BOUND_S)
+    code = proc.wait()
+    print(f"\n{signal.Signals(signum).name} -> every process gone, {driver} x{workers}: "
+          f"{took:.1f} s")  # fmt: skip
+    assert "Traceback" not in log_of(where, "first.log"), log_of(where, "first.log")
+    return None if code == -signal.SIGKILL else code
+
+
+def lost_trials(cfg: Any, workers: int, why: str) -> list[Any]:
+    """The study's trials lost to the stop (one per worker at most), after asserting that
+    nothing is RUNNING in it and that their MLflow runs ended KILLED saying ``why``."""
+    study = SweepStudy(cfg).study
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    lost = [t for t in study.trials if "lost" in t.user_attrs]
+    assert 1 <= len(lost) <= workers, [(t.number, t.state, t.user_attrs) for t in study.trials]
+    assert all(t.state == TrialState.FAIL and why in t.user_attrs["lost"] for t in lost)
+    kids = children(runs(cfg))
+    assert all(k.info.status != "RUNNING" for k in kids), [k.info.run_name for k in kids]
+    stopped = [k for k in kids if k.info.status == "KILLED"]
+    assert {int(k.data.tags[T.TAG_TRIAL_NUMBER]) for k in stopped} == {t.number for t in lost}
+    assert all(why in k.data.tags[T.TAG_FAILURE] for k in stopped)
+    return lost
+
+
+def rerun_reaches_the_total(cfg: Any, lost: list[Any]) -> None:
+    """The same sweep again (short trials; in this process): the lost trials run first, with
+    the same parameters, and the total is reached; nothing is left RUNNING or WAITING."""
+    summary = run_sweep(dataclasses.replace(cfg, fidelity=tiny_sweep(*SHORT).fidelity))
+    assert summary.stop_reason == f"trial budget reached ({cfg.trials} of {cfg.trials} trials)"
+    study = SweepStudy(cfg).study
+    counted = [t for t in study.trials if "lost" not in t.user_attrs]
+    assert len(counted) == cfg.trials and all(t.state == TrialState.COMPLETE for t in counted)
+    for t in lost:
+        (retry,) = [c for c in counted if c.user_attrs.get("retry_of") == t.number]
+        assert retry.params == t.params
+    ran = sorted(counted, key=lambda t: t.datetime_start)
+    assert all("retry_of" in t.user_attrs for t in ran[: len(lost)])  # the lost ones first
+    nothing_running(cfg)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("driver", "workers"),
                          [("optuna", 1), ("optuna", 2), ("kerastuner", 1)])  # fmt: skip
@@ -187,94 +237,42 @@ def test_sigterm_to_the_main_process_stops_every_worker_and_the_rerun_finishes(
     in_tmp: Path, processes: list[Any], driver: str, workers: int
 ) -> None:
     name, trials = f"term-{driver}-{workers}", workers + 1
-    proc = start(sweep_argv(name, trials, workers, driver, *LONG), in_tmp, "first.log")
-    processes.append(proc)
-    wait_training(proc, in_tmp, "first.log", workers)
-    pids, sent = signal_main(proc, signal.SIGTERM)
-    assert len(pids) > (workers if workers > 1 else 0)  # and multiprocessing's helper
-    try:
-        code = proc.wait(timeout=BOUND_S)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the main process still runs {BOUND_S:.0f} s after SIGTERM:\n"
-                    f"{log_of(in_tmp, 'first.log')}")  # fmt: skip
-    took = gone_within(pids, sent, BOUND_S)
-    print(f"\nSIGTERM -> exit, {driver} x{workers}: main {code}, all gone in {took:.1f} s")
-    text = log_of(in_tmp, "first.log")
-    assert code == 128 + signal.SIGTERM, text
-    assert "Traceback" not in text, text
+    code = stop_mid_trial(in_tmp, processes, name, trials, workers, driver, signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM
     assert last_line((in_tmp / "first.log").read_text()) == "interrupted by SIGTERM"
-
     cfg = tiny_sweep(*LSTM, name=name, driver=driver, trials=trials)
-    every = nothing_running(cfg)
-    (parent,) = parents(every)
+    (parent,) = parents(nothing_running(cfg))
     assert parent.info.status == "KILLED"
-    stopped = [k for k in children(every) if k.info.status == "KILLED"]
-    assert 1 <= len(stopped) <= workers, [(k.info.run_name, k.info.status) for k in every]
-    assert all("SIGTERM" in k.data.tags[T.TAG_FAILURE] for k in stopped)
-    interrupted = {int(k.data.tags[T.TAG_TRIAL_NUMBER]) for k in stopped}
     if driver == "optuna":
-        study = SweepStudy(cfg).study
-        assert not study.get_trials(states=(TrialState.RUNNING,))
-        lost = [t for t in study.trials if "lost" in t.user_attrs]
-        assert {t.number for t in lost} == interrupted
-        assert all(t.state == TrialState.FAIL and "SIGTERM" in t.user_attrs["lost"] for t in lost)
-    else:  # Keras Tuner keeps its trial as RUNNING in the project and re-runs it on reload
-        assert [t.state for t in store_trials(cfg) if t.number in interrupted] == ["running"]
-
-    again = subprocess.run(sweep_argv(name, trials, workers, driver, *SHORT), cwd=in_tmp,
-                           env=worker_env(in_tmp), capture_output=True, text=True,
-                           timeout=300)  # fmt: skip
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert f"ended: trial budget reached ({trials} of {trials} trials)" in again.stderr
-    every = nothing_running(cfg)
-    finished = [k for k in children(every) if k.info.status == "FINISHED"]
-    assert interrupted <= {int(k.data.tags[T.TAG_TRIAL_NUMBER]) for k in finished} or (
-        driver == "optuna"
-    )
-    if driver == "optuna":
-        study = SweepStudy(cfg).study
-        counted = [t for t in study.trials if "lost" not in t.user_attrs]
-        assert len(counted) == trials and all(t.state == TrialState.COMPLETE for t in counted)
-        for t in lost:  # re-run, with the same parameters
-            (retry,) = [c for c in counted if c.user_attrs.get("retry_of") == t.number]
-            assert retry.params == t.params
-    else:
-        assert [t.state for t in store_trials(cfg)] == ["completed"] * trials
+        rerun_reaches_the_total(cfg, lost_trials(cfg, workers, "SIGTERM"))
+        return
+    # Keras Tuner keeps the trial RUNNING in its project and runs it again first on reload
+    (stopped,) = [k for k in children(runs(cfg)) if k.info.status == "KILLED"]
+    number = int(stopped.data.tags[T.TAG_TRIAL_NUMBER])
+    assert "SIGTERM" in stopped.data.tags[T.TAG_FAILURE]
+    assert [t.state for t in store_trials(cfg)] == ["running"] and number == 0
+    summary = run_sweep(dataclasses.replace(cfg, fidelity=tiny_sweep(*SHORT).fidelity))
+    assert summary.stop_reason == f"trial budget reached ({trials} of {trials} trials)"
+    assert [t.state for t in store_trials(cfg)] == ["completed"] * trials
+    again = [k for k in children(nothing_running(cfg)) if k.info.status == "FINISHED"]
+    assert sorted(int(k.data.tags[T.TAG_TRIAL_NUMBER]) for k in again) == list(range(trials))
 
 
-# ------------------------------------------------------------------ SIGKILL of the main process
 @pytest.mark.slow
 def test_workers_whose_main_process_was_killed_stop_and_the_next_run_recovers(
     in_tmp: Path, processes: list[Any]
 ) -> None:
     name, trials, workers = "orphans", 3, 2
-    proc = start(sweep_argv(name, trials, workers, "optuna", *LONG), in_tmp, "first.log")
-    processes.append(proc)
-    wait_training(proc, in_tmp, "first.log", workers)
-    pids, sent = signal_main(proc, signal.SIGKILL)
-    proc.wait(timeout=10)
-    took = gone_within(pids, sent, BOUND_S)
-    print(f"\nSIGKILL of the main -> the orphaned workers gone in {took:.1f} s")
-
+    assert stop_mid_trial(in_tmp, processes, name, trials, workers, "optuna",
+                          signal.SIGKILL) is None  # fmt: skip
     cfg = tiny_sweep(*LSTM, name=name, trials=trials)
-    study = SweepStudy(cfg).study
-    assert not study.get_trials(states=(TrialState.RUNNING,)), log_of(in_tmp, "first.log")
-    lost = [t for t in study.trials if "lost" in t.user_attrs]
-    assert len(lost) == workers and all("parent" in t.user_attrs["lost"] for t in lost)
-    kids = children(runs(cfg))
-    assert sorted(k.info.status for k in kids) == ["KILLED"] * workers
-
-    again = subprocess.run(sweep_argv(name, trials, workers, "optuna", *SHORT), cwd=in_tmp,
-                           env=worker_env(in_tmp), capture_output=True, text=True,
-                           timeout=300)  # fmt: skip
-    assert again.returncode == 0, again.stderr[-3000:]
-    every = nothing_running(cfg)
-    first, _ = parents(every)
-    assert first.info.status == "KILLED"  # its process is gone: closed by the next start
-    study = SweepStudy(cfg).study
-    counted = [t for t in study.trials if "lost" not in t.user_attrs]
-    assert len(counted) == trials and all(t.state == TrialState.COMPLETE for t in counted)
-    assert {t.user_attrs.get("retry_of") for t in counted} >= {t.number for t in lost}
+    lost = lost_trials(cfg, workers, "its parent process is gone")
+    assert len(lost) == workers
+    (parent,) = parents(runs(cfg))
+    assert parent.info.status == "RUNNING"  # its process was killed: the next start closes it
+    rerun_reaches_the_total(cfg, lost)
+    first, _ = parents(runs(cfg))
+    assert first.info.status == "KILLED"
 
 
 # ------------------------------------------------------------------ SIGTERM during a refit
@@ -301,7 +299,8 @@ def test_sigterm_during_refit_leaves_nothing_running_and_the_rerun_trains_what_i
     print(f"\nSIGTERM -> exit, refit: {took:.1f} s")
     text = (in_tmp / "refit.log").read_text()
     assert code == 128 + signal.SIGTERM, text
-    assert "Traceback" not in text and last_line(text) == "interrupted by SIGTERM", text
+    assert "Traceback" not in text, text
+    assert text.rstrip().endswith("interrupted by SIGTERM"), text  # after the board's last row
     every = nothing_running(cfg)
     members = [r for r in every if r.data.tags.get(T.TAG_RUN_TYPE) == T.RUN_REFIT_MEMBER]
     assert sorted(r.info.status for r in members) == ["FINISHED", "KILLED"]

@@ -67,15 +67,17 @@ class TrialLoop:
         """Run ``trial``; False when the sweep is over (a stop rule, the sampler)."""
         study, ctx = self.study, self.ctx
         try:
-            values = self.suggest(trial)
-            if values is None:
-                return self.told_failure(trial, str(trial.user_attrs.get(F.FAIL_REASON)))
-            label = trial.user_attrs.get(T.TAG_WARM_START)
-            with F.heartbeat(U.storage_of(study.study), U.trial_id(trial)):
-                result = run_trial(ctx, trial.number, values, report=study.pruning(trial),
-                                   tags={T.TAG_WARM_START: label} if label else None)  # fmt: skip
-            go_on = study.tell(trial, result)
-        except KeyboardInterrupt as exc:  # a stop signal: lost, re-run first
+            with signals.deferred():  # a stop signal: between two batches, or once it is told
+                values = self.suggest(trial)
+                if values is None:
+                    return self.told_failure(trial, str(trial.user_attrs.get(F.FAIL_REASON)))
+                label = trial.user_attrs.get(T.TAG_WARM_START)
+                tags = {T.TAG_WARM_START: label} if label else None
+                with F.heartbeat(U.storage_of(study.study), U.trial_id(trial)):
+                    result = run_trial(ctx, trial.number, values, report=study.pruning(trial),
+                                       tags=tags)  # fmt: skip
+                go_on = study.tell(trial, result)
+        except KeyboardInterrupt as exc:  # a stop signal: lost (if not told), re-run first
             F.mark_lost(study.study, trial, signals.describe(exc))
             raise
         except TooManyFailures:  # the trial is told already

@@ -141,9 +141,10 @@ class PackedLoop:
             self.study.fail(p.trial, reason)
 
     def run_alone(self, p: _Proposal) -> None:
-        result = run_trial(self.ctx, p.trial.number, p.values,
-                           report=self.study.pruning(p.trial), tags=p.tags)  # fmt: skip
-        self.told(self.study.tell(p.trial, result))
+        with signals.deferred():  # a stop signal: between two batches, or once it is told
+            result = run_trial(self.ctx, p.trial.number, p.values,
+                               report=self.study.pruning(p.trial), tags=p.tags)  # fmt: skip
+            self.told(self.study.tell(p.trial, result))
 
     def member(self, p: _Proposal) -> tuple[TrialRecording, PackedTrial]:
         """``p`` started as a trial (its run, its recorder) and as a member of a pack."""
@@ -178,8 +179,9 @@ class PackedLoop:
             first = [add(p) for p in group]
             point = members[0][1].point
             cache = self.ctx.cache(point.data_preset)
-            train_packed(first, cache, point.fidelity, slots=self.size, refill=refill,
-                         should_stop=self.ctx.out_of_time)  # fmt: skip
+            with signals.deferred():  # a stop signal: between two steps (should_stop)
+                train_packed(first, cache, point.fidelity, slots=self.size, refill=refill,
+                             should_stop=self.ctx.should_stop)  # fmt: skip
         except BaseException as exc:
             lost = F.as_lost(exc, self.study.url) if isinstance(exc, Exception) else None
             cause = lost or exc
