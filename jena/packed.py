@@ -350,7 +350,7 @@ def _programs(spec: _Spec) -> tuple[Any, Any, Any]:
     donate = () if jax.default_backend() == "cpu" else (0, 1)  # CPU buffers cannot be donated
     shared = jax.jit(jax.vmap(member_step, in_axes=(0, 0, 0, 0, 0, 0, 0, None, None, None)),
                      donate_argnums=donate)  # fmt: skip
-    separate = jax.jit(jax.vmap(member_step, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, 0, None)),
+    separate = jax.jit(jax.vmap(member_step, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, 0, 0)),
                        donate_argnums=donate)  # fmt: skip
     evaluate = jax.jit(jax.vmap(member_eval, in_axes=(0, None, None, None)))
     _PROGRAMS[key] = (shared, separate, evaluate)
@@ -583,7 +583,8 @@ class _Pack:
     def _batch(self, live: list[int], b: int) -> tuple[Any, Any, Any, bool]:
         """Batch ``b`` of every live member: (x, y, weights, shared). Members whose batch
         streams coincide (same seed and epoch) share one gather and one copy; ``shared``: one
-        batch for all, else one per slot  # (slots, batch, steps, features)."""
+        batch for all, else one per slot  # (slots, batch, steps, features), with each slot's
+        own weights (its short last batch comes at its own place in its order)."""
         streams: dict[tuple[Any, ...], Any] = {}
         keys: list[tuple[Any, ...] | None] = [None] * self.k
         for i in live:
@@ -596,7 +597,8 @@ class _Pack:
             return first[0], first[1], first[2], True
         xs = np.stack([streams[k][0] if k else first[0] for k in keys])
         ys = np.stack([streams[k][1] if k else first[1] for k in keys])
-        return xs, ys, first[2], False
+        ws = np.stack([streams[k][2] if k else first[2] for k in keys])
+        return xs, ys, ws, False
 
     def _train(self, live: list[int], should_stop: StopCheck | None) -> tuple[str, str] | None:
         import jax
@@ -617,9 +619,9 @@ class _Pack:
                 active, x, y, wts,
             )  # fmt: skip
             sums = sums + jnp.stack([loss_sum, abs_sum])
-            n = float(wts.sum())
             for i in live:
                 slot = self.slot(i)
+                n = float(wts.sum() if one else wts[i].sum())
                 self.counts[i] += n
                 slot.result.windows_seen += int(n)
                 if slot.trial.on_batch is not None:

@@ -205,6 +205,56 @@ def test_packed_sweep_records_each_member_as_its_own_trial(tmp_path: Path) -> No
             assert len(run["epochs"]) < 3
 
 
+REFIT = """
+import json, sys, os
+sys.path.insert(0, os.environ["JENA_TESTS"])
+from conftest import TINY, tiny_sweep
+from sweeps.runner import run_sweep
+from jena import tracking as T
+from jena.data import load
+from jena.packed import PackedTrial, train_packed
+from jena.refit import RefitSettings, refit
+from jena.train import DataCache
+
+# dropout: a packed member cannot equal Keras's fit, only itself trained alone by the packed
+# trainer (two configurations, a learning rate each; a race at 1 epoch stops one of them)
+run_sweep(tiny_sweep('space.include=["learning_rate"]',
+                     'space.fixed={architecture="gru", units=8, sequence_length_hours=24, '
+                     'rnn_layers=1, normalise_target=true, dropout=0.2, recurrent_dropout=0.1}',
+                     name="rp", trials=2))
+uri = T.default_tracking_uri()
+settings = RefitSettings(top_k=2, seeds=3, epochs=3, patience=5, rung_epochs=1)
+result = refit("rp", tracking_uri=uri, settings=settings)
+cache = DataCache(load(TINY), "book2")
+members = []
+for c in result.configs:
+    query = (f"tags.{T.TAG_REFIT_KEY} = '{c.candidate.key}' and "
+             f"tags.{T.TAG_RUN_TYPE} = '{T.RUN_REFIT_MEMBER}'")
+    for run in T.find_runs(uri, "rp", query):
+        seed = int(run.tags[T.TAG_REFIT_SEED])
+        curve = [v for _, v in T.metric_history(uri, run.run_id, T.METRIC_VAL_MAE)]
+        alone = train_packed([PackedTrial(c.candidate.config.replace(seed=seed))], cache,
+                             settings.fidelity())[0]
+        members.append({"seed": seed, "packed": run.tags.get("packed"), "raced": bool(c.raced_out),
+                        "state": run.tags[T.TAG_STATE], "epochs": len(curve),
+                        "gap": max(abs(v - h["val_mae"]) for v, h in zip(curve, alone.history))})
+print(json.dumps({"members": members, "selected": len(result.selected.members)}))
+"""
+
+
+@pytest.mark.slow
+def test_refit_packs_the_seeds_of_a_configuration(tmp_path: Path) -> None:
+    """Under JAX each configuration's 3 seeds train as one packed program, in a race (one
+    configuration stops at the first rung): every seed is its own run, and its per-epoch
+    validation MAE equals that seed trained alone by the packed trainer."""
+    out = run_jax(REFIT, tmp_path, timeout=600)
+    members = out["members"]
+    assert len(members) == 6 and out["selected"] == 3
+    for m in members:
+        assert m["packed"] == "3" and m["gap"] < ALONE_TOL, m
+        assert (m["state"], m["epochs"]) == (("pruned", 1) if m["raced"] else ("completed", 3))
+
+
 # ------------------------------------------------------------------ no JAX needed
 
 
