@@ -180,6 +180,57 @@ def last_line(text: str) -> str:
     return text.strip().splitlines()[-1]
 
 
+# ------------------------------------------------------------------ the handler
+def test_a_stop_signal_raises_once_and_waits_for_a_safe_point() -> None:
+    """SIGHUP (a real one, to this process): raised at once outside :func:`deferred`, held
+    inside it until a :func:`check` or its end; later signals ignored (a worker's choice);
+    the handlers before are restored."""
+    from jena import signals
+
+    before = signal.getsignal(signal.SIGHUP)
+    with signals.stop_on_signals(again="ignore"):
+        with pytest.raises(signals.Interrupted) as raised:
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(5)
+        assert signals.exit_status(raised.value) == 129
+        assert signals.describe(raised.value) == "interrupted by SIGHUP"
+        os.kill(os.getpid(), signal.SIGTERM)  # after the first: ignored
+        time.sleep(0.1)
+    with signals.stop_on_signals(again="ignore"):
+        with pytest.raises(signals.Interrupted) as raised, signals.deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+            held = True  # not raised inside the block
+            signals.check()
+            held = False
+        assert held and raised.value.signum == signal.SIGTERM
+    assert signal.getsignal(signal.SIGHUP) == before
+
+
+def test_a_second_signal_to_the_main_process_exits_at_once(tmp_path: Path) -> None:
+    """The first SIGINT starts a clean stop; a second one ends the process now (130)."""
+    script = tmp_path / "slow_stop.py"
+    script.write_text(
+        "import sys, time\n"
+        "from jena import signals\n"
+        "with signals.stop_on_signals():\n"
+        "    try:\n"
+        "        print('ready', flush=True)\n"
+        "        time.sleep(60)\n"
+        "    except KeyboardInterrupt:\n"
+        "        print('stopping', flush=True)\n"
+        "        time.sleep(60)  # a clean stop that takes too long\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGINT)
+    assert proc.stdout.readline() == "stopping\n"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130 and err == "SIGINT again: exiting now\n"
+
+
 # ------------------------------------------------------------------ a sweep stopped mid-trial
 def stop_mid_trial(where: Path, processes: list[Any], name: str, trials: int, workers: int,
                    driver: str, signum: int) -> int | None:  # fmt: skip
