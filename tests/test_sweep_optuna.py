@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 import sweeps.optuna._loop as loop_module
 import sweeps.trial as trial_module
-from jena.tracking import trials_frame
+from jena.tracking import LOST_PREFIX, trials_frame
 from sweeps import apply_overrides, run_sweep
 from sweeps.optuna import OptunaDriver, SweepStudy
 
@@ -37,8 +37,9 @@ def test_two_workers_share_one_study_and_one_parent(in_tmp):
 def test_ctrl_c_fails_the_interrupted_trial_in_the_study(
     in_tmp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Optuna's own record of a Ctrl-C: the trial ends FAILED, "interrupted", not left RUNNING
-    to hold a place in the budget (MLflow's side: test_driver_contract.py)."""
+    """Optuna's own record of a Ctrl-C: the trial ends FAILED as lost, "interrupted" (not
+    counted; a copy waits to run first), not left RUNNING to hold a place in the budget
+    (MLflow's side: test_driver_contract.py; real signals: test_signals.py)."""
 
     def interrupted(ctx: Any, number: int, values: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
@@ -47,9 +48,10 @@ def test_ctrl_c_fails_the_interrupted_trial_in_the_study(
     cfg = tiny_sweep()
     with pytest.raises(KeyboardInterrupt):
         OptunaDriver(cfg).run(offline_context(cfg), None)
-    (trial,) = study(cfg).trials
-    assert trial.state == TrialState.FAIL
-    assert trial.user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
+    trial, copy = study(cfg).trials
+    assert trial.state == TrialState.FAIL and trial.user_attrs["lost"] == "interrupted"
+    assert trial.user_attrs["fail_reason"] == f"{LOST_PREFIX}interrupted"
+    assert copy.state == TrialState.WAITING and copy.user_attrs["retry_of"] == trial.number
 
 
 def test_pruned_trials_are_pruned_in_optuna_and_mlflow(in_tmp):
