@@ -512,6 +512,17 @@ def _refit_plan(args: argparse.Namespace, experiment: str) -> Any:
     return plan
 
 
+def _plan_only(plan: Any, as_json: bool) -> int:
+    """``--plan``: the plan is printed already (its JSON too with ``--json``); stop."""
+    if plan is None:
+        from .errors import ConfigError
+
+        raise ConfigError("--plan: there is no refit to plan with --no-refit")
+    if as_json:
+        _print_json(plan.to_dict())
+    return 0
+
+
 @contextlib.contextmanager
 def _refit_board(plan: Any, quiet: bool) -> Iterator[Any]:
     """The live display of a refit (on stderr): elapsed, and remaining by the plan's estimate
@@ -557,9 +568,7 @@ def cmd_refit(args: argparse.Namespace) -> int:
     experiment = args.experiment or latest_sweep(args.tracking_uri)
     plan = _refit_plan(args, experiment)
     if args.plan:
-        if args.json:
-            _print_json(plan.to_dict())
-        return 0
+        return _plan_only(plan, args.json)
     with _refit_board(plan, args.json) as board:
         result = refit(experiment, tracking_uri=args.tracking_uri, plan=plan, events=board)
     if args.json:
@@ -625,15 +634,9 @@ def cmd_best(args: argparse.Namespace) -> int:
     from .tracking import latest_sweep
 
     experiment = args.experiment or latest_sweep(args.tracking_uri)
-    if args.no_refit and args.plan:
-        from .errors import ConfigError
-
-        raise ConfigError("--plan: there is no refit to plan with --no-refit")
     plan = None if args.no_refit else _refit_plan(args, experiment)
-    if args.plan and plan is not None:
-        if args.json:
-            _print_json(plan.to_dict())
-        return 0
+    if args.plan:
+        return _plan_only(plan, args.json)
     with _refit_board(plan, args.json) as board:
         ev = evaluate_best(
             experiment,
@@ -723,10 +726,7 @@ def cmd_best(args: argparse.Namespace) -> int:
             f"skill {ridge_val.skill.text('+.1%')} (a deep model that cannot beat it has not "
             "earned its cost)"
         )
-    if ev.refit_outcome:
-        con.print(f"refit: {ev.refit_outcome}", markup=False, soft_wrap=True)
-    if ev.seeds_note:
-        con.print(f"note: {ev.seeds_note}", style="yellow", markup=False, soft_wrap=True)
+    _print_refit_notes(ev, con)
     style = "bold red" if ev.worse_than_persistence_on_test else "bold"
     con.print(f"[{style}]{ev.test_verdict}[/]")
     con.print(
@@ -737,6 +737,14 @@ def cmd_best(args: argparse.Namespace) -> int:
     if ev.model_uri:
         con.print(f"registered {ev.registered_model} version {ev.version} as {ev.model_uri}")
     return 0
+
+
+def _print_refit_notes(ev: Any, con: Any) -> None:
+    """What the refit run of ``jena best`` did, and a champion of one seed said to be one."""
+    if ev.refit_outcome:
+        con.print(f"refit: {ev.refit_outcome}", markup=False, soft_wrap=True)
+    if ev.seeds_note:
+        con.print(f"note: {ev.seeds_note}", style="yellow", markup=False, soft_wrap=True)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -44,7 +44,7 @@ from .data import Dataset, spec_from_source
 from .data import load as load_data
 from .errors import ConfigError
 from .recording import Events, NoEvents
-from .refit_lanes import TAG_RACED_OUT, Lane, LaneContext, Member, Seed
+from .refit_lanes import TAG_RACED_OUT, Lane, LaneContext, Member, Seed, race_lanes
 from .refit_plan import RefitPlan, make_plan
 from .refit_race import Outcome, run_race, rungs
 from .train import Fidelity, train
@@ -457,40 +457,9 @@ def refit(
                           settings.seeds, events or NoEvents(), train, plan.packed,
                           settings.budget_minutes,
                           None if budget is None else started + budget)  # fmt: skip
-        lanes = _race(status, ctx)
-        _gather(status, lanes)
+        race_lanes(status, ctx, _schedule(status))
         _close(stage, status, time.monotonic() - started)
     return status
-
-
-def _race(status: RefitResult, ctx: LaneContext) -> list[Lane]:
-    """Race the configurations, then train the survivors to the end; interrupted, every lane's
-    running member ends KILLED before the interruption goes on."""
-    lanes = []
-    for c in status.configs:
-        done = {m.seed for m in c.members}
-        missing = [s for s in range(status.settings.seeds) if s not in done]
-        lanes.append(Lane(c.candidate, c.known, missing, ctx))
-    try:
-        status.race = run_race(lanes, _schedule(status), lambda: ctx.out_of_time() is not None)
-        for lane in lanes:
-            if lane.key not in status.race.raced_out:
-                lane.finish()  # survivors to the end (out of time: they stop at once)
-    except BaseException as exc:
-        for lane in lanes:
-            lane.abort(str(exc) or type(exc).__name__)
-        raise
-    return lanes
-
-
-def _gather(status: RefitResult, lanes: list[Lane]) -> None:
-    race = status.race
-    for c, lane in zip(status.configs, lanes, strict=True):
-        c.members = sorted([*c.members, *lane.finished], key=lambda m: m.seed)
-        c.outcomes = dict(sorted(lane.outcomes.items()))
-        c.raced_out = race.raced_out.get(c.candidate.key) if race is not None else None
-        status.trained += len(lane.finished)
-        status.fit_s += lane.spent_s
 
 
 def _close(stage: T.SweepRun, status: RefitResult, wall_s: float) -> None:

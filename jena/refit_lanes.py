@@ -36,11 +36,12 @@ import numpy as np
 
 from . import tracking as T
 from .recording import Events, Recorder
+from .refit_race import run_race
 from .train import DataCache, Fidelity, TrialPruned, TrialResult
 
 if TYPE_CHECKING:
     from .data import Dataset
-    from .refit import Candidate
+    from .refit import Candidate, RefitResult
 
 TAG_RACED_OUT = "refit_raced_out"  # a member the race stopped: the epochs of its rung
 TAG_PACKED = "packed"  # a member trained in a packed program: its slots (as a packed trial)
@@ -278,6 +279,32 @@ class Lane:
         else:
             self.outcomes[seed] = "stopped by the budget"
         result.model = None  # the model lives in MLflow now
+
+
+def race_lanes(status: RefitResult, ctx: LaneContext, schedule: list[int]) -> None:
+    """Race the configurations of ``status``, train the survivors to the end, and add what
+    was trained to ``status``. Interrupted, every lane's running member ends KILLED before the
+    interruption goes on."""
+    lanes = []
+    for c in status.configs:
+        done = {m.seed for m in c.members}
+        missing = [s for s in range(status.settings.seeds) if s not in done]
+        lanes.append(Lane(c.candidate, c.known, missing, ctx))
+    try:
+        status.race = race = run_race(lanes, schedule, lambda: ctx.out_of_time() is not None)
+        for lane in lanes:
+            if lane.key not in race.raced_out:
+                lane.finish()  # survivors to the end (out of time: they stop at once)
+    except BaseException as exc:
+        for lane in lanes:
+            lane.abort(str(exc) or type(exc).__name__)
+        raise
+    for c, lane in zip(status.configs, lanes, strict=True):
+        c.members = sorted([*c.members, *lane.finished], key=lambda m: m.seed)
+        c.outcomes = dict(sorted(lane.outcomes.items()))
+        c.raced_out = race.raced_out.get(c.candidate.key)
+        status.trained += len(lane.finished)
+        status.fit_s += lane.spent_s
 
 
 def member_tags(ctx: LaneContext, cand: Candidate, seed: int) -> dict[str, Any]:

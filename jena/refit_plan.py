@@ -94,9 +94,10 @@ class RefitPlan:
         if not self.members:
             return [f"refit of {self.experiment!r}: nothing to train ({self.reused} members from "
                     "earlier refits)"]  # fmt: skip
-        race = (f"a race: rungs at {', '.join(map(str, self.rungs))} epochs, the worse half "
-                "stops at each" if self.rungs else "no race: every configuration gets all its "
-                "seeds")  # fmt: skip
+        race = "no race: every configuration gets all its seeds"
+        if self.rungs:
+            at = ", ".join([*map(str, self.rungs[:-1]), epochs_text(self.rungs[-1])])
+            race = f"a race: rungs at {at}, the worse half stops at each"
         out = [f"refit plan of {self.experiment!r}: top {s.top_k} × {s.seeds} seeds, up to "
                f"{s.epochs} epochs (patience {s.patience}); {race}"
                + ("; seeds packed (JAX)" if self.packed else "")]  # fmt: skip
@@ -192,7 +193,8 @@ def make_plan(
     raced: Sequence[str], alive: Sequence[str],
 ) -> RefitPlan:  # fmt: skip
     """The plan of the refit ``status`` describes: ``raced`` configurations are out already,
-    ``alive`` ones (sweep order) still race over the rungs left."""
+    ``alive`` ones (sweep order) still race over the rungs left. Members are listed in the
+    order they train: the race's first, then the survivors' further seeds."""
     s = status.settings
     schedule = rungs(s.rung_epochs, s.epochs, len(status.configs))
     plan = RefitPlan(status.experiment, s, status, dataset, schedule, packed=packed)
@@ -205,36 +207,38 @@ def make_plan(
     caches: dict[str, DataCache] = {}
     fidelities: dict[str, Any] = {}
     margin = PACK_MARGINAL["accelerator" if accelerator else "cpu"]
+    first: list[PlannedMember] = []
+    then: list[PlannedMember] = []
     for config in status.configs:
         cand = config.candidate
-        if cand.key in raced:
-            continue
-        missing = [seed for seed in range(s.seeds) if seed not in {m.seed for m in config.members}]
-        if not missing:
+        done = {m.seed for m in config.members}
+        missing = [seed for seed in range(s.seeds) if seed not in done]
+        if cand.key in raced or not missing:
             continue
         cache = caches.setdefault(cand.preset, DataCache(dataset, cand.preset))
         try:
             full = FitPlan.of(cand.config, cache, s.fidelity())
-        except ConfigError:
-            continue  # its window does not fit this record: it will fail at once
+        except ConfigError:  # its window does not fit this record: it fails at once
+            first += [PlannedMember(cand.label, seed, 0.0, "fails: no window", 0.0)
+                      for seed in missing]  # fmt: skip
+            continue
         rate = member_rate(config.members) or source_rate(uri, status.experiment, cand, full,
                                                            fidelities)  # fmt: skip
         stop = stops.get(cand.key)
+        racing = missing if packed else missing[:1] if not config.members else []
+        later = [seed for seed in missing if seed not in racing]
         epochs = expected if stop is None else min(expected, float(stop))
         where = f"rung {schedule.index(stop) + 1} ({epochs_text(stop)})" if stop else ""
-        until = where or "to the end"
-        racing = missing if packed else ([missing[0]] if not config.members else [])
-        later = [seed for seed in missing if seed not in racing]
-        for i, seed in enumerate(racing):
-            share = 1.0 if i == 0 else margin
-            plan.members.append(PlannedMember(cand.label, seed, epochs, until,
-                                              share * rate.seconds(epochs)))  # fmt: skip
+        first += [PlannedMember(cand.label, seed, epochs, where or "to the end",
+                                (1.0 if i == 0 else margin) * rate.seconds(epochs))
+                  for i, seed in enumerate(racing)]  # fmt: skip
         if stop is not None:
             plan.after_race += len(later)
             continue
-        for seed in later:
-            plan.members.append(PlannedMember(cand.label, seed, expected, "to the end",
-                                              rate.seconds(expected)))  # fmt: skip
+        (then if schedule else first).extend(
+            PlannedMember(cand.label, seed, expected, "to the end", rate.seconds(expected))
+            for seed in later)  # fmt: skip
+    plan.members = first + then
     return plan
 
 

@@ -138,9 +138,9 @@ def test_the_race_stops_the_clearly_worse_configuration_first(
     plan = plan_refit("race", tracking_uri=uri, settings=settings)
     assert plan.rungs == [1, 2]
     assert [(m.label, m.until) for m in plan.members] == [
-        (ranked[0].label, "to the end"), (ranked[0].label, "to the end"),
-        (ranked[1].label, "rung 2 (2 epochs)"), (ranked[2].label, "rung 1 (1 epoch)"),
-    ]  # fmt: skip
+        (ranked[0].label, "to the end"), (ranked[1].label, "rung 2 (2 epochs)"),
+        (ranked[2].label, "rung 1 (1 epoch)"), (ranked[0].label, "to the end"),
+    ]  # the race's first seeds first, then the survivor's further seed  # fmt: skip
     assert plan.after_race == 2  # seed 1 of the configurations that may stop: not counted
     result = refit("race", tracking_uri=uri, plan=plan)
 
