@@ -509,6 +509,8 @@ def _refit_plan(args: argparse.Namespace, experiment: str) -> Any:
     con = _console(stderr=args.json)
     for line in plan.lines():
         con.print(line, markup=False, soft_wrap=True)
+    if not args.plan:
+        plan.check_budget()  # no seed can finish within the budget: say so before the board
     return plan
 
 
@@ -554,9 +556,11 @@ def _refit_board(plan: Any, quiet: bool) -> Iterator[Any]:
     if budget is not None:
         state.deadline = state.started + budget
     console = _console(stderr=True)
-    with Board(state).live(console):
-        yield state
-    console.print()
+    try:
+        with Board(state).live(console):
+            yield state
+    finally:
+        console.print()  # the board's last line ends before anything else is said
 
 
 def cmd_refit(args: argparse.Namespace) -> int:

@@ -34,7 +34,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -403,8 +403,22 @@ def plan_refit(
     ds = sweep_dataset(source.tags, _data_config(uri, first.source_run_id), data=data,
                        dataset=dataset, who=f"trial {first.source_trial}")  # fmt: skip
     packed, accelerator = _backend()
-    return make_plan(uri, status, ds, packed=packed, accelerator=accelerator,
+    plan = make_plan(uri, status, ds, packed=packed, accelerator=accelerator,
                      raced=list(race.raced_out), alive=race.survivors)  # fmt: skip
+    if plan.rungs and not race.rungs_run and not plan.fits():
+        # by the plan the race leaves no finished seed within the budget: the sweep's ranking
+        # decides instead, its best configuration first (if that finishes one sooner)
+        status.settings = replace(settings, rung_epochs=0)
+        plain = make_plan(uri, status, ds, packed=packed, accelerator=accelerator, raced=[],
+                          alive=race.survivors)  # fmt: skip
+        if plain.first_finish_s() < plan.first_finish_s():
+            plain.note = (
+                "no race: by the plan it would leave no seed finished within the "
+                "budget; the sweep's ranking decides, its best configuration first"
+            )
+            return plain
+        status.settings = settings
+    return plan
 
 
 def _backend() -> tuple[bool, bool]:
@@ -439,6 +453,7 @@ def refit(
     status, settings = plan.status, plan.settings
     if not plan.members or plan.dataset is None:
         return status
+    plan.check_budget()  # a budget in which, by the plan, no seed can finish: say so, spend none
     tracker = T.Tracker(uri, experiment)
     T.close_stale_runs(tracker)  # a refit killed with kill -9
     ds = plan.dataset
@@ -454,7 +469,7 @@ def refit(
         started = time.monotonic()
         budget = settings.deadline_s
         ctx = LaneContext(experiment, tracker, stage.run_id, ds, settings.fidelity(),
-                          settings.seeds, events or NoEvents(), train, plan.packed,
+                          events or NoEvents(), train, plan.packed,
                           settings.budget_minutes,
                           None if budget is None else started + budget)  # fmt: skip
         race_lanes(status, ctx, _schedule(status))

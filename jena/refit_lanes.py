@@ -88,7 +88,6 @@ class LaneContext:
     stage_run_id: str
     dataset: Dataset
     fidelity: Fidelity
-    seeds: int
     events: Events
     trainer: Callable[..., TrialResult]
     pack: bool  # JAX: the seeds of a packable configuration train as one program
@@ -221,8 +220,7 @@ class Lane:
 
     def report(self, seed: int) -> Callable[[int, float, bool], None]:
         """Seed ``seed``'s hook at each epoch's end: its curve, and a pause at the rung."""
-        record = self.seeds.setdefault(seed, Seed())
-        record.curve.clear()
+        record = self.seeds[seed] = Seed()  # trained (again) from its first epoch
 
         def hook(epoch: int, val_mae: float, final: bool) -> None:
             del record.curve[epoch - 1 :]
@@ -338,7 +336,7 @@ def _one_by_one(lane: Lane) -> None:
     for seed in lane.missing:
         while lane.waits():
             lane.pause()
-        if lane.stop_reason is not None or ctx.out_of_time() or lane._abort is not None:
+        if lane.should_stop() is not None:  # raced out, out of time (interrupted: raises)
             return
         with contextlib.ExitStack() as stack:
             recorder = lane.open(seed, stack)

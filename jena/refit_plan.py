@@ -56,13 +56,20 @@ class Rate:
         return self.overhead_s + epochs * self.epoch_s if epochs > 0 else 0.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class PlannedMember:
     label: str
     seed: int
     epochs: float  # expected
     until: str  # "to the end", "rung 1 (3 epochs)"
     seconds: float
+    overhead_s: float = 0.0  # of ``seconds``: once per fit (compilation)
+    ends_s: float = 0.0  # when it ends, the members before it trained as the race trains them
+
+    @property
+    def finishes(self) -> bool:
+        """It trains to the end: a seed the champion can average (if the plan's race holds)."""
+        return self.until == "to the end"
 
 
 @dataclass
@@ -78,6 +85,17 @@ class RefitPlan:
     after_race: int = 0  # seeds that start only if their configuration wins the race
     reused: int = 0
     packed: bool = False
+    note: str | None = None  # why the plan departs from the settings
+
+    def first_finish_s(self) -> float:
+        """When by this plan the first seed that trains to the end ends (inf: none does)."""
+        return min((m.ends_s for m in self.members if m.finishes), default=math.inf)
+
+    def fits(self) -> bool:
+        """Whether by this plan at least one seed finishes within the budget (or none is set,
+        or nothing trains to the end)."""
+        first = self.first_finish_s()
+        return self.budget_s is None or math.isinf(first) or first <= self.budget_s
 
     @property
     def total_s(self) -> float:
@@ -99,13 +117,11 @@ class RefitPlan:
             at = ", ".join([*map(str, self.rungs[:-1]), epochs_text(self.rungs[-1])])
             race = f"a race: rungs at {at}, the worse half stops at each"
         out = [f"refit plan of {self.experiment!r}: top {s.top_k} × {s.seeds} seeds, up to "
-               f"{s.epochs} epochs (patience {s.patience}); {race}"
+               f"{s.epochs} epochs (patience {s.patience}); {self.note or race}"
                + ("; seeds packed (JAX)" if self.packed else "")]  # fmt: skip
-        spent = 0.0
         budget = self.budget_s
         for m in self.members:
-            spent += m.seconds
-            late = budget is not None and spent > budget
+            late = budget is not None and m.ends_s > budget
             out.append(f"  {m.label:<28} seed {m.seed}  {m.until:<22} ≈ {m.epochs:4.1f} epochs  "
                        f"{m.seconds:7.0f} s" + ("  (past the budget)" if late else ""))  # fmt: skip
         if self.after_race:
@@ -115,11 +131,22 @@ class RefitPlan:
         if self.reused:
             total += f" ({self.reused} reused from earlier refits)"
         if budget is None:
-            out.append(f"{total}; no time budget")
-        else:
-            fits = "within it" if self.total_s <= budget else "the rest does not start"
-            out.append(f"{total}; budget {_hours(budget)} ({fits})")
-        return out
+            return [*out, f"{total}; no time budget"]
+        done = sum(1 for m in self.members if m.finishes and m.ends_s <= budget)
+        fits = "within it" if self.total_s <= budget else f"{done} seed(s) finish within it"
+        return [*out, f"{total}; budget {_hours(budget)} ({fits})"]
+
+    def check_budget(self) -> None:
+        """A ConfigError when by this plan not one seed finishes within the budget."""
+        if self.fits():
+            return
+        budget, first = self.budget_s or 0.0, self.first_finish_s()
+        need = math.ceil(first * 1.3 / 60)  # the estimate's ± 30 %
+        raise ConfigError(
+            f"by its plan the refit finishes no seed within its budget ({_hours(budget)}): the "
+            f"first would end after ≈ {_hours(first)}; give --refit-minutes {need} (or inf), "
+            "fewer --top-k or --epochs, or --no-refit for the best trial's own model"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {"experiment": self.experiment, "rungs": self.rungs, "total_s": self.total_s,
@@ -188,13 +215,23 @@ def member_rate(members: Sequence[Any]) -> Rate | None:
 # --------------------------------------------------------------------------- the plan
 
 
+@dataclass
+class _Lane:
+    """One configuration in the plan: the seeds it races with, those it trains after the race
+    (if it survives), the rung where the race is assumed to stop it (None: it survives)."""
+
+    racing: list[PlannedMember]
+    later: list[PlannedMember]
+    stop: int | None
+
+
 def make_plan(
     uri: str, status: RefitResult, dataset: Dataset, *, packed: bool, accelerator: bool,
     raced: Sequence[str], alive: Sequence[str],
 ) -> RefitPlan:  # fmt: skip
     """The plan of the refit ``status`` describes: ``raced`` configurations are out already,
     ``alive`` ones (sweep order) still race over the rungs left. Members are listed in the
-    order they train: the race's first, then the survivors' further seeds."""
+    order they start: the race's first, then the survivors' further seeds."""
     s = status.settings
     schedule = rungs(s.rung_epochs, s.epochs, len(status.configs))
     plan = RefitPlan(status.experiment, s, status, dataset, schedule, packed=packed)
@@ -203,12 +240,12 @@ def make_plan(
     expected = min(float(s.epochs), s.patience + BEST_EPOCH)
     if any(m.epochs for m in finished):
         expected = statistics.fmean(m.epochs for m in finished if m.epochs)
-    stops = _stopping_rungs(schedule[len(status.rungs_run) :], list(alive))
+    left = schedule[len(status.rungs_run) :]
+    stops = _stopping_rungs(left, list(alive))
     caches: dict[str, DataCache] = {}
     fidelities: dict[str, Any] = {}
     margin = PACK_MARGINAL["accelerator" if accelerator else "cpu"]
-    first: list[PlannedMember] = []
-    then: list[PlannedMember] = []
+    lanes: list[_Lane] = []
     for config in status.configs:
         cand = config.candidate
         done = {m.seed for m in config.members}
@@ -219,27 +256,66 @@ def make_plan(
         try:
             full = FitPlan.of(cand.config, cache, s.fidelity())
         except ConfigError:  # its window does not fit this record: it fails at once
-            first += [PlannedMember(cand.label, seed, 0.0, "fails: no window", 0.0)
-                      for seed in missing]  # fmt: skip
+            failing = [PlannedMember(cand.label, seed, 0.0, "fails: no window", 0.0)
+                       for seed in missing]  # fmt: skip
+            lanes.append(_Lane(failing, [], None))
             continue
         rate = member_rate(config.members) or source_rate(uri, status.experiment, cand, full,
                                                            fidelities)  # fmt: skip
         stop = stops.get(cand.key)
         racing = missing if packed else missing[:1] if not config.members else []
-        later = [seed for seed in missing if seed not in racing]
         epochs = expected if stop is None else min(expected, float(stop))
         where = f"rung {schedule.index(stop) + 1} ({epochs_text(stop)})" if stop else ""
-        first += [PlannedMember(cand.label, seed, epochs, where or "to the end",
-                                (1.0 if i == 0 else margin) * rate.seconds(epochs))
-                  for i, seed in enumerate(racing)]  # fmt: skip
-        if stop is not None:
-            plan.after_race += len(later)
-            continue
-        (then if schedule else first).extend(
-            PlannedMember(cand.label, seed, expected, "to the end", rate.seconds(expected))
-            for seed in later)  # fmt: skip
-    plan.members = first + then
+        share = [1.0] + [margin] * (len(racing) - 1)
+        lanes.append(_Lane(
+            [_member(cand.label, seed, epochs, where or "to the end", rate, k)
+             for seed, k in zip(racing, share, strict=True)],
+            [_member(cand.label, seed, expected, "to the end", rate) for seed in missing
+             if seed not in racing and stop is None], stop))  # fmt: skip
+        plan.after_race += 0 if stop is None else len(missing) - len(racing)
+    _timeline(lanes, left)
+    if left:
+        plan.members = [m for lane in lanes for m in lane.racing]
+        plan.members += [m for lane in lanes for m in lane.later]
+    else:
+        plan.members = [m for lane in lanes for m in (*lane.racing, *lane.later)]
     return plan
+
+
+def _member(label: str, seed: int, epochs: float, until: str, rate: Rate,
+            share: float = 1.0) -> PlannedMember:  # fmt: skip
+    return PlannedMember(label, seed, epochs, until, share * rate.seconds(epochs),
+                         share * rate.overhead_s if epochs > 0 else 0.0)  # fmt: skip
+
+
+def _timeline(lanes: list[_Lane], schedule: Sequence[int]) -> None:
+    """Each member's ``ends_s`` as the race trains them: each rung in turn (the racing seeds of
+    the lanes still in it, to that rung), then each surviving lane to the end, its further
+    seeds one after the other."""
+    clock = 0.0
+    done: dict[int, float] = {}
+
+    def run(members: Sequence[PlannedMember], upto: float) -> None:
+        nonlocal clock
+        for m in members:
+            start, stop = done.get(id(m), 0.0), min(upto, m.epochs)
+            if stop > start:
+                per_epoch = (m.seconds - m.overhead_s) / m.epochs
+                clock += (m.overhead_s if start == 0 else 0.0) + (stop - start) * per_epoch
+                done[id(m)] = stop
+        for m in members:  # a pack's members end together
+            if not m.ends_s and done.get(id(m), 0.0) >= m.epochs:
+                m.ends_s = clock
+
+    for rung in schedule:
+        for lane in lanes:
+            if lane.stop is None or lane.stop >= rung:
+                run(lane.racing, rung)
+    for lane in lanes:
+        if lane.stop is None:
+            run(lane.racing, math.inf)
+            for m in lane.later:
+                run([m], math.inf)
 
 
 def _stopping_rungs(schedule: Sequence[int], alive: list[str]) -> dict[str, int]:

@@ -193,6 +193,12 @@ def test_settings_and_flags_of_the_budget_and_the_race(
     assert cli.main(["best", "--no-refit", "--plan", "--experiment", "race",
                      "--tracking-uri", uri]) == 2  # fmt: skip
     assert "--plan" in capsys.readouterr().err
+    before = len(runs("race", uri))  # a budget in which no seed can finish: refused, unspent
+    assert cli.main(["refit", "--experiment", "race", "--tracking-uri", uri, "--epochs", "6",
+                     "--refit-minutes", "0.001"]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "finishes no seed within its budget" in err[0], err
+    assert "--refit-minutes" in err[0] and len(runs("race", uri)) == before
 
 
 def test_best_prints_the_plan_and_stops(
