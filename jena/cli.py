@@ -546,7 +546,7 @@ def _refit_board(plan: Any, quiet: bool) -> Iterator[Any]:
 
     s = plan.settings
     budget = plan.budget_s
-    race = f"rungs {', '.join(map(str, plan.rungs))} epochs" if plan.rungs else "no race"
+    race = f"rungs at {', '.join(map(str, plan.rungs))} epochs" if plan.rungs else "no race"
     state = RefitState(
         f"refit of {plan.experiment} · top {s.top_k} × {s.seeds} seeds · up to {s.epochs} "
         f"epochs, every training window, full validation · {race}"
@@ -594,8 +594,8 @@ def cmd_refit(args: argparse.Namespace) -> int:
             c.candidate.label + mark,
             f"{c.candidate.val_mae:.4f}",
             str(len(c.members)),
-            f"{c.mean:.4f}",
-            f"{c.std:.4f}",
+            f"{c.mean:.4f}" if c.members else "—",
+            f"{c.std:.4f}" if c.members else "—",
             "  ".join(f"s{m.seed} {m.val_mae:.4f}" for m in c.members),
         )
     con = _console()

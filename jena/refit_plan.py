@@ -266,7 +266,7 @@ def make_plan(
         racing = missing if packed else missing[:1] if not config.members else []
         epochs = expected if stop is None else min(expected, float(stop))
         where = f"rung {schedule.index(stop) + 1} ({epochs_text(stop)})" if stop else ""
-        share = [1.0] + [margin] * (len(racing) - 1)
+        share = [1.0 if i == 0 else margin for i in range(len(racing))]
         lanes.append(_Lane(
             [_member(cand.label, seed, epochs, where or "to the end", rate, k)
              for seed, k in zip(racing, share, strict=True)],
