@@ -209,7 +209,8 @@ class RefitResult:
         waiting = sum(1 for c in self.configs if not c.raced_out
                       for s in range(self.settings.seeds)
                       if s not in c.outcomes and s not in {m.seed for m in c.members})  # fmt: skip
-        parts = [f"{n} {what}" for what, n in counts.items()]
+        order = ("completed", "raced out", "stopped by the budget", "failed")
+        parts = [f"{counts[what]} {what}" for what in order if what in counts]
         if waiting:
             parts.append(f"{waiting} not started")
         if self.race is not None and not self.race.decided:

@@ -18,7 +18,12 @@ trained that configuration, on this machine or one like it)::
   only its rung (the plan assumes the configurations survive in their sweep order); seeds that
   start only after the race are counted for its survivors only.
 * A packed lane (JAX) of ``m`` seeds costs one member plus ``PACK_MARGINAL`` of one for each
-  other seed.
+  other seed (0.4 measured on a 2-core CPU, ``benchmarks/results/packed.json``; 0.1 on an
+  accelerator is an assumption until measured).
+
+The members are timed as the race trains them (each rung in turn, then the survivors to the
+end): a member that would end after the budget is marked, and a plan in which no seed ends
+within it is refused before anything is spent (:meth:`RefitPlan.check_budget`).
 """
 
 from __future__ import annotations
@@ -103,8 +108,7 @@ class RefitPlan:
 
     @property
     def budget_s(self) -> float | None:
-        b = self.settings.budget_minutes
-        return None if b is None or math.isinf(b) else 60.0 * b
+        return self.settings.deadline_s
 
     def lines(self) -> list[str]:
         """The plan as the commands print it."""
