@@ -61,7 +61,8 @@ from .refit import RefitPlan, RefitSettings, sweep_dataset
 from .refit import refit as run_refit
 from .serve import Forecaster
 from .splits import Split
-from .uncertainty import METRIC_RIDGE_TEST, METRIC_RIDGE_VAL, Comparison, Interval, compare, day_of
+from .tracking import names as N
+from .uncertainty import Comparison, Interval, compare, day_of
 
 __all__ = ["Evaluation", "NotBetterThanPersistence", "evaluate_best"]
 
@@ -162,18 +163,18 @@ class Evaluation:
         """The intervals, DM tests and the reference for the champion's run (module docstring)."""
         out: dict[str, float] = {}
         pairs: tuple[tuple[str, Comparison | None, str], ...] = (
-            ("val", self.val_vs_persistence, T.METRIC_CHAMPION_VAL),
-            ("test", self.test_vs_persistence, T.METRIC_TEST_MAE),
+            ("val", self.val_vs_persistence, N.METRIC_CHAMPION_VAL),
+            ("test", self.test_vs_persistence, N.METRIC_TEST_MAE),
         )
         for split, c, mae in pairs:
             if c is None:
                 continue
-            skill = T.METRIC_CHAMPION_VAL_SKILL if split == "val" else T.METRIC_TEST_SKILL
+            skill = N.METRIC_CHAMPION_VAL_SKILL if split == "val" else N.METRIC_TEST_SKILL
             out |= {f"{mae}_low": c.mae.low, f"{mae}_high": c.mae.high}
             out |= {f"{skill}_low": c.skill.low, f"{skill}_high": c.skill.high}
             out |= {f"{split}_dm_stat": c.dm.statistic, f"{split}_dm_pvalue": c.dm.p_value}
-        for split, r, name in (("val", self.val_vs_ridge, METRIC_RIDGE_VAL),
-                               ("test", self.test_vs_ridge, METRIC_RIDGE_TEST)):  # fmt: skip
+        for split, r, name in (("val", self.val_vs_ridge, N.METRIC_RIDGE_VAL),
+                               ("test", self.test_vs_ridge, N.METRIC_RIDGE_TEST)):  # fmt: skip
             if r is not None:
                 out[name] = r.reference_mae.estimate
                 out |= _interval(f"{split}_skill_vs_ridge", r.skill)
@@ -326,7 +327,7 @@ def gate(experiment: str, what: str, evidence: Comparison, force: bool) -> bool:
 def _other_evaluations(frame: pd.DataFrame, run_id: str) -> int:
     others = 0
     for _, row in frame.iterrows():
-        count = row.get(f"tags.{T.TAG_TEST_COUNT}")
+        count = row.get(f"tags.{N.TAG_TEST_COUNT}")
         if row["run_id"] != run_id and isinstance(count, str) and count.isdigit():
             others += int(count)
     return others
@@ -355,19 +356,19 @@ def _record_and_register(
     description: str,
 ) -> Evaluation:
     metrics = {
-        T.METRIC_TEST_MAE: ev.test_mae,
-        T.METRIC_BASELINE_TEST: ev.baseline_test_mae,
-        T.METRIC_TEST_WINDOWS: float(ev.test_windows),
-        T.METRIC_TEST_SKILL: ev.test_skill,
+        N.METRIC_TEST_MAE: ev.test_mae,
+        N.METRIC_BASELINE_TEST: ev.baseline_test_mae,
+        N.METRIC_TEST_WINDOWS: float(ev.test_windows),
+        N.METRIC_TEST_SKILL: ev.test_skill,
     }
-    metrics[T.METRIC_CHAMPION_VAL] = ev.val_mae
+    metrics[N.METRIC_CHAMPION_VAL] = ev.val_mae
     if ev.val_skill is not None:
-        metrics[T.METRIC_CHAMPION_VAL_SKILL] = ev.val_skill
+        metrics[N.METRIC_CHAMPION_VAL_SKILL] = ev.val_skill
     metrics |= ev.interval_metrics()
     for member in ev.members:
-        metrics[f"{T.METRIC_TEST_MAE}_seed{member['seed']}"] = member["test_mae"]
+        metrics[f"{N.METRIC_TEST_MAE}_seed{member['seed']}"] = member["test_mae"]
     if ev.best_val_member_test_mae is not None:
-        metrics[f"{T.METRIC_TEST_MAE}_best_val_seed"] = ev.best_val_member_test_mae
+        metrics[f"{N.METRIC_TEST_MAE}_best_val_seed"] = ev.best_val_member_test_mae
     T.log_test_evaluation(
         uri,
         ev.run_id,
@@ -420,8 +421,8 @@ def evaluate_best(
     *,
     tracking_uri: str | None = None,
     data: str | None = None,
-    register_name: str | None = T.REGISTERED_NAME,
-    alias: str = T.ALIAS,
+    register_name: str | None = N.REGISTERED_NAME,
+    alias: str = N.ALIAS,
     dataset: Dataset | None = None,
     force: bool = False,
     refit: bool = True,
@@ -551,7 +552,7 @@ def _the_look(
 
 
 def latest_refit_run(tracking_uri: str, experiment: str) -> str:
-    runs = T.find_runs(tracking_uri, experiment, f"tags.{T.TAG_RUN_TYPE} = '{T.RUN_REFIT}'")
+    runs = T.find_runs(tracking_uri, experiment, f"tags.{N.TAG_RUN_TYPE} = '{N.RUN_REFIT}'")
     if not runs:
         raise ConfigError(f"sweep {experiment!r} has no refit run yet: run `jena refit` first")
     return max(runs, key=lambda r: r.start_time or 0).run_id
@@ -582,7 +583,7 @@ def _evaluate_trial(
         driver=best.get("driver") if isinstance(best.get("driver"), str) else None,
         architecture=T.label(best.to_dict()),
         val_mae=float(best["val_mae"]),
-        baseline_val_mae=T.finite(run.metrics.get(T.METRIC_BASELINE_VAL)),
+        baseline_val_mae=T.finite(run.metrics.get(N.METRIC_BASELINE_VAL)),
         test_mae=test_mae,
         baseline_test_mae=baseline,
         test_windows=windows,

@@ -31,7 +31,8 @@ import numpy as np
 from .forecasting import SECONDS_PER_DAY, SECONDS_PER_YEAR, epoch_seconds
 from .prepare import Prepared
 from .splits import Split
-from .uncertainty import METRIC_RIDGE_VAL, METRIC_RIDGE_VAL_SKILL, Comparison, compare, day_of
+from .tracking import names as N
+from .uncertainty import Comparison, compare, day_of
 
 HOURS = 24  # of history the reference sees
 STEP = 6  # rows between its points: hourly
@@ -133,10 +134,10 @@ class RidgeReference:
         """For a run: ``ridge_val_mae``, ``ridge_val_skill`` (+ ``_low`` / ``_high``)."""
         c = self.comparison
         return {
-            METRIC_RIDGE_VAL: c.mae.estimate,
-            METRIC_RIDGE_VAL_SKILL: c.skill.estimate,
-            f"{METRIC_RIDGE_VAL_SKILL}_low": c.skill.low,
-            f"{METRIC_RIDGE_VAL_SKILL}_high": c.skill.high,
+            N.METRIC_RIDGE_VAL: c.mae.estimate,
+            N.METRIC_RIDGE_VAL_SKILL: c.skill.estimate,
+            f"{N.METRIC_RIDGE_VAL_SKILL}_low": c.skill.low,
+            f"{N.METRIC_RIDGE_VAL_SKILL}_high": c.skill.high,
         }
 
     def text(self) -> str:

@@ -14,6 +14,7 @@ from . import tracking as T
 from .config import TrialConfig
 from .errors import ConfigError, TrialError
 from .faults import as_infrastructure
+from .tracking import names as N
 from .train import DataCache, Fidelity, StopCheck, TrialResult, train
 
 BATCH_EVENT_INTERVAL_S = 0.5  # batch progress goes to the display at most this often
@@ -92,7 +93,7 @@ class Recorder:
     def on_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         self.epochs_done = epoch
         self.run.log_epoch(epoch, metrics)
-        val = metrics[T.METRIC_VAL_MAE]
+        val = metrics[N.METRIC_VAL_MAE]
         self.events.epoch(self.number, epoch, val)
         if self.report is not None:
             self.report(epoch, val, epoch >= self.fidelity.max_epochs)  # the last is not pruned
@@ -134,9 +135,9 @@ class Recorder:
             params, step = self.config.active_dict(), result.best_epoch or 0
             run.log_model(result.model, result.data_config, name=self.name, params=params,
                           step=step)  # fmt: skip
-        run.log_metrics({T.METRIC_BASELINE_VAL: result.baseline_val_mae,
-                         T.METRIC_FIT_S: result.duration_s,
-                         T.METRIC_WINDOWS: result.windows_seen})  # fmt: skip
+        run.log_metrics({N.METRIC_BASELINE_VAL: result.baseline_val_mae,
+                         N.METRIC_FIT_S: result.duration_s,
+                         N.METRIC_WINDOWS: result.windows_seen})  # fmt: skip
         run.finish(result.state, val_mae=result.val_mae, val_skill=result.val_skill,
                    reason=result.reason, duration_s=time.perf_counter() - self.started,
                    param_count=result.param_count or None,

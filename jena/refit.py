@@ -44,9 +44,10 @@ from .data import Dataset, spec_from_source
 from .data import load as load_data
 from .errors import ConfigError
 from .recording import Events, NoEvents
-from .refit_lanes import TAG_RACED_OUT, Lane, LaneContext, Member, Seed, race_lanes
+from .refit_lanes import Lane, LaneContext, Member, Seed, race_lanes
 from .refit_plan import RefitPlan, make_plan
 from .refit_race import Outcome, run_race, rungs
+from .tracking import names as N
 from .train import Fidelity, train
 
 __all__ = [
@@ -63,9 +64,6 @@ __all__ = [
     "sweep_dataset",
 ]
 
-METRIC_ESTIMATE = "estimated_fit_s"  # the refit run: the plan's estimate, before training
-METRIC_RATIO = "estimate_ratio"  # measured fit seconds / estimated
-TAG_OUTCOME = "refit_outcome"  # the refit run: what finished and what did not
 SETTINGS = ("top_k", "seeds", "epochs", "patience", "rung_epochs", "budget_minutes")
 
 
@@ -253,9 +251,9 @@ class RefitResult:
 
 def _data_config(uri: str, run_id: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="jena-refit-") as tmp:
-        path = T.download_artifact(uri, run_id, f"{T.MODEL_DIR}/{T.DATA_CONFIG_FILE}", tmp)
+        path = T.download_artifact(uri, run_id, f"{N.MODEL_DIR}/{N.DATA_CONFIG_FILE}", tmp)
         if path is None:
-            raise ConfigError(f"run {run_id} has no {T.MODEL_DIR}/{T.DATA_CONFIG_FILE}")
+            raise ConfigError(f"run {run_id} has no {N.MODEL_DIR}/{N.DATA_CONFIG_FILE}")
         return dict(json.loads(Path(path).read_text()))
 
 
@@ -300,33 +298,33 @@ def _recorded(
     finished: dict[tuple[str, int], Member] = {}
     curves: dict[tuple[str, int], Seed] = {}
     race = bool(rungs(settings.rung_epochs, settings.epochs, settings.top_k))
-    query = f"tags.{T.TAG_RUN_TYPE} = '{T.RUN_REFIT_MEMBER}' and attributes.status = 'FINISHED'"
+    query = f"tags.{N.TAG_RUN_TYPE} = '{N.RUN_REFIT_MEMBER}' and attributes.status = 'FINISHED'"
     for run in sorted(T.find_runs(uri, experiment, query), key=lambda r: r.start_time or 0):
         tags, metrics = run.tags, run.metrics
-        same = (tags.get(T.TAG_REFIT_EPOCHS), tags.get(T.TAG_REFIT_PATIENCE)) == (
+        same = (tags.get(N.TAG_REFIT_EPOCHS), tags.get(N.TAG_REFIT_PATIENCE)) == (
             str(settings.epochs),
             str(settings.patience),
         )
-        val = T.finite(metrics.get(T.METRIC_BEST_VAL))
-        completed = tags.get(T.TAG_STATE) == "completed" and val is not None
-        raced = tags.get(T.TAG_STATE) == "pruned" and TAG_RACED_OUT in tags
+        val = T.finite(metrics.get(N.METRIC_BEST_VAL))
+        completed = tags.get(N.TAG_STATE) == "completed" and val is not None
+        raced = tags.get(N.TAG_STATE) == "pruned" and N.TAG_RACED_OUT in tags
         if not same or not (completed or raced):
             continue
-        at = (tags.get(T.TAG_REFIT_KEY, ""), int(tags.get(T.TAG_REFIT_SEED, "-1")))
+        at = (tags.get(N.TAG_REFIT_KEY, ""), int(tags.get(N.TAG_REFIT_SEED, "-1")))
         if at in finished:
             continue
         if race:
-            history = T.metric_history(uri, run.run_id, T.METRIC_VAL_MAE)
+            history = T.metric_history(uri, run.run_id, N.METRIC_VAL_MAE)
             curves[at] = Seed([v for _, v in history], done=completed)
         if completed and val is not None:
             finished[at] = Member(
                 seed=at[1],
                 run_id=run.run_id,
                 val_mae=val,
-                baseline_val_mae=T.finite(metrics.get(T.METRIC_BASELINE_VAL)),
-                fit_s=float(metrics.get(T.METRIC_FIT_S, 0.0)),
-                windows=float(metrics.get(T.METRIC_WINDOWS, 0.0)),
-                epochs=int(metrics.get(T.METRIC_EPOCHS, 0)),
+                baseline_val_mae=T.finite(metrics.get(N.METRIC_BASELINE_VAL)),
+                fit_s=float(metrics.get(N.METRIC_FIT_S, 0.0)),
+                windows=float(metrics.get(N.METRIC_WINDOWS, 0.0)),
+                epochs=int(metrics.get(N.METRIC_EPOCHS, 0)),
             )
     return finished, curves
 
@@ -364,8 +362,8 @@ def sweep_dataset(
 ) -> Dataset:  # fmt: skip
     """The record a run was trained on: ``dataset``, else ``--data``, else its ``data_source``
     tag; refused when its digest differs from the run's."""
-    source = tags.get(T.TAG_DATA_SOURCE) or str(data_config.get("source", ""))
-    expected = tags.get(T.TAG_DATA_DIGEST) or str(data_config.get("digest", ""))
+    source = tags.get(N.TAG_DATA_SOURCE) or str(data_config.get("source", ""))
+    expected = tags.get(N.TAG_DATA_DIGEST) or str(data_config.get("digest", ""))
     if dataset is None:
         if not data and not source:
             raise ConfigError(f"{who} records no data source: pass --data")
@@ -459,14 +457,14 @@ def refit(
     T.close_stale_runs(tracker)  # a refit killed with kill -9
     ds = plan.dataset
     with tracker.start_sweep(
-        run_type=T.RUN_REFIT,
+        run_type=N.RUN_REFIT,
         run_name=f"refit-{time.strftime('%Y%m%d-%H%M%S')}",
         params=settings.params(),
-        tags={T.TAG_SWEEP: experiment, T.TAG_DATA_SOURCE: ds.source,
-              T.TAG_DATA_DIGEST: ds.digest},
+        tags={N.TAG_SWEEP: experiment, N.TAG_DATA_SOURCE: ds.source,
+              N.TAG_DATA_DIGEST: ds.digest},
     ) as stage:  # fmt: skip
         status.stage_run_id, status.estimate_s = stage.run_id, plan.total_s
-        stage.log_metrics({METRIC_ESTIMATE: plan.total_s})
+        stage.log_metrics({N.METRIC_REFIT_ESTIMATE: plan.total_s})
         started = time.monotonic()
         budget = settings.deadline_s
         ctx = LaneContext(experiment, tracker, stage.run_id, ds, settings.fidelity(),
@@ -483,12 +481,12 @@ def _close(stage: T.SweepRun, status: RefitResult, wall_s: float) -> None:
     the selection."""
     estimate = status.estimate_s or 0.0
     ratio = status.fit_s / estimate if estimate else math.nan
-    stage.log_metrics({T.METRIC_FIT_S: status.fit_s, "wall_s": wall_s, METRIC_RATIO: ratio})
-    stage.set_tags({TAG_OUTCOME: status.outcome_text()})
+    stage.log_metrics({N.METRIC_FIT_S: status.fit_s, "wall_s": wall_s, N.METRIC_REFIT_RATIO: ratio})
+    stage.set_tags({N.TAG_REFIT_OUTCOME: status.outcome_text()})
     if any(c.members and not c.raced_out for c in status.configs):
         chosen = status.selected
-        stage.set_tags({T.TAG_LABEL: chosen.candidate.label,
-                        T.TAG_REFIT_KEY: chosen.candidate.key})  # fmt: skip
+        stage.set_tags({N.TAG_LABEL: chosen.candidate.label,
+                        N.TAG_REFIT_KEY: chosen.candidate.key})  # fmt: skip
         stage.log_metrics({"selected_mean_val_mae": chosen.mean,
                            "selected_std_val_mae": chosen.std})  # fmt: skip
-    stage.log_json(status.to_dict(), T.REFIT_FILE)
+    stage.log_json(status.to_dict(), N.REFIT_FILE)

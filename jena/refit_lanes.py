@@ -37,14 +37,13 @@ import numpy as np
 from . import tracking as T
 from .recording import Events, Recorder
 from .refit_race import run_race
+from .tracking import names as N
 from .train import DataCache, Fidelity, TrialPruned, TrialResult
 
 if TYPE_CHECKING:
     from .data import Dataset
     from .refit import Candidate, RefitResult
 
-TAG_RACED_OUT = "refit_raced_out"  # a member the race stopped: the epochs of its rung
-TAG_PACKED = "packed"  # a member trained in a packed program: its slots (as a packed trial)
 RACE_SEED = 0  # the seed the race ranks a configuration by
 
 
@@ -241,14 +240,14 @@ class Lane:
         config = cand.config.replace(seed=seed)
         number = next(ctx.numbers)
         name = f"refit-{cand.label}-s{seed}"
-        tags = member_tags(ctx, cand, seed) | ({TAG_PACKED: packed} if packed else {})
+        tags = member_tags(ctx, cand, seed) | ({N.TAG_PACKED: packed} if packed else {})
         summary = f"{cand.label} seed {seed}  (sweep val MAE {cand.val_mae:.4f})"
         ctx.events.trial_started(number, summary + ("  [packed]" if packed else ""),
                                  ctx.fidelity.max_epochs)  # fmt: skip
         started = time.perf_counter()
         run = stack.enter_context(ctx.tracker.trial(ctx.stage_run_id, number,
                                                     config.active_dict(), tags, run_name=name,
-                                                    run_type=T.RUN_REFIT_MEMBER))  # fmt: skip
+                                                    run_type=N.RUN_REFIT_MEMBER))  # fmt: skip
         return Recorder(run, config, ctx.fidelity, number=number, events=ctx.events, name=name,
                         report=self.report(seed), started=started)  # fmt: skip
 
@@ -258,7 +257,7 @@ class Lane:
         run = recorder.run
         raced = result.state == "pruned" and self.raced_rung is not None
         if raced:
-            run.set_tags({TAG_RACED_OUT: self.raced_rung})
+            run.set_tags({N.TAG_RACED_OUT: self.raced_rung})
         recorder.finish(result)
         self.spent_s += result.duration_s
         seconds = time.perf_counter() - recorder.started
@@ -307,19 +306,19 @@ def race_lanes(status: RefitResult, ctx: LaneContext, schedule: list[int]) -> No
 
 def member_tags(ctx: LaneContext, cand: Candidate, seed: int) -> dict[str, Any]:
     return {
-        T.TAG_DATA_SOURCE: ctx.dataset.source,
-        T.TAG_DATA_DIGEST: ctx.dataset.digest,
-        T.TAG_SWEEP: ctx.experiment,
-        T.TAG_PRESET: cand.preset,
-        T.TAG_ARCHITECTURE: cand.config.architecture,
-        T.TAG_SOURCE_RUN: cand.source_run_id,
-        T.TAG_SOURCE_TRIAL: cand.source_trial,
-        T.TAG_REFIT_KEY: cand.key,
-        T.TAG_REFIT_SEED: seed,
-        T.TAG_REFIT_EPOCHS: ctx.fidelity.max_epochs,
-        T.TAG_REFIT_PATIENCE: ctx.fidelity.patience,
-        T.TAG_LABEL: cand.label,
-        T.TAG_SEED: seed,
+        N.TAG_DATA_SOURCE: ctx.dataset.source,
+        N.TAG_DATA_DIGEST: ctx.dataset.digest,
+        N.TAG_SWEEP: ctx.experiment,
+        N.TAG_PRESET: cand.preset,
+        N.TAG_ARCHITECTURE: cand.config.architecture,
+        N.TAG_SOURCE_RUN: cand.source_run_id,
+        N.TAG_SOURCE_TRIAL: cand.source_trial,
+        N.TAG_REFIT_KEY: cand.key,
+        N.TAG_REFIT_SEED: seed,
+        N.TAG_REFIT_EPOCHS: ctx.fidelity.max_epochs,
+        N.TAG_REFIT_PATIENCE: ctx.fidelity.patience,
+        N.TAG_LABEL: cand.label,
+        N.TAG_SEED: seed,
     }
 
 

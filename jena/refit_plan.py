@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from . import tracking as T
 from .errors import ConfigError
 from .refit_race import epochs_text, rungs, survivors
+from .tracking import names as N
 from .train import DataCache, Fidelity, FitPlan, evenly
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ def _hours(seconds: float) -> str:
 
 def _epoch_times(uri: str, experiment: str, run_id: str) -> list[float]:
     """Seconds between the ends of a run's consecutive epochs (epochs 2, 3, ...)."""
-    history = T.Tracker(uri, experiment).client.get_metric_history(run_id, T.METRIC_VAL_MAE)
+    history = T.Tracker(uri, experiment).client.get_metric_history(run_id, N.METRIC_VAL_MAE)
     stamps = [m.timestamp for m in sorted(history, key=lambda m: m.step)]
     return [(b - a) / 1000 for a, b in itertools.pairwise(stamps) if b > a]
 
@@ -193,12 +194,12 @@ def source_rate(
 ) -> Rate:
     """``cand``'s cost at full fidelity (``full``), from its source trial's measured fit."""
     run = T.get_run(uri, cand.source_run_id)
-    fit_s = float(run.metrics.get(T.METRIC_FIT_S) or 0.0)
-    windows = float(run.metrics.get(T.METRIC_WINDOWS) or 0.0)
-    epochs = max(1, int(run.metrics.get(T.METRIC_EPOCHS) or 1))
+    fit_s = float(run.metrics.get(N.METRIC_FIT_S) or 0.0)
+    windows = float(run.metrics.get(N.METRIC_WINDOWS) or 0.0)
+    epochs = max(1, int(run.metrics.get(N.METRIC_EPOCHS) or 1))
     if fit_s <= 0 or windows <= 0:
         raise ConfigError(f"trial {cand.source_trial} logged no compute (fit_s, windows_seen)")
-    sweep = _sweep_fidelity(uri, run.tags.get(T.TAG_PARENT), fidelities)
+    sweep = _sweep_fidelity(uri, run.tags.get(N.TAG_PARENT), fidelities)
     steps = sweep.validation_steps if sweep is not None else None
     unit = full.prepared.preset.batch_size
     val_sweep = len(evenly(full.val_starts, None if steps is None else steps * unit))

@@ -53,9 +53,6 @@ SEED = 0
 MIN_BLOCK_DAYS = 3
 MIN_BLOCKS = 10  # blocks in a resample at least: its standard error needs them
 # run metrics of the linear reference (jena.linear): a sweep's parent run, a champion's run
-METRIC_RIDGE_VAL = "ridge_val_mae"
-METRIC_RIDGE_VAL_SKILL = "ridge_val_skill"
-METRIC_RIDGE_TEST = "ridge_test_mae"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from jena.errors import ConfigError, InfrastructureError
 from jena.linear import RidgeReference, ridge_reference
 from jena.owner import owner_is_dead
 from jena.splits import get_preset, season_note
+from jena.tracking import names as N
 from jena.train import DataCache
 
 from .config import SweepConfig
@@ -77,7 +78,7 @@ def run_sweep(cfg: SweepConfig, view: SweepView | None = None) -> SweepSummary:
                                     tags=_tags(cfg, opened, bounds_note)) as parent:  # fmt: skip
         if opened.shared:
             parent.start_heartbeat(cfg.faults.heartbeat_interval_s)
-        parent.log_metrics({T.METRIC_BASELINE_VAL: opened.baseline,
+        parent.log_metrics({N.METRIC_BASELINE_VAL: opened.baseline,
                             **opened.reference.metrics()})  # fmt: skip
         deadline = time.monotonic() + cfg.timeout_minutes * 60 if cfg.timeout_minutes else None
         state = SweepState(
@@ -91,7 +92,7 @@ def run_sweep(cfg: SweepConfig, view: SweepView | None = None) -> SweepSummary:
             view.note(note)
         started_from = warm_start(cfg, driver, opened.ds, opened.resume.finished)
         if started_from:
-            parent.set_tags({T.TAG_WARM_START: "\n".join(started_from)})
+            parent.set_tags({N.TAG_WARM_START: "\n".join(started_from)})
         for line in started_from:
             view.note(line)
         run_trials(cfg, driver, opened, parent.run_id, state, view)
@@ -174,10 +175,10 @@ def record_end(
     timing = state.timing = _timing(opened, parent.run_id, state)
     beaten = compute_to_beat(T.trials_frame(opened.tracker.tracking_uri, cfg.name))
     # tags, not metrics: the UI's charts compare trials, not the parents' timings
-    parent.set_tags({T.TAG_STOP_REASON: state.stop_reason, "wall_s": timing.wall_s,
+    parent.set_tags({N.TAG_STOP_REASON: state.stop_reason, "wall_s": timing.wall_s,
                      "workers_wall_s": timing.workers_wall_s, "fit_s": timing.fit_s,
                      "outside_fit_fraction": timing.outside_fit_fraction,
-                     **{f"{T.TAG_BEAT_PREFIX}{k}": v for k, v in beaten.items()}})  # fmt: skip
+                     **{f"{N.TAG_BEAT_PREFIX}{k}": v for k, v in beaten.items()}})  # fmt: skip
 
 
 def summarise(
@@ -211,20 +212,20 @@ def summarise(
 def claim_experiment(tracker: T.Tracker, cfg: SweepConfig, ds: Dataset) -> None:
     """One sweep name = one record and one split: resuming on other data would rank val MAEs
     that cannot be compared, and resume a study whose trials were trained on something else."""
-    mine = {T.EXP_DATA_DIGEST: ds.digest, T.EXP_DATA_PRESET: cfg.data.preset}
+    mine = {N.EXP_DATA_DIGEST: ds.digest, N.EXP_DATA_PRESET: cfg.data.preset}
     for claimed in (False, True):  # again once set: another worker may have claimed it first
         tags = tracker.experiment_tags()
         for key, value in mine.items():
             if key in tags and tags[key] != value:
-                data = key == T.EXP_DATA_DIGEST
-                what = f"data {tags.get(T.EXP_DATA_SOURCE, '?')}" if data else "split"
+                data = key == N.EXP_DATA_DIGEST
+                what = f"data {tags.get(N.EXP_DATA_SOURCE, '?')}" if data else "split"
                 raise ConfigError(
                     f"sweep {cfg.name!r} already holds trials on {what} ({key} {tags[key]}), "
                     f"not {ds.source if data else cfg.data.preset} ({value}): start a "
                     "separate sweep with --name NEW, or resume it with the same --data"
                 )
         if not claimed:
-            tracker.set_missing_experiment_tags({**mine, T.EXP_DATA_SOURCE: ds.source})
+            tracker.set_missing_experiment_tags({**mine, N.EXP_DATA_SOURCE: ds.source})
     tracker.mark_model_training()
 
 
@@ -232,9 +233,9 @@ def running_elsewhere(tracker: T.Tracker, parent_run_id: str) -> int:
     """Trial runs RUNNING under another invocation, in a process that may be alive (any other
     host's, or a live one of this host)."""
     return sum(
-        r.data.tags.get(T.TAG_RUN_TYPE) == T.RUN_TRIAL
-        and r.data.tags.get(T.TAG_PARENT) != parent_run_id
-        and not owner_is_dead(r.data.tags.get(T.TAG_HOST), r.data.tags.get(T.TAG_PID))
+        r.data.tags.get(N.TAG_RUN_TYPE) == N.RUN_TRIAL
+        and r.data.tags.get(N.TAG_PARENT) != parent_run_id
+        and not owner_is_dead(r.data.tags.get(N.TAG_HOST), r.data.tags.get(N.TAG_PID))
         for r in tracker.running_runs()
     )
 
@@ -242,7 +243,7 @@ def running_elsewhere(tracker: T.Tracker, parent_run_id: str) -> int:
 def failure_reasons(tracker: T.Tracker, experiment: str, parent_run_id: str) -> list[str]:
     """The failure reasons of the failed trials of one invocation (its parent run)."""
     frame = T.trials_frame(tracker.tracking_uri, experiment)
-    column = f"tags.{T.TAG_FAILURE}"
+    column = f"tags.{N.TAG_FAILURE}"
     if frame.empty or column not in frame:
         return []
     mine = frame[(frame["parent_run_id"] == parent_run_id) & (frame["state"] == "failed")]
@@ -252,11 +253,11 @@ def failure_reasons(tracker: T.Tracker, experiment: str, parent_run_id: str) -> 
 def compute_to_beat(frame: Any) -> dict[str, str]:
     """For each book model the sweep started from: the training compute (seconds in model.fit,
     trials in the order they started) at which another trial first beat its validation MAE."""
-    column = f"tags.{T.TAG_WARM_START}"
+    column = f"tags.{N.TAG_WARM_START}"
     if frame.empty or column not in frame.columns:
         return {}
     rows = frame.sort_values("start_time", kind="stable").to_dict("records")
-    fit = [T.finite(r.get(f"metrics.{T.METRIC_FIT_S}")) or 0.0 for r in rows]
+    fit = [T.finite(r.get(f"metrics.{N.METRIC_FIT_S}")) or 0.0 for r in rows]
     out = {}
     for book in rows:
         tag, target = book.get(column), T.finite(book["val_mae"])
@@ -303,7 +304,7 @@ def not_yet_better(cfg: SweepConfig, skill: str) -> str:
 def _timing(opened: Opened, parent_run_id: str, state: SweepState) -> Timing:
     frame = T.trials_frame(opened.tracker.tracking_uri, opened.tracker.experiment)
     fit_s = 0.0
-    column = f"metrics.{T.METRIC_FIT_S}"
+    column = f"metrics.{N.METRIC_FIT_S}"
     if len(frame) and column in frame:
         fit_s = float(frame[frame["parent_run_id"] == parent_run_id][column].fillna(0).sum())
     wall = time.monotonic() - opened.started
@@ -318,14 +319,14 @@ def _params(cfg: SweepConfig, driver: Driver, opened: Opened) -> dict[str, Any]:
 
 def _tags(cfg: SweepConfig, opened: Opened, bounds_note: str | None) -> dict[str, Any]:
     return {
-        **({T.TAG_SWEEP_FILE: cfg.path} if cfg.path else {}),
-        T.TAG_BOUNDS_NOTE: bounds_note,
-        T.TAG_SEASON_NOTE: opened.season,
-        T.TAG_DRIVER: cfg.driver,
-        T.TAG_SWEEP: cfg.name,
-        T.TAG_DATA_SOURCE: opened.ds.source,
-        T.TAG_DATA_DIGEST: opened.ds.digest,
-        T.TAG_PRESET: cfg.data.preset,
+        **({N.TAG_SWEEP_FILE: cfg.path} if cfg.path else {}),
+        N.TAG_BOUNDS_NOTE: bounds_note,
+        N.TAG_SEASON_NOTE: opened.season,
+        N.TAG_DRIVER: cfg.driver,
+        N.TAG_SWEEP: cfg.name,
+        N.TAG_DATA_SOURCE: opened.ds.source,
+        N.TAG_DATA_DIGEST: opened.ds.digest,
+        N.TAG_PRESET: cfg.data.preset,
     }
 
 

@@ -20,6 +20,7 @@ from jena.faults import as_infrastructure
 from jena.recording import Events, Recorder, Report, failed
 from jena.space import PRESET, SPACE, Space
 from jena.splits import Split
+from jena.tracking import names as N
 from jena.train import DataCache, Fidelity, TrialResult, train
 
 from .config import SweepConfig
@@ -189,28 +190,28 @@ def sweep_tags(ctx: SweepContext, data_preset: str) -> dict[str, str]:
     """What every trial run of the sweep is tagged with, trained or not."""
     cache = ctx.cache(data_preset)
     return {
-        T.TAG_DRIVER: ctx.cfg.driver,
-        T.TAG_SWEEP: ctx.cfg.name,
-        T.TAG_DATA_SOURCE: cache.dataset.source,
-        T.TAG_DATA_DIGEST: cache.dataset.digest,
-        T.TAG_PRESET: data_preset,
+        N.TAG_DRIVER: ctx.cfg.driver,
+        N.TAG_SWEEP: ctx.cfg.name,
+        N.TAG_DATA_SOURCE: cache.dataset.source,
+        N.TAG_DATA_DIGEST: cache.dataset.digest,
+        N.TAG_PRESET: data_preset,
     }
 
 
 def trial_tags(ctx: SweepContext, point: Point) -> dict[str, str]:
     tags = {
         **sweep_tags(ctx, point.data_preset),
-        T.TAG_ARCHITECTURE: point.config.architecture,
-        T.TAG_SEED: str(point.config.seed),
+        N.TAG_ARCHITECTURE: point.config.architecture,
+        N.TAG_SEED: str(point.config.seed),
     }
     if point.book is not None:
-        tags[T.TAG_MODEL_PRESET] = point.book.name
+        tags[N.TAG_MODEL_PRESET] = point.book.name
     return tags
 
 
 def search_params(values: dict[str, Any]) -> dict[str, Any]:
     """The raw proposal, as params (``search.units``)."""
-    return {f"{T.PARAM_SEARCH_PREFIX}{k}": v for k, v in values.items()}
+    return {f"{N.PARAM_SEARCH_PREFIX}{k}": v for k, v in values.items()}
 
 
 def record_failure(ctx: SweepContext, number: int, values: dict[str, Any], reason: str) -> None:
@@ -219,7 +220,7 @@ def record_failure(ctx: SweepContext, number: int, values: dict[str, Any], reaso
     ctx.events.trial_started(number, "failed before training", 0)
     tags = sweep_tags(ctx, ctx.cfg.data.preset)
     if isinstance(values.get("architecture"), str):
-        tags[T.TAG_ARCHITECTURE] = values["architecture"]
+        tags[N.TAG_ARCHITECTURE] = values["architecture"]
     with ctx.tracker.trial(ctx.parent_run_id, number, search_params(values), tags,
                            run_name=run_name(number)) as run:  # fmt: skip
         run.finish("failed", reason=reason)

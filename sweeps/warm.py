@@ -14,6 +14,7 @@ from jena.config import TrialConfig
 from jena.data import Dataset
 from jena.errors import ConfigError
 from jena.space import Space
+from jena.tracking import names as N
 
 from .config import SweepConfig
 from .trial import make_space
@@ -122,10 +123,10 @@ def warm_start(cfg: SweepConfig, driver: Driver, ds: Dataset, finished: int) -> 
             other = T.experiment_tags(cfg.storage.tracking_uri, source)
         except ConfigError as exc:
             raise ConfigError(f"--warm-start {source}: {exc}") from None
-        if other.get(T.EXP_DATA_DIGEST) not in (None, ds.digest):
+        if other.get(N.EXP_DATA_DIGEST) not in (None, ds.digest):
             raise ConfigError(
                 f"--warm-start {source}: that sweep was run on data "
-                f"{other.get(T.EXP_DATA_SOURCE, '?')} (digest {other.get(T.EXP_DATA_DIGEST)}), "
+                f"{other.get(N.EXP_DATA_SOURCE, '?')} (digest {other.get(N.EXP_DATA_DIGEST)}), "
                 f"not {ds.source} ({ds.digest})"
             )
         points, skipped = sweep_warm_points(cfg, space, source)

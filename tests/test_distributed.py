@@ -39,6 +39,7 @@ from conftest import children, parents, runs
 from optuna.trial import TrialState
 
 from jena import tracking as T
+from jena.tracking import names as N
 
 pytestmark = pytest.mark.postgres
 
@@ -126,7 +127,7 @@ def test_b_c_eight_workers_start_a_new_sweep_at_once_and_record_every_trial_once
     )
     assert len(found) == 1
     tags = found[0].tags
-    assert tags[T.EXP_DATA_PRESET] == "book2" and tags[T.EXP_KIND] == T.EXP_KIND_MODEL_TRAINING
+    assert tags[N.EXP_DATA_PRESET] == "book2" and tags[N.EXP_KIND] == N.EXP_KIND_MODEL_TRAINING
     every = runs(name, cluster.mlflow.url)
     sweeps = parents(every)
     assert 1 <= len(sweeps) <= 8  # one parent run per invocation that had trials to run
@@ -137,15 +138,15 @@ def test_b_c_eight_workers_start_a_new_sweep_at_once_and_record_every_trial_once
     assert [t.number for t in trials] == list(range(16))  # the budget, not one more
     assert all(t.state in ENDED for t in trials)
     kids = children(every)
-    assert Counter(int(k.data.tags[T.TAG_TRIAL_NUMBER]) for k in kids) == Counter(range(16))
+    assert Counter(int(k.data.tags[N.TAG_TRIAL_NUMBER]) for k in kids) == Counter(range(16))
     words = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned",
              TrialState.FAIL: "failed"}  # fmt: skip
-    by_number = {int(k.data.tags[T.TAG_TRIAL_NUMBER]): k for k in kids}
+    by_number = {int(k.data.tags[N.TAG_TRIAL_NUMBER]): k for k in kids}
     for t in trials:
         kid = by_number[t.number]
-        assert kid.data.tags[T.TAG_STATE] == words[t.state]
-        assert kid.data.tags[T.TAG_HOST] == t.user_attrs["host"]
-        assert kid.data.tags[T.TAG_PID] == t.user_attrs["pid"]  # the worker that ran it
+        assert kid.data.tags[N.TAG_STATE] == words[t.state]
+        assert kid.data.tags[N.TAG_HOST] == t.user_attrs["host"]
+        assert kid.data.tags[N.TAG_PID] == t.user_attrs["pid"]  # the worker that ran it
     assert all(r.info.status != "RUNNING" for r in every)
     # the parents' counts add up to the whole; `jena best` and the report see all of them
     total = sum(int(p.data.tags.get(f"trials_{state}", 0)) for p in sweeps
@@ -230,14 +231,14 @@ def test_a_worker_killed_mid_trial_is_failed_by_heartbeat_and_retried(
     assert all(r.info.status != "RUNNING" for r in every), [
         (r.info.run_name, r.data.tags.get("host")) for r in every if r.info.status == "RUNNING"
     ]
-    (dead_run,) = [k for k in children(every) if k.data.tags[T.TAG_TRIAL_NUMBER] ==
-                   str(dead.number) and k.data.tags[T.TAG_HOST] == "host-a"]  # fmt: skip
+    (dead_run,) = [k for k in children(every) if k.data.tags[N.TAG_TRIAL_NUMBER] ==
+                   str(dead.number) and k.data.tags[N.TAG_HOST] == "host-a"]  # fmt: skip
     assert dead_run.info.status == "KILLED"
-    assert dead_run.data.tags[T.TAG_FAILURE].startswith("stale: ")  # its heartbeat or its parent's
-    (parent_a,) = [p for p in parents(every) if p.data.tags[T.TAG_HOST] == "host-a"]
+    assert dead_run.data.tags[N.TAG_FAILURE].startswith("stale: ")  # its heartbeat or its parent's
+    (parent_a,) = [p for p in parents(every) if p.data.tags[N.TAG_HOST] == "host-a"]
     assert parent_a.info.status == "KILLED"
-    assert "no heartbeat" in parent_a.data.tags[T.TAG_FAILURE]
-    (parent_b,) = [p for p in parents(every) if p.data.tags[T.TAG_HOST] == "host-b"]
+    assert "no heartbeat" in parent_a.data.tags[N.TAG_FAILURE]
+    (parent_b,) = [p for p in parents(every) if p.data.tags[N.TAG_HOST] == "host-b"]
     assert parent_b.info.status == "FINISHED"
 
 
@@ -267,7 +268,7 @@ def _wait_mid_trial(server: MlflowServer, name: str, proc: Any, done: int) -> No
         exp = client.get_experiment_by_name(name)
         if exp is None:
             continue
-        kids = client.search_runs([exp.experiment_id], f"tags.{T.TAG_RUN_TYPE} = 'trial'")
+        kids = client.search_runs([exp.experiment_id], f"tags.{N.TAG_RUN_TYPE} = 'trial'")
         finished = [k for k in kids if k.info.status == "FINISHED"]
         training = [k for k in kids if k.info.status == "RUNNING" and k.inputs.dataset_inputs]
         if len(finished) >= done and training:
@@ -301,7 +302,7 @@ def _server_goes_away(server: MlflowServer, storage: str, tmp: Path) -> None:
     kids = children(runs(name, server.url))
     assert all(k.info.status != "RUNNING" for k in kids)
     finished = [k for k in kids if k.info.status == "FINISHED"]
-    assert Counter(int(k.data.tags[T.TAG_TRIAL_NUMBER]) for k in finished) == Counter(range(3))
+    assert Counter(int(k.data.tags[N.TAG_TRIAL_NUMBER]) for k in finished) == Counter(range(3))
 
     # 2. gone for longer than the window (3 s): a clean stop, one line naming the URI
     second = sweep(5, 3, "second.log")

@@ -26,7 +26,8 @@ from jena.errors import ConfigError
 from jena.prepare import Prepared, prepare
 from jena.schema import COLUMNS, DATE_COLUMN, DATE_FORMAT, TARGET, write_jena_csv
 from jena.splits import get_preset
-from jena.tracking import PREDICTIONS_FILE, Tracker, load_trial_model, select_best, trials_frame
+from jena.tracking import Tracker, load_trial_model, select_best, trials_frame
+from jena.tracking.names import PREDICTIONS_FILE
 from sweeps import run_sweep
 
 EXPERIMENT = "evalmix"

@@ -34,6 +34,7 @@ import sweeps.trial as trial_module
 from jena import cli
 from jena import tracking as T
 from jena.errors import InfrastructureError
+from jena.tracking import names as N
 from sweeps import run_sweep
 from sweeps.faults import FailureStreak, TooManyFailures, failure_kind
 from sweeps.optuna import SweepStudy, open_storage
@@ -87,7 +88,7 @@ def test_optuna_stops_after_failures_of_one_kind(
     assert [t.state for t in store_trials(cfg)] == ["failed", "failed"]
     (parent,) = parents(runs(cfg))
     assert parent.info.status == "FAILED"
-    assert "TooManyFailures" in parent.data.tags[T.TAG_FAILURE]
+    assert "TooManyFailures" in parent.data.tags[N.TAG_FAILURE]
 
 
 def test_every_trial_failed_exits_non_zero_with_the_most_common_reason(
@@ -144,7 +145,7 @@ def test_a_disk_full_during_training_stops_the_sweep_and_the_trial_runs_again(
     assert len(calls) == 2  # stopped at the first: no trial after it
     kids = children(runs(cfg))
     assert [k.info.status for k in kids] == ["FINISHED", "KILLED"]
-    assert kids[1].data.tags[T.TAG_FAILURE].startswith(T.LOST_PREFIX)
+    assert kids[1].data.tags[N.TAG_FAILURE].startswith(T.LOST_PREFIX)
     (parent,) = parents(runs(cfg))
     assert parent.info.status == "FAILED"
     summary = run_sweep(cfg)  # space freed: the same command
@@ -329,10 +330,10 @@ def test_a_full_artifact_store_stops_the_sweep_and_the_resume_reruns_the_lost_tr
     models = client.search_logged_models([lost[0].info.experiment_id])
     for kid in lost:
         assert kid.info.status == "KILLED", kid.data.tags
-        assert kid.data.tags[T.TAG_FAILURE].startswith(T.LOST_PREFIX)
+        assert kid.data.tags[N.TAG_FAILURE].startswith(T.LOST_PREFIX)
         folder = tiny_disk.inside(Path(kid.info.artifact_uri.removeprefix("file://")))
         assert not (folder / "model").exists()  # nothing half-written stays on the run
-        assert T.TAG_MODEL_ID not in kid.data.tags
+        assert N.TAG_MODEL_ID not in kid.data.tags
         assert all(m.source_run_id != kid.info.run_id or m.status != "READY" for m in models)
 
     tiny_disk.free()

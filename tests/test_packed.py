@@ -211,6 +211,7 @@ sys.path.insert(0, os.environ["JENA_TESTS"])
 from conftest import TINY, tiny_sweep
 from sweeps.runner import run_sweep
 from jena import tracking as T
+from jena.tracking import names as N
 from jena.data import load
 from jena.packed import PackedTrial, train_packed
 from jena.refit import RefitSettings, refit
@@ -228,15 +229,15 @@ result = refit("rp", tracking_uri=uri, settings=settings)
 cache = DataCache(load(TINY), "book2")
 members = []
 for c in result.configs:
-    query = (f"tags.{T.TAG_REFIT_KEY} = '{c.candidate.key}' and "
-             f"tags.{T.TAG_RUN_TYPE} = '{T.RUN_REFIT_MEMBER}'")
+    query = (f"tags.{N.TAG_REFIT_KEY} = '{c.candidate.key}' and "
+             f"tags.{N.TAG_RUN_TYPE} = '{N.RUN_REFIT_MEMBER}'")
     for run in T.find_runs(uri, "rp", query):
-        seed = int(run.tags[T.TAG_REFIT_SEED])
-        curve = [v for _, v in T.metric_history(uri, run.run_id, T.METRIC_VAL_MAE)]
+        seed = int(run.tags[N.TAG_REFIT_SEED])
+        curve = [v for _, v in T.metric_history(uri, run.run_id, N.METRIC_VAL_MAE)]
         alone = train_packed([PackedTrial(c.candidate.config.replace(seed=seed))], cache,
                              settings.fidelity())[0]
         members.append({"seed": seed, "packed": run.tags.get("packed"), "raced": bool(c.raced_out),
-                        "state": run.tags[T.TAG_STATE], "epochs": len(curve),
+                        "state": run.tags[N.TAG_STATE], "epochs": len(curve),
                         "gap": max(abs(v - h["val_mae"]) for v, h in zip(curve, alone.history))})
 print(json.dumps({"members": members, "selected": len(result.selected.members)}))
 """

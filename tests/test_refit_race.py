@@ -17,7 +17,8 @@ from jena import cli
 from jena import tracking as T
 from jena.errors import ConfigError
 from jena.refit import RefitSettings, candidates, config_key, plan_refit, refit, refit_status
-from jena.refit_lanes import TAG_RACED_OUT
+from jena.tracking import names as N
+from jena.tracking.names import TAG_RACED_OUT
 from sweeps import run_sweep
 
 GRU = 'space.fixed={architecture="gru", units=8, sequence_length_hours=24, rnn_layers=1, '
@@ -41,8 +42,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def _members(uri: str, experiment: str, patience: int) -> list[Any]:
-    return [r for r in runs(experiment, uri) if r.data.tags.get(T.TAG_RUN_TYPE) ==
-            T.RUN_REFIT_MEMBER and r.data.tags[T.TAG_REFIT_PATIENCE] == str(patience)]  # fmt: skip
+    return [r for r in runs(experiment, uri) if r.data.tags.get(N.TAG_RUN_TYPE) ==
+            N.RUN_REFIT_MEMBER and r.data.tags[N.TAG_REFIT_PATIENCE] == str(patience)]  # fmt: skip
 
 
 def test_the_plan_is_said_before_training_and_holds_within_30_percent(
@@ -111,11 +112,11 @@ def test_the_budget_ends_the_refit_with_what_it_finished(
     said = ", ".join([f"{n} completed", *(["1 stopped by the budget"] if stopped else []),
                       *([f"{waiting} not started"] if waiting else [])])  # fmt: skip
     assert result.outcome_text() == said and not result.complete
-    kids = {int(r.data.tags[T.TAG_REFIT_SEED]): r for r in _members(uri, "race", 4)}
+    kids = {int(r.data.tags[N.TAG_REFIT_SEED]): r for r in _members(uri, "race", 4)}
     assert sorted(kids) == list(range(n + len(stopped)))  # the seeds after never started: no run
     for seed in stopped:
         tags = kids[seed].data.tags
-        assert tags[T.TAG_STATE] == "pruned" and "time budget" in tags[T.TAG_FAILURE]
+        assert tags[N.TAG_STATE] == "pruned" and "time budget" in tags[N.TAG_FAILURE]
     stage = mlflow_client(uri=uri).get_run(str(result.stage_run_id)).data.tags
     assert stage["refit_outcome"] == said
     assert result.selected.members == config.members  # what finished is the champion's
@@ -163,16 +164,16 @@ def test_the_race_stops_the_clearly_worse_configuration_first(
     assert result.complete
     client = mlflow_client(uri=uri)
     for c in result.configs:
-        kids = {int(r.data.tags[T.TAG_REFIT_SEED]): r for r in _members(uri, "race", 5)
-                if r.data.tags[T.TAG_REFIT_KEY] == c.candidate.key}  # fmt: skip
+        kids = {int(r.data.tags[N.TAG_REFIT_SEED]): r for r in _members(uri, "race", 5)
+                if r.data.tags[N.TAG_REFIT_KEY] == c.candidate.key}  # fmt: skip
         if not c.raced_out:
             continue
         assert sorted(kids) == [0]  # its further seed never started
         tags = kids[0].data.tags
         rung = 1 if c.candidate.key == bad else 2
-        assert tags[T.TAG_STATE] == "pruned" and tags[TAG_RACED_OUT] == str(rung)
-        assert tags[T.TAG_FAILURE].startswith(f"raced out at rung {rung}")
-        steps = client.get_metric_history(kids[0].info.run_id, T.METRIC_VAL_MAE)
+        assert tags[N.TAG_STATE] == "pruned" and tags[TAG_RACED_OUT] == str(rung)
+        assert tags[N.TAG_FAILURE].startswith(f"raced out at rung {rung}")
+        steps = client.get_metric_history(kids[0].info.run_id, N.METRIC_VAL_MAE)
         assert [m.step for m in steps] == list(range(1, rung + 1))  # stopped at its rung
 
     again = refit("race", tracking_uri=uri, settings=settings)

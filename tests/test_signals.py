@@ -32,6 +32,7 @@ from optuna.trial import TrialState
 
 from jena import tracking as T
 from jena.book import preset_defaults
+from jena.tracking import names as N
 from sweeps import run_sweep
 from sweeps.optuna import SweepStudy
 from sweeps.optuna._faults import requeue
@@ -156,7 +157,7 @@ def wait_running(proc: subprocess.Popen[bytes], where: Path, log: str, count: in
 
 def wait_training(proc: subprocess.Popen[bytes], where: Path, log: str, count: int) -> None:
     """Until ``count`` trials train, mid-epoch."""
-    wait_running(proc, where, log, count, {T.TAG_RUN_TYPE: T.RUN_TRIAL}, training=True)
+    wait_running(proc, where, log, count, {N.TAG_RUN_TYPE: N.RUN_TRIAL}, training=True)
 
 
 def signal_main(proc: subprocess.Popen[bytes], signum: int) -> tuple[set[int], float]:
@@ -260,8 +261,8 @@ def lost_trials(cfg: Any, workers: int, why: str) -> list[Any]:
     kids = children(runs(cfg))
     assert all(k.info.status != "RUNNING" for k in kids), [k.info.run_name for k in kids]
     stopped = [k for k in kids if k.info.status == "KILLED"]
-    assert {int(k.data.tags[T.TAG_TRIAL_NUMBER]) for k in stopped} == {t.number for t in lost}
-    assert all(why in k.data.tags[T.TAG_FAILURE] for k in stopped)
+    assert {int(k.data.tags[N.TAG_TRIAL_NUMBER]) for k in stopped} == {t.number for t in lost}
+    assert all(why in k.data.tags[N.TAG_FAILURE] for k in stopped)
     return lost
 
 
@@ -299,14 +300,14 @@ def test_sigterm_to_the_main_process_stops_every_worker_and_the_rerun_finishes(
         return
     # Keras Tuner keeps the trial RUNNING in its project and runs it again first on reload
     (stopped,) = [k for k in children(runs(cfg)) if k.info.status == "KILLED"]
-    number = int(stopped.data.tags[T.TAG_TRIAL_NUMBER])
-    assert "SIGTERM" in stopped.data.tags[T.TAG_FAILURE]
+    number = int(stopped.data.tags[N.TAG_TRIAL_NUMBER])
+    assert "SIGTERM" in stopped.data.tags[N.TAG_FAILURE]
     assert [t.state for t in store_trials(cfg)] == ["running"] and number == 0
     summary = run_sweep(dataclasses.replace(cfg, fidelity=tiny_sweep(*SHORT).fidelity))
     assert summary.stop_reason == f"trial budget reached ({trials} of {trials} trials)"
     assert [t.state for t in store_trials(cfg)] == ["completed"] * trials
     again = [k for k in children(nothing_running(cfg)) if k.info.status == "FINISHED"]
-    assert sorted(int(k.data.tags[T.TAG_TRIAL_NUMBER]) for k in again) == list(range(trials))
+    assert sorted(int(k.data.tags[N.TAG_TRIAL_NUMBER]) for k in again) == list(range(trials))
 
 
 @pytest.mark.slow
@@ -342,7 +343,7 @@ def test_sigterm_during_refit_leaves_nothing_running_and_the_rerun_trains_what_i
             "--seeds", "2", "--epochs", "3", "--patience", "3"]  # fmt: skip
     proc = start(argv, in_tmp, "refit.log")
     processes.append(proc)
-    member = {T.TAG_RUN_TYPE: T.RUN_REFIT_MEMBER, T.TAG_REFIT_SEED: "1"}
+    member = {N.TAG_RUN_TYPE: N.RUN_REFIT_MEMBER, N.TAG_REFIT_SEED: "1"}
     wait_running(proc, in_tmp, "refit.log", 1, member)  # the first member trained already
     pids, sent = signal_main(proc, signal.SIGTERM)
     code = proc.wait(timeout=BOUND_S)
@@ -353,9 +354,9 @@ def test_sigterm_during_refit_leaves_nothing_running_and_the_rerun_trains_what_i
     assert "Traceback" not in text, text
     assert text.rstrip().endswith("interrupted by SIGTERM"), text  # after the board's last row
     every = nothing_running(cfg)
-    members = [r for r in every if r.data.tags.get(T.TAG_RUN_TYPE) == T.RUN_REFIT_MEMBER]
+    members = [r for r in every if r.data.tags.get(N.TAG_RUN_TYPE) == N.RUN_REFIT_MEMBER]
     assert sorted(r.info.status for r in members) == ["FINISHED", "KILLED"]
-    (stage,) = [r for r in every if r.data.tags.get(T.TAG_RUN_TYPE) == T.RUN_REFIT]
+    (stage,) = [r for r in every if r.data.tags.get(N.TAG_RUN_TYPE) == N.RUN_REFIT]
     assert stage.info.status == "KILLED"
 
     again = subprocess.run(argv, cwd=in_tmp, env=worker_env(in_tmp), capture_output=True,

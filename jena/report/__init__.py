@@ -24,6 +24,7 @@ from pathlib import Path
 
 from jena import tracking as T
 from jena.errors import ConfigError
+from jena.tracking import names as N
 
 from . import _page as P
 from ._data import ReportData, leaderboard, parse_text, read
@@ -75,6 +76,6 @@ def write_report(
     ]
     result.html.write_text(P.page(data, sections), encoding="utf-8")
     if log and data.parent is not None:
-        T.log_artifacts(uri, data.parent.run_id, folder, T.REPORT_DIR)
+        T.log_artifacts(uri, data.parent.run_id, folder, N.REPORT_DIR)
         result.logged_to = data.parent.run_id
     return result

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from jena import tracking as T
+from jena.tracking import names as N
 
 TOP_CURVES = 5
 TOP_TABLE = 10
@@ -77,7 +78,7 @@ class ReportData:
 def read(experiment: str, uri: str) -> ReportData:
     frame = T.trials_frame(uri, experiment)
     parents = T.sweep_runs(uri, experiment)
-    refits = T.find_runs(uri, experiment, f"tags.{T.TAG_RUN_TYPE} = '{T.RUN_REFIT}'")
+    refits = T.find_runs(uri, experiment, f"tags.{N.TAG_RUN_TYPE} = '{N.RUN_REFIT}'")
     return ReportData(
         experiment=experiment,
         uri=uri,
@@ -91,27 +92,27 @@ def read(experiment: str, uri: str) -> ReportData:
 
 def champion(data: ReportData) -> Champion | None:
     """The latest champion evaluated on the test split: a refit's, else the best trial's."""
-    tested = [r for r in data.refits if T.finite(r.metrics.get(T.METRIC_TEST_MAE)) is not None]
+    tested = [r for r in data.refits if T.finite(r.metrics.get(N.METRIC_TEST_MAE)) is not None]
     if tested:
         r = tested[0]
         members = sorted(
-            (k.removeprefix(f"{T.METRIC_TEST_MAE}_seed"), v)
+            (k.removeprefix(f"{N.METRIC_TEST_MAE}_seed"), v)
             for k, v in r.metrics.items()
-            if k.startswith(f"{T.METRIC_TEST_MAE}_seed")
+            if k.startswith(f"{N.METRIC_TEST_MAE}_seed")
         )
         return Champion(
             kind="refit",
-            label=r.tags.get(T.TAG_LABEL, "?"),
+            label=r.tags.get(N.TAG_LABEL, "?"),
             run_id=r.run_id,
-            val_mae=T.finite(r.metrics.get(T.METRIC_CHAMPION_VAL)),
-            val_skill=T.finite(r.metrics.get(T.METRIC_CHAMPION_VAL_SKILL)),
-            test_mae=float(r.metrics[T.METRIC_TEST_MAE]),
-            baseline_test_mae=T.finite(r.metrics.get(T.METRIC_BASELINE_TEST)),
-            uses=r.tags.get(T.TAG_TEST_COUNT, "?"),
+            val_mae=T.finite(r.metrics.get(N.METRIC_CHAMPION_VAL)),
+            val_skill=T.finite(r.metrics.get(N.METRIC_CHAMPION_VAL_SKILL)),
+            test_mae=float(r.metrics[N.METRIC_TEST_MAE]),
+            baseline_test_mae=T.finite(r.metrics.get(N.METRIC_BASELINE_TEST)),
+            uses=r.tags.get(N.TAG_TEST_COUNT, "?"),
             members=members,
             metrics=dict(r.metrics),
         )
-    column = f"metrics.{T.METRIC_TEST_MAE}"
+    column = f"metrics.{N.METRIC_TEST_MAE}"
     if column not in data.frame.columns:
         return None
     tested_trials = data.frame[data.frame[column].map(T.finite).notna()]
@@ -125,8 +126,8 @@ def champion(data: ReportData) -> Champion | None:
         val_mae=T.finite(row["val_mae"]),
         val_skill=T.finite(row.get("val_skill")),
         test_mae=float(row[column]),
-        baseline_test_mae=T.finite(row.get(f"metrics.{T.METRIC_BASELINE_TEST}")),
-        uses=str(row.get(f"tags.{T.TAG_TEST_COUNT}") or "?"),
+        baseline_test_mae=T.finite(row.get(f"metrics.{N.METRIC_BASELINE_TEST}")),
+        uses=str(row.get(f"tags.{N.TAG_TEST_COUNT}") or "?"),
         members=[],
         metrics={
             str(k).removeprefix("metrics."): float(v)
@@ -142,7 +143,7 @@ def refit_table(data: ReportData) -> dict[str, Any] | None:
 
     for r in data.refits:
         with tempfile.TemporaryDirectory(prefix="jena-report-") as tmp:
-            path = T.download_artifact(data.uri, r.run_id, T.REFIT_FILE, tmp)
+            path = T.download_artifact(data.uri, r.run_id, N.REFIT_FILE, tmp)
             if path is not None:
                 return dict(json.loads(Path(path).read_text()))
     return None
@@ -158,7 +159,7 @@ def compute_curve(
     order they started; the warm-start book models' (label, validation MAE); and the refit's
     members, continuing the compute (full fidelity: every window, the full validation split)."""
     frame = data.frame.sort_values("start_time", kind="stable")
-    fit = frame.get(f"metrics.{T.METRIC_FIT_S}", pd.Series(0.0, index=frame.index))
+    fit = frame.get(f"metrics.{N.METRIC_FIT_S}", pd.Series(0.0, index=frame.index))
     spent, best, xs, ys = 0.0, math.inf, [], []
     for row, seconds in zip(frame.to_dict("records"), fit, strict=True):
         spent += T.finite(seconds) or 0.0
@@ -169,21 +170,21 @@ def compute_curve(
             xs.append(spent)
             ys.append(best)
     books = []
-    column = f"tags.{T.TAG_WARM_START}"
+    column = f"tags.{N.TAG_WARM_START}"
     if column in frame.columns:
         for row in frame.to_dict("records"):
             tag, value = row.get(column), T.finite(row["val_mae"])
             if isinstance(tag, str) and tag.startswith("book:") and value is not None:
                 books.append((tag.removeprefix("book:"), value))
-    query = f"tags.{T.TAG_RUN_TYPE} = '{T.RUN_REFIT_MEMBER}'"
+    query = f"tags.{N.TAG_RUN_TYPE} = '{N.RUN_REFIT_MEMBER}'"
     members = sorted(T.find_runs(data.uri, data.experiment, query), key=lambda r: r.start_time or 0)
     rx: list[float] = [xs[-1]] if xs else []
     ry: list[float] = []
     refit_best = math.inf
     for r in members:
-        spent += T.finite(r.metrics.get(T.METRIC_FIT_S)) or 0.0
-        value = T.finite(r.metrics.get(T.METRIC_BEST_VAL))
-        if value is not None and r.tags.get(T.TAG_STATE) == "completed":
+        spent += T.finite(r.metrics.get(N.METRIC_FIT_S)) or 0.0
+        value = T.finite(r.metrics.get(N.METRIC_BEST_VAL))
+        if value is not None and r.tags.get(N.TAG_STATE) == "completed":
             refit_best = min(refit_best, value)
         if math.isfinite(refit_best):
             if not ry and rx:
@@ -207,10 +208,10 @@ def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
 
 def baseline(frame: pd.DataFrame, parent: T.RunRecord | None) -> float | None:
     if parent is not None:
-        value = T.finite(parent.metrics.get(T.METRIC_BASELINE_VAL))
+        value = T.finite(parent.metrics.get(N.METRIC_BASELINE_VAL))
         if value is not None:
             return value
-    column = f"metrics.{T.METRIC_BASELINE_VAL}"
+    column = f"metrics.{N.METRIC_BASELINE_VAL}"
     if column in frame.columns:
         values = frame[column].map(T.finite).dropna()
         if len(values):
@@ -225,21 +226,21 @@ def curves(data: ReportData, top: int = TOP_CURVES) -> list[Curve]:
     """(label, training MAE, validation MAE) per epoch of the top completed trials."""
     out: list[Curve] = []
     for r in data.done.head(top).to_dict("records"):
-        epochs = int(T.finite(r.get(f"metrics.{T.METRIC_EPOCHS}")) or 10**6)
+        epochs = int(T.finite(r.get(f"metrics.{N.METRIC_EPOCHS}")) or 10**6)
         series = {}
-        for key in (T.METRIC_MAE, T.METRIC_VAL_MAE):
+        for key in (N.METRIC_MAE, N.METRIC_VAL_MAE):
             history = T.metric_history(data.uri, r["run_id"], key)
             series[key] = [(s, v) for s, v in history if 1 <= s <= epochs]
         val = T.finite(r["val_mae"])
         label = f"{r.get('driver')} #{r['number']} {T.label(r)} ({val:.3f})"
-        out.append((label, series[T.METRIC_MAE], series[T.METRIC_VAL_MAE]))
+        out.append((label, series[N.METRIC_MAE], series[N.METRIC_VAL_MAE]))
     return out
 
 
 def test_predictions(uri: str, run_id: str) -> pd.DataFrame | None:
     """The champion's ``test_predictions.csv`` (logged by ``jena best``), or None."""
     with tempfile.TemporaryDirectory(prefix="jena-report-") as tmp:
-        local = T.download_artifact(uri, run_id, T.PREDICTIONS_FILE, tmp)
+        local = T.download_artifact(uri, run_id, N.PREDICTIONS_FILE, tmp)
         if local is None:
             return None
         return pd.read_csv(Path(local), parse_dates=["time"])

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from jena import tracking as T
-from jena.uncertainty import METRIC_RIDGE_TEST, METRIC_RIDGE_VAL, METRIC_RIDGE_VAL_SKILL
+from jena.tracking import names as N
 
 from . import _figures as F
 from ._data import (
@@ -142,11 +142,11 @@ def trials_section(data: ReportData) -> str:
 def _ridge(data: ReportData) -> str:
     """The linear reference the sweep's start recorded on its parent run, if any."""
     metrics = data.parent.metrics if data.parent is not None else {}
-    mae = T.finite(metrics.get(METRIC_RIDGE_VAL))
+    mae = T.finite(metrics.get(N.METRIC_RIDGE_VAL))
     if mae is None:
         return ""
-    skill = metrics.get(METRIC_RIDGE_VAL_SKILL)
-    low, high = (metrics.get(f"{METRIC_RIDGE_VAL_SKILL}_{end}") for end in ("low", "high"))
+    skill = metrics.get(N.METRIC_RIDGE_VAL_SKILL)
+    low, high = (metrics.get(f"{N.METRIC_RIDGE_VAL_SKILL}_{end}") for end in ("low", "high"))
     band = f" [{fmt(low, '+.1%')}, {fmt(high, '+.1%')}]" if T.finite(low) is not None else ""
     return (f" · linear reference (ridge) {mae:.4f} °C, skill {fmt(skill, '+.1%')}{band}: a "
             "deep model that cannot beat it has not earned its cost")  # fmt: skip
@@ -154,7 +154,7 @@ def _ridge(data: ReportData) -> str:
 
 def _reading_note(data: ReportData) -> str:
     """How to read the intervals; that gains on the synthetic record are upper bounds."""
-    sources = set(data.frame.get(f"tags.{T.TAG_DATA_SOURCE}", pd.Series(dtype=str)).dropna())
+    sources = set(data.frame.get(f"tags.{N.TAG_DATA_SOURCE}", pd.Series(dtype=str)).dropna())
     synthetic = any(str(s).startswith("synthetic") for s in sources)
     return (
         '<p class="meta">Intervals [low, high] are 95 %: a block bootstrap over whole days of '
@@ -177,11 +177,11 @@ def leaderboard_section(data: ReportData, folder: Path, result: ReportResult) ->
     result.figures.append(F.fig_leaderboard(board, baseline, folder / "leaderboard.png"))
     rows = []
     for r in board.to_dict("records"):
-        own = T.finite(r.get(f"metrics.{T.METRIC_BASELINE_VAL}")) or baseline
+        own = T.finite(r.get(f"metrics.{N.METRIC_BASELINE_VAL}")) or baseline
         skill = 1 - r["val_mae"] / own if own else None
         rows.append([
             str(r["label"]), str(r["trials"]), fmt(r["val_mae"]), fmt(own), fmt(skill, "+.1%"),
-            fmt(r.get(f"metrics.{T.METRIC_TEST_MAE}")),
+            fmt(r.get(f"metrics.{N.METRIC_TEST_MAE}")),
             f"{int(r['param_count']):,}" if T.finite(r.get("param_count")) else "",
             f"{r.get('number')} ({r.get('driver')})",
         ])  # fmt: skip
@@ -246,15 +246,15 @@ def champion_section(data: ReportData, folder: Path, result: ReportResult) -> st
         return text if found is None or not text else (
             f"{text} [{format(found[0], spec)}, {format(found[1], spec)}]")  # fmt: skip
 
-    rows = [[what, with_interval(champ.val_mae, T.METRIC_CHAMPION_VAL),
-             with_interval(champ.test_mae, T.METRIC_TEST_MAE), fmt(base),
-             with_interval(skill, T.METRIC_TEST_SKILL, "+.1%"), champ.uses]]  # fmt: skip
+    rows = [[what, with_interval(champ.val_mae, N.METRIC_CHAMPION_VAL),
+             with_interval(champ.test_mae, N.METRIC_TEST_MAE), fmt(base),
+             with_interval(skill, N.METRIC_TEST_SKILL, "+.1%"), champ.uses]]  # fmt: skip
     for seed, mae in champ.members:
         member_skill = 1 - mae / base if base else None
         rows.append([f"  seed {seed}", "", fmt(mae), fmt(base), fmt(member_skill, "+.1%"), ""])
-    ridge = T.finite(champ.metrics.get(METRIC_RIDGE_TEST))
+    ridge = T.finite(champ.metrics.get(N.METRIC_RIDGE_TEST))
     if ridge is not None:
-        rows.append(["ridge (linear reference)", fmt(champ.metrics.get(METRIC_RIDGE_VAL)),
+        rows.append(["ridge (linear reference)", fmt(champ.metrics.get(N.METRIC_RIDGE_VAL)),
                      fmt(ridge), fmt(base), fmt(1 - ridge / base if base else None, "+.1%"),
                      ""])  # fmt: skip
     parts = [
@@ -280,7 +280,7 @@ def champion_section(data: ReportData, folder: Path, result: ReportResult) -> st
             "test period; on a short record, a chronological split tests on other seasons than "
             "it selects on (use <code>--preset blocked</code>).</p>"
         )
-    val_low = champ.interval(T.METRIC_CHAMPION_VAL_SKILL)
+    val_low = champ.interval(N.METRIC_CHAMPION_VAL_SKILL)
     unproven = val_low[0] <= 0 if val_low else (champ.val_skill or 0) <= 0
     if champ.val_skill is not None and unproven:
         parts.append(
@@ -297,7 +297,7 @@ def champion_section(data: ReportData, folder: Path, result: ReportResult) -> st
         )
     pred = read_predictions(data.uri, champ.run_id)
     if pred is None:
-        message = f"the champion's {T.PREDICTIONS_FILE} is missing"
+        message = f"the champion's {N.PREDICTIONS_FILE} is missing"
         result.notes.append(message)
         return "".join(parts) + note(message + ": run `jena best` again to log it.")
     if pred.empty:
@@ -345,7 +345,7 @@ def compute_section(data: ReportData, folder: Path, result: ReportResult) -> str
     if T.finite(data.baseline) is not None and _on_real_data(data):
         from jena.book import edition_models
 
-        preset = str(data.frame.get(f"tags.{T.TAG_PRESET}", pd.Series(["book2"])).iloc[0])
+        preset = str(data.frame.get(f"tags.{N.TAG_PRESET}", pd.Series(["book2"])).iloc[0])
         if preset in ("book2", "book1"):  # the published figures are of the book's splits
             references += [(f"book {m.name} (published)", m.published_val_mae)
                            for m in edition_models(preset) if m.published_val_mae]  # fmt: skip
@@ -362,7 +362,7 @@ def compute_section(data: ReportData, folder: Path, result: ReportResult) -> str
 
 
 def _on_real_data(data: ReportData) -> bool:
-    column = f"tags.{T.TAG_DATA_SOURCE}"
+    column = f"tags.{N.TAG_DATA_SOURCE}"
     return column in data.frame.columns and set(data.frame[column].dropna()) == {"jena"}
 
 
@@ -388,7 +388,7 @@ def search_section(
 
 
 def top_trials_section(data: ReportData) -> str:
-    prefix = f"params.{T.PARAM_SEARCH_PREFIX}"
+    prefix = f"params.{N.PARAM_SEARCH_PREFIX}"
     hp_columns = sorted(c for c in data.frame.columns if c.startswith(prefix))
     rows = []
     for r in data.done.head(TOP_TABLE).to_dict("records"):
@@ -409,7 +409,7 @@ def top_trials_section(data: ReportData) -> str:
 
 def page(data: ReportData, sections: list[str]) -> str:
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    column = f"tags.{T.TAG_DATA_SOURCE}"
+    column = f"tags.{N.TAG_DATA_SOURCE}"
     sources = sorted(set(data.frame.get(column, pd.Series(dtype=str)).dropna()))
     parent = data.parent
     meta = (

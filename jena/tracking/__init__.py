@@ -26,13 +26,12 @@ or any host's whose heartbeat stopped), ``_retry`` (a shared store: create-or-ge
 bounded retries while it is unreachable, the check before a sweep).
 """
 
-from ._encode import finite, first_line
-from ._names import *
+from . import names
+from ._encode import finite
 from ._read import (
     RunRecord,
     completed_trials,
     download_artifact,
-    experiment_id,
     experiment_names,
     experiment_tags,
     find_runs,
@@ -50,25 +49,54 @@ from ._read import (
     trials_frame,
 )
 from ._registry import (
-    ForecastModel,
     load_forecaster,
-    load_model,
     log_test_evaluation,
     previous_test_evaluations,
-    quiet,
     register_model,
 )
-from ._retry import is_unavailable, retry_window, set_retry_window
-from ._run import LOST_PREFIX, SweepRun, TrialRun, TrialState
-from ._runs import DatasetInfo, Tracker, git_commit, standard_tags
-from ._stale import ORPHAN_REASON, STALE_REASON, close_stale_runs, close_trial_runs
-from ._store import (
-    ENV_TRACKING_URI,
-    absolute_uri,
-    check_store,
-    default_tracking_uri,
-    is_remote,
-    is_shared,
-    resolve_uri,
-    search_all,
-)
+from ._retry import set_retry_window
+from ._run import LOST_PREFIX, SweepRun, TrialRun
+from ._runs import DatasetInfo, Tracker
+from ._stale import STALE_REASON, close_stale_runs, close_trial_runs
+from ._store import check_store, default_tracking_uri, is_remote, is_shared, resolve_uri
+
+__all__ = [  # the public face; the names of tags, metrics and artifacts: `names`
+    "LOST_PREFIX",
+    "STALE_REASON",
+    "DatasetInfo",
+    "RunRecord",
+    "SweepRun",
+    "Tracker",
+    "TrialRun",
+    "check_store",
+    "close_stale_runs",
+    "close_trial_runs",
+    "completed_trials",
+    "default_tracking_uri",
+    "download_artifact",
+    "experiment_names",
+    "experiment_tags",
+    "find_runs",
+    "finite",
+    "get_run",
+    "is_remote",
+    "is_shared",
+    "label",
+    "latest_sweep",
+    "load_forecaster",
+    "load_model_dir",
+    "load_trial_model",
+    "log_artifacts",
+    "log_test_evaluation",
+    "metric_history",
+    "names",
+    "previous_test_evaluations",
+    "register_model",
+    "resolve_uri",
+    "runs_page",
+    "select_best",
+    "set_retry_window",
+    "sweep_definition",
+    "sweep_runs",
+    "trials_frame",
+]

@@ -18,7 +18,7 @@ from mlflow.exceptions import MlflowException
 
 from jena.errors import ConfigError
 
-from . import _names as N
+from . import names as N
 from ._encode import finite
 from ._store import client, resolve_uri, search_all
 

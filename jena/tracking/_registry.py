@@ -37,7 +37,7 @@ from jena.forecasting import OUTPUT, duration, window_rows
 from jena.schema import COLUMNS, DATE_COLUMN, DATE_FORMAT, DATE_HINT
 
 from . import _encode as enc
-from . import _names as N
+from . import names as N
 from ._read import load_model_dir, load_model_files
 from ._store import client, resolve_uri
 

@@ -25,7 +25,7 @@ from jena.errors import InfrastructureError
 from jena.faults import as_infrastructure
 
 from . import _encode as enc
-from . import _names as N
+from . import names as N
 from ._store import search_all
 
 if TYPE_CHECKING:

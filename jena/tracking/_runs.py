@@ -26,7 +26,7 @@ from jena.devices import keras_backend
 from jena.owner import owner
 
 from . import _encode as enc
-from . import _names as N
+from . import names as N
 from ._retry import create_or_get
 from ._run import TRIAL_STATUS, SweepRun, TrialRun, TrialState
 from ._store import client as store_client

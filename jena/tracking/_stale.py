@@ -16,7 +16,7 @@ from __future__ import annotations
 from jena.owner import owner_is_dead
 
 from . import _encode as enc
-from . import _names as N
+from . import names as N
 from ._runs import Tracker
 
 STALE_REASON = "stale: its process died"

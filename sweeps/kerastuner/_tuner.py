@@ -13,10 +13,10 @@ from typing import Any
 
 import keras_tuner as kt
 
-from jena import tracking as T
 from jena.book import preset_defaults
 from jena.errors import ConfigError, InfrastructureError
 from jena.space import Space
+from jena.tracking import names as N
 
 from ..config import SweepConfig
 from ..drivers import Best, Resume
@@ -158,7 +158,7 @@ class SweepTuner(kt.Tuner):
                 values,
                 report=None,
                 max_epochs=int(epochs) if epochs else None,
-                tags={T.TAG_WARM_START: label} if label else None,
+                tags={N.TAG_WARM_START: label} if label else None,
             )
         except InfrastructureError as exc:
             raise _Lost(exc) from exc

@@ -13,6 +13,7 @@ from jena import tracking as T
 from jena.errors import ConfigError
 from jena.owner import owner_is_dead
 from jena.packed import require_jax
+from jena.tracking import names as N
 
 from ..config import SweepConfig
 from ..drivers import Best, Capabilities, Resume, StopSignal
@@ -77,7 +78,7 @@ class OptunaDriver:
             )
         queued, added = [], []
         for point in points:
-            attrs: dict[str, Any] = {T.TAG_WARM_START: point.label}
+            attrs: dict[str, Any] = {N.TAG_WARM_START: point.label}
             if point.val_mae is None:
                 s.enqueue_trial(point.values, user_attrs=attrs, skip_if_exists=True)
                 queued.append(point.label)

@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 
 from jena import signals
-from jena import tracking as T
+from jena.tracking import names as N
 
 from ..drivers import StopSignal
 from ..faults import FailureStreak, TooManyFailures
@@ -71,8 +71,8 @@ class TrialLoop:
                 values = self.suggest(trial)
                 if values is None:
                     return self.told_failure(trial, str(trial.user_attrs.get(F.FAIL_REASON)))
-                label = trial.user_attrs.get(T.TAG_WARM_START)
-                tags = {T.TAG_WARM_START: label} if label else None
+                label = trial.user_attrs.get(N.TAG_WARM_START)
+                tags = {N.TAG_WARM_START: label} if label else None
                 with F.heartbeat(U.storage_of(study.study), U.trial_id(trial)):
                     result = run_trial(ctx, trial.number, values, report=study.pruning(trial),
                                        tags=tags)  # fmt: skip

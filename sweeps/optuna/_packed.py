@@ -25,17 +25,15 @@ from typing import Any
 import optuna
 
 from jena import signals
-from jena import tracking as T
 from jena.errors import TrialError
 from jena.packed import PackedTrial, shape_key, train_packed
+from jena.tracking import names as N
 from jena.train import TrialResult
 
 from ..stop import stop_rule
 from ..trial import SweepContext, TrialRecording, record_failure, run_trial, start_trial
 from . import _faults as F
 from ._study import SweepStudy
-
-TAG_PACKED = "packed"  # on a packed trial's run: the slots of its pack
 
 
 @dataclass
@@ -46,8 +44,8 @@ class _Proposal:
 
     @property
     def tags(self) -> dict[str, str]:
-        label = self.trial.user_attrs.get(T.TAG_WARM_START)
-        return {T.TAG_WARM_START: label} if label else {}
+        label = self.trial.user_attrs.get(N.TAG_WARM_START)
+        return {N.TAG_WARM_START: label} if label else {}
 
 
 class PackedLoop:
@@ -150,7 +148,7 @@ class PackedLoop:
         """``p`` started as a trial (its run, its recorder) and as a member of a pack."""
         started = start_trial(self.ctx, p.trial.number, p.values,
                               report=self.study.pruning(p.trial),
-                              tags={**p.tags, TAG_PACKED: str(self.size)},
+                              tags={**p.tags, N.TAG_PACKED: str(self.size)},
                               note="  [packed]")  # fmt: skip
         assert not isinstance(started, TrialResult)  # packable proposals are valid points
 

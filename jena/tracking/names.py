@@ -95,6 +95,14 @@ METRIC_BASELINE_TEST = "baseline_test_mae"
 METRIC_TEST_WINDOWS = "test_windows"
 METRIC_CHAMPION_VAL = "champion_val_mae"  # what was tested: its validation MAE, and skill
 METRIC_CHAMPION_VAL_SKILL = "champion_val_skill"
+METRIC_RIDGE_VAL = "ridge_val_mae"  # the linear reference (+ _skill, _skill_low, _skill_high)
+METRIC_RIDGE_VAL_SKILL = "ridge_val_skill"
+METRIC_RIDGE_TEST = "ridge_test_mae"
+METRIC_REFIT_ESTIMATE = "estimated_fit_s"  # a refit run: the plan's estimate, before training
+METRIC_REFIT_RATIO = "estimate_ratio"  # measured fit seconds / estimated
+TAG_REFIT_OUTCOME = "refit_outcome"  # a refit run: what finished and what did not
+TAG_RACED_OUT = "refit_raced_out"  # a refit member the race stopped: the epochs of its rung
+TAG_PACKED = "packed"  # a run trained in a packed program (a trial, a refit seed): its slots
 TAG_TRIALS_PREFIX = "trials_"  # parent-run tags: trials_completed, trials_pruned, ...
 EPOCH_METRICS = (METRIC_LOSS, METRIC_MAE, METRIC_VAL_LOSS, METRIC_VAL_MAE)
 
