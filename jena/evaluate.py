@@ -42,9 +42,8 @@ Only this module (and ``jena baseline``) ever asks :func:`jena.prepare.prepare` 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +53,7 @@ import pandas as pd
 from . import tracking as T
 from .data import Dataset
 from .errors import ConfigError, JenaError
+from .evaluation import Evaluation
 from .linear import Ridge, fit_ridge
 from .prepare import Prepared, feature_matrix, prepare
 from .recording import Events
@@ -62,7 +62,7 @@ from .refit import refit as run_refit
 from .serve import Forecaster
 from .splits import Split
 from .tracking import names as N
-from .uncertainty import Comparison, Interval, compare, day_of
+from .uncertainty import Comparison, compare, day_of
 
 __all__ = ["Evaluation", "NotBetterThanPersistence", "evaluate_best"]
 
@@ -74,115 +74,6 @@ class NotBetterThanPersistence(JenaError):
 
 
 STATS_RTOL = 1e-9
-
-
-@dataclass
-class Evaluation:
-    """The outcome of one ``jena best``."""
-
-    experiment: str
-    run_id: str
-    trial: int | None
-    driver: str | None
-    architecture: str
-    val_mae: float
-    baseline_val_mae: float | None
-    test_mae: float
-    baseline_test_mae: float
-    test_windows: int
-    data_source: str
-    data_digest: str
-    evaluation: int  # 1 for the first look at the test split from this run
-    kind: str = "trial"  # "trial": a sweep trial's model; "refit": the refit seeds, averaged
-    label: str = ""  # the configuration (its source trial's run name)
-    val_skill: float | None = None  # 1 - val MAE / persistence on the same windows
-    members: list[dict[str, Any]] = field(default_factory=list)  # seed, run_id, val/test MAE
-    best_val_member_test_mae: float | None = None  # the single best-validation seed's test MAE
-    previous: list[str] = field(default_factory=list)  # earlier evaluations (UTC, ISO)
-    other_runs_evaluated: int = 0  # test evaluations of other trials of this experiment
-    registered_model: str | None = None
-    version: str | None = None
-    alias: str | None = None
-    model_uri: str | None = None
-    # the champion against persistence and against the linear reference, on the same windows
-    val_vs_persistence: Comparison | None = None  # full validation split
-    val_vs_ridge: Comparison | None = None
-    test_vs_persistence: Comparison | None = None
-    test_vs_ridge: Comparison | None = None
-    forced: bool = False  # promoted by --force without the evidence the gate asks for
-    seeds_note: str | None = None  # the refit champion rests on one finished seed only
-    refit_outcome: str | None = None  # what the refit run now finished and did not
-
-    @property
-    def test_skill(self) -> float:
-        return 1.0 - self.test_mae / self.baseline_test_mae if self.baseline_test_mae else math.nan
-
-    @property
-    def worse_than_persistence_on_test(self) -> bool:
-        return self.test_mae > self.baseline_test_mae
-
-    @property
-    def test_verdict(self) -> str:
-        """One plain line on the test split: better or worse than persistence, how sure."""
-        c = self.test_vs_persistence
-        how = f"skill {c.skill.text('+.1%')}, DM p = {c.dm.p_value:.2g}" if c else ""
-        noise = c is not None and not c.skill.excludes_zero
-        if self.worse_than_persistence_on_test:
-            return (
-                f"the champion is WORSE than persistence on the test split: test MAE "
-                f"{self.test_mae:.3f} °C against {self.baseline_test_mae:.3f} °C ({how})"
-                + ("; within the noise of the test period" if noise else "")
-                + ("" if self.forced else "; what it gained on validation did not carry over")
-            )
-        sure = "but within the noise: not told apart from persistence there" if noise else (
-            "and its interval excludes zero")  # fmt: skip
-        return f"the champion beats persistence on the test split ({how}) {sure}"
-
-    @property
-    def warning(self) -> str | None:
-        if not self.previous:
-            return None
-        last = self.previous[-1].replace("T", " ").replace("+00:00", " UTC")
-        return (
-            f"the test set of this run was already used {len(self.previous)} time(s), last on "
-            f"{last}: this test MAE is no longer an unbiased estimate"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["test_skill"] = self.test_skill
-        out["warning"] = self.warning
-        out["worse_than_persistence_on_test"] = self.worse_than_persistence_on_test
-        out["test_verdict"] = self.test_verdict
-        for key in ("val_vs_persistence", "val_vs_ridge", "test_vs_persistence", "test_vs_ridge"):
-            c = getattr(self, key)
-            out[key] = c.to_dict() if c is not None else None
-        return out
-
-    def interval_metrics(self) -> dict[str, float]:
-        """The intervals, DM tests and the reference for the champion's run (module docstring)."""
-        out: dict[str, float] = {}
-        pairs: tuple[tuple[str, Comparison | None, str], ...] = (
-            ("val", self.val_vs_persistence, N.METRIC_CHAMPION_VAL),
-            ("test", self.test_vs_persistence, N.METRIC_TEST_MAE),
-        )
-        for split, c, mae in pairs:
-            if c is None:
-                continue
-            skill = N.METRIC_CHAMPION_VAL_SKILL if split == "val" else N.METRIC_TEST_SKILL
-            out |= {f"{mae}_low": c.mae.low, f"{mae}_high": c.mae.high}
-            out |= {f"{skill}_low": c.skill.low, f"{skill}_high": c.skill.high}
-            out |= {f"{split}_dm_stat": c.dm.statistic, f"{split}_dm_pvalue": c.dm.p_value}
-        for split, r, name in (("val", self.val_vs_ridge, N.METRIC_RIDGE_VAL),
-                               ("test", self.test_vs_ridge, N.METRIC_RIDGE_TEST)):  # fmt: skip
-            if r is not None:
-                out[name] = r.reference_mae.estimate
-                out |= _interval(f"{split}_skill_vs_ridge", r.skill)
-        return out
-
-
-def _interval(name: str, interval: Interval) -> dict[str, float]:
-    return {name: interval.estimate, f"{name}_low": interval.low, f"{name}_high": interval.high}
 
 
 def _check_stats(prepared: Prepared, cfg: Mapping[str, Any], dataset: Dataset) -> Prepared:
@@ -355,13 +246,29 @@ def _record_and_register(
     members: list[str] | None,
     description: str,
 ) -> Evaluation:
+    """Record the look on ``ev.run_id`` (metrics, the predictions, the summary) and register
+    the champion's pyfunc (unless ``register_name`` is None)."""
+    T.log_test_evaluation(uri, ev.run_id, evaluation=ev.evaluation,
+                          when=datetime.now(UTC).replace(microsecond=0), previous=ev.previous,
+                          metrics=_test_metrics(ev), data_source=ev.data_source,
+                          predictions=result.frame(), summary=ev.to_dict())  # fmt: skip
+    if register_name:
+        version = T.register_model(uri, ev.run_id, cfg, name=register_name, alias=alias,
+                                   description=description, members=members,
+                                   version_tags=_version_tags(ev, members))  # fmt: skip
+        ev.registered_model, ev.version = register_name, version
+        ev.alias, ev.model_uri = alias, f"models:/{register_name}@{alias}"
+    return ev
+
+
+def _test_metrics(ev: Evaluation) -> dict[str, float]:
     metrics = {
         N.METRIC_TEST_MAE: ev.test_mae,
         N.METRIC_BASELINE_TEST: ev.baseline_test_mae,
         N.METRIC_TEST_WINDOWS: float(ev.test_windows),
         N.METRIC_TEST_SKILL: ev.test_skill,
+        N.METRIC_CHAMPION_VAL: ev.val_mae,
     }
-    metrics[N.METRIC_CHAMPION_VAL] = ev.val_mae
     if ev.val_skill is not None:
         metrics[N.METRIC_CHAMPION_VAL_SKILL] = ev.val_skill
     metrics |= ev.interval_metrics()
@@ -369,51 +276,30 @@ def _record_and_register(
         metrics[f"{N.METRIC_TEST_MAE}_seed{member['seed']}"] = member["test_mae"]
     if ev.best_val_member_test_mae is not None:
         metrics[f"{N.METRIC_TEST_MAE}_best_val_seed"] = ev.best_val_member_test_mae
-    T.log_test_evaluation(
-        uri,
-        ev.run_id,
-        evaluation=ev.evaluation,
-        when=datetime.now(UTC).replace(microsecond=0),
-        previous=ev.previous,
-        metrics=metrics,
-        data_source=ev.data_source,
-        predictions=result.frame(),
-        summary=ev.to_dict(),
-    )
-    if register_name:
-        val, test = ev.val_vs_persistence, ev.test_vs_persistence
-        version = T.register_model(
-            uri,
-            ev.run_id,
-            cfg,
-            name=register_name,
-            alias=alias,
-            description=description,
-            members=members,
-            version_tags={
-                "experiment": ev.experiment,
-                "kind": ev.kind,
-                "trial": ev.trial,
-                "label": ev.label,
-                "architecture": ev.architecture,
-                "members": len(members or [ev.run_id]),
-                "val_mae": f"{ev.val_mae:.4f}",
-                "test_mae": f"{ev.test_mae:.4f}",
-                "baseline_test_mae": f"{ev.baseline_test_mae:.4f}",
-                "data_digest": ev.data_digest,
-                "beats_persistence_on_val": str(bool(val and val.beats_reference)).lower(),
-                "promoted_on": "force" if ev.forced else "evidence",
-                "val_skill_interval": val.skill.text("+.2%") if val else "",
-                "test_skill_interval": test.skill.text("+.2%") if test else "",
-                "worse_than_persistence_on_test": str(ev.worse_than_persistence_on_test).lower(),
-                "ridge_test_mae": (
-                    f"{ev.test_vs_ridge.reference_mae.estimate:.4f}" if ev.test_vs_ridge else ""
-                ),
-            },
-        )
-        ev.registered_model, ev.version = register_name, version
-        ev.alias, ev.model_uri = alias, f"models:/{register_name}@{alias}"
-    return ev
+    return metrics
+
+
+def _version_tags(ev: Evaluation, members: list[str] | None) -> dict[str, Any]:
+    """What the registered version says of itself: the figures, the evidence, the verdict."""
+    val, test, ridge = ev.val_vs_persistence, ev.test_vs_persistence, ev.test_vs_ridge
+    return {
+        "experiment": ev.experiment,
+        "kind": ev.kind,
+        "trial": ev.trial,
+        "label": ev.label,
+        "architecture": ev.architecture,
+        "members": len(members or [ev.run_id]),
+        "val_mae": f"{ev.val_mae:.4f}",
+        "test_mae": f"{ev.test_mae:.4f}",
+        "baseline_test_mae": f"{ev.baseline_test_mae:.4f}",
+        "data_digest": ev.data_digest,
+        "beats_persistence_on_val": str(bool(val and val.beats_reference)).lower(),
+        "promoted_on": "force" if ev.forced else "evidence",
+        "val_skill_interval": val.skill.text("+.2%") if val else "",
+        "test_skill_interval": test.skill.text("+.2%") if test else "",
+        "worse_than_persistence_on_test": str(ev.worse_than_persistence_on_test).lower(),
+        "ridge_test_mae": f"{ridge.reference_mae.estimate:.4f}" if ridge else "",
+    }
 
 
 def evaluate_best(
@@ -445,59 +331,56 @@ def evaluate_best(
                        dataset=dataset, events=events, plan=plan)  # fmt: skip
     chosen = status.selected
     members = chosen.members
-    models, cfg = [], None
-    for member in members:
-        model, member_cfg = T.load_trial_model(uri, member.run_id)
-        models.append(model)
-        cfg = cfg or member_cfg
-    assert cfg is not None
-    forecaster = Forecaster(models, cfg)
+    forecaster, cfg = _champion(uri, [m.run_id for m in members])
     first = T.get_run(uri, members[0].run_id)
     dataset = sweep_dataset(first.tags, cfg, data=data, dataset=dataset,
                             who=f"refit run {members[0].run_id}")  # fmt: skip
     prepared, index = _test_data(cfg, dataset)
     what = f"its refit champion ({chosen.candidate.label}, {len(members)} seeds averaged)"
     look = _evidence_then_look(experiment, what, forecaster, prepared, index, force)
-    val = look.val_vs_persistence  # the champion, as one forecaster, on the full split
-    result, test_mae, baseline, windows = look.result, look.test_mae, look.baseline, look.windows
     record = status.stage_run_id or latest_refit_run(uri, experiment)
-    tags = T.get_run(uri, record).tags
-    previous = T.previous_test_evaluations(tags)
-    per_member = result.member_mae()
+    ev = _refit_evaluation(experiment, uri, record, status, look, dataset)
+    return _record_and_register(
+        ev, look.result, cfg, uri, register_name=register_name, alias=alias,
+        members=[m.run_id for m in members],
+        description=f"{chosen.candidate.label} of {experiment}: {len(members)} seeds averaged",
+    )  # fmt: skip
+
+
+def _champion(uri: str, run_ids: list[str]) -> tuple[Forecaster, dict[str, Any]]:
+    """The models of ``run_ids`` as one forecaster (their mean), and their data config."""
+    loaded = [T.load_trial_model(uri, run_id) for run_id in run_ids]
+    return Forecaster([m for m, _ in loaded], loaded[0][1]), loaded[0][1]
+
+
+def _refit_evaluation(
+    experiment: str, uri: str, record: str, status: Any, look: _Look, dataset: Dataset
+) -> Evaluation:
+    """What one look at the test split says of the refit's selected configuration: its seeds
+    averaged, each seed, the intervals, recorded on the refit run ``record``."""
+    chosen = status.selected
+    members = chosen.members
+    val = look.val_vs_persistence  # the champion, as one forecaster, on the full split
+    previous = T.previous_test_evaluations(T.get_run(uri, record).tags)
+    per_member = look.result.member_mae()
     best_seed = chosen.best_member().seed
     member_rows = [
         {"seed": m.seed, "run_id": m.run_id, "val_mae": m.val_mae, "test_mae": mae}
         for m, mae in zip(members, per_member, strict=True)
     ]
-    ev = Evaluation(
-        experiment=experiment,
-        run_id=record,
-        trial=chosen.candidate.source_trial,
-        driver=None,
-        architecture=chosen.candidate.config.architecture,
-        val_mae=val.mae.estimate,
-        baseline_val_mae=val.reference_mae.estimate,
-        test_mae=test_mae,
-        baseline_test_mae=baseline,
-        test_windows=windows,
-        data_source=dataset.source,
-        data_digest=dataset.digest,
-        evaluation=len(previous) + 1,
-        kind="refit",
-        label=chosen.candidate.label,
-        val_skill=val.skill.estimate,
+    return Evaluation(
+        experiment=experiment, run_id=record, trial=chosen.candidate.source_trial, driver=None,
+        architecture=chosen.candidate.config.architecture, val_mae=val.mae.estimate,
+        baseline_val_mae=val.reference_mae.estimate, test_mae=look.test_mae,
+        baseline_test_mae=look.baseline, test_windows=look.windows,
+        data_source=dataset.source, data_digest=dataset.digest, evaluation=len(previous) + 1,
+        kind="refit", label=chosen.candidate.label, val_skill=val.skill.estimate,
         members=member_rows,
         best_val_member_test_mae=per_member[[m.seed for m in members].index(best_seed)],
         previous=previous,
         other_runs_evaluated=_other_evaluations(T.trials_frame(uri, experiment), record),
-        **look.comparisons(),
-        seeds_note=status.seeds_note,
+        **look.comparisons(), seeds_note=status.seeds_note,
         refit_outcome=status.outcome_text() if status.stage_run_id else None,
-    )
-    return _record_and_register(
-        ev, result, cfg, uri, register_name=register_name, alias=alias,
-        members=[m.run_id for m in members],
-        description=f"{chosen.candidate.label} of {experiment}: {len(members)} seeds averaged",
     )  # fmt: skip
 
 
