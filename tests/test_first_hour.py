@@ -230,7 +230,7 @@ def test_a_model_worse_than_persistence_is_not_promoted(
     assert version.tags["beats_persistence_on_val"] == "false"
     assert cli.main(["report", "--experiment", cfg.name, "--no-log"]) == 0
     page = (in_tmp / "reports" / cfg.name / "index.html").read_text()
-    assert "does not beat persistence on validation" in page
+    assert "cannot be told apart from persistence on validation" in page
 
 
 # --------------------------------------------------------------------------- command line

@@ -235,6 +235,29 @@ def champion_section(data: ReportData, folder: Path, result: ReportResult) -> st
             f"{data.experiment}` once (it refits the top configurations first), then write "
             "this report again."
         )
+    parts = [head, _champion_table(champ), *_champion_notes(champ)]
+    pred = read_predictions(data.uri, champ.run_id)
+    if pred is None:
+        message = f"the champion's {N.PREDICTIONS_FILE} is missing"
+        result.notes.append(message)
+        return "".join(parts) + note(message + ": run `jena best` again to log it.")
+    if pred.empty:
+        return "".join(parts) + note("No test windows.")
+    result.figures.append(F.fig_week(pred, folder / "forecast_week.png"))
+    result.figures.append(F.fig_errors(pred, folder / "error_by_time.png"))
+    parts.append(
+        figure("forecast_week.png", "forecast vs actual over a test week",
+               "One week of the test split: the champion's 24-hour-ahead forecast, the actual "
+               "temperature and the persistence forecast, at the target times.")
+        + figure("error_by_time.png", "test error by hour of day and by month",
+                 "Mean absolute error on the test windows by the hour of day and the month of "
+                 "the target time: champion vs persistence.")
+    )  # fmt: skip
+    return "".join(parts)
+
+
+def _champion_table(champ: Any) -> str:
+    """The champion, its seeds and the ridge reference against persistence on test."""
     base = champ.baseline_test_mae
     skill = 1 - champ.test_mae / base if base else None
     what = (f"{champ.label}: {len(champ.members)} seeds averaged (refit)"
@@ -257,12 +280,17 @@ def champion_section(data: ReportData, folder: Path, result: ReportResult) -> st
         rows.append(["ridge (linear reference)", fmt(champ.metrics.get(N.METRIC_RIDGE_VAL)),
                      fmt(ridge), fmt(base), fmt(1 - ridge / base if base else None, "+.1%"),
                      ""])  # fmt: skip
-    parts = [
-        head,
-        table(["model", "val MAE (°C) [95 %]", "test MAE (°C) [95 %]",
-               "persistence test MAE (°C)", "skill [95 %]", "test evaluations"], rows,
-              numeric={1, 2, 3, 4, 5}),
-    ]  # fmt: skip
+    return table(["model", "val MAE (°C) [95 %]", "test MAE (°C) [95 %]",
+                  "persistence test MAE (°C)", "skill [95 %]", "test evaluations"], rows,
+                 numeric={1, 2, 3, 4, 5})  # fmt: skip
+
+
+def _champion_notes(champ: Any) -> list[str]:
+    """How to read the intervals and the DM test; a champion worse than persistence on test,
+    one promoted by --force, a test set used more than once."""
+    base = champ.baseline_test_mae
+    skill = 1 - champ.test_mae / base if base else None
+    parts = []
     p_test = T.finite(champ.metrics.get("test_dm_pvalue"))
     if p_test is not None:
         parts.append(
@@ -295,24 +323,7 @@ def champion_section(data: ReportData, folder: Path, result: ReportResult) -> st
             f'<p class="warn">The test set of this champion was used {champ.uses} times: the test '
             "MAE has informed decisions and is no longer an unbiased estimate.</p>"
         )
-    pred = read_predictions(data.uri, champ.run_id)
-    if pred is None:
-        message = f"the champion's {N.PREDICTIONS_FILE} is missing"
-        result.notes.append(message)
-        return "".join(parts) + note(message + ": run `jena best` again to log it.")
-    if pred.empty:
-        return "".join(parts) + note("No test windows.")
-    result.figures.append(F.fig_week(pred, folder / "forecast_week.png"))
-    result.figures.append(F.fig_errors(pred, folder / "error_by_time.png"))
-    parts.append(
-        figure("forecast_week.png", "forecast vs actual over a test week",
-               "One week of the test split: the champion's 24-hour-ahead forecast, the actual "
-               "temperature and the persistence forecast, at the target times.")
-        + figure("error_by_time.png", "test error by hour of day and by month",
-                 "Mean absolute error on the test windows by the hour of day and the month of "
-                 "the target time: champion vs persistence.")
-    )  # fmt: skip
-    return "".join(parts)
+    return parts
 
 
 def refit_section(data: ReportData) -> str:
