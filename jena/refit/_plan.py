@@ -35,15 +35,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import tracking as T
-from .errors import ConfigError
-from .refit_race import epochs_text, rungs, survivors
-from .tracking import names as N
-from .train import DataCache, Fidelity, FitPlan, evenly
+from .. import tracking as T
+from ..errors import ConfigError
+from ..tracking import names as N
+from ..train import DataCache, Fidelity, FitPlan, evenly
+from ._race import epochs_text, rungs, survivors
 
 if TYPE_CHECKING:
-    from .data import Dataset
-    from .refit import Candidate, RefitResult, RefitSettings
+    from ..data import Dataset
+    from . import Candidate, RefitResult, RefitSettings
 
 VAL_COST = 0.3  # a validation window against a training one (forward only; 0.25 measured, TF CPU)
 BEST_EPOCH = 2  # a full-fidelity member's best epoch is usually its 1st or 2nd (synthetic:43200)

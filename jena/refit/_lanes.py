@@ -1,7 +1,7 @@
 """Lanes: one configuration of the refit, its seeds trained in a thread that the race pauses.
 
 A lane's trainings run in a thread of their own, one lane at a time: the race
-(:mod:`jena.refit_race`) advances a lane to a rung, where it pauses inside its epoch hook (its
+(:mod:`jena.refit._race`) advances a lane to a rung, where it pauses inside its epoch hook (its
 Keras ``fit`` or packed program waiting, its model in memory), and lets it train on or stops it
 there. Python's and NumPy's global random states are set aside while it waits, so a lane trains
 exactly as it would alone. Each seed is one MLflow run recorded through
@@ -34,15 +34,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import tracking as T
-from .recording import Events, Recorder
-from .refit_race import run_race
-from .tracking import names as N
-from .train import DataCache, Fidelity, TrialPruned, TrialResult
+from .. import tracking as T
+from ..recording import Events, Recorder
+from ..tracking import names as N
+from ..train import DataCache, Fidelity, TrialPruned, TrialResult
+from ._race import run_race
 
 if TYPE_CHECKING:
-    from .data import Dataset
-    from .refit import Candidate, RefitResult
+    from ..data import Dataset
+    from . import Candidate, RefitResult
 
 RACE_SEED = 0  # the seed the race ranks a configuration by
 
@@ -323,7 +323,7 @@ def member_tags(ctx: LaneContext, cand: Candidate, seed: int) -> dict[str, Any]:
 
 
 def _packable(cand: Candidate) -> bool:
-    from .packed import packable
+    from ..packed import packable
 
     return packable(cand.config)
 
@@ -346,7 +346,7 @@ def _one_by_one(lane: Lane) -> None:
 
 def _packed_job(lane: Lane) -> None:
     """Its missing seeds as one packed program (JAX), each its own run."""
-    from .packed import PackedTrial, train_packed
+    from ..packed import PackedTrial, train_packed
 
     ctx = lane.ctx
     assert ctx is not None

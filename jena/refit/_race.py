@@ -12,7 +12,7 @@ a lane whose seeds failed (NaN) ranks last.
 Top-k = 1: no race. Top-k = 2: one rung, the worse of the two stops. ``rung_epochs = 0``: no
 race, every configuration gets all its seeds (an even spend).
 
-This module only decides; :mod:`jena.refit_lanes` trains (or replays what earlier refits
+This module only decides; :mod:`jena.refit._lanes` trains (or replays what earlier refits
 recorded, so a resumed race takes the same decisions).
 """
 
@@ -47,7 +47,7 @@ def survivors(n: int) -> int:
 
 
 class Lane(Protocol):
-    """One configuration in the race (:class:`jena.refit_lanes.Lane`)."""
+    """One configuration in the race (:class:`jena.refit._lanes.Lane`)."""
 
     key: str
     label: str

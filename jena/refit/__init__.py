@@ -5,14 +5,14 @@ epochs); the ranking's top is partly luck, and its models are undertrained by de
 takes the ``top_k`` distinct configurations by validation MAE (every driver, every invocation)
 and trains them with every training window each epoch, up to ``epochs`` epochs with early
 stopping (``patience``) on the *full* validation split — not evenly: a race
-(:mod:`jena.refit_race`) trains each configuration's first seed for ``rung_epochs`` epochs and
+(:mod:`jena.refit._race`) trains each configuration's first seed for ``rung_epochs`` epochs and
 stops the worse half, then the next rung, until one is left; the survivors train on and get
-their further seeds (:mod:`jena.refit_lanes`; under JAX a configuration's seeds are one packed
+their further seeds (:mod:`jena.refit._lanes`; under JAX a configuration's seeds are one packed
 program). The selected configuration is the surviving one with the lowest mean validation MAE
 over its finished seeds; those seed models, averaged, are the champion
 (:func:`jena.evaluate.evaluate_best`).
 
-Before it trains, the refit says what it will cost (:mod:`jena.refit_plan`); it holds a time
+Before it trains, the refit says what it will cost (:mod:`jena.refit._plan`); it holds a time
 budget (``budget_minutes``; default: the sweep's own ``timeout_minutes``): at the deadline the
 running member stops at its next batch with its best epoch kept, and no member starts.
 
@@ -38,17 +38,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import tracking as T
-from .config import TrialConfig
-from .data import Dataset, spec_from_source
-from .data import load as load_data
-from .errors import ConfigError
-from .recording import Events, NoEvents
-from .refit_lanes import Lane, LaneContext, Member, Seed, race_lanes
-from .refit_plan import RefitPlan, make_plan
-from .refit_race import Outcome, run_race, rungs
-from .tracking import names as N
-from .train import Fidelity, train
+from .. import tracking as T
+from ..config import TrialConfig
+from ..data import Dataset, spec_from_source
+from ..data import load as load_data
+from ..errors import ConfigError
+from ..recording import Events, NoEvents
+from ..tracking import names as N
+from ..train import Fidelity, train
+from ._lanes import Lane, LaneContext, Member, Seed, race_lanes
+from ._plan import RefitPlan, make_plan
+from ._race import Outcome, run_race, rungs
 
 __all__ = [
     "Candidate",
