@@ -58,9 +58,17 @@ from ._retry import set_retry_window
 from ._run import LOST_PREFIX, SweepRun, TrialRun
 from ._runs import DatasetInfo, Tracker
 from ._stale import STALE_REASON, close_stale_runs, close_trial_runs
-from ._store import check_store, default_tracking_uri, is_remote, is_shared, resolve_uri
+from ._store import (
+    ENV_TRACKING_URI,
+    check_store,
+    default_tracking_uri,
+    is_remote,
+    is_shared,
+    resolve_uri,
+)
 
 __all__ = [  # the public face; the names of tags, metrics and artifacts: `names`
+    "ENV_TRACKING_URI",
     "LOST_PREFIX",
     "STALE_REASON",
     "DatasetInfo",
