@@ -56,7 +56,7 @@ from ._registry import (
 )
 from ._retry import set_retry_window
 from ._run import LOST_PREFIX, SweepRun, TrialRun
-from ._runs import DatasetInfo, Tracker
+from ._runs import DatasetInfo, Tracker, standard_tags
 from ._stale import STALE_REASON, close_stale_runs, close_trial_runs
 from ._store import (
     ENV_TRACKING_URI,
@@ -104,6 +104,7 @@ __all__ = [  # the public face; the names of tags, metrics and artifacts: `names
     "runs_page",
     "select_best",
     "set_retry_window",
+    "standard_tags",
     "sweep_definition",
     "sweep_runs",
     "trials_frame",
