@@ -339,11 +339,13 @@ def test_tracker_pickles_and_standard_tags(
     assert tags["pid"] == str(os.getpid())
     assert (tags["mlflow.source.name"], tags["mlflow.source.type"]) == ("jena sweep demo", "LOCAL")
     monkeypatch.chdir(tmp_path)  # not a git repository
-    tracking.git_commit.cache_clear()
+    from jena.tracking._runs import git_commit  # the tag's source, behind standard_tags
+
+    git_commit.cache_clear()
     try:
-        assert tracking.git_commit() == "unknown"
+        assert git_commit() == "unknown"
     finally:
-        tracking.git_commit.cache_clear()
+        git_commit.cache_clear()
 
 
 @pytest.fixture(autouse=True)
