@@ -153,7 +153,9 @@ def test_the_race_stops_the_clearly_worse_configuration_first(
         (ranked[2].label, "rung 1 (1 epoch)"), (ranked[0].label, "to the end"),
     ]  # the race's first seeds first, then the survivor's further seed  # fmt: skip
     assert plan.after_race == 2  # seed 1 of the configurations that may stop: not counted
+    started = time.perf_counter()
     result = refit("race", tracking_uri=uri, plan=plan)
+    wall_s = time.perf_counter() - started
 
     race = result.race
     assert race is not None and race.decided and race.rungs_run == [1, 2]
@@ -175,6 +177,12 @@ def test_the_race_stops_the_clearly_worse_configuration_first(
         assert tags[N.TAG_FAILURE].startswith(f"raced out at rung {rung}")
         steps = client.get_metric_history(kids[0].info.run_id, N.METRIC_VAL_MAE)
         assert [m.step for m in steps] == list(range(1, rung + 1))  # stopped at its rung
+    # one lane trains at a time: the members' fit (and run) seconds, summed, fit in the wall
+    # time of the refit; a lane's wait at a rung is not its compute
+    members = _members(uri, "race", 5)
+    assert len(members) == 4
+    for key in (N.METRIC_FIT_S, N.METRIC_DURATION):
+        assert 0 < sum(r.data.metrics[key] for r in members) <= wall_s, key
 
     again = refit("race", tracking_uri=uri, settings=settings)
     assert again.trained == 0 and again.stage_run_id is None and again.complete

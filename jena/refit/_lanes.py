@@ -122,6 +122,8 @@ class Lane:
         self.finished: list[Member] = []  # seeds completed now
         self.outcomes: dict[int, str] = {}  # seed -> what became of it now
         self.spent_s = 0.0  # fit seconds of its members trained now
+        self.paused_s = 0.0  # seconds its thread has waited for the race, in all
+        self._paused_at: dict[int, float] = {}  # seed -> paused_s when its run opened
         self.target: int | None = None  # the rung it trains to
         self.decided = False  # the race is over for it: train on to the end
         self.stop_reason: str | None = None
@@ -193,11 +195,13 @@ class Lane:
     def pause(self) -> None:
         """Hand the turn back to the race and wait for it (global random states kept)."""
         states = random.getstate(), np.random.get_state()
+        waited = time.perf_counter()
         with self._cond:
             self._turn = "main"
             self._cond.notify_all()
             while self._turn != "lane":
                 self._cond.wait()
+        self.paused_s += time.perf_counter() - waited
         random.setstate(states[0])
         np.random.set_state(states[1])
         if self._abort is not None:
@@ -245,6 +249,7 @@ class Lane:
         ctx.events.trial_started(number, summary + ("  [packed]" if packed else ""),
                                  ctx.fidelity.max_epochs)  # fmt: skip
         started = time.perf_counter()
+        self._paused_at[seed] = self.paused_s
         run = stack.enter_context(ctx.tracker.trial(ctx.stage_run_id, number,
                                                     config.active_dict(), tags, run_name=name,
                                                     run_type=N.RUN_REFIT_MEMBER))  # fmt: skip
@@ -258,6 +263,10 @@ class Lane:
         raced = result.state == "pruned" and self.raced_rung is not None
         if raced:
             run.set_tags({N.TAG_RACED_OUT: self.raced_rung})
+        # its clocks leave out the time it waited for the race (other lanes trained meanwhile)
+        idle = self.paused_s - self._paused_at.pop(seed, self.paused_s)
+        result.duration_s = max(0.0, result.duration_s - idle)
+        recorder.started += idle
         recorder.finish(result)
         self.spent_s += result.duration_s
         seconds = time.perf_counter() - recorder.started
