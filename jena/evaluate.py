@@ -53,7 +53,7 @@ import pandas as pd
 from . import tracking as T
 from .data import Dataset
 from .errors import ConfigError, JenaError
-from .evaluation import Evaluation
+from .evaluation import Evaluation, seeds_phrase
 from .linear import Ridge, fit_ridge
 from .prepare import Prepared, feature_matrix, prepare
 from .recording import Events
@@ -336,14 +336,14 @@ def evaluate_best(
     dataset = sweep_dataset(first.tags, cfg, data=data, dataset=dataset,
                             who=f"refit run {members[0].run_id}")  # fmt: skip
     prepared, index = _test_data(cfg, dataset)
-    what = f"its refit champion ({chosen.candidate.label}, {len(members)} seeds averaged)"
+    what = f"its refit champion ({chosen.candidate.label}, {seeds_phrase(len(members))})"
     look = _evidence_then_look(experiment, what, forecaster, prepared, index, force)
     record = status.stage_run_id or latest_refit_run(uri, experiment)
     ev = _refit_evaluation(experiment, uri, record, status, look, dataset)
     return _record_and_register(
         ev, look.result, cfg, uri, register_name=register_name, alias=alias,
         members=[m.run_id for m in members],
-        description=f"{chosen.candidate.label} of {experiment}: {len(members)} seeds averaged",
+        description=f"{chosen.candidate.label} of {experiment}: {seeds_phrase(len(members))}",
     )  # fmt: skip
 
 

@@ -13,6 +13,11 @@ from .tracking import names as N
 from .uncertainty import Comparison, Interval
 
 
+def seeds_phrase(count: int) -> str:
+    """How a refit champion's seeds are named: "1 seed only", "3 seeds averaged"."""
+    return "1 seed only" if count == 1 else f"{count} seeds averaged"
+
+
 @dataclass
 class Evaluation:
     """The outcome of one ``jena best``."""

@@ -432,3 +432,12 @@ def test_reuse_warns_and_a_better_trial_moves_the_alias(
     assert champion.run_id == trial.run_id
     assert int(champion.version) > int(evaluated["version"])
     assert not math.isnan(second["test_skill"])
+
+
+def test_a_one_seed_champion_is_not_called_averaged() -> None:
+    """The registered version's description, `jena best` and the report name the seeds: a
+    champion whose refit finished one seed was described as "1 seeds averaged"."""
+    from jena.evaluation import seeds_phrase
+
+    assert [seeds_phrase(n) for n in (1, 2, 3)] == [
+        "1 seed only", "2 seeds averaged", "3 seeds averaged"]  # fmt: skip

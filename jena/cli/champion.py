@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..evaluation import seeds_phrase
 from ._common import add_sweep_target, console, print_json
 from .refit import add_refit_options, plan_only, refit_board, refit_plan
 
@@ -74,7 +75,7 @@ def _champion_table(ev: Any) -> Any:
         return f"{1 - mae / base:+.1%}" if base else ""
 
     if ev.kind == "refit":
-        seeds = "1 seed only" if len(ev.members) == 1 else f"{len(ev.members)} seeds averaged"
+        seeds = seeds_phrase(len(ev.members))
         name = f"{ev.label}: {seeds} (the champion)"
     else:
         name = f"{ev.label or 'trial ' + str(ev.trial)} (trial {ev.trial}, {ev.driver or '?'})"

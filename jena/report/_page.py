@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from jena import tracking as T
+from jena.evaluation import seeds_phrase
 from jena.tracking import names as N
 
 from . import _figures as F
@@ -260,7 +261,7 @@ def _champion_table(champ: Any) -> str:
     """The champion, its seeds and the ridge reference against persistence on test."""
     base = champ.baseline_test_mae
     skill = 1 - champ.test_mae / base if base else None
-    what = (f"{champ.label}: {len(champ.members)} seeds averaged (refit)"
+    what = (f"{champ.label}: {seeds_phrase(len(champ.members))} (refit)"
             if champ.kind == "refit" else champ.label)  # fmt: skip
 
     def with_interval(value: float | None, name: str, spec: str = ".4f") -> str:
