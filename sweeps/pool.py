@@ -30,6 +30,7 @@ from jena import signals
 from jena import tracking as T
 from jena.devices import share_device
 from jena.errors import ConfigError, InfrastructureError, JenaError, WorkerError
+from jena.secrets import redacted_console
 
 from .config import SweepConfig
 from .display import QueueSink, pump
@@ -129,7 +130,8 @@ def _worker(
     cfg: SweepConfig, parent_run_id: str, q: Any, seconds_left: float | None, index: int,
     stop: Any, parent: int,
 ) -> None:  # fmt: skip
-    with signals.stop_on_signals(again="ignore"):  # the main process signals us too
+    # the main process signals us too; what we write to our log (mlruns/logs/) is redacted
+    with signals.stop_on_signals(again="ignore"), redacted_console():
         signals.watch_parent(parent)
         try:
             _work(cfg, parent_run_id, QueueSink(q), seconds_left, index, stop)

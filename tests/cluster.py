@@ -72,13 +72,17 @@ def healthy(url: str, timeout: float = 1.0) -> bool:
 
 @dataclass
 class MlflowServer:
-    """``mlflow server`` backed by a PostgreSQL database, artifacts served from ``artifacts``."""
+    """``mlflow server`` backed by a PostgreSQL database, artifacts served from ``artifacts``;
+    ``app_name="basic-auth"``: with MLflow's login (its settings in ``env``: the auth config,
+    the secret key, the admin password)."""
 
     backend: str  # postgresql://… of its database
     artifacts: Path
     log: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    app_name: str | None = None
+    env: dict[str, str] | None = None
 
     @property
     def url(self) -> str:
@@ -89,8 +93,12 @@ class MlflowServer:
         argv = [MLFLOW, "server", "--backend-store-uri", backend,
                 "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1",
                 "--port", str(self.port), "--workers", "1"]  # fmt: skip
+        if self.app_name:
+            argv += ["--app-name", self.app_name]
+        env = {**os.environ, **(self.env or {})}
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True,
+                                         env=env)  # fmt: skip
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if healthy(self.url):

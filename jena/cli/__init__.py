@@ -33,10 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .. import signals
+    from ..secrets import redact, redacted_console
 
     # SIGTERM, SIGINT, SIGHUP end a command like Ctrl-C: runs close in a terminal state, a
-    # sweep's workers stop too; exit 128 + the signal's number (a second one: at once)
-    with signals.stop_on_signals():
+    # sweep's workers stop too; exit 128 + the signal's number (a second one: at once). What
+    # the command writes to the console is redacted (no password of a URL, no token).
+    with signals.stop_on_signals(), redacted_console():
         try:
             if args.command != "data":
                 from ..quiet import import_keras_quietly
@@ -44,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 import_keras_quietly()
             return int(args.func(args))
         except JenaError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {redact(str(exc))}", file=sys.stderr)
             return 2
         except KeyboardInterrupt as exc:
             return signals.say(exc)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from jena import tracking as T
 from jena.errors import ConfigError
+from jena.secrets import redact_files
 from jena.tracking import names as N
 
 from . import _page as P
@@ -75,6 +76,7 @@ def write_report(
         P.top_trials_section(data),
     ]
     result.html.write_text(P.page(data, sections), encoding="utf-8")
+    redact_files(folder)  # the page and the search's pages say the store, never its password
     if log and data.parent is not None:
         T.log_artifacts(uri, data.parent.run_id, folder, N.REPORT_DIR)
         result.logged_to = data.parent.run_id

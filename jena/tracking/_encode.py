@@ -1,4 +1,6 @@
-"""How values become MLflow params, tags and metrics (keys sanitised, MLflow's limits kept)."""
+"""How values become MLflow params, tags, metrics and logged text (keys sanitised, MLflow's
+limits kept, every text redacted: :func:`jena.secrets.redact` — no password or token of a
+setting reaches the store, whatever the setting)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from typing import Any
 
 import mlflow
 from mlflow.entities import Metric, Param, RunTag
+
+from jena.secrets import redact
 
 # MLflow limits (mlflow/utils/validation.py).
 MAX_METRICS_PER_BATCH = 1000
@@ -35,12 +39,13 @@ def sanitize_key(key: object) -> str:
 
 
 def value_text(value: object) -> str:
+    """A param's or tag's value as MLflow stores it: text, without secrets."""
     if isinstance(value, str):
-        return value
+        return redact(value)
     if isinstance(value, list | tuple | set | frozenset | dict):
         seq = sorted(value, key=str) if isinstance(value, set | frozenset) else value
-        return json.dumps(seq, default=str)
-    return str(value)
+        return redact(json.dumps(seq, default=str))
+    return redact(str(value))
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -125,7 +130,9 @@ class JSONEncoder(json.JSONEncoder):
 
 
 def to_json(value: Any) -> str:
-    return json.dumps(value, indent=2, cls=JSONEncoder)
+    """``value`` as the JSON text of a logged file (``sweep.json``, ``best_trial.json``), every
+    string in it redacted."""
+    return redact(json.dumps(value, indent=2, cls=JSONEncoder))
 
 
 def reason(exc: BaseException | None) -> str:
@@ -133,9 +140,9 @@ def reason(exc: BaseException | None) -> str:
     if exc is None:
         return ""
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return text[:MAX_REASON_LENGTH]
+    return redact(text)[:MAX_REASON_LENGTH]
 
 
 def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = redact(str(exc)).strip().splitlines()
     return text[0] if text else type(exc).__name__

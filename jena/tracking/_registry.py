@@ -298,6 +298,7 @@ def register_model(
     version of the same source is reused)."""
     c = client(resolve_uri(tracking_uri))
     note = _input_note(data_config)
+    description = enc.value_text(description)  # recorded: without secrets
     try:
         _log_pyfunc(c, run_id, data_config, members or [run_id])
         source = f"{c.get_run(run_id).info.artifact_uri.rstrip('/')}/{N.PYFUNC_DIR}"
@@ -323,7 +324,7 @@ def register_model(
                 )
             )
         for key, value in (version_tags or {}).items():
-            c.set_model_version_tag(name, version.version, key, str(value))
+            c.set_model_version_tag(name, version.version, key, enc.value_text(value))
         c.set_registered_model_alias(name, alias, version.version)
     except MlflowException as exc:
         raise ConfigError(

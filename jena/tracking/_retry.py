@@ -12,6 +12,10 @@
 * **A full disk** under a local artifact store — not retried: InfrastructureError at once.
 * :func:`check_store` — before a sweep starts: the store answers within seconds, or one line
   naming the URI.
+* **A login refused** — a tracking server with a login (``mlflow server --app-name
+  basic-auth``) answering 401 or 403: not retried; one line saying which variables to set, or
+  which permission the user lacks (:func:`login_problem`). URIs are said without their
+  password (:func:`jena.secrets.redact`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from mlflow.exceptions import MlflowException
 
 from jena.errors import InfrastructureError
 from jena.faults import disk_problem, disk_text
+from jena.secrets import TRACKING_LOGIN, postgres_login_hint, redact
 
 R = TypeVar("R")
 
@@ -100,8 +105,8 @@ def is_conflict(exc: BaseException) -> bool:
 
 def short_reason(exc: BaseException) -> str:
     """What went wrong, in a few words: ``[Errno 111] Connection refused``, ``timed out``, the
-    first line of the message otherwise."""
-    text = " ".join(str(getattr(exc, "message", None) or exc).split())
+    first line of the message otherwise (without secrets)."""
+    text = redact(" ".join(str(getattr(exc, "message", None) or exc).split()))
     found = _ERRNO.search(text)
     if found:
         return found.group(0).strip()
@@ -116,7 +121,77 @@ def short_reason(exc: BaseException) -> str:
 def outage(uri: str, exc: BaseException, seconds: float) -> InfrastructureError:
     waited = f" for {seconds:.0f} s" if seconds >= 1 else ""
     return InfrastructureError(
-        f"the MLflow tracking store {uri} did not answer{waited} ({short_reason(exc)})"
+        f"the MLflow tracking store {redact(uri)} did not answer{waited} ({short_reason(exc)})"
+    )
+
+
+def _http_status(exc: BaseException) -> tuple[int, str] | None:
+    """(401 or 403, the endpoint refused) when the tracking server refused a login or a
+    permission somewhere in ``exc``'s chain, else None."""
+    import requests
+
+    for node in _causes(exc):
+        status = None
+        text = str(getattr(node, "message", None) or node)
+        if isinstance(node, requests.exceptions.HTTPError) and node.response is not None:
+            status = node.response.status_code
+        elif isinstance(node, MlflowException):
+            code = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}.get(str(node.error_code))
+            found = re.search(r"error code (\d{3})", text)
+            status = int(found.group(1)) if found else code
+        if status in (401, 403):
+            where = re.search(r"(?:endpoint|for url:) (\S+)", text)
+            return int(status), where.group(1) if where else ""
+    return None
+
+
+def tracking_user(uri: str) -> str | None:
+    """Who the process logs in as: ``$MLFLOW_TRACKING_USERNAME``, else the URI's user."""
+    name = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if name:
+        return name
+    found = re.match(r"[a-z][a-z0-9+.\-]*://([^:/@\s]+)(?::[^@/\s]*)?@", uri, re.IGNORECASE)
+    return found.group(1) if found else None
+
+
+def _permission(endpoint: str) -> str:
+    """The permission the tracking server's basic-auth app asks for ``endpoint``."""
+    path = endpoint.split("?", 1)[0]
+    model = "registered-models" in path or "model-versions" in path
+    what = "the registered model" if model else "the sweep's experiment"
+    if "/users/" in path or "permissions" in path:
+        return "an admin's rights"
+    if "delete" in path:
+        return f"MANAGE permission on {what}"
+    if any(w in path for w in ("/get", "/search", "/list")) and "mlflow-artifacts" not in path:
+        return f"READ permission on {what}"
+    return f"EDIT permission on {what}"
+
+
+def login_problem(uri: str, exc: BaseException) -> InfrastructureError | None:
+    """One line when the tracking server at ``uri`` refused the login (401: which variables
+    to set) or a permission (403: which one), else None."""
+    found = _http_status(exc)
+    if found is None:
+        return None
+    status, endpoint = found
+    shown, user = redact(uri), tracking_user(uri)
+    logged_in = user is not None or bool(os.environ.get("MLFLOW_TRACKING_TOKEN"))
+    if status == 401 and not logged_in:
+        return InfrastructureError(
+            f"the MLflow tracking server {shown} requires a login (HTTP 401): set {TRACKING_LOGIN}"
+        )
+    if status == 401:
+        who = f"user {user!r}" if user else "the token"
+        return InfrastructureError(
+            f"the MLflow tracking server {shown} refused the login of {who} (HTTP 401): check "
+            f"{TRACKING_LOGIN}"
+        )
+    name = endpoint.rsplit("/api/", 1)[-1] if endpoint else "a request"
+    return InfrastructureError(
+        f"the MLflow tracking server {shown} denied {f'user {user!r}' if user else 'this login'} "
+        f"{name} (HTTP 403): it needs {_permission(endpoint)}; an admin grants it (README: "
+        f"Scaling out), or set {TRACKING_LOGIN} to a user who has it"
     )
 
 
@@ -141,8 +216,11 @@ def guarded(uri: str, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
             disk = disk_problem(exc)
             if disk is not None:
                 raise InfrastructureError(
-                    f"the artifact store of {uri}: {disk_text(disk)}"
+                    f"the artifact store of {redact(uri)}: {disk_text(disk)}"
                 ) from exc
+            login = login_problem(uri, exc)
+            if login is not None:  # not retried: waiting does not give a password
+                raise login from None
             if not is_unavailable(exc):
                 raise
             now = time.monotonic()
@@ -216,24 +294,37 @@ def check_store(uri: str, make_client: Callable[[str], Any]) -> None:
     """Fail in seconds, with one line naming ``uri``, when the tracking store does not answer
     (``make_client``: the process's client factory; creating it migrates a new database)."""
     hint = "start it, or point --tracking-uri / $JENA_TRACKING_URI at a running one"
+    shown = redact(uri)
     try:
         with _no_http_retries():
             client = make_client(uri)
             raw = getattr(client, "_client", client)
             raw.search_experiments(max_results=1)
     except InfrastructureError as exc:
+        if "(HTTP 40" in str(exc):  # a login refused: no server to start
+            raise
         raise InfrastructureError(f"{exc}: {hint}") from None
     except Exception as exc:
         disk = disk_problem(exc)
         if disk is not None:
             raise InfrastructureError(
-                f"the MLflow tracking store {uri}: {disk_text(disk)}"
+                f"the MLflow tracking store {shown}: {disk_text(disk)}"
+            ) from None
+        login = login_problem(uri, exc)
+        if login is not None:
+            raise login from None
+        text = " ".join(redact(str(exc)).split())
+        pg_login = postgres_login_hint(text)
+        if pg_login is not None:  # a PostgreSQL tracking store refused the password
+            raise InfrastructureError(
+                f"the MLflow tracking store {shown} refused the login ({short_reason(exc)}): "
+                f"{pg_login}"
             ) from None
         if is_unavailable(exc):
             raise InfrastructureError(
-                f"the MLflow tracking store {uri} is not reachable ({short_reason(exc)}): {hint}"
+                f"the MLflow tracking store {shown} is not reachable ({short_reason(exc)}): {hint}"
             ) from None
         raise InfrastructureError(
-            f"the MLflow tracking store {uri} is not usable ({type(exc).__name__}: "
+            f"the MLflow tracking store {shown} is not usable ({type(exc).__name__}: "
             f"{short_reason(exc)})"
         ) from None

@@ -24,6 +24,7 @@ from mlflow.exceptions import MlflowException
 import jena
 from jena.devices import keras_backend
 from jena.owner import owner
+from jena.secrets import redact
 
 from . import _encode as enc
 from . import names as N
@@ -107,9 +108,9 @@ class DatasetInfo:
             name=self.name,
             digest=self.digest,
             source_type=self.source_type,
-            source=json.dumps({"uri": self.source}),
+            source=redact(json.dumps({"uri": self.source})),
             schema=json.dumps({"mlflow_colspec": schema}),
-            profile=json.dumps(dict(self.profile), default=str),
+            profile=redact(json.dumps(dict(self.profile), default=str)),
         )
         return DatasetInput(dataset, tags=[InputTag(N.DATA_CONTEXT, self.context)])
 
@@ -232,9 +233,9 @@ class Tracker:
         """
         artifact: tuple[str, str] | None = None
         if isinstance(definition, Path):
-            artifact = definition.read_text(), f"sweep{definition.suffix or '.toml'}"
+            artifact = redact(definition.read_text()), f"sweep{definition.suffix or '.toml'}"
         elif isinstance(definition, str):
-            artifact = definition, "sweep.toml"
+            artifact = redact(definition), "sweep.toml"
         elif definition is not None:
             artifact = enc.to_json(dict(definition)), "sweep.json"
         all_tags = {

@@ -29,7 +29,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 import time
 import warnings
@@ -44,6 +43,7 @@ from jena import tracking as T
 from jena.errors import InfrastructureError
 from jena.faults import as_infrastructure
 from jena.locks import db_lock, file_lock, is_postgres
+from jena.secrets import redact  # every reason and URL this module records or says
 
 from ..config import SweepConfig
 from . import _compat as U
@@ -55,11 +55,6 @@ STALE_PREFIX = "stale:"  # the fail_reason of a trial whose worker died (T.STALE
 _NOT_COPIED = (FAIL_REASON, "state", "host", "pid", "val_skill", LOST)
 _STORAGE_ERRORS = ("OperationalError", "InterfaceError", "DisconnectionError",
                    "StorageInternalError", "DatabaseError")  # fmt: skip
-
-
-def redact(url: str) -> str:
-    """A storage URL without its password."""
-    return re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", url)
 
 
 def is_rdb(url: str) -> bool:
@@ -214,7 +209,7 @@ def fail(study: optuna.Study, trial_id: int, reason: str) -> FrozenTrial | None:
     process did it, None if another one did first."""
     storage = U.storage_of(study)
     with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-        storage.set_trial_user_attr(trial_id, FAIL_REASON, reason)
+        storage.set_trial_user_attr(trial_id, FAIL_REASON, redact(reason))
         if storage.set_trial_state_values(trial_id, TrialState.FAIL):
             return storage.get_trial(trial_id)
     return None
@@ -244,6 +239,7 @@ def mark_lost(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
     """``trial`` was interrupted (the infrastructure failed, a stop signal: ``reason``): fail it
     as lost (it does not count against the budget) and queue it again; quietly, as far as the
     storage still answers. A trial told meanwhile keeps its result."""
+    reason = redact(reason)
     text = f"{T.LOST_PREFIX}{reason}"
     with contextlib.suppress(Exception):
         if U.storage_of(study).get_trial(U.trial_id(trial)).state != TrialState.RUNNING:

@@ -104,7 +104,7 @@ class TrialLoop:
         except Exception as exc:
             if F.as_lost(exc, self.study.url) is not None:
                 raise
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = F.redact(f"{type(exc).__name__}: {exc}")
             trial.set_user_attr(F.FAIL_REASON, reason)
             record_failure(self.ctx, trial.number, dict(trial.params), reason)
             return None

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from jena import signals
 from jena.errors import ConfigError
 from jena.owner import owner
+from jena.secrets import postgres_login_hint
 from jena.space import Param, Space
 from jena.train import TrialPruned
 
@@ -84,9 +85,11 @@ def open_storage(
         with F.creation_lock(url), F.quiet_optuna():
             made = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **extra)
     except Exception as exc:  # bad URL, server down, driver missing
-        first = " ".join(str(exc).split())[:300]  # drivers' messages span lines
+        first = F.redact(" ".join(str(exc).split()))[:300]  # drivers' messages span lines
+        login = postgres_login_hint(first)  # the password refused or missing: where it goes
         raise ConfigError(
             f"Optuna storage {F.redact(url)!r} is not usable: {type(exc).__name__}: {first}"
+            + (f": {login}" if login else "")
         ) from None
     _rdb_storages[key] = made
     return made
@@ -328,7 +331,7 @@ class SweepStudy:
         return self.fail(trial, result.reason or "failed")
 
     def fail(self, trial: optuna.Trial, reason: str) -> bool:
-        trial.set_user_attr(F.FAIL_REASON, reason[:500])
+        trial.set_user_attr(F.FAIL_REASON, F.redact(reason)[:500])
         return self.tell_state(trial, state=TrialState.FAIL)
 
     def tell_state(self, trial: optuna.Trial, **kwargs: Any) -> bool:
