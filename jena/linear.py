@@ -147,7 +147,7 @@ class RidgeReference:
         return (
             f"ridge (linear reference) {self.split} MAE {c.mae.estimate:.3f} °C, skill "
             f"{c.skill.text('+.1%')} against persistence {c.reference_mae.estimate:.3f} °C "
-            f"({c.windows:,} windows; fitted in {self.fit_s:.1f} s)"
+            f"(the same {c.windows:,} {self.split} targets; fitted in {self.fit_s:.1f} s)"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,16 +163,19 @@ class RidgeReference:
 
 
 def ridge_reference(
-    prepared: Prepared, split: Split = "val", ridge: Ridge | None = None
+    prepared: Prepared,
+    split: Split = "val",
+    ridge: Ridge | None = None,
+    *,
+    targets: np.ndarray | None = None,
 ) -> RidgeReference:
     """The reference fitted on ``prepared``'s training windows (or ``ridge``), against
-    persistence on the preset's windows of ``split`` (test: ``prepared`` must hold the test
-    rows), with day-block intervals and the DM test."""
+    persistence on the scored targets of ``split`` (or the rows ``targets``, e.g. a sweep's
+    validation slice; test: ``prepared`` must hold the test rows), with day-block intervals and
+    the DM test."""
     ridge = ridge or fit_ridge(prepared)
-    preset = prepared.preset
-    span = (preset.sequence_length - 1) * preset.sampling_rate
-    last = prepared.starts(split) + span
-    target = last + ridge.horizon
+    target = prepared.scored_targets(split) if targets is None else targets
+    last = target - ridge.horizon
     actual = prepared.temperature[target]
     comparison = compare(
         ridge.predict(prepared, last) - actual,

@@ -23,7 +23,16 @@ from .data import Dataset
 from .errors import ConfigError
 from .forecasting import feature_matrix
 from .schema import TARGET, TARGET_INDEX
-from .splits import Bounds, Mode, Split, SplitPreset, get_preset, normalisation, valid_starts
+from .splits import (
+    Bounds,
+    Mode,
+    Split,
+    SplitPreset,
+    get_preset,
+    normalisation,
+    trusted,
+    valid_starts,
+)
 from .windows import WindowDataset
 
 
@@ -78,7 +87,24 @@ class Prepared:
         offset = self.preset.offset(r, n)
         if starts[-1] + offset >= len(self.temperature):
             raise ConfigError(f"the {split} windows ({mode} mode) reach rows that are not loaded")
-        return valid_starts(self.valid, starts, (n - 1) * r, offset)
+        if split == "train":
+            return valid_starts(self.valid, starts, (n - 1) * r, offset)
+        # Scored splits: a target counts when the preset's own window is trusted (jena.splits,
+        # "Scored targets"), so every window keeps the same targets.
+        p = self.preset
+        own = starts + offset - p.offset()
+        return starts[trusted(self.valid, own, (p.sequence_length - 1) * p.sampling_rate,
+                              p.offset())]  # fmt: skip
+
+    def scored_targets(self, split: Split, mode: Mode | None = None) -> np.ndarray:
+        """The target rows ``split`` is scored on (the same for every window).  # (targets,)"""
+        return self.starts(split, mode=mode) + self.preset.offset()
+
+    def persistence_at(self, targets: np.ndarray) -> np.ndarray:
+        """Persistence's absolute errors (°C) on the target rows ``targets``, from the preset's
+        own window (its last row).  # (targets,)"""
+        p = self.preset
+        return self.persistence_errors(targets - p.offset(), p.sampling_rate, p.sequence_length)
 
     def targets(self, offset: int, normalised: bool | None = None) -> np.ndarray:
         """Targets aligned to window starts: ``targets(offset)[s]`` is the target of window ``s``.

@@ -137,6 +137,7 @@ class Recorder:
                           step=step)  # fmt: skip
         run.log_metrics({N.METRIC_BASELINE_VAL: result.baseline_val_mae,
                          N.METRIC_FIT_S: result.duration_s,
+                         N.METRIC_VAL_TARGETS: result.val_targets,
                          N.METRIC_WINDOWS: result.windows_seen})  # fmt: skip
         run.finish(result.state, val_mae=result.val_mae, val_skill=result.val_skill,
                    reason=result.reason, duration_s=time.perf_counter() - self.started,

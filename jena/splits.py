@@ -45,11 +45,36 @@ Split bounds (:meth:`SplitPreset.bounds`):
   window history (5 days of inputs + 24 h). The 2nd edition's windows and defaults (hourly,
   120 steps, batch 256).
 
+Scored targets (:meth:`SplitPreset.targets`): validation and test are scored on target rows
+that the split defines, not the model. They are the targets of the preset's own window (its
+sampling rate and sequence length: 120 hourly steps for ``book2`` and ``blocked``, so the
+first target of a part lies 858 rows, 6 days, after its first row; 240 steps for ``book1``),
+and every configuration, refit seed, champion, the ridge, persistence and the book's models is
+scored on exactly those rows: a window with less history simply reads less of it, a window
+with more history reaches back before the part's first row. (A window that started where its
+own history fits would score a longer window on fewer, later targets — 3 % apart in persistence
+MAE between windows on a 200-day ``blocked`` record, more than most gaps a sweep ranks on.)
+A window's extra history may read the rows before the part as far as they are rows the split
+may read: a validation window never reads a test row (or a row before the record), a test
+window reads any earlier row; otherwise it is refused in one line, before training, naming the
+most history that fits. This leaks nothing the split holds apart: the rows read are inputs
+from the past of the target (training or validation rows, which a forecaster in use has too);
+no target row moves, so the gap between the last training target and the first validation
+(or test) target stays the preset window's 6 days whatever the history; and training windows
+are unchanged (each configuration's own, inside the training rows, so training never reads a
+validation or test row). With the default ``blocked`` roles a validation block follows two
+training blocks and a test block a validation block, so a history of up to 34 days fits.
+Which targets count is decided by the preset's window only, including the trust check: a
+target is scored when that window's rows and the target are trusted (not in a long gap of the
+record); a longer history reading an interpolated row of a long gap reads its interpolated
+values (finite), so the targets never depend on the model.
+
 Normalisation statistics come from the training rows only.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -349,7 +374,7 @@ class SplitPreset:
             f"sequence_length or sampling_rate, or more data{longer}"
         )
 
-    def window_starts(
+    def own_starts(
         self,
         rows: int,
         split: Split,
@@ -358,9 +383,11 @@ class SplitPreset:
         sampling_rate: int | None = None,
         sequence_length: int | None = None,
     ) -> np.ndarray:
-        """Window start rows of ``split``, ascending: :meth:`window_range` for a chronological
-        preset; for ``blocked``, every strict window of each segment (inputs and target inside
-        it), so no window reads a row of another role. Raises ConfigError if none fits."""
+        """Start rows of the windows of ``split`` that lie wholly inside it, ascending — the
+        windows a configuration would have of its own (:meth:`window_range` for a chronological
+        preset; for ``blocked``, every strict window of each segment, inputs and target inside
+        it). Training uses these; validation and test are scored on :meth:`targets`. Raises
+        ConfigError if none fits."""
         if not self.blocked:
             lo, stop = self.window_range(rows, split, mode=mode, sampling_rate=sampling_rate,
                                          sequence_length=sequence_length)  # fmt: skip
@@ -378,6 +405,69 @@ class SplitPreset:
             raise self._no_window(rows, split, r, n, f"the {split} split's blocks ({longest} "
                                   "rows at most)")  # fmt: skip
         return out
+
+    def targets(self, rows: int, split: Split, *, mode: Mode | None = None) -> np.ndarray:
+        """The target rows ``split`` is scored on, ascending: those of the preset's own window
+        (its sampling rate and sequence length; see "Scored targets" in the module docstring),
+        whatever window a configuration has.  # (targets,) int"""
+        if not self.blocked or mode == "book":
+            return self.own_starts(rows, split, mode=mode) + self.offset()
+        first = self.offset() / ROWS_PER_DAY
+        if first >= (self.block_days or 0):  # blocked: no row of a block is a target
+            raise ConfigError(
+                f"{self.name}: the {split} targets start {self.offset()} rows ({first:.1f} "
+                f"days: the preset's {(self.sequence_length - 1) * self.sampling_rate / 6:g} h "
+                f"window + 24 h) into each block, so blocks of {self.block_days} days hold "
+                f"none: use blocks of at least {math.ceil(first) + 1} days (blocked:DAYS)"
+            )
+        return self.own_starts(rows, split, mode=mode) + self.offset()
+
+    def window_starts(
+        self,
+        rows: int,
+        split: Split,
+        *,
+        mode: Mode | None = None,
+        sampling_rate: int | None = None,
+        sequence_length: int | None = None,
+    ) -> np.ndarray:
+        """Window start rows of ``split`` for a window of ``sequence_length`` steps every
+        ``sampling_rate`` rows, ascending. Training: :meth:`own_starts` (a configuration trains
+        on the windows of its own that fit the training rows). Validation and test: one window
+        per target of :meth:`targets`, the same targets for every window; a window whose
+        history would reach a row the split may not read (before the record, or a test row
+        from a validation target) is refused with a ConfigError naming the most history that
+        fits."""
+        if split == "train":
+            return self.own_starts(rows, split, mode=mode, sampling_rate=sampling_rate,
+                                   sequence_length=sequence_length)  # fmt: skip
+        r = sampling_rate or self.sampling_rate
+        n = sequence_length or self.sequence_length
+        targets = self.targets(rows, split, mode=mode)
+        span = (n - 1) * r  # first to last input row
+        last = targets - (self.offset(r, n) - span)  # each window's last input row
+        reach = last - self._barrier(rows, split)[last] - 1  # rows it may read before `last`
+        if span > reach.min():
+            held = "a test row or " if split == "val" and self.blocked else ""
+            raise ConfigError(
+                f"a window of {n} steps every {r} rows ({span / 6:g} h of history) reaches "
+                f"{held}before the record's first row from the first {split} targets "
+                f"({self.name}, {rows} rows: every window is scored on the same {split} "
+                f"targets, from {self.offset()} rows ({self.offset() / ROWS_PER_DAY:g} days) "
+                f"into each part): use at most {int(reach.min()) // 6} h of history"
+                + (", or longer blocks (blocked:DAYS)" if self.blocked else "")
+            )
+        return last - span
+
+    def _barrier(self, rows: int, split: Split) -> np.ndarray:
+        """For each row, the last row at or before it that ``split``'s windows may not read
+        (-1: none): a validation window never reads a test row; a test window may read any
+        earlier row.  # (rows,) int"""
+        forbidden = np.full(rows, -1, dtype=np.int64)
+        if split == "val":
+            test = self.bounds(rows).mask("test", rows)
+            forbidden[test] = np.flatnonzero(test)
+        return np.maximum.accumulate(forbidden)
 
 
 DATA_PRESETS: dict[str, SplitPreset] = {
@@ -475,13 +565,18 @@ def normalisation(values: np.ndarray, bounds: Bounds) -> tuple[np.ndarray, np.nd
     return mean, std
 
 
+def trusted(valid: np.ndarray, starts: np.ndarray, span: int, offset: int) -> np.ndarray:
+    """Whether each window's input rows and target row are all trusted (``valid``).
+    # (windows,) bool"""
+    if valid.all():
+        return np.ones(len(starts), dtype=bool)
+    bad = np.concatenate([[0], np.cumsum(~valid)])  # bad[i] = untrusted rows before row i
+    return (bad[starts + span + 1] - bad[starts] == 0) & valid[starts + offset]
+
+
 def valid_starts(valid: np.ndarray, starts: np.ndarray, span: int, offset: int) -> np.ndarray:
     """Keep the window starts whose input rows and target row are all trusted (``valid``)."""
-    if valid.all():
-        return starts
-    bad = np.concatenate([[0], np.cumsum(~valid)])  # bad[i] = untrusted rows before row i
-    ok = (bad[starts + span + 1] - bad[starts] == 0) & valid[starts + offset]
-    return starts[ok]
+    return starts[trusted(valid, starts, span, offset)]
 
 
 def split_seasons(
@@ -523,3 +618,28 @@ def season_note(preset: SplitPreset | str, index: pd.Index) -> str | None:
         f"({BLOCK_DAYS}-day blocks in rotation {', '.join(BLOCK_ROLES)}: every split in every "
         "season)"
     )
+
+
+AUTO_PRESET = "auto"  # no preset given: default_preset() chooses from the record
+
+
+def default_preset(index: pd.Index) -> SplitPreset:
+    """The split a record gets when no preset is given: the book's ``book2`` where its
+    chronological split holds every season in each part (:func:`season_note` says nothing: about
+    three years or more), else the season-aware ``blocked``.  # index: the record's (rows,) times"""
+    book2 = DATA_PRESETS["book2"]
+    return book2 if season_note(book2, index) is None else DATA_PRESETS["blocked"]
+
+
+def default_preset_note(preset: SplitPreset, index: pd.Index) -> str:
+    """The one line that says which split :func:`default_preset` chose for the record, and how
+    to choose the other one ("a 1-year record: the season-aware `blocked` split; ...")."""
+    times = pd.DatetimeIndex(index)
+    years = (times[-1] - times[0]) / pd.Timedelta(days=365.25) if len(times) > 1 else 0.0
+    text = f"{round(years, 1):g}"
+    article = "an" if text.startswith("8") or text.split(".")[0] in ("11", "18") else "a"
+    if preset.blocked:
+        return (f"{article} {text}-year record: the season-aware `{preset.name}` split; "
+                "`--preset book2` for the book's chronological one")  # fmt: skip
+    return (f"{article} {text}-year record: the book's chronological `{preset.name}` split (every "
+            "season in each part); `--preset blocked` for the season-aware one")  # fmt: skip

@@ -64,7 +64,7 @@ class Fidelity:
 class TrialResult:
     state: State
     val_mae: float | None  # °C, best epoch; None if failed
-    baseline_val_mae: float  # persistence on the same validation windows
+    baseline_val_mae: float  # persistence on the same validation targets
     best_epoch: int | None
     history: list[dict[str, float]] = field(default_factory=list)  # one dict per epoch
     param_count: int = 0
@@ -72,6 +72,7 @@ class TrialResult:
     reason: str | None = None
     stopped: bool = False  # stopped from outside in mid-epoch (the sweep's time budget)
     windows_seen: int = 0  # training windows fed to the model (compute, with duration_s)
+    val_targets: int = 0  # validation target rows val_mae covers (the same for every window)
     model: Any = None  # keras.Model with the best weights (completed/pruned)
     data_config: dict[str, Any] = field(default_factory=dict)
 
@@ -132,6 +133,20 @@ def evenly(starts: np.ndarray, count: int | None) -> np.ndarray:
     return starts[np.linspace(0, len(starts) - 1, count).round().astype(np.int64)]
 
 
+def validation_slice(prepared: Prepared, fidelity: Fidelity) -> int | None:
+    """How many validation targets ``fidelity`` scores a trial on (None: all of them)."""
+    steps = fidelity.validation_steps
+    return None if steps is None else steps * prepared.preset.batch_size
+
+
+def validation_targets(prepared: Prepared, fidelity: Fidelity) -> np.ndarray:
+    """The validation target rows every trial at ``fidelity`` is scored on: all of the split's
+    (:meth:`~jena.prepare.Prepared.scored_targets`), or an even slice of them — the same rows
+    whatever a trial's window, so a sweep's trials, persistence and the ridge share them.
+    # (targets,) int"""
+    return evenly(prepared.scored_targets("val"), validation_slice(prepared, fidelity))
+
+
 @dataclass(frozen=True)
 class FitPlan:
     """What a configuration trains and validates on, the same for every trainer
@@ -160,9 +175,8 @@ class FitPlan:
         r, n = config.sampling_rate, config.sequence_length
         unit = prepared.preset.batch_size
         steps = fidelity.steps_per_epoch
-        val_starts = prepared.starts("val", r, n)
-        if fidelity.validation_steps is not None:
-            val_starts = evenly(val_starts, fidelity.validation_steps * unit)
+        # one window per scored target: the slice's positions are the same for every window
+        val_starts = evenly(prepared.starts("val", r, n), validation_slice(prepared, fidelity))
         return cls(
             config=config,
             prepared=prepared,
@@ -233,6 +247,7 @@ class FitPlan:
         """A result to fill as ``config`` trains."""
         return TrialResult(state="completed", val_mae=None, baseline_val_mae=self.baseline_val_mae,
                            best_epoch=None, param_count=int(model.count_params()),
+                           val_targets=len(self.val_starts),
                            data_config=self.data_config(config))  # fmt: skip
 
 

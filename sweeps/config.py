@@ -33,7 +33,9 @@ OBJECTIVES = ("val_mae", "param_count")
 @dataclass
 class DataSection:
     source: str = "jena"  # --data
-    preset: str = "book2"  # split/window preset: book2 | book1
+    # split/window preset: book2 | book1 | blocked[:DAYS[:ROLES]], or "auto" (the default: no
+    # preset given): chosen once per sweep from its record (jena.splits.default_preset)
+    preset: str = "auto"
 
 
 @dataclass
@@ -165,12 +167,13 @@ class SweepConfig:
             if value not in known:
                 yield key, f"{value!r} is not one of {', '.join(known)}"
         yield from self._objective_problems(caps)
-        from jena.splits import get_preset
+        from jena.splits import AUTO_PRESET, get_preset
 
         try:
-            get_preset(self.data.preset)
+            if self.data.preset != AUTO_PRESET:
+                get_preset(self.data.preset)
         except ConfigError as exc:
-            yield "[data].preset", str(exc)
+            yield "[data].preset", f"{exc}, or {AUTO_PRESET!r} (chosen from the record)"
         try:
             from jena.space import SPACE
 
@@ -220,10 +223,13 @@ class SweepConfig:
         (book1 and book2 windows) cannot be ranked together."""
         from jena.book import BOOK_MODELS
 
+        names = [n for n in self.space.presets or [] if n in BOOK_MODELS]
         for name in self.space.presets or []:
             if name not in BOOK_MODELS:
                 yield "[space].presets", f"unknown model {name!r} (see `jena space`)"
-            elif (data := BOOK_MODELS[name].data) != self.data.preset:
+            elif (data := BOOK_MODELS[name].data) != self.data.preset and (
+                self.data.preset != "auto" or len({BOOK_MODELS[n].data for n in names}) > 1
+            ):  # auto: the models' own edition (sweeps.runner.choose_preset)
                 mine = self.data.preset
                 why = (f"{name!r} is a {data} model but [data].preset is {mine!r}; one sweep "
                        "ranks one split (sweeps/book.toml: 2nd edition, sweeps/book1.toml: 1st "

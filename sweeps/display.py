@@ -53,8 +53,9 @@ class Board:
         if base:
             text += f"   {base}"
         if s.best_skill is not None:
-            # the trial's own skill: vs persistence on its own validation windows (as the report)
-            text += f"   skill {s.best_skill:+.1%} (vs persistence on its windows)"
+            text += f"   skill {s.best_skill:+.1%}"
+        if s.targets:
+            text += f"   (all on the same {s.targets:,} validation targets)"
         return text
 
     def render(self) -> Group:
@@ -145,9 +146,8 @@ def pump(q: Any, state: SweepState, on_fault: Callable[[str, str], None],
 def summary_table(
     rows: list[TopTrial], baseline: float | None, reference: float | None, title: str
 ) -> Table:
-    """Top trials next to persistence and the linear reference (on the preset's validation
-    windows). Skill is each trial's own (vs persistence on its own validation windows), as in
-    the report."""
+    """Top trials next to persistence and the linear reference, every MAE and skill over the
+    sweep's validation targets (the same rows for every trial: say how many in ``title``)."""
     table = Table(title=title)
     cols = ("rank", "trial", "driver", "architecture", "val MAE °C", "skill", "params", "state")
     for col in cols:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import numpy as np
 
 from jena import tracking as T
 from jena.data import Dataset
@@ -19,9 +22,9 @@ from jena.data import load as load_data
 from jena.errors import ConfigError, InfrastructureError
 from jena.linear import RidgeReference, ridge_reference
 from jena.owner import owner_is_dead
-from jena.splits import get_preset, season_note
+from jena.splits import AUTO_PRESET, default_preset, default_preset_note, get_preset, season_note
 from jena.tracking import names as N
-from jena.train import DataCache
+from jena.train import DataCache, validation_targets
 
 from .config import SweepConfig
 from .drivers import Driver, Resume, get_driver
@@ -58,6 +61,7 @@ class Opened:
     baseline: float  # persistence on the preset's validation windows, °C
     reference: RidgeReference  # the linear reference on the same windows
     season: str | None  # a chronological split of a short record: its splits' seasons differ
+    preset_choice: str | None  # no preset given: which split the record got, and why (a line)
     tracker: T.Tracker
     shared: bool  # a store other machines write to: runs beat, any host reaps
     resume: Resume
@@ -79,12 +83,14 @@ def run_sweep(cfg: SweepConfig, view: SweepView | None = None) -> SweepSummary:
         if opened.shared:
             parent.start_heartbeat(cfg.faults.heartbeat_interval_s)
         parent.log_metrics({N.METRIC_BASELINE_VAL: opened.baseline,
+                            N.METRIC_VAL_TARGETS: opened.reference.comparison.windows,
                             **opened.reference.metrics()})  # fmt: skip
         deadline = time.monotonic() + cfg.timeout_minutes * 60 if cfg.timeout_minutes else None
         state = SweepState(
             f"sweep {cfg.name} · {cfg.driver}/{driver.algorithm} · {opened.ds.source} · "
             f"{cfg.data.preset}", total=cfg.trials, done_before=opened.resume.finished,
             baseline=opened.baseline, reference=opened.reference.mae,
+            targets=opened.reference.comparison.windows,
             best=opened.resume.best_val_mae,
             best_number=opened.resume.best_number, deadline=deadline,
         )  # fmt: skip
@@ -103,7 +109,8 @@ def run_sweep(cfg: SweepConfig, view: SweepView | None = None) -> SweepSummary:
 def _notes(opened: Opened, bounds_note: str | None) -> list[str]:
     """What the user should know before the trials: the split's bounds, its seasons, the linear
     reference a model must beat."""
-    notes = [f"note: {bounds_note}"] if bounds_note else []
+    notes = [f"note: {opened.preset_choice}"] if opened.preset_choice else []
+    notes += [f"note: {bounds_note}"] if bounds_note else []
     if opened.season:
         notes.append(f"note: {opened.season} (in a sweep: --set data.preset=blocked)")
     return [*notes, opened.reference.text()]
@@ -116,6 +123,7 @@ def open_sweep(cfg: SweepConfig, driver: Driver) -> Opened:
     T.set_retry_window(cfg.faults.tracking_retry_s)
     T.check_store(cfg.storage.tracking_uri)  # seconds, not minutes of silent retries
     ds = load_data(cfg.data.source)
+    preset_choice = choose_preset(cfg, ds, _experiment_tags(cfg))
     cache = DataCache(ds, cfg.data.preset)
     never = unfittable(cfg, make_space(cfg), cache)
     if never is not None:
@@ -123,15 +131,46 @@ def open_sweep(cfg: SweepConfig, driver: Driver) -> Opened:
             f"{cfg.path or 'sweep'}: no trial of this sweep can fit the data: {never}"
         )
     prepared = cache.get()
-    baseline, _ = prepared.persistence_mae("val")
-    reference = ridge_reference(prepared)  # seconds: what a deep model must beat to earn its cost
+    targets = validation_targets(prepared, cfg.fidelity)  # the rows every trial is scored on
+    baseline = float(np.mean(prepared.persistence_at(targets)))
+    reference = ridge_reference(prepared, targets=targets)  # seconds: what a model must beat
     season = season_note(cfg.data.preset, ds.frame.index)
     tracker = T.Tracker(cfg.storage.tracking_uri, experiment=cfg.name)
     claim_experiment(tracker, cfg, ds)
     shared = T.is_shared(tracker.tracking_uri)
     T.close_stale_runs(tracker, grace_s=cfg.faults.grace_period_s if shared else None)
-    return Opened(ds, cache, baseline, reference, season, tracker, shared, driver.resume(),
-                  started)  # fmt: skip
+    return Opened(ds, cache, baseline, reference, season, preset_choice, tracker, shared,
+                  driver.resume(), started)  # fmt: skip
+
+
+def choose_preset(cfg: SweepConfig, ds: Dataset, experiment_tags: Mapping[str, str]) -> str | None:
+    """No preset given (``[data] preset = "auto"``): the sweep's split, chosen once per sweep
+    and set on ``cfg`` (its driver, its workers, its runs and ``jena best`` take it from there):
+    the split the sweep's experiment already holds, the named book models' own edition, else
+    :func:`jena.splits.default_preset` of the record. The line that says which (None when a
+    preset was given)."""
+    if cfg.data.preset != AUTO_PRESET:
+        return None
+    held = experiment_tags.get(N.EXP_DATA_PRESET)
+    if cfg.space.presets:
+        from jena.book import BOOK_MODELS
+
+        cfg.data.preset = BOOK_MODELS[cfg.space.presets[0]].data
+        return f"the book's models on their own split, `{cfg.data.preset}`"
+    if held:
+        cfg.data.preset = held
+        return f"the split this sweep started with, `{held}` (chosen then from the record)"
+    chosen = default_preset(ds.frame.index)
+    cfg.data.preset = chosen.name
+    return default_preset_note(chosen, ds.frame.index)
+
+
+def _experiment_tags(cfg: SweepConfig) -> dict[str, str]:
+    """The tags of the sweep's experiment; none before its first invocation."""
+    try:
+        return T.experiment_tags(cfg.storage.tracking_uri, cfg.name)
+    except ConfigError:
+        return {}
 
 
 def run_trials(
@@ -194,7 +233,7 @@ def summarise(
     summary = SweepSummary(
         experiment=cfg.name, tracking_uri=uri, runs_page=T.runs_page(opened.tracker.experiment_id),
         baseline_val_mae=opened.baseline, reference_val_mae=opened.reference.mae,
-        total=cfg.trials,
+        total=cfg.trials, val_targets=opened.reference.comparison.windows,
         finished=opened.resume.finished if state is None else state.finished,
         workers=cfg.workers, complete=state is None, parent_run_id=parent_run_id,
         best=driver.best(), beats_persistence=beats, top=top,
@@ -322,6 +361,7 @@ def _tags(cfg: SweepConfig, opened: Opened, bounds_note: str | None) -> dict[str
         **({N.TAG_SWEEP_FILE: cfg.path} if cfg.path else {}),
         N.TAG_BOUNDS_NOTE: bounds_note,
         N.TAG_SEASON_NOTE: opened.season,
+        N.TAG_PRESET_CHOICE: opened.preset_choice,
         N.TAG_DRIVER: cfg.driver,
         N.TAG_SWEEP: cfg.name,
         N.TAG_DATA_SOURCE: opened.ds.source,

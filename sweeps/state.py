@@ -38,11 +38,12 @@ class SweepState:
     title: str
     total: int
     done_before: int = 0
-    baseline: float | None = None  # persistence on the preset's validation windows, °C
-    reference: float | None = None  # the linear reference on the same windows, °C
+    baseline: float | None = None  # persistence on the validation targets trials share, °C
+    reference: float | None = None  # the linear reference on the same targets, °C
+    targets: int | None = None  # validation targets every MAE of the sweep covers
     best: float | None = None
     best_number: int | None = None
-    best_skill: float | None = None  # vs persistence on the trial's own windows
+    best_skill: float | None = None  # vs persistence on the same targets
     deadline: float | None = None  # time.monotonic() value or None
     counts: dict[str, int] = field(default_factory=lambda: {"completed": 0, "pruned": 0,
                                                              "failed": 0})  # fmt: skip
@@ -167,6 +168,7 @@ class SweepSummary:
     advice: str | None = None  # what to do when no trial beats persistence yet
     timing: Timing | None = None
     top: list[TopTrial] = field(default_factory=list)
+    val_targets: int | None = None  # the validation targets every val MAE here covers
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

@@ -347,9 +347,9 @@ def test_baseline_json(
 def test_baseline_table(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["baseline", "--data", TINY, "--json"], capsys)
     result = json.loads(out)
-    code, out, _ = run(["baseline", "--data", TINY], capsys)  # book2 by default
+    code, out, _ = run(["baseline", "--data", TINY], capsys)  # blocked on 5.5 months
     assert code == 0
-    assert "persistence" in out and "book2" in out
+    assert "persistence" in out and f"· {result['preset']} ·" in out
     for label, key in (("val", "val_mae"), ("test", "test_mae")):
         assert label in out and f"{result[key]:.4f}" in out
     assert f"{result['val_windows']:,}" in out
@@ -418,7 +418,7 @@ def test_a_one_year_record_is_told_to_use_the_blocked_split(
     text = " ".join(out.split())
     assert "blocked split: 14-day blocks in rotation train, train, val, test" in text
     assert "puts the splits in different seasons" in text and "--preset blocked" in text
-    code, out, _ = run(["baseline", "--data", year], capsys)
+    code, out, _ = run(["baseline", "--data", year, "--preset", "book2"], capsys)
     assert code == 0 and "--preset blocked" in " ".join(out.split())
     code, out, _ = run(["baseline", "--data", year, "--preset", "blocked", "--json"], capsys)
     result = json.loads(out)

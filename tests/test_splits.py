@@ -470,10 +470,12 @@ def test_blocked_bounds_rotate_whole_blocks():
     assert DATA_PRESETS["book2"].bounds(rows).to_dict()["val"] == [26_352, 39_528]
 
 
-@pytest.mark.parametrize("spec", ["blocked", "blocked:28", "blocked:3:train,val,test,train"])
-@pytest.mark.parametrize(("rate", "length"), [(6, 120), (1, 144), (3, 48)])
-def test_blocked_windows_never_cross_roles(spec, rate, length):
-    """Every row a window reads (its inputs and its target) lies in a block of its own split."""
+@pytest.mark.parametrize("spec", ["blocked", "blocked:28", "blocked:7:train,val,test,train"])
+@pytest.mark.parametrize(("rate", "length"), [(6, 120), (1, 144), (3, 48), (6, 240)])
+def test_blocked_windows_never_read_what_their_split_holds_apart(spec, rate, length):
+    """Training windows read training rows only (inputs and target); every validation and test
+    target lies in a block of its split, a validation window never reads a test row, and every
+    window is scored on the preset window's targets (the first lies 858 rows into its block)."""
     preset = get_preset(spec)
     rows = 52_704
     role = _roles(preset, rows)
@@ -481,18 +483,43 @@ def test_blocked_windows_never_cross_roles(spec, rate, length):
     for k, split in enumerate(("train", "val", "test")):
         try:
             starts = preset.window_starts(rows, split, sampling_rate=rate, sequence_length=length)
-        except ConfigError:
-            assert preset.block_days == 3 and length * rate > 3 * 144  # 3-day blocks: too short
+        except ConfigError as exc:
+            # 7-day blocks: a 10-day history reaches a test block (val) or a block's start (train)
+            assert preset.block_days == 7 and length * rate > 7 * 144, (split, str(exc))
+            assert "\n" not in str(exc)
             continue
         assert len(starts) and np.all(np.diff(starts) > 0)
-        reads = starts[:, None] + np.r_[np.arange(length) * rate, offset]  # inputs + target
-        assert (role[reads] == k).all(), split
+        inputs = starts[:, None] + np.arange(length) * rate
+        targets = starts + offset
+        assert (role[targets] == k).all(), split
+        if split == "train":
+            assert (role[inputs] == 0).all()
+            continue
+        assert not (role[inputs] == 2).any() or split == "test"
+        ref = [(lo + 858, hi) for lo, hi in preset.bounds(rows).segments(split)]  # by hand
+        expected = np.concatenate([np.arange(lo, hi) for lo, hi in ref if hi > lo])
+        np.testing.assert_array_equal(targets, expected)
 
 
-def test_a_window_longer_than_a_block_is_a_clear_error():
-    with pytest.raises(ConfigError, match="does not fit the val split's blocks") as err:
-        get_preset("blocked:3").window_starts(52_704, "val")
-    assert "longer blocks" in str(err.value) and "\n" not in str(err.value)
+def test_blocks_too_short_for_the_scored_targets_are_a_clear_error():
+    with pytest.raises(ConfigError, match="blocks of at least 7 days") as err:
+        get_preset("blocked:3").window_starts(52_704, "val", sampling_rate=3, sequence_length=8)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("spec", "days"), [("blocked", 40), ("book2", 120)])
+def test_a_window_reaching_rows_its_split_holds_apart_is_refused_in_one_line(spec, days):
+    """A validation history of 40 days reaches the test block before the two training blocks
+    (blocked); one of 120 days the record's first row (book2 on 200 days: validation starts on
+    day 100): refused in one line, naming the most history that fits."""
+    preset = get_preset(spec)
+    rows = 200 * 144
+    with pytest.raises(ConfigError, match="use at most") as err:
+        preset.window_starts(rows, "val", sampling_rate=6, sequence_length=days * 24)
+    assert "\n" not in str(err.value)
+    fits = int(str(err.value).split("use at most ")[1].split(" h")[0])
+    starts = preset.window_starts(rows, "val", sampling_rate=6, sequence_length=fits // 6)
+    assert len(starts)  # the most history the message names does fit
 
 
 def test_blocked_no_test_row_is_loaded_and_none_influences_training(year):

@@ -31,28 +31,47 @@ PRESET_HELP = (
     "blocked[:DAYS[:ROLES]] (DAYS-day blocks, default 14, in the rotation ROLES, default "
     "train,train,val,test: every split in every season; for records under about three years)"
 )
+PRESET_DEFAULT = (
+    "default: chosen from the record: book2 where its chronological split holds every season in "
+    "each part (about three years or more), else blocked"
+)
 
 
 def preset_type(text: str) -> str:
-    """--preset's type: a preset name (jena.splits.get_preset), one line naming the bad part."""
+    """--preset's type: a preset name (jena.splits.get_preset), or ``auto`` (chosen from the
+    record, as when none is given); one line naming the bad part."""
     from ..errors import ConfigError
-    from ..splits import get_preset
+    from ..splits import AUTO_PRESET, get_preset
 
+    if text.strip() == AUTO_PRESET:
+        return AUTO_PRESET
     try:
         return get_preset(text).name
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_preset(p: argparse.ArgumentParser, default: str | None = "book2") -> None:
+def add_preset(p: argparse.ArgumentParser, default: str | None = None, *, more: str = "") -> None:
+    """--preset; None (not given): jena.splits.default_preset of the record (``more``: what
+    else decides)."""
     p.add_argument(
         "--preset",
         default=default,
         type=preset_type,
         metavar="PRESET",
-        help=PRESET_HELP
-        + (f" (default: {default})" if default else " (default: the model's edition, else book2)"),
+        help=PRESET_HELP + (f" (default: {default})" if default else f" ({PRESET_DEFAULT}{more})"),
     )
+
+
+def chosen_preset(given: str | None, index: Any) -> tuple[str, str | None]:
+    """(preset, the line saying why) for a command's record ``index``: the given one (no line),
+    else :func:`jena.splits.default_preset`."""
+    from ..splits import AUTO_PRESET, default_preset, default_preset_note
+
+    if given is not None and given != AUTO_PRESET:
+        return given, None
+    preset = default_preset(index)
+    return preset.name, default_preset_note(preset, index)
 
 
 def print_json(obj: Any) -> None:

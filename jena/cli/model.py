@@ -9,11 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ._common import add_data, add_preset, console, print_json
+from ._common import add_data, add_preset, chosen_preset, console, print_json
 
 
-def trial_config_from_args(args: argparse.Namespace) -> tuple[Any, str]:
-    """(TrialConfig, data preset) from --model / --config / --set."""
+def trial_config_from_args(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """(TrialConfig, data preset) from --model / --config / --set; the preset None where none
+    is given (the record decides: jena.splits.default_preset) and no 1st-edition model asks for
+    its own."""
     from ..errors import ConfigError
 
     if args.model and args.config:
@@ -23,7 +25,9 @@ def trial_config_from_args(args: argparse.Namespace) -> tuple[Any, str]:
         from ..book import book_model
 
         book = book_model(args.model)
-        config, data_preset = book.config, data_preset or book.data
+        config = book.config
+        if data_preset is None and book.edition == 1:  # the 1st edition's own split
+            data_preset = book.data
     elif args.config:
         config = _config_file(Path(args.config))
     else:
@@ -33,7 +37,7 @@ def trial_config_from_args(args: argparse.Namespace) -> tuple[Any, str]:
     config = _with_sets(config, args.set or [])
     if args.seed is not None:
         config = config.replace(seed=args.seed)
-    return config.validate(), data_preset or "book2"
+    return config.validate(), data_preset
 
 
 def _config_file(path: Path) -> Any:
@@ -93,6 +97,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                         validation_steps=args.validation_steps, patience=args.patience)  # fmt: skip
     con = console(stderr=args.json)  # with --json, stdout holds the JSON alone
     ds = load(args.data)
+    data_preset, why = chosen_preset(data_preset, ds.frame.index)
+    if why:
+        con.print(f"note: {why}", markup=False, soft_wrap=True)
     con.print(
         f"[bold]{args.model or 'config'}[/] · {config.architecture} · {ds.source} · {data_preset}"
     )
@@ -100,10 +107,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(config, DataCache(ds, data_preset), fidelity, on_epoch=on_epoch,
                        on_batch=on_batch)  # fmt: skip
     if args.json:
-        keys = ("state", "val_mae", "baseline_val_mae", "best_epoch", "param_count", "duration_s",
-                "reason", "history")  # fmt: skip
+        keys = ("state", "val_mae", "baseline_val_mae", "val_targets", "best_epoch",
+                "param_count", "duration_s", "reason", "history")  # fmt: skip
         print_json({**{k: getattr(result, k) for k in keys}, "val_skill": result.val_skill,
-                    "config": config.to_dict()})  # fmt: skip
+                    "config": config.to_dict(), "preset": data_preset})  # fmt: skip
         return 0 if result.state != "failed" else 1
     _print_result(result, con)
     return 0 if result.state != "failed" else 1
@@ -139,7 +146,8 @@ def _progress(con: Any, epochs: int) -> Iterator[tuple[Any, Any]]:
 def _print_result(result: Any, con: Any) -> None:
     from rich.table import Table
 
-    title = f"{result.state} in {result.duration_s:.0f} s"
+    title = (f"{result.state} in {result.duration_s:.0f} s · the same {result.val_targets:,} "
+             "validation targets")  # fmt: skip
     table = Table("", "val MAE (°C)", "skill vs persistence", title=title)
     if result.val_mae is not None:
         table.add_row(
@@ -147,7 +155,7 @@ def _print_result(result: Any, con: Any) -> None:
             f"{result.val_mae:.4f}",
             f"{result.val_skill:+.1%}",
         )
-    table.add_row("persistence (same windows)", f"{result.baseline_val_mae:.4f}", "0.0%")
+    table.add_row("persistence (same targets)", f"{result.baseline_val_mae:.4f}", "0.0%")
     con.print(table)
     if result.state == "failed":
         con.print(f"[red]failed:[/] {result.reason}")
@@ -210,7 +218,7 @@ def add_commands(sub: Any) -> None:
         help="override a hyperparameter (repeatable), e.g. --set units=32",
     )
     add_data(p)
-    add_preset(p, default=None)
+    add_preset(p, more="; a 1st-edition --model: book1")
     p.add_argument("--epochs", type=int, default=10, help="maximum epochs (default: 10)")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="training batches per epoch")
     p.add_argument("--validation-steps", type=int, default=None, help="validation batches")

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from ._common import DATA_HELP, console, print_json
+from ._common import DATA_HELP, PRESET_DEFAULT, PRESET_HELP, console, preset_type, print_json
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -19,6 +19,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     cfg = apply_flags(cfg, {  # the flags win over --set
         "--trials": ("trials", args.trials),
         "--data": ("data.source", args.data),
+        "--preset": ("data.preset", args.preset),
         "--workers": ("workers", args.workers),
         "--timeout-minutes": ("timeout_minutes", args.timeout_minutes),
         "--name": ("name", args.name),
@@ -63,6 +64,8 @@ def print_sweep(summary: Any, con: Any) -> None:
                   f"{summary.total} trials (nothing to run, no run created). Raise the total "
                   "(--trials N) to search more.")  # fmt: skip
     title = f"top trials of experiment {summary.experiment!r}"
+    if summary.val_targets:
+        title += f" (val MAE on the same {summary.val_targets:,} validation targets)"
     con.print(summary_table(summary.top, summary.baseline_val_mae, summary.reference_val_mae,
                             title))  # fmt: skip
     if summary.advice:
@@ -113,6 +116,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--data", default=None, metavar="SOURCE", help=DATA_HELP + " (overrides the file)"
     )
+    p.add_argument("--preset", default=None, type=preset_type, metavar="PRESET",
+                   help=f"{PRESET_HELP} (overrides the file's [data] preset; its 'auto' or none: "
+                   f"{PRESET_DEFAULT}; a sweep keeps the split it started with)")  # fmt: skip
     p.add_argument("--trials", type=int, default=None, help="total trials (over all invocations)")
     p.add_argument("--workers", type=int, default=None, help="worker processes on this machine")
     p.add_argument("--timeout-minutes", type=float, default=None, help="time budget of this run")

@@ -170,6 +170,12 @@ def _reading_note(data: ReportData) -> str:
     )  # fmt: skip
 
 
+def _targets_phrase(data: ReportData) -> str:
+    """``: 10,240 targets`` from the sweep's parent run (sweeps since the same-targets rule)."""
+    n = T.finite(data.parent.metrics.get(N.METRIC_VAL_TARGETS)) if data.parent else None
+    return f": {int(n):,} targets" if n else ""
+
+
 def leaderboard_section(data: ReportData, folder: Path, result: ReportResult) -> str:
     board = leaderboard(data.frame)
     if board.empty:
@@ -188,7 +194,7 @@ def leaderboard_section(data: ReportData, folder: Path, result: ReportResult) ->
         ])  # fmt: skip
     html_table = table(
         ["architecture / model", "completed trials", "best val MAE (°C)",
-         "persistence, same windows (°C)", "skill", "test MAE (°C)", "parameters",
+         "persistence, same targets (°C)", "skill", "test MAE (°C)", "parameters",
          "best trial (driver)"],
         rows, numeric={1, 2, 3, 4, 5, 6},
     )  # fmt: skip
@@ -207,10 +213,10 @@ def leaderboard_section(data: ReportData, folder: Path, result: ReportResult) ->
             "persistence baseline. Lower is better.",
         )
         + html_table
-        + '<p class="meta">Skill = 1 − model / persistence on the trial\'s own validation '
-        "windows (its sequence length and validation subset); the persistence row and the "
-        "grey bar use the preset's full validation windows. Test MAE appears once "
-        "<code>jena best</code> has evaluated that trial.</p>"
+        + '<p class="meta">Every trial is scored on the same validation targets, whatever its '
+        "window (the split defines them; a sweep's low-fidelity slice is the same for every "
+        f"trial){_targets_phrase(data)}; skill = 1 − model / persistence on those targets. "
+        "Test MAE appears once <code>jena best</code> has evaluated that trial.</p>"
     )
 
 
