@@ -292,6 +292,21 @@ def test_best_gives_intervals_dm_and_the_linear_reference(
     assert version.tags["test_skill_interval"].startswith(f"{test['skill']['estimate']:+.2%} [")
 
 
+def test_the_champion_the_ridge_and_persistence_share_one_target_count(
+    store: tuple[Path, str], evaluated: dict[str, Any]
+) -> None:
+    """The champion (a 24-hour window) is scored on the split's targets, the same rows as the
+    ridge and persistence: counted here from the bounds alone (book2 on 24,000 rows: validation
+    rows 12,000-18,000, test 18,000-24,000; the first target 858 rows into each, the book's test
+    windows' last target 714 rows before the end). Before, its own window gave it more."""
+    val_targets = 18_000 - (12_000 + 858)
+    test_targets = (24_000 - 714) - (18_000 + 858)
+    assert evaluated["test_windows"] == test_targets
+    for key, count in (("val", val_targets), ("test", test_targets)):
+        assert evaluated[f"{key}_vs_persistence"]["windows"] == count, key
+        assert evaluated[f"{key}_vs_ridge"]["windows"] == count, key
+
+
 def test_registry_alias_points_to_best(store: tuple[Path, str], evaluated: dict[str, Any]) -> None:
     _, uri = store
     version = mlflow.MlflowClient(uri, registry_uri=uri).get_model_version_by_alias(
