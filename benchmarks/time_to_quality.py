@@ -193,6 +193,8 @@ def champion_of(ev: Any) -> dict[str, Any]:
         "seeds_note": ev.seeds_note,
         "val": ev.val_vs_persistence.to_dict() if ev.val_vs_persistence else None,
         "test": ev.test_vs_persistence.to_dict() if ev.test_vs_persistence else None,
+        "val_vs_ridge": ev.val_vs_ridge.to_dict() if ev.val_vs_ridge else None,
+        "test_vs_ridge": ev.test_vs_ridge.to_dict() if ev.test_vs_ridge else None,
     }
 
 
@@ -324,6 +326,28 @@ def _line(label: str, *cells: str) -> str:
     return f"{label:25} " + " ".join(f"{c:>{n}}" for c, n in zip(cells, widths, strict=False))
 
 
+def target_counts(report: dict[str, Any]) -> tuple[str, list[str]]:
+    """One line naming the validation and test targets every row is scored on, and a note for
+    each row scored on other targets (a JSON written before the split defined them)."""
+    ridge = report.get("ridge") or {}
+    counts = {s: (ridge.get(s) or {}).get("windows") for s in ("val", "test")}
+    rows = [(f"book {b['model']}", b.get("val"), b.get("test")) for b in report["books"]]
+    champion = report["ours"]["champion"] or NO_CHAMPION
+    rows.append(("sweep + refit champion", champion.get("val"), champion.get("test")))
+    notes = []
+    for label, val, test in rows:
+        for split, c in (("val", val), ("test", test)):
+            if c is not None and counts[split] is not None and c["windows"] != counts[split]:
+                notes.append(f"note: {label}'s {split} figures cover {c['windows']:,} "
+                             f"targets, not the {counts[split]:,} of the others: not "
+                             "comparable")  # fmt: skip
+    if None in counts.values():
+        return "targets: not recorded", notes
+    head = (f"every row scored on the same {counts['val']:,} validation and {counts['test']:,} "
+            "test targets (the split's)")  # fmt: skip
+    return head, notes
+
+
 def table(report: dict[str, Any]) -> str:
     """The benchmark's table and its verdict on the goal, from its JSON. Intervals: 95 %, a
     block bootstrap over whole days of windows; skill against persistence on test."""
@@ -331,9 +355,10 @@ def table(report: dict[str, Any]) -> str:
     champion = ours["champion"] or NO_CHAMPION
     ridge = report.get("ridge") or {}
     sets = f"; {', '.join(report['sets'])}" if report.get("sets") else ""
+    counted, target_notes = target_counts(report)
     lines = [
         f"time to quality on {report['data']}, {report.get('preset', 'book2')} "
-        f"({report['minutes']:.0f} min in all{sets})",
+        f"({report['minutes']:.0f} min in all{sets}); {counted}",
         _line("", "val MAE [95 %]", "compute s", "refit matched", "ratio", "sweep matched",
               "test MAE [95 %]", "test skill [95 %]"),
     ]  # fmt: skip
@@ -374,7 +399,18 @@ def table(report: dict[str, Any]) -> str:
             f"{test['dm']['p_value']:.2g})"
             + ("; the champion is WORSE than persistence on the test split" if worse else "")
         )
-    return "\n".join(lines + goal_lines(report))
+    for split in ("val", "test"):
+        c = champion.get(f"{split}_vs_ridge")
+        if c is not None:
+            lines.append(f"champion vs the ridge on {split}: skill {_cell(c, 'skill')}, DM "
+                         f"{c['dm']['statistic']:+.2f} (p = {c['dm']['p_value']:.2g})")  # fmt: skip
+    if ridge:
+        beat = first_match(ours["curve"], ridge["val"]["mae"]["estimate"])
+        lines.append(
+            "compute at which sweep + refit first beat the ridge on validation (refit, "
+            "full validation): " + ("not reached" if beat is None else f"{beat:.0f} s")
+        )
+    return "\n".join(lines + target_notes + goal_lines(report))
 
 
 def _met(ok: bool) -> str:
