@@ -24,6 +24,21 @@ RECURRENT: tuple[str, ...] = ("lstm", "gru", "conv_gru")
 CONVOLUTIONAL: tuple[str, ...] = ("conv1d", "conv_gru")
 OPTIMIZERS: tuple[str, ...] = ("rmsprop", "adam")
 LOSSES: tuple[str, ...] = ("mse", "mae")
+# what the network's output is added to: nothing, the window's last temperature, or the linear
+# reference's forecast (jena.linear): an untrained model is then persistence, or the ridge
+RESIDUALS: tuple[str, ...] = ("none", "persistence", "ridge")
+_RESIDUAL_ALIASES = {True: "persistence", False: "none", "true": "persistence",
+                     "false": "none"}  # fmt: skip  # before there was a choice: a bool
+
+
+def residual_name(value: Any) -> Any:
+    """``residual`` as one of :data:`RESIDUALS`: the bools (and their text, as an old run's
+    MLflow param reads back) of sweep files and runs from before the choice map to ``none`` /
+    ``persistence``; anything else is returned as it is (validation names it)."""
+    key = value.lower() if isinstance(value, str) else value
+    if isinstance(key, (bool, str)) and key in _RESIDUAL_ALIASES:
+        return _RESIDUAL_ALIASES[key]
+    return value
 GLOBAL_POOLS: tuple[str, ...] = ("avg", "max", "none")
 ACTIVATIONS: tuple[str, ...] = (
     "tanh",
@@ -78,12 +93,15 @@ class TrialConfig:
     # train on the normalised temperature (1st ed.) instead of °C (2nd ed.); MAEs are always
     # reported in °C.
     normalise_target: bool = False
-    # predict the change from the window's last temperature: output = Dense(1, zeros) + last
-    # temperature (in the training units), so an untrained model is the persistence forecast
-    residual: bool = False
+    # "persistence": predict the change from the window's last temperature (output = Dense(1,
+    # zeros) + last temperature, in the training units): an untrained model is persistence;
+    # "ridge": predict the change from the linear reference's forecast (the network learns
+    # target − ridge; the forecaster adds the ridge back): an untrained model is the ridge
+    residual: str = "none"
     seed: int = 0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "residual", residual_name(self.residual))
         # lists (from JSON/TOML or a careless caller) -> tuples, so the config stays hashable
         for name in _TUPLE_FIELDS:
             value = getattr(self, name)
@@ -175,6 +193,7 @@ class TrialConfig:
         for key, value in data.items():
             if key not in hints:
                 raise ConfigError(f"unknown config field {key!r}{_suggest(key, hints)}")
+            value = residual_name(value) if key == "residual" else value
             kwargs[key] = _check_type(key, hints[key], value)
         return cls(**kwargs)
 
@@ -216,6 +235,7 @@ class TrialConfig:
     def _check_values(self) -> None:
         """Choices, rates, sizes: what every architecture checks."""
         _one_of("optimizer", self.optimizer, OPTIMIZERS)
+        _one_of("residual", self.residual, RESIDUALS)
         _one_of("loss", self.loss, LOSSES)
         _one_of("conv_global_pool", self.conv_global_pool, GLOBAL_POOLS)
         _one_of("conv_activation", self.conv_activation, ACTIVATIONS)

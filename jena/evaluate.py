@@ -36,13 +36,25 @@ the run's ``evaluation.json`` and tagged on the registered version
 ``val_dm_pvalue``, ``test_dm_stat``, ``test_dm_pvalue``, ``ridge_val_mae``, ``ridge_test_mae``,
 ``val_skill_vs_ridge`` and ``test_skill_vs_ridge`` (each with ``_low/_high``).
 
+Intervals (:mod:`jena.conformal`, :mod:`jena.coverage`): the champion, the ridge and
+persistence are each calibrated on their residuals over the full validation split (the
+champion's windows), at the levels of ``--level`` or the sweep's ``[champion] interval_level``
+(default 90 %); the look at the test split checks their coverage (95 % day-block interval), mean
+width and coverage by season on the same windows. The champion's calibration is stored in its
+registered model's data configuration, so every forecast of it carries its interval. Run
+metrics added: ``interval_level``, ``interval_coverage`` (``_low/_high``), ``interval_width``,
+``interval_coverage_<season>``, ``ridge_interval_coverage``, ``ridge_interval_width``,
+``persistence_interval_coverage``, ``persistence_interval_width`` (a further level: the same
+with ``_<level>``, e.g. ``interval_coverage_80``); tags ``interval_coverage`` and
+``interval_off_nominal`` on the run and the version.
+
 Only this module (and ``jena baseline``) ever asks :func:`jena.prepare.prepare` for test rows.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +63,8 @@ import numpy as np
 import pandas as pd
 
 from . import tracking as T
+from .conformal import DEFAULT_LEVELS, Calibration, CalibrationError, calibrate, parse_levels
+from .coverage import IntervalCheck, coverage
 from .data import Dataset
 from .errors import ConfigError, JenaError
 from .evaluation import Evaluation, seeds_phrase
@@ -235,6 +249,64 @@ def _test_data(cfg: Mapping[str, Any], dataset: Dataset) -> tuple[Prepared, pd.D
     return _check_stats(prepared, cfg, dataset), pd.DatetimeIndex(dataset.frame.index)
 
 
+def interval_levels(uri: str, experiment: str) -> tuple[float, ...]:
+    """``[champion] interval_level`` of the sweep's latest invocation (default 90 %)."""
+    parents = T.sweep_runs(uri, experiment)
+    definition = (T.sweep_definition(uri, parents[0].run_id) if parents else None) or {}
+    value = (definition.get("champion") or {}).get("interval_level")
+    if value is None:
+        return DEFAULT_LEVELS
+    try:
+        return parse_levels(value, "[champion].interval_level")
+    except CalibrationError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _interval_check(
+    levels: Sequence[float], val: WindowPredictions, test: WindowPredictions,
+    prepared: Prepared, ridge: Ridge | None,
+) -> tuple[Calibration, IntervalCheck]:  # fmt: skip
+    """Calibrate the champion, the ridge and persistence on their validation residuals (the
+    champion's windows; the ridge's where it can forecast) and check them on the same test
+    windows: those the ridge can forecast too (all, nearly always)."""
+    assert val.rows is not None and test.rows is not None
+    val_sets = {"champion": (val.forecast, np.ones(len(val.actual), bool)),
+                "persistence": (val.persistence, np.ones(len(val.actual), bool))}  # fmt: skip
+    test_sets = {"champion": test.forecast, "persistence": test.persistence}
+    common = np.ones(len(test.actual), dtype=bool)
+    if ridge is not None:
+        ok = ridge.available(prepared, val.rows - ridge.horizon)
+        common = ridge.available(prepared, test.rows - ridge.horizon)
+        if ok.sum() and common.any():
+            forecast = np.full(len(val.actual), np.nan)
+            forecast[ok] = ridge.predict(prepared, val.rows[ok] - ridge.horizon)
+            val_sets["ridge"] = (forecast, ok)
+            forecast = np.full(len(test.actual), np.nan)
+            forecast[common] = ridge.predict(prepared, test.rows[common] - ridge.horizon)
+            test_sets["ridge"] = forecast
+        else:
+            common[:] = True
+    days = day_of(test.rows)[common]
+    champion = None
+    check = IntervalCheck(tuple(levels), "")
+    for name in ("champion", "ridge", "persistence"):
+        if name not in test_sets:
+            continue
+        forecast, ok = val_sets[name]
+        cal = calibrate(val.time[ok], forecast[ok], val.actual[ok], levels)
+        champion = champion or cal
+        check.results += coverage(name, cal, test.time[common], test_sets[name][common],
+                                  test.actual[common], days)  # fmt: skip
+    assert champion is not None
+    check.calibration = champion.describe()
+    return champion, check
+
+
+def _calibrated(cfg: Mapping[str, Any], look: _Look) -> dict[str, Any]:
+    """The data configuration the registered model carries: with the champion's calibration."""
+    return {**cfg, "calibration": look.calibration.to_dict()}
+
+
 def _record_and_register(
     ev: Evaluation,
     result: WindowPredictions,
@@ -251,7 +323,8 @@ def _record_and_register(
     T.log_test_evaluation(uri, ev.run_id, evaluation=ev.evaluation,
                           when=datetime.now(UTC).replace(microsecond=0), previous=ev.previous,
                           metrics=_test_metrics(ev), data_source=ev.data_source,
-                          predictions=result.frame(), summary=ev.to_dict())  # fmt: skip
+                          predictions=_with_bands(result, cfg), summary=ev.to_dict(),
+                          tags=ev.interval_tags())  # fmt: skip
     if register_name:
         version = T.register_model(uri, ev.run_id, cfg, name=register_name, alias=alias,
                                    description=description, members=members,
@@ -259,6 +332,19 @@ def _record_and_register(
         ev.registered_model, ev.version = register_name, version
         ev.alias, ev.model_uri = alias, f"models:/{register_name}@{alias}"
     return ev
+
+
+def _with_bands(result: WindowPredictions, cfg: Mapping[str, Any]) -> pd.DataFrame:
+    """The test predictions with the champion's interval at its main level (``low``, ``high``):
+    what the report draws."""
+    frame = result.frame()
+    stored = cfg.get("calibration")
+    if stored:
+        cal = Calibration.from_dict(stored)
+        lows, highs = cal.bounds(result.time, result.forecast)
+        frame["low"], frame["high"] = np.round(lows[0], 4), np.round(highs[0], 4)
+        frame["level"] = cal.level
+    return frame
 
 
 def _test_metrics(ev: Evaluation) -> dict[str, float]:
@@ -299,7 +385,7 @@ def _version_tags(ev: Evaluation, members: list[str] | None) -> dict[str, Any]:
         "test_skill_interval": test.skill.text("+.2%") if test else "",
         "worse_than_persistence_on_test": str(ev.worse_than_persistence_on_test).lower(),
         "ridge_test_mae": f"{ridge.reference_mae.estimate:.4f}" if ridge else "",
-    }
+    } | ev.interval_tags()
 
 
 def evaluate_best(
@@ -315,6 +401,7 @@ def evaluate_best(
     settings: RefitSettings | None = None,
     events: Events | None = None,
     plan: RefitPlan | None = None,
+    levels: Sequence[float] | None = None,
 ) -> Evaluation:
     """Evaluate a sweep's champion once on the test split (see the module docstring) and
     register it. ``refit`` (default): the champion is the refit's selected configuration, its
@@ -322,10 +409,13 @@ def evaluate_best(
     low-fidelity trial's own model. A champion whose validation skill interval does not exclude
     zero raises :class:`NotBetterThanPersistence` before the test split is read, unless
     ``force``. ``plan``: the refit's plan, printed already (:func:`jena.refit.plan_refit`).
-    ``dataset`` skips loading (tests); ``register_name=None`` skips the registry."""
+    ``dataset`` skips loading (tests); ``register_name=None`` skips the registry. ``levels``:
+    the intervals' (default: the sweep's ``[champion] interval_level``, else 90 %)."""
     uri = T.resolve_uri(tracking_uri)
+    levels = parse_levels(list(levels)) if levels else interval_levels(uri, experiment)
     if not refit:
-        return _evaluate_trial(experiment, uri, data, register_name, alias, dataset, force)
+        return _evaluate_trial(experiment, uri, data, register_name, alias, dataset, force,
+                               levels)  # fmt: skip
     settings = settings or (plan.settings if plan else RefitSettings.of_sweep(uri, experiment))
     status = run_refit(experiment, tracking_uri=uri, settings=settings, data=data,
                        dataset=dataset, events=events, plan=plan)  # fmt: skip
@@ -337,11 +427,11 @@ def evaluate_best(
                             who=f"refit run {members[0].run_id}")  # fmt: skip
     prepared, index = _test_data(cfg, dataset)
     what = f"its refit champion ({chosen.candidate.label}, {seeds_phrase(len(members))})"
-    look = _evidence_then_look(experiment, what, forecaster, prepared, index, force)
+    look = _evidence_then_look(experiment, what, forecaster, prepared, index, force, levels)
     record = status.stage_run_id or latest_refit_run(uri, experiment)
     ev = _refit_evaluation(experiment, uri, record, status, look, dataset)
     return _record_and_register(
-        ev, look.result, cfg, uri, register_name=register_name, alias=alias,
+        ev, look.result, _calibrated(cfg, look), uri, register_name=register_name, alias=alias,
         members=[m.run_id for m in members],
         description=f"{chosen.candidate.label} of {experiment}: {seeds_phrase(len(members))}",
     )  # fmt: skip
@@ -379,7 +469,7 @@ def _refit_evaluation(
         best_val_member_test_mae=per_member[[m.seed for m in members].index(best_seed)],
         previous=previous,
         other_runs_evaluated=_other_evaluations(T.trials_frame(uri, experiment), record),
-        **look.comparisons(), seeds_note=status.seeds_note,
+        **look.comparisons(), seeds_note=status.seeds_note, intervals=look.intervals,
         refit_outcome=status.outcome_text() if status.stage_run_id else None,
     )  # fmt: skip
 
@@ -397,6 +487,8 @@ class _Look:
     test_vs_persistence: Comparison
     test_vs_ridge: Comparison | None
     forced: bool
+    calibration: Calibration  # the champion's, on its validation residuals
+    intervals: IntervalCheck  # the champion's, the ridge's and persistence's, on test
 
     def comparisons(self) -> dict[str, Any]:
         """The Evaluation fields it fills."""
@@ -406,19 +498,23 @@ class _Look:
 
 def _evidence_then_look(
     experiment: str, what: str, forecaster: Forecaster, prepared: Prepared,
-    index: pd.DatetimeIndex, force: bool,
+    index: pd.DatetimeIndex, force: bool, levels: Sequence[float],
 ) -> _Look:  # fmt: skip
     """The champion on the full validation split against persistence and the linear reference;
-    the gate (:func:`gate`); only then the test split."""
+    the gate (:func:`gate`); only then the test split, with the intervals calibrated on the
+    validation split (:func:`_interval_check`)."""
     try:
         ridge: Ridge | None = fit_ridge(prepared)
     except ConfigError:  # the preset's own window does not fit this record's training split
         ridge = None
-    val = versus(predict_split(forecaster, prepared, index, "val"), prepared, ridge)
+    on_val = predict_split(forecaster, prepared, index, "val")
+    val = versus(on_val, prepared, ridge)
     promoted = gate(experiment, what, val[0], force)
     result, test_mae, baseline, windows = _the_look(forecaster, prepared, index)
     test = versus(result, prepared, ridge)
-    return _Look(result, test_mae, baseline, windows, *val, *test, forced=not promoted)
+    calibration, intervals = _interval_check(levels, on_val, result, prepared, ridge)
+    return _Look(result, test_mae, baseline, windows, *val, *test, forced=not promoted,
+                 calibration=calibration, intervals=intervals)  # fmt: skip
 
 
 def _the_look(
@@ -443,7 +539,7 @@ def latest_refit_run(tracking_uri: str, experiment: str) -> str:
 
 def _evaluate_trial(
     experiment: str, uri: str, data: str | None, register_name: str | None, alias: str,
-    dataset: Dataset | None, force: bool,
+    dataset: Dataset | None, force: bool, levels: Sequence[float],
 ) -> Evaluation:  # fmt: skip
     """``--no-refit``: the best completed trial's own (low-fidelity) model."""
     frame = T.trials_frame(uri, experiment)
@@ -456,7 +552,7 @@ def _evaluate_trial(
                             who=f"trial {best['number']}")  # fmt: skip
     prepared, index = _test_data(cfg, dataset)
     what = f"its best trial {best['number']} ({T.label(best.to_dict())})"
-    look = _evidence_then_look(experiment, what, forecaster, prepared, index, force)
+    look = _evidence_then_look(experiment, what, forecaster, prepared, index, force, levels)
     result, test_mae, baseline, windows = look.result, look.test_mae, look.baseline, look.windows
     previous = T.previous_test_evaluations(run.tags)
     ev = Evaluation(
@@ -478,8 +574,9 @@ def _evaluate_trial(
         previous=previous,
         other_runs_evaluated=_other_evaluations(frame, run_id),
         **look.comparisons(),
+        intervals=look.intervals,
     )
     return _record_and_register(
-        ev, result, cfg, uri, register_name=register_name, alias=alias, members=None,
-        description=f"trial {ev.trial} of {experiment}",
+        ev, result, _calibrated(cfg, look), uri, register_name=register_name, alias=alias,
+        members=None, description=f"trial {ev.trial} of {experiment}",
     )  # fmt: skip

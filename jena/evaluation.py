@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .conformal import level_key, percent
+from .coverage import IntervalCheck
 from .tracking import names as N
 from .uncertainty import Comparison, Interval
 
@@ -54,6 +56,7 @@ class Evaluation:
     forced: bool = False  # promoted by --force without the evidence the gate asks for
     seeds_note: str | None = None  # the refit champion rests on one finished seed only
     refit_outcome: str | None = None  # what the refit run now finished and did not
+    intervals: IntervalCheck | None = None  # calibrated on validation, checked on test
 
     @property
     def test_skill(self) -> float:
@@ -99,7 +102,33 @@ class Evaluation:
         for key in ("val_vs_persistence", "val_vs_ridge", "test_vs_persistence", "test_vs_ridge"):
             c = getattr(self, key)
             out[key] = c.to_dict() if c is not None else None
+        out["intervals"] = self.intervals.to_dict() if self.intervals else None
+        out["interval_verdicts"] = self.interval_verdicts
         return out
+
+    @property
+    def interval_verdicts(self) -> list[str]:
+        """One plain line per level on the champion's interval on test (an interval that
+        excludes the nominal level first, as said)."""
+        if not self.intervals:
+            return []
+        found = [self.intervals.get("champion", lv) for lv in self.intervals.levels]
+        return [c.verdict() for c in found if c is not None]
+
+    def interval_tags(self) -> dict[str, str]:
+        """Tags of the run and the version: the champion's main interval on test."""
+        if not self.intervals:
+            return {}
+        c = self.intervals.champion
+        ratio = self.intervals.sharper_than("persistence")
+        return {
+            N.TAG_INTERVAL_LEVEL: percent(c.level),
+            N.METRIC_INTERVAL_COVERAGE: c.coverage.text(".4f"),
+            N.METRIC_INTERVAL_WIDTH: f"{c.width:.3f}",
+            N.TAG_INTERVAL_OFF_NOMINAL: str(c.off_nominal).lower(),
+            N.TAG_INTERVAL_WIDTH_VS_PERSISTENCE: "" if ratio is None else f"{ratio:.3f}",
+            N.TAG_INTERVAL_CALIBRATION: self.intervals.calibration,
+        }
 
     def interval_metrics(self) -> dict[str, float]:
         """The intervals, DM tests and the reference for the champion's run (module docstring)."""
@@ -120,6 +149,27 @@ class Evaluation:
             if r is not None:
                 out[name] = r.reference_mae.estimate
                 out |= _interval(f"{split}_skill_vs_ridge", r.skill)
+        return out | self.coverage_metrics()
+
+    def coverage_metrics(self) -> dict[str, float]:
+        """The intervals on test: ``interval_coverage`` (``_low/_high``), ``interval_width``,
+        by season, the ridge's and persistence's (``ridge_``, ``persistence_``); a further level
+        with its suffix (``interval_coverage_80``)."""
+        out: dict[str, float] = {}
+        if not self.intervals:
+            return out
+        main = self.intervals.levels[0]
+        out[N.METRIC_INTERVAL_LEVEL] = main
+        for c in self.intervals.results:
+            prefix = "" if c.forecaster == "champion" else f"{c.forecaster}_"
+            suffix = "" if c.level == main else f"_{level_key(c.level)}"
+            cover = f"{prefix}{N.METRIC_INTERVAL_COVERAGE}"
+            out |= _interval(f"{cover}{suffix}", c.coverage)
+            out[f"{prefix}{N.METRIC_INTERVAL_WIDTH}{suffix}"] = c.width
+            if c.forecaster == "champion" and not suffix:
+                for s in c.by_season:
+                    out[f"{cover}_{s.season}"] = s.coverage.estimate
+                    out[f"{N.METRIC_INTERVAL_WIDTH}_{s.season}"] = s.width
         return out
 
 

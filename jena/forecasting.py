@@ -2,10 +2,15 @@
 needs around it (the record's times, checks, features, normalisation, window, members).
 
 ``jena predict`` and ``jena best`` use it through :mod:`jena.serve`; every registered model
-carries a copy. It imports numpy, pandas and its sibling :mod:`jena.schema` only (Keras inside
-:func:`load_members`, after :func:`use_backend`, with :mod:`jena.layers`), so
-:func:`jena.tracking.register_model` ships the three files as the package ``jena_forecaster``
-(the model's ``code/``) and the model runs where ``jena`` is not installed.
+carries a copy. It imports numpy, pandas and its siblings :mod:`jena.schema` and
+:mod:`jena.conformal` only (Keras inside :func:`load_members`, after :func:`use_backend`, with
+:mod:`jena.layers`), so :func:`jena.tracking.register_model` ships the four files as the package
+``jena_forecaster`` (the model's ``code/``) and the model runs where ``jena`` is not installed.
+
+A data configuration with a ``calibration`` (:class:`jena.conformal.Calibration`, stored by
+``jena best``) gives every forecast its intervals (:attr:`Forecast.intervals`; the answer's
+``level``, ``low`` and ``high``, and ``low_80``, ``high_80`` … for further levels); one without
+(a model registered before) answers without them.
 
 Times are compared as timestamps and timedeltas, never as integers: a record indexed at any
 ``datetime64`` resolution works (pandas 3 parses to microseconds, ``jena.data`` gives
@@ -25,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .conformal import Calibration, level_key
 from .schema import (
     COLUMNS,
     DATE_COLUMN,
@@ -46,6 +52,7 @@ SECONDS_PER_DAY = 24 * 60 * 60
 SECONDS_PER_YEAR = 365.2425 * SECONDS_PER_DAY
 EPOCH = pd.Timestamp("1970-01-01")
 OUTPUT = ("last_time", "target_time", "forecast", "persistence")  # a forecast row's columns
+INTERVAL_OUTPUT = ("level", "low", "high")  # after OUTPUT, where the model is calibrated
 
 
 class InputError(ValueError):
@@ -220,9 +227,10 @@ class Forecast:
     persistence: float  # °C: the last temperature of the window
     rows_used: int
     invalid_rows: int = 0  # rows of the window that the loader synthesised inside a long gap
+    intervals: tuple[tuple[float, float, float], ...] = ()  # (level, low, high) °C; main first
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "last_time": self.last_time.isoformat(),
             "target_time": self.target_time.isoformat(),
             "forecast": self.forecast,
@@ -230,10 +238,31 @@ class Forecast:
             "rows_used": self.rows_used,
             "invalid_rows": self.invalid_rows,
         }
+        if self.intervals:
+            level, low, high = self.intervals[0]
+            out |= {"level": level, "low": low, "high": high}
+            out["intervals"] = [{"level": lv, "low": lo, "high": hi}
+                                for lv, lo, hi in self.intervals]  # fmt: skip
+        return out
 
     def row(self) -> dict[str, Any]:
-        """The registered model's answer (:data:`OUTPUT`)."""
-        return {k: v for k, v in self.to_dict().items() if k in OUTPUT}
+        """The registered model's answer: :data:`OUTPUT`, then :func:`interval_columns`."""
+        out = {k: v for k, v in self.to_dict().items() if k in OUTPUT}
+        if self.intervals:
+            level, low, high = self.intervals[0]
+            out |= {"level": level, "low": low, "high": high}
+            for level, low, high in self.intervals[1:]:
+                out |= {f"low_{level_key(level)}": low, f"high_{level_key(level)}": high}
+        return out
+
+
+def interval_columns(levels: Sequence[float]) -> tuple[str, ...]:
+    """The answer's interval columns for a calibration at ``levels`` (main first): level, low,
+    high, then low_80, high_80 … for each further level (none without a calibration)."""
+    if not levels:
+        return ()
+    extra = [f"{side}_{level_key(lv)}" for lv in levels[1:] for side in ("low", "high")]
+    return (*INTERVAL_OUTPUT, *extra)
 
 
 class Forecaster:
@@ -263,6 +292,11 @@ class Forecaster:
         self.feature_names = list(cfg.get("feature_names", []))
         trial = cfg.get("trial_config") or {}
         self.batch_size = int(trial.get("batch_size") or 256)
+        stored = cfg.get("calibration")
+        try:
+            self.calibration = Calibration.from_dict(stored) if stored else None
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
 
     @property
     def model(self) -> keras.Model:
@@ -344,14 +378,27 @@ class Forecaster:
         if valid is not None:
             invalid = int(np.sum(~np.asarray(valid, dtype=bool)[start:]))
         last_time = pd.Timestamp(tail.index[-1])
+        target_time = last_time + self.lead
         return Forecast(
             last_time=last_time,
-            target_time=last_time + self.lead,
+            target_time=target_time,
             forecast=forecast,
             persistence=float(temperature[-1]),
             rows_used=self.rows_needed,
             invalid_rows=invalid,
+            intervals=self.intervals(target_time, forecast),
         )
+
+    def intervals(
+        self, target_time: pd.Timestamp, forecast: float
+    ) -> tuple[tuple[float, float, float], ...]:
+        """(level, low, high) of the stored calibration for one forecast (none without)."""
+        cal = self.calibration
+        if cal is None:
+            return ()
+        lows, highs = cal.bounds(pd.DatetimeIndex([target_time]), np.array([forecast]))
+        pairs = zip(cal.levels, lows[:, 0], highs[:, 0], strict=True)
+        return tuple((lv, float(lo), float(hi)) for lv, lo, hi in pairs)
 
 
 # --------------------------------------------------------------------------- loading

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .forecasting import SECONDS_PER_DAY, SECONDS_PER_YEAR, epoch_seconds
+from .forecasting import SECONDS_PER_DAY, SECONDS_PER_YEAR, RidgeRecipe, epoch_seconds
 from .prepare import Prepared
 from .splits import Split
 from .tracking import names as N
@@ -68,6 +68,13 @@ class Ridge:
         ok[idx] = (bad[last[idx] + 1] - bad[first[idx]] == 0) & prepared.valid[target[idx]]
         return ok
 
+    def recipe(self, prepared: Prepared) -> dict[str, Any]:
+        """What a ``residual = "ridge"`` model carries of it (:class:`~jena.forecasting.
+        RidgeRecipe`): ``prepared`` is the record of plain columns it was fitted on."""
+        return RidgeRecipe(coef=self.coef, intercept=self.intercept, centre=self.mean,
+                           mean=prepared.mean, std=prepared.std, horizon=self.horizon,
+                           hours=HOURS, step=STEP).to_dict()  # fmt: skip
+
     def predict(self, prepared: Prepared, last: np.ndarray) -> np.ndarray:
         """Forecasts (°C) of the target ``horizon`` rows after each ``last`` row.  # (w,)"""
         out = np.empty(len(last))
@@ -76,6 +83,35 @@ class Ridge:
             change = (self.features(prepared, part) - self.mean) @ self.coef + self.intercept
             out[i : i + CHUNK] = prepared.temperature[part] + change
         return out
+
+
+_FITTED: dict[tuple[str, str, int, float], Ridge] = {}  # (digest, preset, rows, alpha)
+
+
+def shared_ridge(prepared: Prepared, *, alpha: float = ALPHA) -> Ridge:
+    """:func:`fit_ridge` on ``prepared`` (the record's plain columns), fitted once per record
+    (digest), preset and penalty in this process: a sweep, its trials, the refit and the
+    champion share one fit (``residual = "ridge"``). Its training windows never depend on the
+    test rows, so a record prepared with or without them gives the same fit."""
+    if prepared.wind_vector or prepared.time_features:
+        raise ValueError("the ridge reads the record's plain columns: prepare it without extras")
+    key = (prepared.digest, prepared.preset.name, prepared.rows, alpha)
+    if key not in _FITTED:
+        _FITTED[key] = fit_ridge(prepared, alpha=alpha)
+    return _FITTED[key]
+
+
+def ridge_base(prepared: Prepared, ridge: Ridge) -> np.ndarray:
+    """The ridge's forecast (°C) for the target at each row of ``prepared``, NaN where it cannot
+    forecast (its 24 h of inputs or the target not loaded or not trusted): what a ``residual =
+    "ridge"`` network's output is added to.  # (rows,)"""
+    rows = len(prepared.temperature)
+    last = np.arange(rows) - ridge.horizon
+    ok = last >= 0
+    ok[ok] = ridge.available(prepared, last[ok])
+    out = np.full(rows, np.nan)
+    out[ok] = ridge.predict(prepared, last[ok])
+    return out
 
 
 def cycles(prepared: Prepared, rows: np.ndarray) -> np.ndarray:

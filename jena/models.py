@@ -119,8 +119,11 @@ def _assemble(
         x = layers.Dense(units, activation=config.dense_activation)(x)
     if config.head_dropout > 0:
         x = layers.Dropout(config.head_dropout)(x)
-    if not config.residual:
+    if config.residual == "none":
         outputs = layers.Dense(1)(x)  # (batch, 1): temperature 24 h ahead
+    elif config.residual == "ridge":  # target − the ridge's forecast (added back by the
+        # forecaster, jena.forecasting); zeros: an untrained model is the ridge
+        outputs = layers.Dense(1, kernel_initializer="zeros", bias_initializer="zeros")(x)
     else:  # the change from the last temperature; zeros: an untrained model is persistence
         change = layers.Dense(1, kernel_initializer="zeros", bias_initializer="zeros")(x)
         mean, std = target

@@ -23,7 +23,8 @@ class Param:
 
     categorical: ``choices``; int/float: ``low``..``high`` inclusive, optional ``step``, ``log``;
     bool: no range. ``when`` = condition; ``off`` = value applied when the param is inactive
-    (None: leave the base config's value).
+    (None: leave the base config's value). ``legacy``: values of an older form of the param
+    (a bool before it became a choice) and what each means now; :meth:`check` maps them.
     """
 
     name: str
@@ -37,12 +38,17 @@ class Param:
     when: Mapping[str, tuple[Any, ...]] = field(default_factory=dict, hash=False)
     off: Any = None
     help: str = ""
+    legacy: Mapping[Any, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "when", MappingProxyType(dict(self.when)))
 
     def check(self, value: Any) -> Any:
-        """Return ``value`` if it is a legal value of this param, else raise ConfigError."""
+        """Return ``value`` (an old form mapped by ``legacy``) if it is a legal value of this
+        param, else raise ConfigError."""
+        for old, new in self.legacy.items():
+            if value == old and type(value) is type(old):
+                value = new
         if self.kind == "categorical":
             assert self.choices is not None
             if not any(value == c and type(value) is type(c) for c in self.choices):

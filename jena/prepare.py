@@ -55,7 +55,8 @@ class Prepared:
     wind_vector: bool
     time_features: bool
     include_test: bool
-    _target_cache: dict[tuple[int, bool], np.ndarray] = field(default_factory=dict, repr=False)
+    _target_cache: dict[tuple[int, bool, bool], np.ndarray] = field(default_factory=dict,
+                                                                    repr=False)  # fmt: skip
 
     @property
     def features(self) -> int:
@@ -106,17 +107,25 @@ class Prepared:
         p = self.preset
         return self.persistence_errors(targets - p.offset(), p.sampling_rate, p.sequence_length)
 
-    def targets(self, offset: int, normalised: bool | None = None) -> np.ndarray:
+    def targets(
+        self, offset: int, normalised: bool | None = None, *, base: np.ndarray | None = None
+    ) -> np.ndarray:
         """Targets aligned to window starts: ``targets(offset)[s]`` is the target of window ``s``.
 
         In °C, or normalised with the training statistics (``normalised``; default: the preset's).
+        ``base``: a forecast per row the model's output is added to (``residual = "ridge"``):
+        the targets are then ``temperature − base`` (scaled by the training std when
+        normalised, not shifted), NaN where ``base`` is.
         """
         normalised = self.preset.normalised_target if normalised is None else normalised
-        key = (offset, normalised)
+        key = (offset, normalised, base is not None)
         if key not in self._target_cache:
-            t = self.temperature[offset:]
-            if normalised:
-                t = (t - self.target_mean) / self.target_std
+            if base is None:
+                t = self.temperature[offset:]
+                t = (t - self.target_mean) / self.target_std if normalised else t
+            else:
+                t = (self.temperature - base)[offset:]
+                t = t / self.target_std if normalised else t
             self._target_cache[key] = t.astype(np.float32)
         return self._target_cache[key]
 

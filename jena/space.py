@@ -25,6 +25,7 @@ from jena.config import (
     LOSSES,
     OPTIMIZERS,
     RECURRENT,
+    RESIDUALS,
     ROWS_PER_HOUR,
     TrialConfig,
 )
@@ -95,8 +96,11 @@ PARAMS: tuple[Param, ...] = (
     Param("time_features", "bool", False, help="sin/cos of time of day and of year"),
     Param("normalise_target", "bool", False,
           help="train on the normalised temperature (MAE still reported in °C)"),
-    Param("residual", "bool", False,
-          help="predict the change from the last temperature (untrained = persistence)"),
+    Param("residual", "categorical", "none", choices=RESIDUALS,
+          legacy={True: "persistence", False: "none", "True": "persistence", "False": "none",
+                  "true": "persistence", "false": "none"},
+          help="what the output is added to: none, the last temperature (persistence) or the "
+               "linear reference's forecast (ridge); untrained = that forecast"),
 )  # fmt: skip
 
 _BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
@@ -253,12 +257,10 @@ class Space:
                     raise ConfigError(f"ranges: {name} is not searched in this space")
             params = tuple(p.narrow(ranges[p.name]) if p.name in ranges else p for p in narrowed)
             return Space(params=params, fixed=narrowed.fixed)
+        fixed = {name: _param(name).check(value) for name, value in fixed.items()}
         if presets is not None:
-            for name, value in fixed.items():
-                _param(name).check(value)
             return Space(params=(), fixed={**self.fixed, **fixed}, presets=tuple(presets))
         for name, value in fixed.items():
-            _param(name).check(value)
             if name in self.fixed and self.fixed[name] != value:
                 raise ConfigError(f"{name} is already fixed to {self.fixed[name]!r}")
         names = self.names if include is None else tuple(include)
@@ -287,8 +289,7 @@ class Space:
             from jena.book import book_model
 
             base = book_model(given.pop(PRESET)).config.replace(seed=base.seed)
-        for name, value in given.items():
-            _param(name).check(value)
+        given = {name: _param(name).check(value) for name, value in given.items()}
         ctx = {**from_config(base), **given}
         live = {n: v for n, v in given.items() if active(_BY_NAME[n], ctx)}
         kw: dict[str, Any] = {

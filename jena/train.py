@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
     from .windows import WindowDataset
 
-State = Literal["completed", "pruned", "failed"]
+# "stopped": a sweep's trial cut short by its time budget (sweeps.trial; train() itself ends it
+# "pruned" with ``stopped`` set, as a refit member stopped at its deadline stays)
+State = Literal["completed", "stopped", "pruned", "failed"]
 EpochHook = Callable[[int, dict[str, float]], None]
 BatchHook = Callable[[int, int], None]  # (batch index within the epoch, batches per epoch)
 StopCheck = Callable[[], str | None]  # a reason to stop now (e.g. the time budget), or None
@@ -91,6 +93,7 @@ class DataCache:
         self.dataset = ds
         self.preset = get_preset(preset) if isinstance(preset, str) else preset
         self._prepared: dict[tuple[bool, bool], Prepared] = {}
+        self._ridge_base: np.ndarray | None = None
 
     def get(self, *, wind_vector: bool = False, time_features: bool = False) -> Prepared:
         key = (wind_vector, time_features)
@@ -102,6 +105,25 @@ class DataCache:
 
     def for_config(self, config: TrialConfig) -> Prepared:
         return self.get(wind_vector=config.wind_vector, time_features=config.time_features)
+
+    def ridge_recipe(self) -> dict[str, Any]:
+        """The shared ridge as a ``residual = "ridge"`` model carries it."""
+        from .linear import shared_ridge
+
+        plain = self.get()
+        return shared_ridge(plain).recipe(plain)
+
+    def ridge_base(self) -> np.ndarray:
+        """The linear reference's forecast for the target at each loaded row (NaN where it
+        cannot forecast; :func:`jena.linear.ridge_base`), fitted once on the training windows
+        of the record's plain columns and shared by every ``residual = "ridge"`` trial, whatever
+        its own features (the rows are the same).  # (rows,) °C"""
+        if self._ridge_base is None:
+            from .linear import ridge_base, shared_ridge
+
+            plain = self.get()
+            self._ridge_base = ridge_base(plain, shared_ridge(plain))
+        return self._ridge_base
 
 
 def seed_everything(seed: int) -> None:
@@ -124,6 +146,40 @@ def check_fits(config: TrialConfig, prepared: Prepared) -> None:
                 f"no {split} window is left once windows touching long gaps of the record are "
                 "removed: see `jena data info` for the gaps, or use a shorter sequence_length"
             )
+
+
+def ridge_base_of(
+    data: DataCache | Prepared, prepared: Prepared
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The ridge's forecast per row for a ``residual = "ridge"`` plan, and its recipe: the
+    cache's shared one, or one fitted on ``data`` itself when it is a record of plain
+    columns.  # (rows,) °C"""
+    if isinstance(data, DataCache):
+        return data.ridge_base(), data.ridge_recipe()
+    if prepared.wind_vector or prepared.time_features:
+        raise ConfigError('residual = "ridge" with extra features needs a DataCache (the ridge '
+                          "reads the record's plain columns)")  # fmt: skip
+    from .linear import ridge_base, shared_ridge
+
+    ridge = shared_ridge(prepared)
+    return ridge_base(prepared, ridge), ridge.recipe(prepared)
+
+
+def ridge_readable(
+    prepared: Prepared, starts: np.ndarray, offset: int, base: np.ndarray
+) -> np.ndarray:
+    """The training windows a ``residual = "ridge"`` model can train on: the ridge forecasts
+    their target, and its 24 h of inputs lie in the window's own training part, as the window
+    does (a short window near a part's start would otherwise read, through the ridge, the rows
+    before it: another split's)."""
+    from .linear import HOURS, STEP
+
+    targets = starts + offset
+    first = targets - (prepared.preset.offset() - (prepared.preset.sequence_length - 1)
+                       * prepared.preset.sampling_rate) - (HOURS - 1) * STEP  # fmt: skip
+    lows = np.array([lo for lo, _ in prepared.bounds.train_segments])
+    part = np.searchsorted(lows, starts, side="right") - 1  # each window's training part
+    return starts[np.isfinite(base[targets]) & (first >= lows[part])]
 
 
 def evenly(starts: np.ndarray, count: int | None) -> np.ndarray:
@@ -166,6 +222,7 @@ class FitPlan:
     val_starts: np.ndarray  # (windows,): all, or an even slice (fidelity.validation_steps)
     batches_per_epoch: int | None  # in the configuration's batch size; None: every window
     baseline_val_mae: float  # persistence on val_starts, °C
+    ridge: dict[str, Any] | None = None  # residual = "ridge": the ridge the output is added to
 
     @classmethod
     def of(cls, config: TrialConfig, data: DataCache | Prepared, fidelity: Fidelity) -> FitPlan:
@@ -175,19 +232,26 @@ class FitPlan:
         r, n = config.sampling_rate, config.sequence_length
         unit = prepared.preset.batch_size
         steps = fidelity.steps_per_epoch
+        offset = prepared.preset.offset(r, n)
         # one window per scored target: the slice's positions are the same for every window
         val_starts = evenly(prepared.starts("val", r, n), validation_slice(prepared, fidelity))
+        train_starts = prepared.starts("train", r, n)
+        base, recipe = None, None
+        if config.residual == "ridge":
+            base, recipe = ridge_base_of(data, prepared)
+            train_starts = ridge_readable(prepared, train_starts, offset, base)
         return cls(
             config=config,
             prepared=prepared,
             fidelity=fidelity,
-            targets=prepared.targets(prepared.preset.offset(r, n), config.normalise_target),
-            train_starts=prepared.starts("train", r, n),
+            targets=prepared.targets(offset, config.normalise_target, base=base),
+            train_starts=train_starts,
             val_starts=val_starts,
             batches_per_epoch=None
             if steps is None
             else max(1, math.ceil(steps * unit / config.batch_size)),
             baseline_val_mae=float(np.mean(prepared.persistence_errors(val_starts, r, n))),
+            ridge=recipe,
         )
 
     def _windows(self, starts: np.ndarray, **kwargs: Any) -> WindowDataset:
@@ -241,6 +305,8 @@ class FitPlan:
         out.update(normalised_target=config.normalise_target, sampling_rate=r,
                    sequence_length=n, offset=self.prepared.preset.offset(r, n),
                    trial_config=config.to_dict())  # fmt: skip
+        if self.ridge is not None:
+            out["ridge"] = self.ridge
         return out
 
     def result(self, config: TrialConfig, model: keras.Model) -> TrialResult:

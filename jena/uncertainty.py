@@ -215,3 +215,42 @@ def diebold_mariano(
     lrv = float(np.asarray(Bartlett(d, bandwidth=lag).cov.long_run)[0, 0])
     statistic = float(np.mean(d) / math.sqrt(lrv / t) * math.sqrt(correction))
     return DieboldMariano(statistic, float(2 * stats.t.sf(abs(statistic), t - 1)), lag, t)
+
+
+def proportion(
+    hits: np.ndarray,
+    days: np.ndarray,
+    *,
+    reps: int = REPS,
+    seed: int = SEED,
+    size: float = CONFIDENCE,
+) -> Interval:
+    """The share of windows where ``hits`` holds (an interval's coverage), with each window's
+    day (:func:`day_of` of its target row), in window order: the estimate and its studentized
+    day-block interval, as :func:`compare`'s (block length by the same rule, on the daily
+    shares), clipped to [0, 1]."""
+    from arch.bootstrap import CircularBlockBootstrap
+
+    h = np.asarray(hits, dtype=np.float64)
+    if len(h) != len(days) or not len(h):
+        raise ValueError(f"{len(h)} hits for {len(days)} days")
+    _, day = np.unique(np.asarray(days), return_inverse=True)
+    daily = np.column_stack([np.bincount(day), np.bincount(day, h)])  # (days, 2): windows, hits
+    point = float(daily[:, 1].sum() / daily[:, 0].sum())
+    shares = daily[:, 1] / daily[:, 0]
+    if len(daily) < 2 or np.ptp(shares) == 0:  # no spread between days: nothing to resample
+        return Interval(point, point, point)
+    block = block_days(np.column_stack([daily, np.zeros(len(daily))]))
+
+    def share(d: np.ndarray) -> np.ndarray:
+        return np.array([d[:, 1].sum() / d[:, 0].sum()])
+
+    def std_err(stat: np.ndarray, d: np.ndarray) -> np.ndarray:
+        u = (d[:, 1] - stat[0] * d[:, 0]) / d[:, 0].sum()
+        sums = np.add.reduceat(u, np.arange(0, len(u), block))
+        return np.array([max(float(np.sqrt((sums**2).sum())), 1e-12)])
+
+    bootstrap = CircularBlockBootstrap(block, daily, seed=seed)
+    low, high = bootstrap.conf_int(share, reps=reps, method="studentized", size=size,
+                                   std_err_func=std_err)  # fmt: skip
+    return Interval(point, float(np.clip(low[0], 0, 1)), float(np.clip(high[0], 0, 1)))

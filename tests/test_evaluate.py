@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import math
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -290,6 +291,92 @@ def test_best_gives_intervals_dm_and_the_linear_reference(
     assert version.tags["worse_than_persistence_on_test"] == str(worse).lower()
     assert version.tags["promoted_on"] == ("force" if evaluated["forced"] else "evidence")
     assert version.tags["test_skill_interval"].startswith(f"{test['skill']['estimate']:+.2%} [")
+
+
+def test_best_calibrates_intervals_and_checks_them_once_on_test(
+    store: tuple[Path, str], evaluated: dict[str, Any]
+) -> None:
+    """The champion's, the ridge's and persistence's 90 % intervals, calibrated on validation,
+    on the same test windows: coverage with its day-block interval, mean width, by season;
+    recorded on the run (metrics, tags, the predictions with the band) and the version."""
+    _, uri = store
+    check = evaluated["intervals"]
+    assert check["levels"] == [0.9] and "groups by season and hour" in check["calibration"]
+    found = {c["forecaster"]: c for c in check["results"]}
+    assert set(found) == {"champion", "ridge", "persistence"}
+    assert len({c["windows"] for c in found.values()}) == 1  # the same windows
+    for c in found.values():
+        cov = c["coverage"]
+        assert 0 <= cov["low"] <= cov["estimate"] <= cov["high"] <= 1
+        assert c["off_nominal"] == (not cov["low"] <= 0.9 <= cov["high"])
+        assert c["width"] > 0 and {s["season"] for s in c["by_season"]}
+    champion = found["champion"]
+    said = evaluated["interval_verdicts"][0]
+    assert ("excludes 90 %" in said) == champion["off_nominal"]
+    assert check["width_vs_persistence"] == pytest.approx(
+        champion["width"] / found["persistence"]["width"])  # fmt: skip
+    # the recorded band, checked independently of the code that computed the coverage
+    client = mlflow.MlflowClient(uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        frame = pd.read_csv(client.download_artifacts(evaluated["run_id"], PREDICTIONS_FILE, tmp))
+    assert (frame["low"] < frame["forecast"]).all() and (frame["forecast"] < frame["high"]).all()
+    if champion["windows"] == len(frame):
+        hit = (frame["low"] <= frame["actual"]) & (frame["actual"] <= frame["high"])
+        assert champion["coverage"]["estimate"] == pytest.approx(hit.mean(), abs=2e-4)
+        assert champion["width"] == pytest.approx((frame["high"] - frame["low"]).mean(), abs=1e-3)
+    run = client.get_run(evaluated["run_id"])
+    m, tags = run.data.metrics, run.data.tags
+    assert m["interval_level"] == 0.9
+    assert m["interval_coverage"] == pytest.approx(champion["coverage"]["estimate"])
+    assert m["interval_coverage_low"] == pytest.approx(champion["coverage"]["low"])
+    assert m["interval_width"] == pytest.approx(champion["width"])
+    assert m["persistence_interval_width"] == pytest.approx(found["persistence"]["width"])
+    assert m["ridge_interval_coverage"] == pytest.approx(found["ridge"]["coverage"]["estimate"])
+    for s in champion["by_season"]:
+        assert m[f"interval_coverage_{s['season']}"] == pytest.approx(s["coverage"]["estimate"])
+    assert tags["interval_off_nominal"] == str(champion["off_nominal"]).lower()
+    version = mlflow.MlflowClient(uri, registry_uri=uri).get_model_version_by_alias(
+        "jena-temperature", "champion"
+    )
+    assert version.tags["interval_level"] == "90 %"
+    assert version.tags["interval_coverage"].startswith(f"{champion['coverage']['estimate']:.4f} [")
+
+
+def test_interval_levels_from_the_flag_and_from_the_sweep_file(
+    own_store: tuple[str, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--level 95 --level 50` calibrates both (the first is the main one) and the registered
+    model of the same run answers with both; without the flag the sweep's ``[champion]
+    interval_level`` decides."""
+    uri, first = own_store
+    assert first["intervals"]["levels"] == [0.9]
+    code, out, err = run_cli(capsys, *BEST, "--tracking-uri", uri, "--level", "95",
+                             "--level", "0.5", "--json")  # fmt: skip
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["run_id"] == first["run_id"] and again["intervals"]["levels"] == [0.95, 0.5]
+    assert {c["level"] for c in again["intervals"]["results"]} == {0.95, 0.5}
+    m = mlflow.MlflowClient(uri).get_run(first["run_id"]).data.metrics
+    assert m["interval_level"] == 0.95 and "interval_coverage_50" in m
+    with mlflow_uris(uri):
+        model = mlflow.pyfunc.load_model("models:/jena-temperature@champion")
+    frame = load(TINY).frame.iloc[-3 * 144 :]
+    row = model.predict(frame).iloc[0]
+    assert row["level"] == 0.95
+    assert row["low"] < row["low_50"] < row["forecast"] < row["high_50"] < row["high"]
+    outputs = model.metadata.get_output_schema().input_names()
+    assert outputs[-5:] == ["level", "low", "high", "low_50", "high_50"]
+
+    with Tracker(uri, experiment=EXPERIMENT).start_sweep(
+        definition={"champion": {"interval_level": [80, 0.95]}}
+    ):
+        pass
+    code, out, err = run_cli(capsys, *BEST, "--tracking-uri", uri, "--json")
+    assert code == 0, err
+    assert json.loads(out)["intervals"]["levels"] == [0.8, 0.95]
+    code, out, err = run_cli(capsys, *BEST, "--tracking-uri", uri, "--level", "100")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "--level" in err and "outside" in err
 
 
 def test_the_champion_the_ridge_and_persistence_share_one_target_count(

@@ -113,6 +113,6 @@ def test_residual_trials_run_in_both_drivers(in_tmp: Path, driver: str) -> None:
     run_sweep(cfg)
     frame = trials_frame(default_tracking_uri(), "residual")
     done = frame[frame["state"] == "completed"]
-    assert len(done) >= 1 and set(done["params.residual"]) == {"True"}
+    assert len(done) >= 1 and set(done["params.residual"]) == {"persistence"}  # was a bool
     model, _ = load_trial_model(default_tracking_uri(), done.iloc[0]["run_id"])
     assert any(isinstance(layer, LastValue) for layer in model.layers)

@@ -1,6 +1,7 @@
 """The registered champion outside this tool: the pyfunc on a plain ``pd.read_csv`` frame and on
-a DatetimeIndex of every resolution, its signature and input example, one-line refusals (in
-process and from a real ``mlflow models serve``), loading where ``jena`` cannot be imported, and
+a DatetimeIndex of every resolution, with its calibrated interval, its signature and input
+example, one-line refusals (in process and from a real ``mlflow models serve``), loading where
+``jena`` cannot be imported, a model registered without an interval calibration, and
 requirements that follow the members' Keras backend."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -83,12 +85,21 @@ def pyfunc(champion: Champion) -> Any:
 
 
 def check_forecast(table: pd.DataFrame, expected: dict[str, Any]) -> None:
+    """One row equal to ``expected`` (`jena predict --json`), its interval included where
+    ``expected`` has one."""
     assert len(table) == 1
     row = table.iloc[0]
     assert float(row["forecast"]) == pytest.approx(expected["forecast"], rel=1e-5, abs=1e-5)
     assert float(row["persistence"]) == pytest.approx(expected["persistence"])
     assert pd.Timestamp(row["last_time"]) == pd.Timestamp(expected["last_time"])
     assert pd.Timestamp(row["target_time"]) == pd.Timestamp(expected["target_time"])
+    if "low" not in expected:
+        assert not {"level", "low", "high"} & set(table.columns), list(table.columns)
+        return
+    assert float(row["level"]) == expected["level"] == 0.9
+    assert float(row["low"]) == pytest.approx(expected["low"], rel=1e-5, abs=1e-5)
+    assert float(row["high"]) == pytest.approx(expected["high"], rel=1e-5, abs=1e-5)
+    assert float(row["low"]) < float(row["forecast"]) < float(row["high"])
 
 
 # --------------------------------------------------------------------------- time resolution
@@ -115,6 +126,7 @@ def test_loading_and_features_do_not_depend_on_the_time_resolution() -> None:
 
 def test_pyfunc_reads_a_plain_csv_and_any_resolution(champion: Champion, pyfunc: Any) -> None:
     raw = pd.read_csv(champion.csv)  # `Date Time` as strings
+    assert {"level", "low", "high"} <= champion.expected.keys()  # `jena predict --json`
     check_forecast(pyfunc.predict(raw), champion.expected)
     for unit in UNITS:
         times = pd.to_datetime(raw[DATE_COLUMN], format=DATE_FORMAT).astype(f"datetime64[{unit}]")
@@ -133,7 +145,7 @@ def test_signature_input_example_and_description(champion: Champion, pyfunc: Any
     schema = pyfunc.metadata.get_input_schema()
     assert schema is not None and schema.input_names() == [DATE_COLUMN, *COLUMNS]
     assert pyfunc.metadata.get_output_schema().input_names() == [
-        "last_time", "target_time", "forecast", "persistence"]  # fmt: skip
+        "last_time", "target_time", "forecast", "persistence", "level", "low", "high"]  # fmt: skip
     example = pyfunc.metadata.load_input_example(str(champion.local))
     assert list(example.columns) == [DATE_COLUMN, *COLUMNS] and len(example) == ROWS
     assert pyfunc.predict(example)["forecast"].notna().all()
@@ -141,6 +153,7 @@ def test_signature_input_example_and_description(champion: Champion, pyfunc: Any
     version = mlflow.MlflowClient(champion.uri).get_model_version_by_alias(
         "jena-temperature", "champion")  # fmt: skip
     assert f"the last {ROWS} rows" in version.description
+    assert "level, low, high: its central 90 % interval" in version.description
     requirements = (champion.local / "requirements.txt").read_text().splitlines()
     pins = dict(line.split("==") for line in requirements if "==" in line)
     import keras
@@ -239,6 +252,7 @@ def test_mlflow_models_serve_answers_and_refuses(champion: Champion) -> None:
         raw = pd.read_csv(champion.csv)
         status, answer = post(f"{url}/invocations", split(raw.iloc[-ROWS:]))
         assert status == 200, answer
+        assert {"level", "low", "high"} <= answer["predictions"][0].keys(), answer
         check_forecast(pd.DataFrame(answer["predictions"]), champion.expected)
         for name, (frame, line) in bad_inputs(champion.csv).items():
             status, answer = post(f"{url}/invocations", split(frame))
@@ -269,6 +283,51 @@ def test_mlflow_models_predict_prints_the_forecast(champion: Champion) -> None:
     check_forecast(pd.DataFrame(answer["predictions"]), champion.expected)
 
 
+def without_calibration(model: Path, folder: Path) -> Path:
+    """``model`` as a version registered before intervals: its data configuration without a
+    calibration, its signature's output without the interval's columns."""
+    from mlflow.models import Model
+    from mlflow.types.schema import ColSpec, Schema
+
+    old = Path(shutil.copytree(model, folder))
+    config = old / "artifacts" / "data_config.json"
+    data = json.loads(config.read_text())
+    assert data.pop("calibration")
+    config.write_text(json.dumps(data))
+    meta = Model.load(str(old / "MLmodel"))
+    assert meta.signature is not None
+    meta.signature.outputs = Schema([ColSpec("string" if k.endswith("_time") else "double", k)
+                                     for k in ("last_time", "target_time", "forecast",
+                                               "persistence")])  # fmt: skip
+    meta.save(str(old / "MLmodel"))
+    return old
+
+
+def test_a_model_without_calibration_still_loads_and_answers(
+    champion: Champion, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = without_calibration(champion.local, tmp_path / "old")
+    model = mlflow.pyfunc.load_model(str(old))
+    answer = model.predict(pd.read_csv(champion.csv))
+    assert list(answer.columns) == ["last_time", "target_time", "forecast", "persistence"]
+    plain = {k: v for k, v in champion.expected.items() if k not in ("level", "low", "high")}
+    check_forecast(answer, plain)
+    predicted = jena_json("predict", "--model", str(old), "--data", str(champion.csv))
+    assert "low" not in predicted and "intervals" not in predicted
+    assert predicted["forecast"] == pytest.approx(champion.expected["forecast"], rel=1e-5)
+    assert cli.main(["predict", "--model", str(old), "--data", str(champion.csv)]) == 0
+    assert "carries no interval calibration" in capsys.readouterr().out
+
+
+def test_jena_predict_says_the_interval(
+    champion: Champion, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["predict", "--data", str(champion.csv), "--tracking-uri", champion.uri]) == 0
+    e = champion.expected
+    line = f"forecast {e['forecast']:.1f} °C, 90 % interval [{e['low']:.1f}, {e['high']:.1f}]"
+    assert line in capsys.readouterr().out
+
+
 # --------------------------------------------------------------------------- self-contained
 
 WITHOUT_JENA = """
@@ -279,7 +338,8 @@ import mlflow.pyfunc, pandas as pd
 model = mlflow.pyfunc.load_model(sys.argv[1])
 row = model.predict(pd.read_csv(sys.argv[2])).iloc[0]
 import keras
-print(json.dumps({"forecast": float(row["forecast"]), "backend": keras.backend.backend(),
+print(json.dumps({"forecast": float(row["forecast"]), "low": float(row["low"]),
+                  "high": float(row["high"]), "backend": keras.backend.backend(),
                   "jena": sorted(m for m in sys.modules if m.split(".")[0] in ("jena", "sweeps")
                                  and sys.modules[m] is not None)}))
 """
@@ -294,6 +354,8 @@ def test_the_model_loads_where_jena_cannot_be_imported(champion: Champion, tmp_p
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["forecast"] == pytest.approx(champion.expected["forecast"], rel=1e-5, abs=1e-5)
+    assert out["low"] == pytest.approx(champion.expected["low"], rel=1e-5, abs=1e-5)
+    assert out["high"] == pytest.approx(champion.expected["high"], rel=1e-5, abs=1e-5)
     assert out["backend"] == "tensorflow"  # load_context set it before Keras was imported
     assert out["jena"] == []
 

@@ -18,6 +18,7 @@ def cmd_best(args: argparse.Namespace) -> int:
     from ..tracking import latest_sweep
 
     experiment = args.experiment or latest_sweep(args.tracking_uri)
+    levels = _levels(args.level)
     plan = None if args.no_refit else refit_plan(args, experiment)
     if args.plan:
         return plan_only(plan, args.json)
@@ -25,10 +26,12 @@ def cmd_best(args: argparse.Namespace) -> int:
         ev = evaluate_best(experiment, tracking_uri=args.tracking_uri, data=args.data,
                            register_name=args.register_name or None, alias=args.alias,
                            force=args.force, refit=not args.no_refit, events=board,
-                           plan=plan)  # fmt: skip
+                           plan=plan, levels=levels)  # fmt: skip
     if args.json:
         worse = ev.test_verdict if ev.worse_than_persistence_on_test else None
-        for kind, line in (("warning", ev.warning), ("warning", worse), ("note", ev.seeds_note)):
+        off = [c.verdict() for c in _off_nominal(ev)]
+        for kind, line in (("warning", ev.warning), ("warning", worse), ("note", ev.seeds_note),
+                           *(("warning", v) for v in off)):  # fmt: skip
             if line:
                 print(f"{kind}: {line}", file=sys.stderr)
         print_json(ev.to_dict())
@@ -46,10 +49,11 @@ def cmd_best(args: argparse.Namespace) -> int:
     _print_refit_notes(ev, con)
     style = "bold red" if ev.worse_than_persistence_on_test else "bold"
     con.print(f"[{style}]{ev.test_verdict}[/]")
+    _print_intervals(ev, con)
     con.print(
         f"test evaluation #{ev.evaluation} of this run recorded (metrics test_mae, "
-        "test_skill, baseline_test_mae with _low/_high, test_dm_*, ridge_*; tags "
-        "test_evaluations, test_evaluated_at)"
+        "test_skill, baseline_test_mae with _low/_high, test_dm_*, ridge_*, interval_*; tags "
+        "test_evaluations, test_evaluated_at, interval_*)"
     )
     if ev.model_uri:
         con.print(f"registered {ev.registered_model} version {ev.version} as {ev.model_uri}")
@@ -128,6 +132,62 @@ def _print_evidence(ev: Any, con: Any) -> None:
         )
 
 
+def _levels(given: list[str] | None) -> tuple[float, ...] | None:
+    """``--level`` (repeatable, or comma-separated; 0.9 or 90), None: the sweep's setting."""
+    if not given:
+        return None
+    from ..conformal import CalibrationError, parse_levels
+    from ..errors import ConfigError
+
+    items = [part for text in given for part in str(text).split(",") if part.strip()]
+    try:
+        return parse_levels(items, "--level")
+    except CalibrationError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _off_nominal(ev: Any) -> list[Any]:
+    """The champion's intervals whose test coverage interval excludes the nominal level."""
+    if not ev.intervals:
+        return []
+    found = [ev.intervals.get("champion", lv) for lv in ev.intervals.levels]
+    return [c for c in found if c is not None and c.off_nominal]
+
+
+def _print_intervals(ev: Any, con: Any) -> None:
+    """The calibrated intervals on test: the champion's, the ridge's and persistence's on the
+    same windows, coverage by season, and a coverage that misses its level said plainly."""
+    check = ev.intervals
+    if not check:
+        return
+    from rich.table import Table
+
+    from ..conformal import SEASON_NAMES, percent
+
+    main = check.champion
+    table = Table(
+        title=f"intervals on the test split, calibrated on validation ({main.windows:,} windows, "
+        f"{main.days} days)",
+        caption=f"champion's groups: {check.calibration} · [95 % interval]: block bootstrap over "
+        "whole days",
+    )
+    for col in ("model", "level", "coverage", "mean width (°C)", *SEASON_NAMES):
+        table.add_column(col, no_wrap=col == "model")
+    for c in check.results:
+        seasons = {s.season: f"{s.coverage.estimate:.1%}" for s in c.by_season}
+        table.add_row(c.forecaster, percent(c.level), c.coverage.text(".1%"), f"{c.width:.2f}",
+                      *(seasons.get(s, "") for s in SEASON_NAMES))  # fmt: skip
+    con.print(table)
+    ratio = check.sharper_than("persistence")
+    if ratio is not None:
+        con.print(f"the champion's {percent(main.level)} interval is {ratio:.0%} as wide as "
+                  "persistence's on the same windows")  # fmt: skip
+    for c in (check.get("champion", lv) for lv in check.levels):
+        if c is not None:
+            style = "bold red" if c.off_nominal else "bold"
+            con.print(c.verdict(), style=style, markup=False, soft_wrap=True)
+
+
 def _print_refit_notes(ev: Any, con: Any) -> None:
     """What the refit run of ``jena best`` did, and a champion of one seed said to be one."""
     if ev.refit_outcome:
@@ -156,6 +216,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"[yellow]warning:[/] {fc.invalid_rows} rows of the window were filled in "
             "by the loader inside a long gap of the record"
         )
+    from ..conformal import percent
+
     hours = (fc.target_time - fc.last_time) / pd.Timedelta(hours=1)
     title = f"{hours:g}-hour forecast · {args.model} · {ds.source}"
     table = Table("", "time", "T (°C)", title=title)
@@ -169,6 +231,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         "persistence (last T)", f"{fc.target_time:%Y-%m-%d %H:%M}", f"{fc.persistence:.2f}"
     )
     con.print(table)
+    line = f"forecast {fc.forecast:.1f} °C"
+    for level, low, high in fc.intervals:
+        line += f", {percent(level)} interval [{low:.1f}, {high:.1f}]"
+    if not fc.intervals:
+        line += " (this model carries no interval calibration: run `jena best` again for one)"
+    con.print(line, markup=False, soft_wrap=True)
     return 0
 
 
@@ -216,6 +284,13 @@ def add_commands(sub: Any) -> None:
         "--no-refit",
         action="store_true",
         help="the best low-fidelity trial's own model instead of the refit champion",
+    )
+    p.add_argument(
+        "--level",
+        action="append",
+        metavar="LEVEL",
+        help="the central interval's level, 0.9 or 90 (repeat or comma-separate for several; "
+        "the first is the main one; default: the sweep's [champion] interval_level, else 90)",
     )
     add_refit_options(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

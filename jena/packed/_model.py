@@ -57,7 +57,7 @@ class Spec:
             reverse=config.reverse and config.is_recurrent,
             rnn=rnn,
             dense=tuple((u, config.dense_activation) for u in config.dense_units),
-            residual=config.residual,
+            residual=config.residual == "persistence",  # "ridge": in the targets
             last_scale=float(scale),
             last_offset=float(offset),
             loss=config.loss,

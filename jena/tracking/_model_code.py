@@ -43,9 +43,10 @@ class InvalidInput(MlflowException):
 
 
 class ForecastModel(PythonModel):
-    """``predict(frame)`` → one row (last_time, target_time, forecast °C, persistence °C) from
-    the window that ends at the last row of ``frame``: the last rows of a Jena record (its 14
-    columns and ``Date Time``, or indexed by time), on the 10-minute grid."""
+    """``predict(frame)`` → one row (last_time, target_time, forecast °C, persistence °C, and
+    level, low, high °C where the model carries an interval calibration) from the window that
+    ends at the last row of ``frame``: the last rows of a Jena record (its 14 columns and ``Date
+    Time``, or indexed by time), on the 10-minute grid."""
 
     forecaster: Forecaster
     input_error: type[Exception]

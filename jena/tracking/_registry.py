@@ -2,10 +2,12 @@
 pyfunc of a trained model, and its registration (``models:/jena-temperature@champion``).
 
 The pyfunc is self-contained (MLflow's models from code): its code is ``_model_code.py`` and a
-copy of :mod:`jena.forecasting`, :mod:`jena.schema` and :mod:`jena.layers` as the package
-``jena_forecaster``; its requirements pin Keras, NumPy, pandas, MLflow and the backend the
-members were trained under (TensorFlow, or JAX and jaxlib); its signature names the Jena columns,
-and its input example is a window's worth of the training record's first rows.
+copy of :mod:`jena.forecasting`, :mod:`jena.conformal`, :mod:`jena.schema` and
+:mod:`jena.layers` as the package ``jena_forecaster``; its requirements pin Keras, NumPy,
+pandas, MLflow and the backend the members were trained under (TensorFlow, or JAX and jaxlib);
+its signature names the Jena columns and the answer's (with ``level``, ``low``, ``high`` where
+the data configuration carries an interval calibration), and its input example is a window's
+worth of the training record's first rows.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from mlflow.models import Model, ModelSignature
 from mlflow.pyfunc import PythonModel
 from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
+from jena.conformal import level_key, percent
 from jena.devices import keras_backend
 from jena.errors import ConfigError, JenaError
-from jena.forecasting import OUTPUT, duration, window_rows
+from jena.forecasting import OUTPUT, duration, interval_columns, window_rows
 from jena.schema import COLUMNS, DATE_COLUMN, DATE_FORMAT, DATE_HINT
 
 from . import _encode as enc
@@ -97,19 +100,22 @@ def log_test_evaluation(
     data_source: str,
     predictions: pd.DataFrame,
     summary: Mapping[str, Any],
+    tags: Mapping[str, str] | None = None,
 ) -> None:
     """Record one look at the test split on ``run_id``: metrics at step ``evaluation``, the
-    count and times of every evaluation (tags), the predictions and a JSON summary."""
+    count and times of every evaluation and ``tags`` (tags), the predictions and a JSON
+    summary."""
     c = client(resolve_uri(tracking_uri))
     ms = int(when.timestamp() * 1000)
     batch = [enc.metric(k, v, evaluation, ms) for k, v in metrics.items()]
     batch.append(enc.metric(N.TAG_TEST_COUNT, evaluation, evaluation, ms))
-    tags = {
+    every = {
+        **(tags or {}),
         N.TAG_TEST_COUNT: str(evaluation),
         N.TAG_TEST_TIMES: json.dumps([*previous, when.isoformat()]),
         N.TAG_TEST_DATA: data_source,
     }
-    enc.log_batch(c, run_id, metrics=[m for m in batch if m is not None], tags=enc.tags(tags))
+    enc.log_batch(c, run_id, metrics=[m for m in batch if m is not None], tags=enc.tags(every))
     with tempfile.TemporaryDirectory(prefix="jena-test-") as tmp:
         path = Path(tmp, N.PREDICTIONS_FILE)
         predictions.to_csv(path, index=False)
@@ -126,7 +132,7 @@ def log_test_evaluation(
 PYFUNC_FORMAT = 2  # 1: a pickled ForecastModel (below); 2: models from code, self-contained
 MODEL_CODE = Path(__file__).with_name("_model_code.py")
 SHIPPED = "jena_forecaster"  # the package in the model's code/
-SHIPPED_MODULES = ("schema", "forecasting", "layers")
+SHIPPED_MODULES = ("schema", "conformal", "forecasting", "layers")
 _BACKEND_PACKAGES = {"jax": ("jax", "jaxlib"), "torch": ("torch",)}
 
 
@@ -190,14 +196,20 @@ def _ship(folder: Path) -> Path:
     return package
 
 
-def _signature() -> ModelSignature:
-    """The Jena columns in, the forecast row out. The inputs are optional for MLflow: the
-    model's own check names a missing one in one line (MLflow's enforcement would answer with
-    the whole input frame)."""
+def _levels(cfg: Mapping[str, Any]) -> list[float]:
+    """The levels of the data configuration's interval calibration (none: not calibrated)."""
+    return [float(x) for x in (cfg.get("calibration") or {}).get("levels", [])]
+
+
+def _signature(cfg: Mapping[str, Any]) -> ModelSignature:
+    """The Jena columns in, the forecast row out (with the interval's columns where ``cfg``
+    carries a calibration). The inputs are optional for MLflow: the model's own check names a
+    missing one in one line (MLflow's enforcement would answer with the whole input frame)."""
     inputs: list[ColSpec | TensorSpec] = [ColSpec("string", DATE_COLUMN, required=False)]
     inputs += [ColSpec("double", c, required=False) for c in COLUMNS]
     outputs: list[ColSpec | TensorSpec] = [
-        ColSpec("string" if k.endswith("_time") else "double", k) for k in OUTPUT
+        ColSpec("string" if k.endswith("_time") else "double", k)
+        for k in (*OUTPUT, *interval_columns(_levels(cfg)))
     ]
     return ModelSignature(Schema(inputs), Schema(outputs))
 
@@ -205,11 +217,21 @@ def _signature() -> ModelSignature:
 def _input_note(cfg: Mapping[str, Any]) -> str:
     """What the model's input must hold, and its output (the model version's description)."""
     rows = window_rows(cfg)
+    levels = _levels(cfg)
+    interval = (
+        f", and level, low, high: its central {percent(levels[0])} interval (°C), calibrated on "
+        "its validation residuals by season and hour of the target"
+        + "".join(
+            f"; low_{level_key(lv)}, high_{level_key(lv)}: at {percent(lv)}" for lv in levels[1:]
+        )
+        if levels
+        else ""
+    )
     return (
         f"Input: the last {rows} rows ({duration(rows)}) of a Jena-format record, oldest first: "
         f'"{DATE_COLUMN}", {DATE_HINT}, or a DatetimeIndex, and the {len(COLUMNS)} columns '
         "(°C, Tpot in K), one row every 10 minutes without gaps. Output: one row, "
-        f"{', '.join(OUTPUT)} (°C)."
+        f"{', '.join(OUTPUT)} (°C){interval}."
     )
 
 
@@ -236,14 +258,27 @@ def _logged_format(c: mlflow.MlflowClient, run_id: str, tmp: str) -> int | None:
     return int((Model.load(mlmodel).metadata or {}).get(N.PYFUNC_MARKER, 0))
 
 
+def _logged_calibration(c: mlflow.MlflowClient, run_id: str, tmp: str) -> Any:
+    """The interval calibration of the pyfunc already under ``forecaster/`` (None: none)."""
+    try:
+        local = c.download_artifacts(
+            run_id, f"{N.PYFUNC_DIR}/artifacts/{N.DATA_CONFIG_FILE}", str(Path(tmp, "logged"))
+        )
+        return json.loads(Path(local).read_text()).get("calibration")
+    except (MlflowException, OSError, ValueError):
+        return None
+
+
 def _log_pyfunc(
     c: mlflow.MlflowClient, run_id: str, cfg: Mapping[str, Any], members: Sequence[str]
 ) -> None:
     """Log a pyfunc under ``forecaster/`` of ``run_id`` (once): the models of the runs
     ``members`` (one run: a trial's model; several: the seeds of a champion, averaged)."""
     with tempfile.TemporaryDirectory(prefix="jena-pyfunc-") as tmp, quiet():
-        if _logged_format(c, run_id, tmp) == PYFUNC_FORMAT:
-            return  # logged by an earlier evaluation
+        if _logged_format(c, run_id, tmp) == PYFUNC_FORMAT and _logged_calibration(
+            c, run_id, tmp
+        ) == cfg.get("calibration"):
+            return  # logged by an earlier evaluation (with the same calibration)
         artifacts: dict[str, str] = {}
         files = Path(tmp, "members")
         files.mkdir()
@@ -253,7 +288,10 @@ def _log_pyfunc(
             shutil.copyfile(local / N.MODEL_FILE, target)
             artifacts[f"keras_model_{i:02d}"] = str(target)
             if i == 0:
-                shutil.copyfile(local / N.DATA_CONFIG_FILE, files / N.DATA_CONFIG_FILE)
+                stored = json.loads((local / N.DATA_CONFIG_FILE).read_text())
+                if cfg.get("calibration"):  # the champion's intervals (jena.conformal)
+                    stored["calibration"] = cfg["calibration"]
+                (files / N.DATA_CONFIG_FILE).write_text(json.dumps(stored, indent=2))
                 artifacts["data_config"] = str(files / N.DATA_CONFIG_FILE)
         backend = _members_backend(c, members)
         out = Path(tmp, N.PYFUNC_DIR)
@@ -263,7 +301,7 @@ def _log_pyfunc(
             code_paths=[str(_ship(Path(tmp)))],
             artifacts=artifacts,
             model_config={"keras_backend": backend},
-            signature=_signature(),
+            signature=_signature(cfg),
             input_example=_input_example(cfg),
             pip_requirements=_pip_requirements(backend),
             metadata={
@@ -277,6 +315,7 @@ def _log_pyfunc(
                 "offset": cfg["offset"],
                 "preset": cfg["preset"],
                 "data_digest": cfg.get("digest"),
+                "interval_levels": _levels(cfg),
             },
         )
         c.log_artifacts(run_id, str(out), N.PYFUNC_DIR)
@@ -323,6 +362,9 @@ def register_model(
                     name, source, run_id=run_id, description=f"{description}\n\n{note}".strip()
                 )
             )
+        text = f"{description}\n\n{note}".strip()
+        if found and found[0].description != text:  # evaluated again (another interval level)
+            c.update_model_version(name, version.version, description=text)
         for key, value in (version_tags or {}).items():
             c.set_model_version_tag(name, version.version, key, enc.value_text(value))
         c.set_registered_model_alias(name, alias, version.version)
