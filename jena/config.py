@@ -39,6 +39,8 @@ def residual_name(value: Any) -> Any:
     if isinstance(key, (bool, str)) and key in _RESIDUAL_ALIASES:
         return _RESIDUAL_ALIASES[key]
     return value
+
+
 GLOBAL_POOLS: tuple[str, ...] = ("avg", "max", "none")
 ACTIVATIONS: tuple[str, ...] = (
     "tanh",
