@@ -82,6 +82,14 @@ def redact(text: str) -> str:
     return out
 
 
+def password_free(url: str) -> str:
+    """A recorded (redacted) URL made usable again: ``postgresql://jena:***@db/opt`` →
+    ``postgresql://jena@db/opt``, whose password the client then finds the usual way
+    (``PGPASSWORD``, ``~/.pgpass``); any other URL as it is."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@]*):" + re.escape(MASK) + "@", r"\1@",
+                  url)  # fmt: skip
+
+
 def redact_value(value: Any) -> Any:
     """Every string of ``value`` (dicts — their keys too —, lists, tuples, sets) redacted."""
     if isinstance(value, str):
@@ -125,9 +133,9 @@ def redacted_console() -> Iterator[None]:
     a worker's log; Python's writes, tracebacks included) is redacted."""
     saved = sys.stdout, sys.stderr
     if not isinstance(sys.stdout, RedactingStream):
-        sys.stdout = RedactingStream(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = RedactingStream(sys.stdout)
     if not isinstance(sys.stderr, RedactingStream):
-        sys.stderr = RedactingStream(sys.stderr)  # type: ignore[assignment]
+        sys.stderr = RedactingStream(sys.stderr)
     try:
         yield
     finally:

@@ -16,6 +16,7 @@ from conftest import tiny_sweep
 from jena import tracking as T
 from jena.secrets import (
     MASK,
+    password_free,
     postgres_login_hint,
     redact,
     redact_files,
@@ -106,6 +107,13 @@ def test_the_console_is_redacted(capsys: pytest.CaptureFixture[str]) -> None:
     assert "postgresql://jena:***@db/opt" in out and "http://alice:***@mlflow:5000" in err
 
 
+def test_a_recorded_url_is_usable_again_without_its_password() -> None:
+    assert password_free(redact(f"postgresql://jena:{PW}@db:5432/opt?sslmode=require")) == (
+        "postgresql://jena@db:5432/opt?sslmode=require"
+    )
+    assert password_free("journal:mlruns/optuna/x.journal") == "journal:mlruns/optuna/x.journal"
+
+
 def test_postgres_login_hint_names_what_to_set() -> None:
     hint = postgres_login_hint('FATAL:  password authentication failed for user "jena"')
     assert hint is not None and "PGPASSWORD" in hint and "~/.pgpass" in hint
@@ -127,8 +135,8 @@ def test_recorded_settings_hold_no_password(tmp_path: Path) -> None:
     tracker = T.Tracker(f"sqlite:///{store}/mlflow.db", "secrets")
     with tracker.start_sweep(definition=definition, params={"storage": storage},
                              tags={"note": f"opened {storage}"}) as parent:  # fmt: skip
-        data = T.DatasetInfo(name="jena-book2-train", digest="d", source=tracking_text + "/x.csv",
-                             source_type="http", context="training", columns=["T (degC)"])  # fmt: skip
+        data = T.DatasetInfo(name="jena-book2-train", digest="d", source=f"{tracking_text}/x.csv",
+                             source_type="http", context="training", columns=["T"])  # fmt: skip
         with tracker.trial(parent.run_id, 0, params={"url": storage}) as trial:
             trial.log_datasets([data])
             trial.set_tags({"failure_reason": f"OperationalError: {storage} went away"})
@@ -141,6 +149,5 @@ def test_recorded_settings_hold_no_password(tmp_path: Path) -> None:
         "postgresql://jena:***@db.example:5432/jena_optuna?sslmode=require"
     )  # host, port, database, user and options stay: the record is still useful
     assert recorded["storage"]["tracking_uri"] == "http://alice:***@mlflow.example:5000"
-    assert T.get_run(tracker.tracking_uri, parent.run_id).params["storage"] == (
-        recorded["storage"]["optuna"]
-    )
+    params = T.get_run(tracker.tracking_uri, parent.run_id).params
+    assert params["storage"] == recorded["storage"]["optuna"]

@@ -187,11 +187,12 @@ def login_problem(uri: str, exc: BaseException) -> InfrastructureError | None:
             f"the MLflow tracking server {shown} refused the login of {who} (HTTP 401): check "
             f"{TRACKING_LOGIN}"
         )
-    name = endpoint.rsplit("/api/", 1)[-1] if endpoint else "a request"
+    call = re.sub(r"^.*?/api/[\d.]+/(mlflow/)?", "", endpoint) or "a request"
+    who = f"user {user!r}" if user else "this login"
     return InfrastructureError(
-        f"the MLflow tracking server {shown} denied {f'user {user!r}' if user else 'this login'} "
-        f"{name} (HTTP 403): it needs {_permission(endpoint)}; an admin grants it (README: "
-        f"Scaling out), or set {TRACKING_LOGIN} to a user who has it"
+        f"the MLflow tracking server {shown} refused {call} (HTTP 403): {who} needs "
+        f"{_permission(endpoint)}; an admin grants it (README: Scaling out), or log in as a user "
+        "who has it (MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD)"
     )
 
 

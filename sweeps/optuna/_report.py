@@ -17,6 +17,7 @@ import pandas as pd
 
 from jena import tracking as T
 from jena.report import ReportData, SearchPlots, no_warnings, parse_text, pyplot, save
+from jena.secrets import password_free
 from jena.tracking import finite
 
 from ._study import default_storage, open_storage
@@ -63,6 +64,7 @@ def study_from_frame(frame: pd.DataFrame, name: str = "from-mlflow") -> Any:
     study = optuna.create_study(study_name=name, direction="minimize")
     states = {
         "completed": TrialState.COMPLETE,
+        "stopped": TrialState.COMPLETE,  # a candidate at its best epoch, as the leaderboard
         "pruned": TrialState.PRUNED,
         "failed": TrialState.FAIL,
     }
@@ -126,12 +128,13 @@ def _study(data: ReportData, storage: str | None) -> tuple[Any | None, str]:
 
 
 def _storage_of(data: ReportData) -> str | None:
-    """The ``[storage].optuna`` of the sweep definition logged on the latest parent run."""
+    """The ``[storage].optuna`` of the sweep definition logged on the latest parent run (logged
+    without its password: the database's client finds it the usual way, ``PGPASSWORD``)."""
     if data.parent is None:
         return None
     definition = T.sweep_definition(data.uri, data.parent.run_id) or {}
     value = (definition.get("storage") or {}).get("optuna")
-    return str(value) if value else None
+    return password_free(str(value)) if value else None
 
 
 def _figure(

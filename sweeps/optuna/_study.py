@@ -7,6 +7,7 @@ both drive it."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +86,8 @@ def open_storage(
         with F.creation_lock(url), F.quiet_optuna():
             made = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **extra)
     except Exception as exc:  # bad URL, server down, driver missing
-        first = F.redact(" ".join(str(exc).split()))[:300]  # drivers' messages span lines
+        first = F.redact(" ".join(str(exc).split()))  # drivers' messages span lines
+        first = re.sub(r" ?\(Background on this error at: [^)]*\)", "", first)[:300]
         login = postgres_login_hint(first)  # the password refused or missing: where it goes
         raise ConfigError(
             f"Optuna storage {F.redact(url)!r} is not usable: {type(exc).__name__}: {first}"
@@ -326,7 +328,13 @@ class SweepStudy:
                 values.append(float(result.param_count))
             trial.set_user_attr("val_skill", result.val_skill)
             return self.tell_state(trial, values=values)
-        if result.state == "pruned":
+        if result.state in ("pruned", "stopped"):
+            # A trial the time budget stopped is PRUNED for Optuna (its user attr "state" says
+            # stopped): its samplers take a pruned trial as a partial curve (TPE ranks it by its
+            # last reported epoch), which is what it is, where COMPLETE would pass a few epochs
+            # off as a full-fidelity value and put a short curve among the completed ones the
+            # median pruner compares against. Our rankings read MLflow (jena.tracking
+            # candidates), where it is a candidate.
             return self.tell_state(trial, state=TrialState.PRUNED)
         return self.fail(trial, result.reason or "failed")
 
