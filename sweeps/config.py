@@ -98,6 +98,14 @@ class FaultsSection:
 
 
 @dataclass
+class ChampionSection:
+    """What ``jena best`` gives the champion besides its test evaluation (jena.conformal)."""
+
+    # the central interval's level(s), 0.9 or 90, or a list (the first is the main one)
+    interval_level: float | list[float] = 0.9
+
+
+@dataclass
 class StorageSection:
     optuna: str | None = None  # default: journal file mlruns/optuna/<name>.journal
     tracking_uri: str | None = None  # default: sqlite:///mlruns/mlflow.db (or $JENA_TRACKING_URI)
@@ -124,6 +132,7 @@ class SweepConfig:
     faults: FaultsSection = field(default_factory=FaultsSection)
     packing: PackingSection = field(default_factory=PackingSection)
     refit: RefitSettings = field(default_factory=RefitSettings)
+    champion: ChampionSection = field(default_factory=ChampionSection)
     storage: StorageSection = field(default_factory=StorageSection)
     path: str | None = field(default=None, metadata={"key": False})  # where it was read from
 
@@ -155,6 +164,12 @@ class SweepConfig:
             yield "[packing].size", (f"the {self.driver!r} driver cannot pack trials; drivers "
                                      f"that can: {caps.others('packing')}")  # fmt: skip
         yield from self._fault_problems()
+        from jena.conformal import CalibrationError, parse_levels
+
+        try:
+            parse_levels(self.champion.interval_level, "[champion].interval_level")
+        except CalibrationError as exc:
+            yield "[champion].interval_level", str(exc).split(": ", 1)[1]
         patience, target = self.stop.patience_trials, self.stop.target_val_mae
         if patience is not None and patience < 1:
             yield "[stop].patience_trials", f"must be at least 1, got {patience}"
