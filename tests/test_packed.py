@@ -108,6 +108,7 @@ shapes = {
     "bilstm reversed, degC, mae, dense head, residual": BOOK_MODELS["bilstm"].config.replace(
         rnn_units=(4,), reverse=True, loss="mae", dense_units=(8,), residual=True),
     "dense, residual": BOOK_MODELS["dense"].config.replace(residual=True),
+    "gru, ridge residual": BOOK_MODELS["gru"].config.replace(rnn_units=(8,), residual="ridge"),
 }
 short = Fidelity(max_epochs=2, steps_per_epoch=2, validation_steps=2, patience=5)
 for name, c in shapes.items():
@@ -115,6 +116,19 @@ for name, c in shapes.items():
     packed = train_packed([PackedTrial(c), PackedTrial(c.replace(learning_rate=3e-3))], cache,
                           short)
     out["shapes"][name] = gap(packed[0], train(c, cache, short))
+# 5. an untrained residual = "ridge" member (learning rate ~0) is the ridge: its validation MAE
+# is jena.linear's on the same 512 targets, cut here by hand (book2: 858 rows into validation)
+import numpy as np
+from jena.linear import fit_ridge
+still = BOOK_MODELS["dense"].config.replace(residual="ridge", learning_rate=1e-12,
+                                            sequence_length=24, batch_size=64)
+member = train_packed([PackedTrial(still)], cache, short)[0]
+p = cache.get()
+lo, hi = p.bounds.val
+every = np.arange(lo + 858, hi)
+chosen = every[np.linspace(0, len(every) - 1, 512).round().astype(int)]
+by_hand = np.mean(np.abs(fit_ridge(p).predict(p, chosen - 144) - p.temperature[chosen]))
+out["ridge_untrained"] = [member.history[0]["val_mae"], float(by_hand)]
 r = packed[0]
 out["result"] = {"state": r.state, "model": r.model is not None, "windows": r.windows_seen,
                  "params": r.param_count, "history": len(r.history)}
@@ -151,10 +165,16 @@ def test_refilled_slot_trains_as_alone(equivalence: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     "shape",
-    ["stacked gru, adam", "bilstm reversed, degC, mae, dense head, residual", "dense, residual"],
-)
+    ["stacked gru, adam", "bilstm reversed, degC, mae, dense head, residual", "dense, residual",
+     "gru, ridge residual"],
+)  # fmt: skip
 def test_every_packable_shape_matches_keras(equivalence: dict[str, Any], shape: str) -> None:
     assert equivalence["shapes"][shape] < KERAS_TOL
+
+
+def test_an_untrained_ridge_residual_member_is_the_ridge(equivalence: dict[str, Any]) -> None:
+    packed, by_hand = equivalence["ridge_untrained"]
+    assert packed == pytest.approx(by_hand, rel=1e-4)
 
 
 def test_a_member_ends_with_its_model(equivalence: dict[str, Any]) -> None:
