@@ -320,6 +320,13 @@ def calibrate(
             table[s] = add(name, keep)
         else:
             table[s] = pooled
+    thin = [g for g in groups if not np.isfinite([*g.low, *g.high]).all()]
+    if thin:
+        raise CalibrationError(
+            f"{thin[0].windows} validation windows in the group {thin[0].name!r} are too few for "
+            f"a {percent(max(levels))} interval (each tail needs (n + 1) a/2 >= 1): use a "
+            "lower --level or a longer validation split"
+        )
     used = sorted({int(i) for i in table.ravel()})
     renumber = {old: new for new, old in enumerate(used)}  # drop pooled groups nobody uses
     table = np.vectorize(renumber.__getitem__)(table)

@@ -293,7 +293,10 @@ def _interval_check(
         if name not in test_sets:
             continue
         forecast, ok = val_sets[name]
-        cal = calibrate(val.time[ok], forecast[ok], val.actual[ok], levels)
+        try:
+            cal = calibrate(val.time[ok], forecast[ok], val.actual[ok], levels)
+        except CalibrationError as exc:
+            raise ConfigError(f"the {name}'s interval: {exc}") from None
         champion = champion or cal
         check.results += coverage(name, cal, test.time[common], test_sets[name][common],
                                   test.actual[common], days)  # fmt: skip

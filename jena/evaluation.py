@@ -166,10 +166,10 @@ class Evaluation:
             cover = f"{prefix}{N.METRIC_INTERVAL_COVERAGE}"
             out |= _interval(f"{cover}{suffix}", c.coverage)
             out[f"{prefix}{N.METRIC_INTERVAL_WIDTH}{suffix}"] = c.width
-            if c.forecaster == "champion" and not suffix:
+            if not suffix:
                 for s in c.by_season:
                     out[f"{cover}_{s.season}"] = s.coverage.estimate
-                    out[f"{N.METRIC_INTERVAL_WIDTH}_{s.season}"] = s.width
+                    out[f"{prefix}{N.METRIC_INTERVAL_WIDTH}_{s.season}"] = s.width
         return out
 
 

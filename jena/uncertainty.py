@@ -31,6 +31,9 @@ independent draws and gives intervals several times too narrow. Here:
   and a two-sided p-value from Student's t with ``T − 1`` degrees of freedom. Negative: the
   first forecaster has the smaller errors.
 
+* **A share** (:func:`proportion`: how often a calibrated interval held the truth,
+  :mod:`jena.coverage`): the same day-block studentized interval on each day's (windows, hits).
+
 The DM test looks at correlation within a day; the day-block bootstrap also at correlation
 between days: when they disagree, trust the interval.
 """

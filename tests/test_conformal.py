@@ -167,3 +167,9 @@ def test_day_block_interval_of_a_share_widens_when_whole_days_miss_together() ->
     assert a.low < 0.9 < a.high and a.high - a.low < 0.01
     assert b.low < b.estimate < b.high and b.high - b.low > 4 * (a.high - a.low)
     assert proportion(np.ones(len(days), bool), days) == proportion(np.ones(10, bool), days[:10])
+
+
+def test_too_few_windows_for_the_level_is_one_line() -> None:
+    times = pd.date_range("2012-01-01", periods=50, freq="10min")
+    with pytest.raises(CalibrationError, match="too few for a 99 % interval"):
+        calibrate(times, np.zeros(50), np.arange(50.0), [0.9, 0.99])

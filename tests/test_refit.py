@@ -173,6 +173,12 @@ def test_the_champion_averages_its_seeds_and_reads_the_test_set_once(
     expected = (raw * scale + shift).mean(axis=0)  # °C
     np.testing.assert_allclose(champion.predict(windows), expected, atol=1e-5)
     assert champion.forecast(frame).forecast == pytest.approx(expected[-1], abs=1e-5)
+    # its interval calibration is part of it: checked on test, carried by the registered model
+    assert ev.intervals is not None and ev.intervals.champion.level == 0.9
+    assert {c.forecaster for c in ev.intervals.results} == {"champion", "ridge", "persistence"}
+    assert champion.calibration is not None and champion.calibration.levels == (0.9,)
+    ((level, low, high),) = champion.forecast(frame).intervals
+    assert level == 0.9 and low < expected[-1] < high
 
 
 def test_the_gate_refuses_a_champion_whose_interval_includes_zero(
