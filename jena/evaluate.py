@@ -2,9 +2,9 @@
 
 ``jena best`` (:func:`evaluate_best`):
 
-1. selects the best *completed* trial of an experiment by validation MAE, over every driver and
-   every invocation of the sweep (:func:`jena.tracking.select_best`); pruned, failed and killed
-   trials never win;
+1. selects the best candidate of an experiment by validation MAE — a *completed* trial, or one
+   its time budget stopped after a finished epoch — over every driver and every invocation of
+   the sweep (:func:`jena.tracking.select_best`); pruned, failed and killed trials never win;
 2. downloads its model and data configuration (:func:`jena.tracking.load_trial_model`), reloads
    the record it was trained on (the run's ``data_source`` tag, or ``--data``) and refuses data
    whose digest differs from the run's ``data_digest`` tag;
@@ -544,7 +544,7 @@ def _evaluate_trial(
     experiment: str, uri: str, data: str | None, register_name: str | None, alias: str,
     dataset: Dataset | None, force: bool, levels: Sequence[float],
 ) -> Evaluation:  # fmt: skip
-    """``--no-refit``: the best completed trial's own (low-fidelity) model."""
+    """``--no-refit``: the best candidate trial's own (low-fidelity) model."""
     frame = T.trials_frame(uri, experiment)
     best = T.select_best(frame)
     run_id = str(best["run_id"])

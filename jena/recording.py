@@ -129,9 +129,10 @@ class Recorder:
             return failed(f"{type(exc).__name__}: {exc}")
 
     def finish(self, result: TrialResult) -> TrialResult:
-        """Log the model (completed), the compute and the result, and end the run."""
+        """Log the model (completed, or stopped by the time budget: a candidate at its best
+        epoch), the compute and the result, and end the run."""
         run = self.run
-        if result.state == "completed" and result.model is not None:
+        if result.state in ("completed", "stopped") and result.model is not None:
             params, step = self.config.active_dict(), result.best_epoch or 0
             run.log_model(result.model, result.data_config, name=self.name, params=params,
                           step=step)  # fmt: skip

@@ -63,7 +63,8 @@ class Board:
         c = s.counts
         line = Text(
             f"trials {s.finished}/{s.total}   completed {c['completed']}   "
-            f"pruned {c['pruned']}   failed {c['failed']}"
+            + (f"stopped {c['stopped']}   " if c.get("stopped") else "")
+            + f"pruned {c['pruned']}   failed {c['failed']}"
             + (f"   (resumed after {s.done_before})" if s.done_before else "")
         )
         eta = s.eta()

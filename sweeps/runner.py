@@ -27,7 +27,7 @@ from jena.tracking import names as N
 from jena.train import DataCache, validation_targets
 
 from .config import SweepConfig
-from .drivers import Driver, Resume, get_driver
+from .drivers import Best, Driver, Resume, get_driver
 from .faults import all_failed, unfittable
 from .pool import run_workers
 from .state import SweepState, SweepSummary, Timing, TopTrial
@@ -86,13 +86,14 @@ def run_sweep(cfg: SweepConfig, view: SweepView | None = None) -> SweepSummary:
                             N.METRIC_VAL_TARGETS: opened.reference.comparison.windows,
                             **opened.reference.metrics()})  # fmt: skip
         deadline = time.monotonic() + cfg.timeout_minutes * 60 if cfg.timeout_minutes else None
+        before = best_candidate(T.trials_frame(opened.tracker.tracking_uri, cfg.name))
         state = SweepState(
             f"sweep {cfg.name} · {cfg.driver}/{driver.algorithm} · {opened.ds.source} · "
             f"{cfg.data.preset}", total=cfg.trials, done_before=opened.resume.finished,
             baseline=opened.baseline, reference=opened.reference.mae,
             targets=opened.reference.comparison.windows,
-            best=opened.resume.best_val_mae,
-            best_number=opened.resume.best_number, deadline=deadline,
+            best=before.val_mae if before else None,
+            best_number=before.number if before else None, deadline=deadline,
         )  # fmt: skip
         for note in _notes(opened, bounds_note):
             view.note(note)
@@ -208,11 +209,12 @@ def record_end(
     state.done_before = max(state.done_before, held.finished - state.ran)
     state.running_elsewhere = running_elsewhere(opened.tracker, parent.run_id)
     state.stop_reason = why_ended(cfg, state, state.deadline)
-    best = driver.best()
+    frame = T.trials_frame(opened.tracker.tracking_uri, cfg.name)
+    best = best_candidate(frame)
     if best is not None:
         parent.log_best(best.number, best.params, best.val_mae)
     timing = state.timing = _timing(opened, parent.run_id, state)
-    beaten = compute_to_beat(T.trials_frame(opened.tracker.tracking_uri, cfg.name))
+    beaten = compute_to_beat(frame)
     # tags, not metrics: the UI's charts compare trials, not the parents' timings
     parent.set_tags({N.TAG_STOP_REASON: state.stop_reason, "wall_s": timing.wall_s,
                      "workers_wall_s": timing.workers_wall_s, "fit_s": timing.fit_s,
@@ -236,7 +238,7 @@ def summarise(
         total=cfg.trials, val_targets=opened.reference.comparison.windows,
         finished=opened.resume.finished if state is None else state.finished,
         workers=cfg.workers, complete=state is None, parent_run_id=parent_run_id,
-        best=driver.best(), beats_persistence=beats, top=top,
+        best=best_candidate(frame), beats_persistence=beats, top=top,
         advice=None if beats else not_yet_better(cfg, shown),
     )  # fmt: skip
     if state is None:
@@ -305,7 +307,7 @@ def compute_to_beat(frame: Any) -> dict[str, str]:
         spent, found = 0.0, "not yet"
         for r, seconds in zip(rows, fit, strict=True):
             spent += seconds
-            value = T.finite(r["val_mae"]) if r.get("state") == "completed" else None
+            value = T.finite(r["val_mae"]) if r.get("state") in T.CANDIDATE_STATES else None
             if r is not book and value is not None and value < target:
                 found = f"{spent:.0f} s"
                 break
@@ -313,10 +315,29 @@ def compute_to_beat(frame: Any) -> dict[str, str]:
     return out
 
 
+def best_candidate(frame: Any) -> Best | None:
+    """The sweep's best candidate (jena.tracking ``candidates``: completed, or stopped by the
+    time budget after a finished epoch; every invocation, every driver), with its proposal."""
+    from jena.typed import parse_value
+
+    done = T.candidates(frame)
+    if done.empty or T.finite(done.iloc[0].get("number")) is None:
+        return None
+    row = done.iloc[0]
+    prefix = f"params.{N.PARAM_SEARCH_PREFIX}"
+    params = {
+        key.removeprefix(prefix): {"True": True, "False": False}.get(raw, parse_value(raw))
+        for key, raw in row.items()
+        if isinstance(key, str) and key.startswith(prefix) and isinstance(raw, str)
+    }
+    return Best(int(row["number"]), params, float(row["val_mae"]))
+
+
 def top_trials(frame: Any, top: int = 10) -> list[TopTrial]:
-    """The best completed trials of the sweep (every invocation), best first."""
+    """The sweep's best candidates (every invocation), best first: the ranking of the live
+    board, the report, the refit, ``jena best`` and the UI link (jena.tracking ``candidates``)."""
     rows = []
-    for _, r in T.completed_trials(frame).head(top).iterrows():
+    for _, r in T.candidates(frame).head(top).iterrows():
         count = T.finite(r.get("param_count"))
         number = T.finite(r.get("number"))
         rows.append(TopTrial(

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from jena.tracking import CANDIDATE_STATES
+
 from .drivers import Best
 
 
@@ -45,6 +47,7 @@ class SweepState:
     best_number: int | None = None
     best_skill: float | None = None  # vs persistence on the same targets
     deadline: float | None = None  # time.monotonic() value or None
+    # per state; "stopped" (by the time budget) once one is
     counts: dict[str, int] = field(default_factory=lambda: {"completed": 0, "pruned": 0,
                                                              "failed": 0})  # fmt: skip
     running: dict[int, Running] = field(default_factory=dict)
@@ -89,7 +92,7 @@ class SweepState:
         if note:
             self.notes.append(f"trial {number}: {note}")
         better = val_mae is not None and (self.best is None or val_mae < self.best)
-        if state == "completed" and better:
+        if state in CANDIDATE_STATES and better:  # completed, or stopped by the time budget
             self.best, self.best_number, self.best_skill = val_mae, number, val_skill
 
     # ---------------------------------------------------------------- reading
@@ -104,7 +107,9 @@ class SweepState:
 
     @property
     def all_failed(self) -> bool:
-        return bool(self.counts["failed"]) and not self.counts["completed"] + self.counts["pruned"]
+        return bool(self.counts["failed"]) and not sum(
+            n for state, n in self.counts.items() if state != "failed"
+        )
 
     def eta(self) -> float | None:
         """Seconds left: the mean trial so far times the trials left, at most the time budget."""

@@ -240,7 +240,10 @@ class TrialRecording:
     def end(self, result: TrialResult) -> TrialResult:
         """Record ``result`` (the model, the compute, the state) and tell the display. Tracking
         that breaks now fails the trial (its run is closed); a fault of the infrastructure is
-        raised."""
+        raised. A trial the time budget stopped (not the pruner) ends ``stopped``: with a
+        finished epoch, a candidate like a completed trial (jena.tracking's ``candidates``)."""
+        if result.stopped and result.state == "pruned":
+            result.state = "stopped"
         try:
             self.recorder.finish(result)
         except Exception as exc:

@@ -67,8 +67,9 @@ def trial_config_of(row: Mapping[Any, Any]) -> TrialConfig:
 def sweep_warm_points(
     cfg: SweepConfig, space: Space, other: str
 ) -> tuple[list[WarmPoint], list[str]]:
-    """The completed trials of sweep ``other`` that are points of this space (same data, same
-    fidelity, same settings), as finished trials to add; and why the others are not."""
+    """The candidates of sweep ``other`` (completed, or stopped by its time budget after a
+    finished epoch: jena.tracking ``candidates``) that are points of this space (same data,
+    same fidelity, same settings), as finished trials to add; and why the others are not."""
     if other == cfg.name:
         raise ConfigError(f"--warm-start {other}: a sweep cannot warm-start from itself")
     uri = T.resolve_uri(cfg.storage.tracking_uri)
@@ -88,7 +89,7 @@ def sweep_warm_points(
                 )
     points, skipped = [], []
     base = preset_defaults(cfg.data.preset, cfg.seed)
-    for row in T.completed_trials(frame).to_dict("records"):
+    for row in T.candidates(frame).to_dict("records"):
         label = f"sweep:{other}#{row['number']}"
         try:
             config = trial_config_of(row)
@@ -132,7 +133,7 @@ def warm_start(cfg: SweepConfig, driver: Driver, ds: Dataset, finished: int) -> 
         points, skipped = sweep_warm_points(cfg, space, source)
         if not points:
             raise ConfigError(
-                f"--warm-start {source}: none of its completed trials is a point of this "
+                f"--warm-start {source}: none of its finished trials is a point of this "
                 f"sweep's space ({len(skipped)} skipped; first: "
                 f"{skipped[0] if skipped else 'it has no completed trial'})"
             )

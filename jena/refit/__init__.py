@@ -259,9 +259,10 @@ def _data_config(uri: str, run_id: str) -> dict[str, Any]:
 
 def candidates(tracking_uri: str | None, experiment: str, top_k: int) -> list[Candidate]:
     """The sweep's ``top_k`` distinct configurations by validation MAE (each from its best
-    trial; every driver, every invocation)."""
+    trial; every driver, every invocation), among its candidates (completed trials and those its
+    time budget stopped after a finished epoch: jena.tracking ``candidates``)."""
     uri = T.resolve_uri(tracking_uri)
-    done = T.completed_trials(T.trials_frame(uri, experiment), with_model=True)
+    done = T.candidates(T.trials_frame(uri, experiment), with_model=True)
     if done.empty:
         raise ConfigError(
             f"sweep {experiment!r} has no completed trial with a model yet: nothing to refit "

@@ -66,7 +66,7 @@ class ReportData:
     uri: str
     frame: pd.DataFrame  # every trial (tracking.trials_frame)
     parents: list[T.RunRecord]  # the sweep runs, newest first
-    done: pd.DataFrame  # completed trials, best first
+    done: pd.DataFrame  # the candidates (completed, or stopped by the time budget), best first
     baseline: float | None  # persistence val MAE (°C) of the sweep's own windows
     refits: list[T.RunRecord]  # the refit runs, newest first
 
@@ -84,7 +84,7 @@ def read(experiment: str, uri: str) -> ReportData:
         uri=uri,
         frame=frame,
         parents=parents,
-        done=T.completed_trials(frame),
+        done=T.candidates(frame),
         baseline=baseline(frame, parents[0] if parents else None),
         refits=sorted(refits, key=lambda r: r.start_time or 0, reverse=True),
     )
@@ -195,8 +195,9 @@ def compute_curve(
 
 
 def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
-    """Best completed trial per architecture / model preset, best first."""
-    done = T.completed_trials(frame).copy()
+    """Best candidate (completed, or stopped by the time budget: jena.tracking ``candidates``)
+    per architecture / model preset, best first."""
+    done = T.candidates(frame).copy()
     if done.empty:
         return done
     done["label"] = [T.label(r) for r in done.to_dict("records")]

@@ -126,7 +126,7 @@ def trials_section(data: ReportData) -> str:
     drivers = ", ".join(sorted(set(frame["driver"].dropna()))) or "?"
     counts = "".join(
         f"<span><b>{states.get(k, 0)}</b> {k}</span>"
-        for k in ("completed", "pruned", "failed", "killed")
+        for k in ("completed", "stopped", "pruned", "failed", "killed")
     )
     if states.get("running"):
         counts += f"<span><b>{states['running']}</b> running</span>"
@@ -193,7 +193,7 @@ def leaderboard_section(data: ReportData, folder: Path, result: ReportResult) ->
             f"{r.get('number')} ({r.get('driver')})",
         ])  # fmt: skip
     html_table = table(
-        ["architecture / model", "completed trials", "best val MAE (°C)",
+        ["architecture / model", "candidate trials", "best val MAE (°C)",
          "persistence, same targets (°C)", "skill", "test MAE (°C)", "parameters",
          "best trial (driver)"],
         rows, numeric={1, 2, 3, 4, 5, 6},
@@ -216,7 +216,9 @@ def leaderboard_section(data: ReportData, folder: Path, result: ReportResult) ->
         + '<p class="meta">Every trial is scored on the same validation targets, whatever its '
         "window (the split defines them; a sweep's low-fidelity slice is the same for every "
         f"trial){_targets_phrase(data)}; skill = 1 − model / persistence on those targets. "
-        "Test MAE appears once <code>jena best</code> has evaluated that trial.</p>"
+        "Test MAE appears once <code>jena best</code> has evaluated that trial. Ranked: the "
+        "completed trials and those the time budget stopped after a finished epoch (at their "
+        "best epoch; nobody judged them worse), not the ones the pruner stopped.</p>"
     )
 
 
@@ -228,7 +230,8 @@ def curves_section(data: ReportData, folder: Path, result: ReportResult) -> str:
     return "<h2>Training and validation MAE</h2>" + figure(
         "learning_curves.png",
         "learning curves",
-        f"Per-epoch MAE (°C) of the top {len(found)} completed trials.",
+        f"Per-epoch MAE (°C) of the top {len(found)} candidate trials (completed, or stopped "
+        "by the time budget).",
     )
 
 
@@ -419,7 +422,7 @@ def top_trials_section(data: ReportData) -> str:
     if not rows:
         return ""
     return f"<h2>Top {len(rows)} trials</h2>" + table(
-        ["trial", "driver", "architecture", "val MAE (°C)", "seconds", "proposed values"],
+        ["trial", "driver", "architecture", "val MAE (°C)", "seconds", "state", "proposed values"],
         rows,
         numeric={3, 4},
     )

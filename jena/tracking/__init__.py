@@ -29,7 +29,11 @@ bounded retries while it is unreachable, the check before a sweep).
 from . import names
 from ._encode import finite
 from ._read import (
+    CANDIDATE_STATES,
+    CANDIDATES_FILTER,
+    CANDIDATES_ORDER,
     RunRecord,
+    candidates,
     completed_trials,
     download_artifact,
     experiment_names,
@@ -68,6 +72,9 @@ from ._store import (
 )
 
 __all__ = [  # the public face; the names of tags, metrics and artifacts: `names`
+    "CANDIDATES_FILTER",
+    "CANDIDATES_ORDER",
+    "CANDIDATE_STATES",
     "ENV_TRACKING_URI",
     "LOST_PREFIX",
     "STALE_REASON",
@@ -76,6 +83,7 @@ __all__ = [  # the public face; the names of tags, metrics and artifacts: `names
     "SweepRun",
     "Tracker",
     "TrialRun",
+    "candidates",
     "check_store",
     "close_stale_runs",
     "close_trial_runs",

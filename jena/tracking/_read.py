@@ -1,5 +1,14 @@
-"""Reading a sweep back: its trials as a frame, the best completed trial, a trial's model, the
-parent runs, metric histories and artifacts."""
+"""Reading a sweep back: its trials as a frame, its candidates best first (and the best), a
+trial's model, the parent runs, metric histories and artifacts.
+
+**The candidates** of a sweep are its trials with a measured result: state ``completed``, or
+``stopped`` (cut short by the time budget after at least one finished epoch: its best epoch is as
+valid a measurement as a completed trial's — nobody judged it worse), with a finite
+``best_val_mae``; best first. A ``pruned`` trial was judged worse than others at the same epoch
+by the pruner and is not one, nor is a failed, killed or running trial. :func:`candidates` ranks
+a frame; :data:`CANDIDATES_FILTER` and :data:`CANDIDATES_ORDER` are the same set and order as an
+MLflow search (the UI link :func:`runs_page`). The live board, the printed summary, the report,
+the refit's top-k, ``jena best`` and ``--warm-start SWEEP`` all rank these."""
 
 from __future__ import annotations
 
@@ -78,16 +87,31 @@ def experiment_names(tracking_uri: str | None = None) -> list[str]:
     return [e.name for e in exps]
 
 
+CANDIDATE_STATES = ("completed", "stopped")  # the others: pruned, failed, killed (running)
+_OTHER_STATES = ("pruned", "failed", "killed")
+# MLflow's search has no IN for tags: "not any other state" (a run without a state tag, still
+# running, matches no comparison), and a best_val_mae (a trial stopped before its first epoch
+# has none)
+CANDIDATES_FILTER = " AND ".join([
+    f"tags.{N.TAG_RUN_TYPE} = '{N.RUN_TRIAL}'",
+    *(f"tags.{N.TAG_STATE} != '{s}'" for s in _OTHER_STATES),
+    f"metrics.`{N.METRIC_BEST_VAL}` >= 0",
+])  # fmt: skip
+CANDIDATES_ORDER = f"metrics.`{N.METRIC_BEST_VAL}` ASC"  # ties: the earlier (frame only)
+
+
 def runs_page(experiment_id: str) -> str:
-    """The MLflow UI's page of a sweep's trials, best first, in its model-training view (the
-    UI opens on its GenAI pages otherwise): the part of the URL after the host."""
+    """The MLflow UI's page of a sweep's candidates, best first (:data:`CANDIDATES_FILTER`,
+    :data:`CANDIDATES_ORDER`), in its model-training view (the UI opens on its GenAI pages
+    otherwise): the part of the URL after the host."""
     from urllib.parse import quote
 
+    key, direction = CANDIDATES_ORDER.rsplit(" ", 1)
     query = {
         "workflowType": "machine_learning",
-        "searchFilter": f"tags.{N.TAG_RUN_TYPE} = '{N.RUN_TRIAL}'",
-        "orderByKey": f"metrics.`{N.METRIC_BEST_VAL}`",
-        "orderByAsc": "true",
+        "searchFilter": CANDIDATES_FILTER,
+        "orderByKey": key,
+        "orderByAsc": str(direction == "ASC").lower(),
     }
     text = "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items())
     return f"#/experiments/{experiment_id}/runs?{text}"
@@ -279,30 +303,37 @@ def trials_frame(tracking_uri: str | None = None, experiment: str = "default") -
     return frame.reset_index(drop=True)
 
 
-def completed_trials(frame: pd.DataFrame, *, with_model: bool = False) -> pd.DataFrame:
-    """The completed trials with a finite validation MAE, best first (ties: the earlier one);
+def candidates(frame: pd.DataFrame, *, with_model: bool = False) -> pd.DataFrame:
+    """The sweep's candidates (the module docstring), best first (ties: the earlier one);
     ``with_model``: only those that logged a model."""
     if frame.empty:
         return frame
-    done = frame[(frame["state"] == "completed") & frame["val_mae"].map(finite).notna()]
+    done = frame[frame["state"].isin(CANDIDATE_STATES) & frame["val_mae"].map(finite).notna()]
     if with_model:
         column = f"tags.{N.TAG_MODEL_ARTIFACT}"
         done = done[done[column].notna()] if column in done.columns else done.iloc[0:0]
     return done.sort_values(["val_mae", "start_time"], kind="stable")
 
 
-def select_best(frame: pd.DataFrame) -> pd.Series:
-    """The completed trial with the lowest validation MAE (ties: the earlier one).
+def completed_trials(frame: pd.DataFrame, *, with_model: bool = False) -> pd.DataFrame:
+    """Only the completed trials among :func:`candidates` (best first)."""
+    done = candidates(frame, with_model=with_model)
+    return done if done.empty else done[done["state"] == "completed"]
 
-    Pruned, failed, killed and running trials are ignored, and so are trials without a logged
-    model (nothing to evaluate)."""
+
+def select_best(frame: pd.DataFrame) -> pd.Series:
+    """The best candidate (the module docstring) with a logged model (something to evaluate).
+
+    Pruned, failed, killed and running trials are ignored."""
     if frame.empty:
         raise ConfigError("the experiment has no trials yet: run a sweep first")
-    done = completed_trials(frame, with_model=True)
+    done = candidates(frame, with_model=True)
     if done.empty:
         counts = frame["state"].value_counts().to_dict()
         shown = ", ".join(f"{v} {k}" for k, v in counts.items())
-        raise ConfigError(f"no completed trial with a logged model in the experiment ({shown})")
+        raise ConfigError(
+            f"no completed (or time-stopped) trial with a logged model in the experiment ({shown})"
+        )
     return done.iloc[0]
 
 

@@ -35,9 +35,11 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-TrialState = Literal["completed", "pruned", "failed", "killed"]
+# stopped: cut short by the time budget (not judged by a pruner: a candidate, see _read.py)
+TrialState = Literal["completed", "stopped", "pruned", "failed", "killed"]
 TRIAL_STATUS: dict[str, str] = {
     "completed": "FINISHED",
+    "stopped": "FINISHED",
     "pruned": "FINISHED",
     "failed": "FAILED",
     "killed": "KILLED",
@@ -349,8 +351,8 @@ class TrialRun(_RunContext):
         param_count: int | None = None,
         best_epoch: int | None = None,
     ) -> None:
-        """End the run: tag ``state`` (status FINISHED for completed / pruned, FAILED for
-        failed, KILLED for killed), final metrics, buffered epochs, all in one batch.
+        """End the run: tag ``state`` (status FINISHED for completed / stopped / pruned, FAILED
+        for failed, KILLED for killed), final metrics, buffered epochs, all in one batch.
 
         Per-epoch metrics have one point per epoch that ran; the trial's result is apart:
         ``best_val_mae`` (the best epoch's validation MAE, at that epoch's step) and
