@@ -28,7 +28,7 @@ EXPERIMENT = "reportmix"
 PNG = b"\x89PNG\r\n\x1a\n"
 ALWAYS = ("leaderboard.png", "learning_curves.png", "optimisation_history.png",
           "param_importances.png", "parallel_coordinates.png", "compute.png")  # fmt: skip
-CHAMPION = ("forecast_week.png", "error_by_time.png")
+CHAMPION = ("forecast_week.png", "error_by_time.png", "interval_bands.png")
 REFIT = ("--top-k", "2", "--seeds", "2", "--epochs", "1", "--patience", "1")  # a quick refit
 
 
@@ -126,6 +126,13 @@ def test_report_after_best(reports: dict[str, Any]) -> None:
         "tags.run_type = 'refit'") if "test_mae" in r.data.metrics)  # fmt: skip
     worse = champion.data.metrics["test_mae"] > champion.data.metrics["baseline_test_mae"]
     assert ("worse than persistence on the test split" in page) == worse
+    # the calibrated intervals: the champion, the ridge and persistence, coverage by season
+    assert "90 % intervals, calibrated on validation, checked on test" in page
+    m = champion.data.metrics
+    coverage = f"{m['interval_coverage']:.1%} [{m['interval_coverage_low']:.1%}, "
+    assert coverage in page and "<td>persistence</td>" in page and "mean width" in page
+    off = not m["interval_coverage_low"] <= 0.9 <= m["interval_coverage_high"]
+    assert ("The champion's 90 % interval <b>" in page) == off
     # every architecture that completed a trial is on the leaderboard
     done = frame[frame["state"] == "completed"]
     for arch in set(done["tags.architecture"]):

@@ -8,8 +8,10 @@ Everything comes from the MLflow store, so the page covers every driver and ever
 * training and validation MAE curves of the top trials (per-epoch history);
 * for the champion (the best completed trial), if ``jena best`` has evaluated it: a week of test
   forecasts against the actual temperature, and the error by hour of day and by month against
-  persistence. These come from the ``test_predictions.csv`` that ``jena best`` logged: the report
-  itself never reads a test row;
+  persistence; its calibrated intervals (the champion's, the ridge's and persistence's coverage
+  with its interval, mean width, coverage by season, and three weeks of each season's test
+  forecasts with their band against the truth). These come from the ``test_predictions.csv``
+  and the metrics that ``jena best`` logged: the report itself never reads a test row;
 * the search (optimisation history, importances, parallel coordinates), drawn by a driver's hook
   (:data:`SearchHook`; the core imports no tuner — ``jena report`` passes the Optuna one).
 

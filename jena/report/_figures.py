@@ -104,6 +104,42 @@ def fig_week(pred: pd.DataFrame, path: Path) -> Path:
     return save(fig, path)
 
 
+BAND_DAYS = pd.Timedelta(days=21)  # of each season in the band figure
+SEASONS = {"winter": (12, 1, 2), "spring": (3, 4, 5), "summer": (6, 7, 8), "autumn": (9, 10, 11)}
+
+
+def fig_bands(pred: pd.DataFrame, path: Path) -> Path:
+    """The champion's test forecasts with their calibrated band against the truth: up to three
+    weeks from the first test target of each season (a gap in the test rows stays a gap)."""
+    plt = pyplot()
+    shown = [(name, pred[pred["time"].dt.month.isin(months)])
+             for name, months in SEASONS.items()]  # fmt: skip
+    shown = [(name, part) for name, part in shown if not part.empty]
+    level = float(pred["level"].iloc[0]) if "level" in pred.columns else None
+    fig, axes = plt.subplots(len(shown), 1, figsize=(10, 2.6 * len(shown)), squeeze=False)
+    for ax, (name, part) in zip(axes[:, 0], shown, strict=True):
+        start = part["time"].iloc[0]
+        part = part[part["time"] < start + BAND_DAYS].set_index("time")
+        grid = pd.date_range(part.index[0], part.index[-1], freq="10min")
+        part = part[~part.index.duplicated()].reindex(grid)  # NaN across gaps: no bridging line
+        band = f"{level:.0%} interval" if level else "interval"
+        ax.fill_between(part.index, part["low"], part["high"], color=COLOURS[0], alpha=0.25,
+                        linewidth=0, label=band)  # fmt: skip
+        ax.plot(part.index, part["forecast"], color=COLOURS[0], linewidth=1, label="forecast")
+        ax.plot(part.index, part["actual"], color="black", linewidth=1, label="actual")
+        outside = (part["actual"] < part["low"]) | (part["actual"] > part["high"])
+        ax.plot(part.index[outside], part["actual"][outside], ".", color=COLOURS[3],
+                markersize=2, label="outside the interval")  # fmt: skip
+        covered = 1 - outside[part["actual"].notna()].mean()
+        ax.set_title(f"{name}: {start:%Y-%m-%d} + {BAND_DAYS.days} days, {covered:.0%} inside",
+                     fontsize=9)  # fmt: skip
+        ax.set_ylabel("°C")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, ncol=4, loc="upper left")
+    fig.tight_layout()
+    return save(fig, path)
+
+
 def fig_errors(pred: pd.DataFrame, path: Path) -> Path:
     plt = pyplot()
     err = pd.DataFrame(
