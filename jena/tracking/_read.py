@@ -332,7 +332,8 @@ def select_best(frame: pd.DataFrame) -> pd.Series:
         counts = frame["state"].value_counts().to_dict()
         shown = ", ".join(f"{v} {k}" for k, v in counts.items())
         raise ConfigError(
-            f"no completed (or time-stopped) trial with a logged model in the experiment ({shown})"
+            "no completed trial (nor one the time budget stopped after a finished epoch) with a "
+            f"logged model in the experiment ({shown})"
         )
     return done.iloc[0]
 
