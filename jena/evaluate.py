@@ -63,12 +63,13 @@ import numpy as np
 import pandas as pd
 
 from . import tracking as T
+from .config import TrialConfig
 from .conformal import DEFAULT_LEVELS, Calibration, CalibrationError, calibrate, parse_levels
 from .coverage import IntervalCheck, coverage
 from .data import Dataset
 from .errors import ConfigError, JenaError
 from .evaluation import Evaluation, seeds_phrase
-from .linear import Ridge, fit_ridge
+from .linear import Ridge, shared_ridge
 from .prepare import Prepared, feature_matrix, prepare
 from .recording import Events
 from .refit import RefitPlan, RefitSettings, sweep_dataset
@@ -151,10 +152,11 @@ class WindowPredictions:
 
 def predict_split(
     forecaster: Forecaster, prepared: Prepared, frame_index: pd.DatetimeIndex,
-    split: Split = "test",
+    split: Split = "test", frame: pd.DataFrame | None = None,
 ) -> WindowPredictions:  # fmt: skip
     """Run every member on every window of ``split`` (test: ``prepared`` must hold the test
-    rows; its windows are the book's, wholly inside the test rows; val: the leak-free ones)."""
+    rows; every forecaster is scored on the split's targets). ``frame``: the record, which a
+    ``residual = "ridge"`` model's ridge reads."""
     r, n = forecaster.sampling_rate, forecaster.sequence_length
     if prepared.preset.offset(r, n) != forecaster.offset:
         raise ConfigError(
@@ -165,7 +167,12 @@ def predict_split(
     windows = prepared.windows(
         split, sampling_rate=r, sequence_length=n, batch_size=forecaster.batch_size
     )
-    members = forecaster.predict_members(windows)  # (members, windows)
+    base = None
+    if forecaster.ridge is not None:
+        if frame is None:
+            raise ValueError("a residual = 'ridge' model needs the record (frame) to forecast")
+        base = forecaster.ridge_forecasts(frame, starts + forecaster.span)
+    members = forecaster.predict_members(windows, base)  # (members, windows)
     if members.shape[1] != len(starts):
         raise RuntimeError(f"{members.shape[1]} forecasts for {len(starts)} {split} windows")
     return WindowPredictions(
@@ -179,10 +186,11 @@ def predict_split(
 
 
 def predict_test(
-    forecaster: Forecaster, prepared: Prepared, frame_index: pd.DatetimeIndex
-) -> WindowPredictions:
+    forecaster: Forecaster, prepared: Prepared, frame_index: pd.DatetimeIndex,
+    frame: pd.DataFrame | None = None,
+) -> WindowPredictions:  # fmt: skip
     """Run the model(s) on every test window of ``prepared`` (which must hold the test rows)."""
-    return predict_split(forecaster, prepared, frame_index, "test")
+    return predict_split(forecaster, prepared, frame_index, "test", frame)
 
 
 def versus(
@@ -219,7 +227,8 @@ def gate(experiment: str, what: str, evidence: Comparison, force: bool) -> bool:
     )
     raise NotBetterThanPersistence(
         f"sweep {experiment!r} {found}: {what} has validation MAE {c.mae.estimate:.4f} °C "
-        f"against persistence {c.reference_mae.estimate:.4f} °C on the same windows, skill "
+        f"against persistence {c.reference_mae.estimate:.4f} °C on the same {c.windows:,} "
+        f"validation targets, skill "
         f"{c.skill.estimate:+.1%} with a 95 % interval of [{c.skill.low:+.1%}, "
         f"{c.skill.high:+.1%}] ({c.days} days, DM p = {c.dm.p_value:.2g}); the interval "
         "must exclude zero. Nothing was evaluated on the test split and nothing registered. "
@@ -430,7 +439,15 @@ def evaluate_best(
                             who=f"refit run {members[0].run_id}")  # fmt: skip
     prepared, index = _test_data(cfg, dataset)
     what = f"its refit champion ({chosen.candidate.label}, {seeds_phrase(len(members))})"
-    look = _evidence_then_look(experiment, what, forecaster, prepared, index, force, levels)
+    plain = plain_of(prepared, dataset)
+    on_val = predict_split(forecaster, prepared, index, "val", dataset.frame)
+    lost = ridge_beats(on_val, plain)
+    if lost is not None:
+        return _evaluate_ridge(experiment, uri, dataset, str(cfg["preset"]),
+                               f"the refit's best, {chosen.candidate.label}", lost, force,
+                               levels, register_name, alias)  # fmt: skip
+    look = _evidence_then_look(experiment, what, forecaster, prepared, index, force, levels,
+                               dataset.frame, plain=plain, on_val=on_val)  # fmt: skip
     record = status.stage_run_id or latest_refit_run(uri, experiment)
     ev = _refit_evaluation(experiment, uri, record, status, look, dataset)
     return _record_and_register(
@@ -499,33 +516,130 @@ class _Look:
         return {k: getattr(self, k) for k in keys} | {"forced": self.forced}
 
 
+def plain_of(prepared: Prepared, dataset: Dataset) -> Prepared:
+    """``prepared``'s record with its plain columns (what the linear reference reads), test
+    rows included: ``prepared`` itself when it has no extra features."""
+    if not (prepared.wind_vector or prepared.time_features):
+        return prepared
+    return prepare(dataset, prepared.preset, include_test=True)
+
+
+def the_ridge(plain: Prepared) -> Ridge | None:
+    """The linear reference every figure of ``jena best`` compares with: the sweep's (fitted on
+    the plain record's training windows), or None when the preset's own window does not fit
+    the record's training split."""
+    try:
+        return shared_ridge(plain)
+    except ConfigError:
+        return None
+
+
 def _evidence_then_look(
     experiment: str, what: str, forecaster: Forecaster, prepared: Prepared,
     index: pd.DatetimeIndex, force: bool, levels: Sequence[float],
+    frame: pd.DataFrame | None = None, *, plain: Prepared | None = None,
+    on_val: WindowPredictions | None = None, itself: bool = False,
 ) -> _Look:  # fmt: skip
-    """The champion on the full validation split against persistence and the linear reference;
-    the gate (:func:`gate`); only then the test split, with the intervals calibrated on the
-    validation split (:func:`_interval_check`)."""
-    try:
-        ridge: Ridge | None = fit_ridge(prepared)
-    except ConfigError:  # the preset's own window does not fit this record's training split
-        ridge = None
-    on_val = predict_split(forecaster, prepared, index, "val")
-    val = versus(on_val, prepared, ridge)
+    """The champion on the full validation split against persistence and the linear reference
+    (``plain``: the record's plain columns, which the ridge reads; ``itself``: the champion
+    is the ridge, so no comparison with it); the gate (:func:`gate`); only then the test split,
+    with the intervals calibrated on the validation split (:func:`_interval_check`)."""
+    plain = plain if plain is not None else prepared
+    ridge = the_ridge(plain)
+    compared = None if itself else ridge
+    if on_val is None:
+        on_val = predict_split(forecaster, prepared, index, "val", frame)
+    val = versus(on_val, plain, compared)
     promoted = gate(experiment, what, val[0], force)
-    result, test_mae, baseline, windows = _the_look(forecaster, prepared, index)
-    test = versus(result, prepared, ridge)
-    calibration, intervals = _interval_check(levels, on_val, result, prepared, ridge)
+    result, test_mae, baseline, windows = _the_look(forecaster, prepared, index, frame)
+    test = versus(result, plain, compared)
+    calibration, intervals = _interval_check(levels, on_val, result, plain, compared)
     return _Look(result, test_mae, baseline, windows, *val, *test, forced=not promoted,
                  calibration=calibration, intervals=intervals)  # fmt: skip
 
 
+# The linear reference as a champion: a residual = "ridge" model whose network (one Dense layer
+# on a 24-hour window, zeros) adds nothing, so it serves exactly the ridge's forecast through
+# the same forecaster and pyfunc as every champion.
+RIDGE_CONFIG = TrialConfig(architecture="dense", residual="ridge", sequence_length=24)
+RIDGE_LABEL = "ridge (linear reference)"
+
+
+def ridge_beats(on_val: WindowPredictions, plain: Prepared) -> Comparison | None:
+    """The network champion against the ridge on the full validation split (the same targets)
+    when the ridge is at least as good there (its MAE not above the network's); else None:
+    the network stays the champion."""
+    ridge = the_ridge(plain)
+    vs = versus(on_val, plain, ridge)[1] if ridge is not None else None
+    if vs is None or vs.reference_mae.estimate > vs.mae.estimate:
+        return None
+    return vs
+
+
+def _ridge_run(uri: str, experiment: str, model: Any, cfg: Mapping[str, Any],
+               val: Comparison) -> str:  # fmt: skip
+    """An MLflow run for the ridge champion (run type ``ridge``, under the sweep's latest
+    parent run), holding its model as a trial's run does."""
+    parents = T.sweep_runs(uri, experiment)
+    if not parents:
+        raise ConfigError(f"sweep {experiment!r} has no sweep run to file the ridge under")
+    tracker = T.Tracker(uri, experiment=experiment)
+    params = RIDGE_CONFIG.active_dict()
+    with tracker.trial(parents[0].run_id, 0, params, run_name="ridge",
+                       run_type=N.RUN_RIDGE) as run:  # fmt: skip
+        run.log_model(model, cfg, name="ridge", params=params, step=0)
+        run.finish("completed", val_mae=val.mae.estimate, val_skill=val.skill.estimate,
+                   param_count=int(model.count_params()))  # fmt: skip
+    return run.run_id
+
+
+def _evaluate_ridge(
+    experiment: str, uri: str, dataset: Dataset, preset: str, network: str, lost: Comparison,
+    force: bool, levels: Sequence[float], register_name: str | None, alias: str,
+) -> Evaluation:  # fmt: skip
+    """No network beat the linear reference on validation (``lost``: the best network
+    against it): the ridge is the champion — evaluated once on test, recorded and registered
+    as every champion is, and said plainly."""
+    from .train import DataCache, Fidelity, FitPlan
+
+    plan = FitPlan.of(RIDGE_CONFIG, DataCache(dataset, preset), Fidelity(max_epochs=1))
+    model = plan.build(RIDGE_CONFIG)
+    cfg = plan.data_config(RIDGE_CONFIG)
+    plain = prepare(dataset, preset, include_test=True)
+    index = pd.DatetimeIndex(dataset.frame.index)
+    note = (
+        f"the linear reference is the best forecaster here: the networks did not beat it "
+        f"({network}: validation MAE {lost.mae.estimate:.4f} °C against the ridge's "
+        f"{lost.reference_mae.estimate:.4f} °C on the same {lost.windows:,} targets, skill "
+        f"{lost.skill.text('+.1%')} against it)"
+    )
+    look = _evidence_then_look(experiment, "the linear reference (ridge)", Forecaster(model, cfg),
+                               plain, index, force, levels, dataset.frame, plain=plain,
+                               itself=True)  # fmt: skip
+    val = look.val_vs_persistence
+    run_id = _ridge_run(uri, experiment, model, cfg, val)
+    ev = Evaluation(
+        experiment=experiment, run_id=run_id, trial=None, driver=None, architecture=RIDGE_LABEL,
+        val_mae=val.mae.estimate, baseline_val_mae=val.reference_mae.estimate,
+        test_mae=look.test_mae, baseline_test_mae=look.baseline, test_windows=look.windows,
+        data_source=dataset.source, data_digest=dataset.digest, evaluation=1, kind="ridge",
+        label="ridge", val_skill=val.skill.estimate, **look.comparisons(),
+        intervals=look.intervals, ridge_note=note,
+    )  # fmt: skip
+    return _record_and_register(
+        ev, look.result, _calibrated(cfg, look), uri, register_name=register_name, alias=alias,
+        members=None, description=f"the linear reference (ridge) of {experiment}: no network "
+        "beat it on validation",
+    )  # fmt: skip
+
+
 def _the_look(
-    forecaster: Forecaster, prepared: Prepared, index: pd.DatetimeIndex
-) -> tuple[WindowPredictions, float, float, int]:
+    forecaster: Forecaster, prepared: Prepared, index: pd.DatetimeIndex,
+    frame: pd.DataFrame | None = None,
+) -> tuple[WindowPredictions, float, float, int]:  # fmt: skip
     """The one pass over the test windows: (predictions, test MAE, persistence test MAE on the
     same windows, windows)."""
-    result = predict_test(forecaster, prepared, index)
+    result = predict_test(forecaster, prepared, index, frame)
     test_mae = float(np.mean(np.abs(result.forecast - result.actual)))
     baseline, windows = prepared.persistence_mae(
         "test", forecaster.sampling_rate, forecaster.sequence_length
@@ -555,7 +669,15 @@ def _evaluate_trial(
                             who=f"trial {best['number']}")  # fmt: skip
     prepared, index = _test_data(cfg, dataset)
     what = f"its best trial {best['number']} ({T.label(best.to_dict())})"
-    look = _evidence_then_look(experiment, what, forecaster, prepared, index, force, levels)
+    plain = plain_of(prepared, dataset)
+    on_val = predict_split(forecaster, prepared, index, "val", dataset.frame)
+    lost = ridge_beats(on_val, plain)
+    if lost is not None:
+        return _evaluate_ridge(experiment, uri, dataset, str(cfg["preset"]),
+                               f"the best trial, {best['number']}", lost, force, levels,
+                               register_name, alias)  # fmt: skip
+    look = _evidence_then_look(experiment, what, forecaster, prepared, index, force, levels,
+                               dataset.frame, plain=plain, on_val=on_val)  # fmt: skip
     result, test_mae, baseline, windows = look.result, look.test_mae, look.baseline, look.windows
     previous = T.previous_test_evaluations(run.tags)
     ev = Evaluation(

@@ -15,6 +15,22 @@ from .tracking import names as N
 from .uncertainty import Comparison, Interval
 
 
+def against_ridge(c: Comparison, split: str) -> str:
+    """The champion against the linear reference on ``split``, in words the interval allows:
+    "beats the ridge" (the skill interval above zero), "is worse than the ridge" (wholly below
+    zero), else "cannot be told apart from the ridge"."""
+    if c.skill.low > 0:
+        verdict = "beats the ridge"
+    elif c.skill.high < 0:
+        verdict = "is WORSE than the ridge"
+    else:
+        verdict = "cannot be told apart from the ridge"
+    return (
+        f"on {split} the champion {verdict}: skill {c.skill.text('+.1%')} against it, DM "
+        f"{c.dm.statistic:+.2f} (p = {c.dm.p_value:.2g}), on the same {c.windows:,} targets"
+    )
+
+
 def seeds_phrase(count: int) -> str:
     """How a refit champion's seeds are named: "1 seed only", "3 seeds averaged"."""
     return "1 seed only" if count == 1 else f"{count} seeds averaged"
@@ -57,6 +73,14 @@ class Evaluation:
     seeds_note: str | None = None  # the refit champion rests on one finished seed only
     refit_outcome: str | None = None  # what the refit run now finished and did not
     intervals: IntervalCheck | None = None  # calibrated on validation, checked on test
+    # kind "ridge": no network beat the linear reference on validation; why, in one line
+    ridge_note: str | None = None
+
+    @property
+    def ridge_verdicts(self) -> list[str]:
+        """The champion against the ridge on validation and test (none for the ridge itself)."""
+        pairs = (("validation", self.val_vs_ridge), ("test", self.test_vs_ridge))
+        return [against_ridge(c, split) for split, c in pairs if c is not None]
 
     @property
     def test_skill(self) -> float:
@@ -99,6 +123,7 @@ class Evaluation:
         out["warning"] = self.warning
         out["worse_than_persistence_on_test"] = self.worse_than_persistence_on_test
         out["test_verdict"] = self.test_verdict
+        out["ridge_verdicts"] = self.ridge_verdicts
         for key in ("val_vs_persistence", "val_vs_ridge", "test_vs_persistence", "test_vs_ridge"):
             c = getattr(self, key)
             out[key] = c.to_dict() if c is not None else None

@@ -211,6 +211,55 @@ def window_rows(data_config: Mapping[str, Any]) -> int:
     return (int(data_config["sequence_length"]) - 1) * int(data_config["sampling_rate"]) + 1
 
 
+@dataclass(frozen=True)
+class RidgeRecipe:
+    """The linear reference (:mod:`jena.linear`) as a ``residual = "ridge"`` model carries it:
+    its coefficients and how it reads a record — the record's plain columns normalised with its
+    training statistics at ``hours`` points ``step`` rows apart ending at the last input row,
+    and sin/cos of the time of day and of the year at the target, ``horizon`` rows later — so
+    the forecast (ridge + network) needs nothing of ``jena``."""
+
+    coef: np.ndarray  # (hours * columns + 4,)
+    intercept: float
+    centre: np.ndarray  # the training features' means (the columns are centred)
+    mean: np.ndarray  # (columns,): the plain columns' training statistics
+    std: np.ndarray
+    horizon: int  # rows from its last input row to the target
+    hours: int = 24
+    step: int = 6
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RidgeRecipe:
+        arr = {k: np.asarray(d[k], dtype=np.float64) for k in ("coef", "centre", "mean", "std")}
+        return cls(intercept=float(d["intercept"]), horizon=int(d["horizon"]),
+                   hours=int(d.get("hours", 24)), step=int(d.get("step", 6)), **arr)  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"coef": self.coef.tolist(), "intercept": self.intercept,
+                "centre": self.centre.tolist(), "mean": self.mean.tolist(),
+                "std": self.std.tolist(), "horizon": self.horizon, "hours": self.hours,
+                "step": self.step}  # fmt: skip
+
+    @property
+    def span(self) -> int:
+        """Rows from its first input row to its last."""
+        return (self.hours - 1) * self.step
+
+    def predict(self, frame: pd.DataFrame, last: np.ndarray) -> np.ndarray:
+        """Its forecasts (°C) of the targets ``horizon`` rows after each row ``last`` of
+        ``frame`` (a record on the 10-minute grid, indexed by time).  # (w,)"""
+        values, _ = feature_matrix(frame)
+        x = (values - self.mean) / self.std
+        rows = last[:, None] + np.arange(-self.span, 1, self.step)  # (w, hours)
+        target = pd.DatetimeIndex(frame.index[last]) + self.horizon * STEP
+        seconds = epoch_seconds(target)
+        angles = [2 * np.pi * seconds / p for p in (SECONDS_PER_DAY, SECONDS_PER_YEAR)]
+        cyc = np.column_stack([f(a) for a in angles for f in (np.sin, np.cos)])
+        features = np.hstack([x[rows].reshape(len(last), -1), cyc])
+        change = (features - self.centre) @ self.coef + self.intercept
+        return frame[TARGET].to_numpy(np.float64)[last] + change
+
+
 def duration(rows: int) -> str:
     """How long ``rows`` 10-minute records last: '23 h 10 min'."""
     hours, rest = divmod(rows * 10, 60)
@@ -292,6 +341,7 @@ class Forecaster:
         self.feature_names = list(cfg.get("feature_names", []))
         trial = cfg.get("trial_config") or {}
         self.batch_size = int(trial.get("batch_size") or 256)
+        self.ridge = RidgeRecipe.from_dict(cfg["ridge"]) if cfg.get("ridge") else None
         stored = cfg.get("calibration")
         try:
             self.calibration = Calibration.from_dict(stored) if stored else None
@@ -303,14 +353,22 @@ class Forecaster:
         """The first (or only) member."""
         return self.models[0]
 
-    def predict_members(self, x: Any) -> np.ndarray:
+    def predict_members(self, x: Any, base: np.ndarray | None = None) -> np.ndarray:
         """Each member's forecasts (°C) of the windows ``x`` (an array or a PyDataset):
-        (members, windows)."""
-        return np.stack([self.to_celsius(m.predict(x, verbose=0)) for m in self.models])
+        (members, windows). ``base``: the ridge's forecasts of the same windows, which a
+        ``residual = "ridge"`` model's output is added to (:meth:`ridge_forecasts`)."""
+        return np.stack([self.to_celsius(m.predict(x, verbose=0), base) for m in self.models])
 
-    def predict(self, x: Any) -> np.ndarray:
+    def predict(self, x: Any, base: np.ndarray | None = None) -> np.ndarray:
         """The forecasts (°C) of the windows ``x``: the members' mean."""
-        return self.predict_members(x).mean(axis=0)
+        return self.predict_members(x, base).mean(axis=0)
+
+    def ridge_forecasts(self, frame: pd.DataFrame, last: np.ndarray) -> np.ndarray | None:
+        """The ridge's forecasts (°C) of the windows whose last input row is ``last`` in
+        ``frame`` (None: the model adds nothing to its output).  # (w,)"""
+        if self.ridge is None:
+            return None
+        return self.ridge.predict(frame, last + (self.offset - self.span) - self.ridge.horizon)
 
     @property
     def span(self) -> int:
@@ -319,7 +377,11 @@ class Forecaster:
 
     @property
     def rows_needed(self) -> int:
-        return window_rows(self.data_config)
+        """Rows a forecast reads: the model's window, or the ridge's 24 hours where longer."""
+        rows = window_rows(self.data_config)
+        if self.ridge is not None:  # the ridge's first row, counted back from the last input
+            rows = max(rows, self.ridge.span + 1 + self.ridge.horizon - (self.offset - self.span))
+        return rows
 
     @property
     def lead(self) -> pd.Timedelta:
@@ -342,8 +404,14 @@ class Forecaster:
             )
         return ((values - self.mean) / self.std).astype(np.float32)
 
-    def to_celsius(self, outputs: np.ndarray) -> np.ndarray:
+    def to_celsius(self, outputs: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
+        """The model's outputs in °C (``base``: the ridge's forecasts they are added to)."""
         y = np.asarray(outputs, dtype=np.float64).reshape(-1)
+        if self.ridge is not None:
+            if base is None:
+                raise ModelError("this model adds its output to the ridge's forecast: give it")
+            scale = self.std[self.target_index] if self.normalised_target else 1.0
+            return y * scale + np.asarray(base, dtype=np.float64).reshape(-1)
         if self.normalised_target:
             y = y * self.std[self.target_index] + self.mean[self.target_index]
         return y
@@ -366,13 +434,16 @@ class Forecaster:
                 f"{where}{len(frame):,} rows ({duration(len(frame))}) are too few for this model: "
                 f"its window needs {self.rows_needed:,} rows ({duration(self.rows_needed)}) of "
                 f"10-minute records ending at the last row ({self.sequence_length} steps every "
-                f"{self.sampling_rate * 10} min)"
+                f"{self.sampling_rate * 10} min"
+                + (", and the ridge it adds to its 24 hourly points" if self.ridge else "") + ")"
             )
         start = len(frame) - self.rows_needed
         tail = frame.iloc[start:]
         check_window(tail)
         x = self.features(tail)
-        forecast = float(self.predict(self.window(x, 0))[0])
+        first = self.rows_needed - window_rows(self.data_config)  # the window ends at the end
+        base = self.ridge_forecasts(tail, np.array([len(tail) - 1]))
+        forecast = float(self.predict(self.window(x, first), base)[0])
         temperature = tail[TARGET].to_numpy(np.float64)
         invalid = 0
         if valid is not None:

@@ -65,8 +65,11 @@ def _champion_table(ev: Any) -> Any:
     (°C), with their 95 % intervals."""
     from rich.table import Table
 
+    val_n = ev.val_vs_persistence.windows if ev.val_vs_persistence is not None else None
     caption = (
-        f"{ev.test_windows:,} test windows · {ev.data_source} · run {ev.run_id} · "
+        "every row on the same "
+        + (f"{val_n:,} validation and " if val_n else "")
+        + f"{ev.test_windows:,} test targets · {ev.data_source} · run {ev.run_id} · "
         "[95 % interval]: a block bootstrap over whole days"
     )
     table = Table(title=f"champion of {ev.experiment!r} on the test split (°C)", caption=caption)
@@ -81,6 +84,8 @@ def _champion_table(ev: Any) -> Any:
     if ev.kind == "refit":
         seeds = seeds_phrase(len(ev.members))
         name = f"{ev.label}: {seeds} (the champion)"
+    elif ev.kind == "ridge":
+        name = f"{ev.architecture} (the champion)"
     else:
         name = f"{ev.label or 'trial ' + str(ev.trial)} (trial {ev.trial}, {ev.driver or '?'})"
     table.add_row(
@@ -105,7 +110,7 @@ def _champion_table(ev: Any) -> Any:
     base_val = f"{ev.baseline_val_mae:.4f}" if ev.baseline_val_mae is not None else ""
     base_test = f"{base:.4f}" if test is None else test.reference_mae.text(".4f")
     base_val = base_val if val is None else val.reference_mae.text(".4f")
-    table.add_row("persistence (same windows)", base_val, base_test, "0.0%")
+    table.add_row("persistence (same targets)", base_val, base_test, "0.0%")
     return table
 
 
@@ -122,14 +127,14 @@ def _print_evidence(ev: Any, con: Any) -> None:
     if ev.forced:
         con.print("[bold yellow]its validation interval includes zero: promoted only because "
                   "of --force[/]")  # fmt: skip
-    ridge_val = ev.val_vs_ridge
-    if ridge_val is not None:
-        verdict = "beats" if ridge_val.beats_reference else "does not clearly beat"
-        con.print(
-            f"against the linear reference (ridge) on validation: the champion {verdict} it, "
-            f"skill {ridge_val.skill.text('+.1%')} (a deep model that cannot beat it has not "
-            "earned its cost)"
-        )
+    if ev.ridge_note:
+        con.print(f"[bold yellow]{ev.ridge_note}[/]")
+    for line in ev.ridge_verdicts:
+        worse = "WORSE" in line
+        con.print(f"against the linear reference (ridge): {line}"
+                  + (" — a deep model that cannot beat it has not earned its cost"
+                     if worse else ""), style="bold yellow" if worse else None,
+                  markup=False)  # fmt: skip
 
 
 def _levels(given: list[str] | None) -> tuple[float, ...] | None:

@@ -11,6 +11,7 @@ RUN_SWEEP = "sweep"  # the parent run of one sweep invocation
 RUN_TRIAL = "trial"  # the nested run of one trial
 RUN_REFIT = "refit"  # the parent run of one refit of a sweep's top configurations
 RUN_REFIT_MEMBER = "refit_member"  # one configuration × seed trained at full fidelity
+RUN_RIDGE = "ridge"  # the linear reference, when no network beat it: the champion's run
 TAG_PARENT = "mlflow.parentRunId"  # MLflow's own nesting tag
 
 # --- MLflow's own conventions, so that its UI shows a sweep as model training ---------------
