@@ -435,7 +435,8 @@ class Forecaster:
                 f"its window needs {self.rows_needed:,} rows ({duration(self.rows_needed)}) of "
                 f"10-minute records ending at the last row ({self.sequence_length} steps every "
                 f"{self.sampling_rate * 10} min"
-                + (", and the ridge it adds to its 24 hourly points" if self.ridge else "") + ")"
+                + (", and the ridge it adds to its 24 hourly points" if self.ridge else "")
+                + ")"
             )
         start = len(frame) - self.rows_needed
         tail = frame.iloc[start:]
