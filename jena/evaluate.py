@@ -397,6 +397,13 @@ def _version_tags(ev: Evaluation, members: list[str] | None) -> dict[str, Any]:
         "test_skill_interval": test.skill.text("+.2%") if test else "",
         "worse_than_persistence_on_test": str(ev.worse_than_persistence_on_test).lower(),
         "ridge_test_mae": f"{ridge.reference_mae.estimate:.4f}" if ridge else "",
+        "val_skill_vs_ridge_interval": ev.val_vs_ridge.skill.text("+.2%")
+        if ev.val_vs_ridge
+        else "",
+        "test_skill_vs_ridge_interval": ridge.skill.text("+.2%") if ridge else "",
+        "against_ridge": "; ".join(ev.ridge_verdicts)
+        if ev.ridge_verdicts
+        else (ev.ridge_note or ""),
     } | ev.interval_tags()
 
 

@@ -141,3 +141,13 @@ def test_mlflow_models_serve_answers_with_the_ridges_forecast(won: dict[str, Any
                 server.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 server.kill()
+
+
+def test_the_report_names_the_ridge_as_the_champion(won: dict[str, Any]) -> None:
+    out = won["root"] / "report"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli.main(["report", "--experiment", "ridgewin", "--tracking-uri", won["uri"],
+                         "--out", str(out), "--no-log"]) == 0  # fmt: skip
+    page = next(out.glob("*.html")).read_text()
+    assert "ridge (linear reference): no network beat it on validation" in page
+    assert f"{won['best']['test_mae']:.4f}" in page

@@ -91,8 +91,26 @@ def read(experiment: str, uri: str) -> ReportData:
 
 
 def champion(data: ReportData) -> Champion | None:
-    """The latest champion evaluated on the test split: a refit's, else the best trial's."""
+    """The latest champion evaluated on the test split: a refit's or the ridge's (when no
+    network beat it), else the best trial's."""
     tested = [r for r in data.refits if T.finite(r.metrics.get(N.METRIC_TEST_MAE)) is not None]
+    ridges = [r for r in T.find_runs(data.uri, data.experiment,
+                                     f"tags.{N.TAG_RUN_TYPE} = '{N.RUN_RIDGE}'")
+              if T.finite(r.metrics.get(N.METRIC_TEST_MAE)) is not None]  # fmt: skip
+    ridge = max(ridges, key=lambda r: r.start_time or 0) if ridges else None
+    if ridge is not None and (not tested or (ridge.start_time or 0) > (tested[0].start_time or 0)):
+        return Champion(
+            kind="ridge",
+            label="ridge (linear reference): no network beat it on validation",
+            run_id=ridge.run_id,
+            val_mae=T.finite(ridge.metrics.get(N.METRIC_CHAMPION_VAL)),
+            val_skill=T.finite(ridge.metrics.get(N.METRIC_CHAMPION_VAL_SKILL)),
+            test_mae=float(ridge.metrics[N.METRIC_TEST_MAE]),
+            baseline_test_mae=T.finite(ridge.metrics.get(N.METRIC_BASELINE_TEST)),
+            uses=ridge.tags.get(N.TAG_TEST_COUNT, "?"),
+            members=[],
+            metrics=dict(ridge.metrics),
+        )
     if tested:
         r = tested[0]
         members = sorted(
