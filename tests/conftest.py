@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+import jena  # noqa: F401  (first: psycopg's OpenSSL before TensorFlow's, see jena/quiet.py)
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import Run

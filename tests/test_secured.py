@@ -47,6 +47,16 @@ DENSE = ['architecture="dense"', "fidelity.steps_per_epoch=1", "fidelity.max_epo
 LOGIN_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 
+def _sslmode() -> str:
+    """``require`` where the server speaks TLS (``.ci/run``: ``$JENA_TEST_POSTGRES_TLS``), as the
+    README has it across a network; a worker that imported TensorFlow first once aborted there."""
+    if os.environ.get("JENA_TEST_POSTGRES_TLS"):
+        return "require"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail("required under CI=true: PostgreSQL with TLS ($JENA_TEST_POSTGRES_TLS)")
+    return "prefer"
+
+
 def _password() -> str:
     return "Pw7-" + secrets.token_urlsafe(15)  # fresh: found only where it leaked
 
@@ -153,8 +163,9 @@ def test_a_secured_sweep_completes_and_records_no_secret(secured: SimpleNamespac
     env_a = worker_env(work, PGPASSWORD=s.pg_password, PGPASSFILE=str(work / "no-pgpass"),
                        MLFLOW_TRACKING_USERNAME="sweeper",
                        MLFLOW_TRACKING_PASSWORD=s.sweeper_password)  # fmt: skip
-    argv_a = sweep_argv(name, storage=s.storage + "?sslmode=prefer", tracking=server, trials=4,
-                        sets=[*DENSE, "workers=2"])  # fmt: skip
+    sslmode = _sslmode()
+    argv_a = sweep_argv(name, storage=f"{s.storage}?sslmode={sslmode}", tracking=server,
+                        trials=4, sets=[*DENSE, "workers=2"])  # fmt: skip
     # (b) the secrets planted in the storage URL and the tracking URI
     env_b = worker_env(work, PGPASSFILE=str(work / "no-pgpass"))
     for k in (*LOGIN_VARS, "PGPASSWORD"):
@@ -184,13 +195,6 @@ def test_a_secured_sweep_completes_and_records_no_secret(secured: SimpleNamespac
     assert (work / "mlruns" / "logs" / f"{name}-worker0.log").exists()  # --workers 2 logged
     assert (work / "reports" / name / "index.html").exists()
 
-    # what was recorded is still useful: the settings without their passwords
-    with logged_in("sweeper", s.sweeper_password):
-        definitions = [T.sweep_definition(server, p.run_id) for p in parents]
-    stores = sorted(d["storage"]["optuna"] for d in definitions if d is not None)
-    assert f"postgresql://{s.role}:***@{s.host}/{s.study_db}" in stores
-    assert f"postgresql://{s.role}@{s.host}/{s.study_db}?sslmode=prefer" in stores
-
     # no secret in any byte: the stores, the artifacts, logs, report and consoles
     secrets_ = {"PostgreSQL password": s.pg_password,
                 "MLflow password": s.sweeper_password,
@@ -207,6 +211,13 @@ def test_a_secured_sweep_completes_and_records_no_secret(secured: SimpleNamespac
     found = [f"{what} in {where}" for where, data in blobs.items()
              for what, secret in secrets_.items() if secret.encode() in data]  # fmt: skip
     assert found == []
+
+    # what was recorded is still useful: the settings without their passwords
+    with logged_in("sweeper", s.sweeper_password):
+        definitions = [T.sweep_definition(server, p.run_id) for p in parents]
+    stores = sorted(d["storage"]["optuna"] for d in definitions if d is not None)
+    assert f"postgresql://{s.role}:***@{s.host}/{s.study_db}" in stores
+    assert f"postgresql://{s.role}@{s.host}/{s.study_db}?sslmode={sslmode}" in stores
 
 
 def _sweep_line(capsys: pytest.CaptureFixture[str], tmp: Path, *argv: str) -> tuple[int, str]:
