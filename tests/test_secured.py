@@ -220,6 +220,24 @@ def test_a_secured_sweep_completes_and_records_no_secret(secured: SimpleNamespac
     assert f"postgresql://{s.role}@{s.host}/{s.study_db}?sslmode={sslmode}" in stores
 
 
+def test_a_tls_connection_to_postgres_after_keras_is_imported(tmp_path: Path) -> None:
+    """A process that imported Keras (TensorFlow) before its first TLS connection to PostgreSQL
+    — every worker — used to abort (``free(): invalid pointer``: two OpenSSL builds)."""
+    import subprocess
+
+    server = postgres_server()
+    if _sslmode() != "require":
+        pytest.skip("the PostgreSQL server has no TLS ($JENA_TEST_POSTGRES_TLS)")
+    program = ("import sys; from jena.quiet import import_keras_quietly; import_keras_quietly()\n"
+               "import keras, psycopg\n"
+               "with psycopg.connect(sys.argv[1]) as c:\n"
+               "    print('tls', c.info.pgconn.ssl_in_use)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", program, f"{server}?sslmode=require"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env=worker_env(tmp_path))  # fmt: skip
+    assert (done.returncode, done.stdout.strip()) == (0, "tls True"), done.stderr[-2000:]
+
+
 def _sweep_line(capsys: pytest.CaptureFixture[str], tmp: Path, *argv: str) -> tuple[int, str]:
     """``jena sweep`` in this process: its exit status and what it said on stderr."""
     from conftest import TINY_SETS
