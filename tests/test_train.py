@@ -128,7 +128,9 @@ def test_same_config_and_seed_give_the_same_run(cache: DataCache) -> None:
 
 
 def _val_mae_by_hand(ds: Dataset, model: Any, config: TrialConfig) -> tuple[float, int]:
-    """The model's MAE (°C) on every book2 validation window, computed from the raw frame."""
+    """The model's MAE (°C) on every book2 validation target, computed from the raw frame: the
+    split's targets (from 858 rows into the validation rows: the preset's 120 hourly steps and
+    24 h), each forecast by the window of the model's own length ending 24 h before it."""
     frame = ds.frame
     rows = len(frame)
     n_train, n_val = int(0.5 * rows), int(0.25 * rows)
@@ -138,7 +140,8 @@ def _val_mae_by_hand(ds: Dataset, model: Any, config: TrialConfig) -> tuple[floa
     r, n = config.sampling_rate, config.sequence_length
     offset = (n - 1) * r + HORIZON  # 24 h after the last input row
     assert ds.valid.all()  # a synthetic record without defects: every window is trusted
-    starts = np.arange(n_train, n_train + n_val - offset)  # inputs and target in the val rows
+    targets = np.arange(n_train + 119 * 6 + HORIZON, n_train + n_val)
+    starts = targets - offset
     x = ((values[starts[:, None] + np.arange(n) * r] - mean) / std).astype(np.float32)
     pred = np.asarray(model.predict(x, batch_size=1024, verbose=0), np.float64).reshape(-1)
     normalised = bool(config.normalise_target)
@@ -304,9 +307,11 @@ def test_bad_configurations_fail_before_any_training(
 def test_a_window_that_fits_book2_but_not_book1_fails_there(
     caches: dict[str, DataCache], build_spy: list[Any]
 ) -> None:
-    # book1's validation split of 24,000 rows is ~5,700 rows: 1,000 hourly steps do not fit.
+    # book1's training split of 24,000 rows is ~11,400 rows: 2,000 hourly steps (12,000 rows)
+    # do not fit. (1,000 steps now do: a validation window reads back into the training rows,
+    # from the split's own targets.)
     with pytest.raises(ConfigError) as excinfo:
-        train(PRESETS["gru"].replace(sequence_length=1000), caches["book1"], QUICK)
+        train(PRESETS["gru"].replace(sequence_length=2000), caches["book1"], QUICK)
     message = _one_line_config_error(excinfo)
     assert "book1" in message and "sequence_length" in message
     assert build_spy == []
