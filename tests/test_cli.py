@@ -548,7 +548,8 @@ def test_train_table(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
         capsys,
     )  # fmt: skip
     assert code == 0
-    assert "completed" in out and "persistence (same windows)" in out
+    assert "completed" in out and "persistence (same targets)" in out
+    assert "validation targets" in out  # how many targets the MAEs cover
     assert "val MAE" in out and "epoch   1" in out
 
 
