@@ -63,7 +63,8 @@ no target row moves, so the gap between the last training target and the first v
 (or test) target stays the preset window's 6 days whatever the history; and training windows
 are unchanged (each configuration's own, inside the training rows, so training never reads a
 validation or test row). With the default ``blocked`` roles a validation block follows two
-training blocks and a test block a validation block, so a history of up to 34 days fits.
+training blocks and a test block a validation block, so a validation window fits up to 33 days
+(4,746 rows) of history.
 Which targets count is decided by the preset's window only, including the trust check: a
 target is scored when that window's rows and the target are trusted (not in a long gap of the
 record); a longer history reading an interpolated row of a long gap reads its interpolated
