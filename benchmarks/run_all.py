@@ -29,6 +29,7 @@ SUITE: dict[str, list[str]] = {
     "workers": ["bench_sweep.py", "workers"],
     "backends": ["bench_backends.py", "--steps", "20"],
     "packed": ["bench_packed.py"],
+    "synthetic": ["bench_synthetic.py"],
 }
 
 
@@ -72,6 +73,11 @@ def summary_rows(r: dict[str, dict[str, Any]]) -> list[list[str]]:
                      + " vs one by one", "8 packed >= 6x (GPU)",
                      ("yes" if p["goal_8_packed_6x"] else "no") if p.get("on_accelerator")
                      else "not measured (CPU)"])  # fmt: skip
+    if "synthetic" in r:
+        y = r["synthetic"]
+        rows.append(["synthetic generator", f"a year in {y['year_new_s']:.2f} s, "
+                     f"{y['year_ratio']:.2f}x the first generator's time", "a year in seconds",
+                     "yes" if y["year_new_s"] < 10 else "no"])  # fmt: skip
     return rows
 
 

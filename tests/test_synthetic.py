@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from jena import schema, synthetic
+from jena.data import load
+from jena.data.dataset import spec_from_source
 from jena.synthetic import DefectCounts, defect_counts, generate, inject_defects, magnus
 
 TWO_YEARS = 2 * 365 * schema.ROWS_PER_DAY  # 105,120 rows: the fast tests' length
@@ -37,11 +40,6 @@ REFERENCE: dict[str, tuple[float, float]] = {
 @pytest.fixture(scope="module")
 def two_years() -> pd.DataFrame:
     return generate(TWO_YEARS, seed=0)
-
-
-@pytest.fixture(scope="module")
-def full() -> pd.DataFrame:
-    return generate()
 
 
 # --------------------------------------------------------------------------- shape, determinism
@@ -130,11 +128,13 @@ def test_daily_cycle_larger_in_summer(two_years: pd.DataFrame) -> None:
     assert int(np.argmin(by_hour)) <= 7
 
 
-def test_falling_pressure_and_southerly_wind_lead_warming(two_years: pd.DataFrame) -> None:
-    t = two_years[schema.TARGET].to_numpy()
-    p = two_years["p (mbar)"].to_numpy()
-    wv = two_years["wv (m/s)"].to_numpy()
-    wd = np.radians(two_years["wd (deg)"].to_numpy())
+def test_v1_falling_pressure_and_southerly_wind_lead_warming() -> None:
+    # the first generator's designed signal beyond persistence (kept for old results)
+    frame = synthetic.generate_v1(TWO_YEARS, seed=0)
+    t = frame[schema.TARGET].to_numpy()
+    p = frame["p (mbar)"].to_numpy()
+    wv = frame["wv (m/s)"].to_numpy()
+    wd = np.radians(frame["wd (deg)"].to_numpy())
     day = schema.ROWS_PER_DAY
     rows = np.arange(day, len(t) - day, 3)
     warming = t[rows + day] - t[rows]
@@ -142,6 +142,35 @@ def test_falling_pressure_and_southerly_wind_lead_warming(two_years: pd.DataFram
     northward = -wv[rows] * np.cos(wd[rows])  # wind from the south blows northward
     assert np.corrcoef(tendency, warming)[0, 1] < -0.1
     assert np.corrcoef(northward, warming)[0, 1] > 0.1
+
+
+def test_fronts_move_temperature_pressure_wind_and_humidity_together(
+    two_years: pd.DataFrame,
+) -> None:
+    """At the sharpest 3-hour drops of T beyond the daily cycle's (cold fronts; one a day at
+    most), the pressure has fallen before and rises after, the wind turns to the north and
+    blows harder, and the dew point falls with the temperature."""
+    f = {c: two_years[c].to_numpy() for c in schema.COLUMNS}
+    t, p, tdew, wv = f["T (degC)"], f["p (mbar)"], f["Tdew (degC)"], f["wv (m/s)"]
+    northward = -wv * np.cos(np.radians(f["wd (deg)"]))
+    h, day = schema.ROWS_PER_HOUR, schema.ROWS_PER_DAY
+    rows = np.arange(day + 3 * h, len(t) - day)
+    drop = np.full(len(t), np.inf)  # the 3-h change less the same 3 h of the day before
+    drop[rows] = (t[rows] - t[rows - 3 * h]) - (t[rows - day] - t[rows - day - 3 * h])
+    fronts: list[int] = []
+    for row in np.argsort(drop):
+        if all(abs(row - other) > day for other in fronts):
+            fronts.append(int(row))
+        if len(fronts) == 50:
+            break
+    at = np.array(fronts)
+    assert drop[at].mean() < -5.0
+    assert (p[at] - p[at - 6 * h]).mean() < -0.5  # falls before the front
+    assert (p[at + 6 * h] - p[at]).mean() > 0.5  # and rises behind it
+    assert northward[at + 6 * h].mean() < northward[at - 6 * h].mean() - 1.0
+    speed_near = np.array([wv[a - 3 * h : a + 3 * h].mean() for a in at])
+    assert speed_near.mean() > 1.5 * np.median(wv)
+    assert (tdew[at + 12 * h] - tdew[at - 6 * h]).mean() < -2.0
 
 
 # --------------------------------------------------------------------------- calibration
@@ -161,12 +190,46 @@ def test_calibration_fast(two_years: pd.DataFrame) -> None:
     _assert_like_reference(two_years)
 
 
-def test_ridge_beats_persistence_fast(two_years: pd.DataFrame) -> None:
+def test_ridge_gains_no_more_than_learned_models_at_the_station_fast(
+    two_years: pd.DataFrame,
+) -> None:
+    # On the real record learned models gain about 7-10 % over persistence
+    # (shared/reference/jena-data.md): a simple linear model on the calibrated generator must not
+    # gain more than 12 %, nor lose to persistence. (The issue-29 band of the project's ridge on
+    # a year is tested in test_difficulty.py.)
     t = two_years[schema.TARGET].to_numpy()
     for split in ("val", "test"):
         persistence = synthetic.persistence_mae(t, split)
         assert 2.0 <= persistence <= 3.1, split
-        assert synthetic.ridge_mae(two_years, split) < 0.97 * persistence, split
+        skill = 1.0 - synthetic.ridge_mae(two_years, split) / persistence
+        assert 0.0 <= skill <= 0.12, (split, skill)
+
+
+def test_v1_ridge_beats_persistence_fast() -> None:
+    frame = synthetic.generate_v1(TWO_YEARS, seed=0)
+    t = frame[schema.TARGET].to_numpy()
+    for split in ("val", "test"):
+        persistence = synthetic.persistence_mae(t, split)
+        assert 2.0 <= persistence <= 3.1, split
+        assert synthetic.ridge_mae(frame, split) < 0.97 * persistence, split
+
+
+def test_v1_is_the_first_generator() -> None:
+    # values of generate(60_000, seed=2) at commit a535a8a, before issue 29
+    frame = synthetic.generate_v1(60_000, seed=2)
+    expected = {0: (984.19, 0.53, 0.29, 3.65), 30_000: (1000.79, 10.46, 2.83, 1.63),
+                59_999: (997.54, 7.30, 0.29, 1.06)}  # fmt: skip
+    columns = ["p (mbar)", "T (degC)", "Tdew (degC)", "wv (m/s)"]
+    for row, values in expected.items():
+        assert tuple(frame[columns].iloc[row]) == pytest.approx(values, abs=1e-9), row
+    loaded = load("synthetic-v1:60000:2")
+    np.testing.assert_array_equal(loaded.frame.to_numpy(), frame.to_numpy())
+    assert (loaded.frame.index == frame.index).all()
+    assert loaded.source == "synthetic-v1(rows=60000, seed=2)"
+    assert spec_from_source(loaded.source) == "synthetic-v1:60000:2"
+    assert load("synthetic:3000:2").source == "synthetic(rows=3000, seed=2)"
+    calibrated = load("synthetic:3000:2").frame[schema.TARGET]
+    assert not np.allclose(calibrated, frame[schema.TARGET][:3000])
 
 
 def test_book2_splits_match_the_book() -> None:
@@ -185,18 +248,27 @@ def test_persistence_mae_by_hand() -> None:
 
 
 @pytest.mark.slow
-def test_full_length_calibration(full: pd.DataFrame) -> None:
+@pytest.mark.parametrize(
+    ("make", "skill_band"),
+    [
+        # issue 29: no more than learned models gain on the real record (7-10 %, jena-data.md)
+        (synthetic.generate, (0.0, 0.10)),
+        # the first generator, kinder: 5 % to 15 %
+        (synthetic.generate_v1, (0.05, 0.15)),
+    ],
+    ids=["calibrated", "v1"],
+)
+def test_full_length_calibration(make: Any, skill_band: tuple[float, float]) -> None:
     started = time.perf_counter()
-    generate()
-    assert time.perf_counter() - started < 10  # about 0.5 s when the machine is idle
+    full = make()
+    assert time.perf_counter() - started < 30  # a few seconds when the machine is idle
     c = synthetic.calibration(full)
     assert c.rows == schema.JENA_ROWS
     assert abs(c.t_mean - 9.5) <= 0.7
     assert abs(c.t_std - 8.4) <= 0.7
     assert 2.2 <= c.persistence_val <= 2.9
     assert 2.2 <= c.persistence_test <= 2.9
-    assert c.ridge_val < c.persistence_val
-    assert 0.05 <= c.ridge_skill <= 0.15
+    assert skill_band[0] <= c.ridge_skill <= skill_band[1]
     _assert_like_reference(full)
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 DATA_HELP = (
     "data source: 'jena' (the real CSV, downloaded once into $JENA_DATA_DIR or ~/.cache/jena), "
-    "a path to a CSV in the Jena format, or 'synthetic[:ROWS[:SEED]]' (offline generator)"
+    "a path to a CSV in the Jena format, or 'synthetic[:ROWS[:SEED]]' (offline generator; "
+    "'synthetic-v1[:ROWS[:SEED]]' the first one, for old results)"
 )
 
 

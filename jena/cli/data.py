@@ -29,8 +29,10 @@ def cmd_data_info(args: argparse.Namespace) -> int:
             "bounds_note": preset.bounds_note(len(ds)),
             "season_note": season_note(preset, index),
         }
+    stats = _difficulty(ds) if args.stats else None
     if args.json:
-        print_json({**report, "splits": splits})
+        extra = {"difficulty": stats.to_dict()} if stats else {}
+        print_json({**report, "splits": splits, **extra})
         return 0
     con = console()
     con.print(f"[bold]{ds.source}[/]  digest {ds.digest}")
@@ -66,7 +68,29 @@ def cmd_data_info(args: argparse.Namespace) -> int:
             name, str(st["count"]), *(f"{st[k]:.2f}" for k in ("mean", "std", "min", "max"))
         )
     con.print(table)
+    if stats:
+        difficulty = Table(
+            "statistic (T)", "this record", "real 2020 (Jena roof)",
+            title="how hard to forecast (jena.difficulty)",
+            caption="24-h change: T 24 h later minus T now, every row; daily: calendar-day means; "
+            "ridge skill: 1 − MAE / persistence MAE [95 %]",
+        )  # fmt: skip
+        for row in stats.rows_table():
+            difficulty.add_row(*row)
+        con.print(difficulty)
     return 0
+
+
+def _difficulty(ds: Any) -> Any:
+    """:func:`jena.difficulty.difficulty`, a record too short for the statistics a one-line
+    DataError."""
+    from ..difficulty import difficulty
+    from ..errors import DataError
+
+    try:
+        return difficulty(ds)
+    except ValueError as exc:
+        raise DataError(f"--stats on {ds.source}: {exc}") from None
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
@@ -147,6 +171,13 @@ def add_commands(sub: Any) -> None:
     )
     add_data(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument(
+        "--stats",
+        action="store_true",
+        help="also how hard the record is to forecast (jena.difficulty: the 24-h change, the "
+        "daily means, the diurnal range, the ridge's skill on blocked and book2) beside the real "
+        "station's 2020",
+    )
     p.set_defaults(func=cmd_data_info)
     p = dsub.add_parser("synth", help="write the synthetic Jena-like record as a Jena-format CSV")
     p.add_argument("--out", required=True, type=Path, help="CSV file to write")

@@ -55,7 +55,7 @@ class Dataset:
 class DataSpec:
     """A parsed ``--data`` value."""
 
-    kind: Literal["jena", "synthetic", "csv"]
+    kind: Literal["jena", "synthetic", "synthetic-v1", "csv"]
     rows: int = schema.JENA_ROWS
     seed: int = 0
     path: Path | None = None
@@ -68,14 +68,17 @@ def parse_spec(spec: str | os.PathLike[str]) -> DataSpec:
     text = spec.strip()
     if text == "jena":
         return DataSpec("jena")
-    if text == "synthetic" or text.startswith("synthetic:"):
+    generator = text.split(":")[0]
+    if generator in ("synthetic", "synthetic-v1"):
         parts = text.split(":")[1:]
         if len(parts) > 2 or not all(re.fullmatch(r"\d[\d_]*", p) for p in parts):
             raise DataError(f"bad data spec {spec!r}: {SPEC_HELP}")
         rows = int(parts[0]) if parts else schema.JENA_ROWS
         seed = int(parts[1]) if len(parts) > 1 else 0
         if rows < 2:
-            raise DataError(f"bad data spec {spec!r}: synthetic needs at least 2 rows")
+            raise DataError(f"bad data spec {spec!r}: {generator} needs at least 2 rows")
+        if generator == "synthetic-v1":
+            return DataSpec("synthetic-v1", rows=rows, seed=seed)
         return DataSpec("synthetic", rows=rows, seed=seed)
     path = Path(text).expanduser()
     if text and (
@@ -98,25 +101,27 @@ def load(
     """Load, validate and repair the data named by ``spec``.
 
     ``spec`` is ``"jena"`` (the real file, see :func:`jena.data.download.fetch_jena`),
-    ``"synthetic[:ROWS[:SEED]]"`` (:func:`jena.synthetic.generate`) or a path to a CSV in the Jena
-    format (:func:`jena.data.reading.read_csv`); the frame is repaired by
-    :func:`jena.data.repair.repair`.
+    ``"synthetic[:ROWS[:SEED]]"`` (:func:`jena.synthetic.generate`),
+    ``"synthetic-v1[:ROWS[:SEED]]"`` (:func:`jena.synthetic.generate_v1`, the first generator, for
+    old results) or a path to a CSV in the Jena format (:func:`jena.data.reading.read_csv`); the
+    frame is repaired by :func:`jena.data.repair.repair`.
     """
     parsed = parse_spec(spec)
     if parsed.kind == "jena":
         path = fetch_jena(cache_dir, download=download)
         frame = read_csv(path)
         source, name = "jena", str(path)
-    elif parsed.kind == "synthetic":
+    elif parsed.kind in ("synthetic", "synthetic-v1"):
         try:
             synthetic = importlib.import_module("jena.synthetic")
         except ImportError as exc:  # pragma: no cover - the module ships with the package
             raise DataError(f"synthetic data unavailable ({exc}); use --data jena") from exc
         try:
-            frame = synthetic.generate(rows=parsed.rows, seed=parsed.seed)
+            make = synthetic.generate if parsed.kind == "synthetic" else synthetic.generate_v1
+            frame = make(rows=parsed.rows, seed=parsed.seed)
         except ValueError as exc:
             raise DataError(f"bad data spec {spec!r}: {one_line(exc)}") from exc
-        source = name = f"synthetic(rows={parsed.rows}, seed={parsed.seed})"
+        source = name = f"{parsed.kind}(rows={parsed.rows}, seed={parsed.seed})"
     else:
         assert parsed.path is not None
         frame = read_csv(parsed.path)
@@ -171,12 +176,12 @@ def info(ds: Dataset) -> dict[str, Any]:
     }
 
 
-_SYNTHETIC_SOURCE = re.compile(r"synthetic\(rows=(\d+), seed=(\d+)\)")
+_SYNTHETIC_SOURCE = re.compile(r"(synthetic(?:-v1)?)\(rows=(\d+), seed=(\d+)\)")
 
 
 def spec_from_source(source: str) -> str:
     """The ``--data`` spec that reloads a :attr:`jena.data.Dataset.source`."""
     match = _SYNTHETIC_SOURCE.fullmatch(source.strip())
     if match:
-        return f"synthetic:{match.group(1)}:{match.group(2)}"
+        return f"{match.group(1)}:{match.group(2)}:{match.group(3)}"
     return source.strip()

@@ -24,7 +24,8 @@ __all__ = ["DATE_HINT", "SPEC_HELP", "one_line", "read_csv"]
 
 SPEC_HELP = (
     "use 'jena' (the real file), 'synthetic', 'synthetic:ROWS' or 'synthetic:ROWS:SEED'"
-    " (e.g. synthetic:50000:1), or a path to a CSV file in the Jena format"
+    " (e.g. synthetic:50000:1; synthetic-v1:... the first generator, for old results),"
+    " or a path to a CSV file in the Jena format"
 )
 _NFIELDS = 1 + len(COLUMNS)
 
