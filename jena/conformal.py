@@ -10,7 +10,10 @@ split conformal's finite-sample quantile ``ceil((n + 1)(1 − a)) / n`` applied 
 ``a/2``, so each tail misses at most ``a/2`` and the interval covers at least ``1 − a`` of
 exchangeable new windows. Equal tails on signed residuals, not ``± |r|``: where a forecaster is
 biased (warm afternoons under-forecast, say) the interval follows the bias instead of widening
-on both sides.
+on both sides. An interval always holds its own forecast (``r_(j)`` at most 0, ``r_(k)`` at
+least 0): a forecaster so biased that a tail's quantile has the other sign gets an interval
+that starts at its forecast — wider, so its coverage only grows, and never a range that
+excludes the number it is quoted with.
 
 **Groups** (Mondrian conformal prediction): the residuals of a 24-hour forecast are larger in
 some seasons and hours than in others, so one global width would be too wide in calm weeks and
@@ -299,7 +302,8 @@ def calibrate(
         of_hour = np.empty(24, dtype=np.int64)
         for start in range(0, 24, width):
             inside = keep & (hour >= start) & (hour < start + width)
-            offsets = [tail_offsets(residual[inside], lv) for lv in levels]
+            found = [tail_offsets(residual[inside], lv) for lv in levels]
+            offsets = [(min(lo, 0.0), max(hi, 0.0)) for lo, hi in found]  # holds the forecast
             of_hour[start : start + width] = len(groups)
             groups.append(
                 Group(

@@ -173,3 +173,15 @@ def test_too_few_windows_for_the_level_is_one_line() -> None:
     times = pd.date_range("2012-01-01", periods=50, freq="10min")
     with pytest.raises(CalibrationError, match="too few for a 99 % interval"):
         calibrate(times, np.zeros(50), np.arange(50.0), [0.9, 0.99])
+
+
+def test_an_interval_always_holds_its_forecast() -> None:
+    """A forecaster that under-forecasts by 5 °C with errors of ±1 °C: its 50 % and 90 %
+    intervals' equal tails both lie above the forecast; the interval starts at the forecast."""
+    times = pd.date_range("2012-01-01", periods=90 * 144, freq="10min")
+    rng = np.random.default_rng(2)
+    actual = 5.0 + rng.normal(0.0, 1.0, len(times))
+    cal = calibrate(times, np.zeros(len(times)), actual, [0.9, 0.5])
+    lows, highs = cal.bounds(times, np.zeros(len(times)))
+    assert np.all(lows == 0.0) and np.all(highs > 5.0)  # starts at the forecast, not above it
+    assert np.mean(actual <= highs[0]) > 0.93  # wider on one side: coverage only grows

@@ -303,7 +303,8 @@ def test_best_calibrates_intervals_and_checks_them_once_on_test(
     check = evaluated["intervals"]
     assert check["levels"] == [0.9] and "groups by season and hour" in check["calibration"]
     found = {c["forecaster"]: c for c in check["results"]}
-    assert set(found) == {"champion", "ridge", "persistence"}
+    compared = {"ridge"} if evaluated["test_vs_ridge"] else set()  # none: the ridge is champion
+    assert set(found) == {"champion", "persistence", *compared}
     assert len({c["windows"] for c in found.values()}) == 1  # the same windows
     for c in found.values():
         cov = c["coverage"]
@@ -331,7 +332,8 @@ def test_best_calibrates_intervals_and_checks_them_once_on_test(
     assert m["interval_coverage_low"] == pytest.approx(champion["coverage"]["low"])
     assert m["interval_width"] == pytest.approx(champion["width"])
     assert m["persistence_interval_width"] == pytest.approx(found["persistence"]["width"])
-    assert m["ridge_interval_coverage"] == pytest.approx(found["ridge"]["coverage"]["estimate"])
+    if compared:
+        assert m["ridge_interval_coverage"] == pytest.approx(found["ridge"]["coverage"]["estimate"])
     for s in champion["by_season"]:
         assert m[f"interval_coverage_{s['season']}"] == pytest.approx(s["coverage"]["estimate"])
     assert tags["interval_off_nominal"] == str(champion["off_nominal"]).lower()
@@ -346,24 +348,25 @@ def test_interval_levels_from_the_flag_and_from_the_sweep_file(
     own_store: tuple[str, dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`--level 95 --level 50` calibrates both (the first is the main one) and the registered
-    model of the same run answers with both; without the flag the sweep's ``[champion]
-    interval_level`` decides."""
+    model (re-logged where it is the same run's) answers with both; without the flag the
+    sweep's ``[champion] interval_level`` decides."""
     uri, first = own_store
     assert first["intervals"]["levels"] == [0.9]
     code, out, err = run_cli(capsys, *BEST, "--tracking-uri", uri, "--level", "95",
                              "--level", "0.5", "--json")  # fmt: skip
     assert code == 0, err
     again = json.loads(out)
-    assert again["run_id"] == first["run_id"] and again["intervals"]["levels"] == [0.95, 0.5]
+    assert again["intervals"]["levels"] == [0.95, 0.5]
     assert {c["level"] for c in again["intervals"]["results"]} == {0.95, 0.5}
-    m = mlflow.MlflowClient(uri).get_run(first["run_id"]).data.metrics
+    m = mlflow.MlflowClient(uri).get_run(again["run_id"]).data.metrics
     assert m["interval_level"] == 0.95 and "interval_coverage_50" in m
     with mlflow_uris(uri):
         model = mlflow.pyfunc.load_model("models:/jena-temperature@champion")
     frame = load(TINY).frame.iloc[-3 * 144 :]
     row = model.predict(frame).iloc[0]
     assert row["level"] == 0.95
-    assert row["low"] < row["low_50"] < row["forecast"] < row["high_50"] < row["high"]
+    assert row["low"] <= row["low_50"] <= row["forecast"] <= row["high_50"] <= row["high"]
+    assert row["low"] < row["high"]
     outputs = model.metadata.get_output_schema().input_names()
     assert outputs[-5:] == ["level", "low", "high", "low_50", "high_50"]
 

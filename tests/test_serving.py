@@ -99,7 +99,8 @@ def check_forecast(table: pd.DataFrame, expected: dict[str, Any]) -> None:
     assert float(row["level"]) == expected["level"] == 0.9
     assert float(row["low"]) == pytest.approx(expected["low"], rel=1e-5, abs=1e-5)
     assert float(row["high"]) == pytest.approx(expected["high"], rel=1e-5, abs=1e-5)
-    assert float(row["low"]) < float(row["forecast"]) < float(row["high"])
+    assert float(row["low"]) <= float(row["forecast"]) <= float(row["high"])
+    assert float(row["low"]) < float(row["high"])
 
 
 # --------------------------------------------------------------------------- time resolution
