@@ -220,8 +220,10 @@ def test_a_model_worse_than_persistence_is_not_promoted(
     quick = ["--top-k", "1", "--seeds", "2", "--epochs", "1"]  # the refit champion, quickly
     code = cli.main(["best", "--experiment", cfg.name, *quick])
     err = " ".join(capsys.readouterr().err.split())
-    refused = ("has not yet found a model better than persistence",  # skill <= 0
-               "cannot be told apart from persistence")  # skill > 0, its interval holds zero
+    refused = (
+        "has not yet found a model better than persistence",  # skill <= 0
+        "cannot be told apart from persistence",  # skill > 0, its interval holds zero
+    )
     assert code == 2 and any(why in err for why in refused), err[-2000:]
     assert "--force" in err and "more trials" in err
     uri = default_tracking_uri()

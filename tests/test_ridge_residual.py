@@ -53,12 +53,15 @@ def test_an_untrained_ridge_residual_model_is_the_ridge(  # type: ignore[no-unty
     """Its forecasts (network output + the ridge it carries, read off the raw record) equal
     jena.linear's fitted on the plain record, on windows cut by hand, 12 h of history at
     30-minute steps (shorter than the ridge's 24 h: it reads further back)."""
-    config = ARCHITECTURES[name].replace(residual="ridge", normalise_target=normalised,
-                                         sampling_rate=3, sequence_length=24).validate()  # fmt: skip
+    config = (
+        ARCHITECTURES[name]
+        .replace(residual="ridge", normalise_target=normalised, sampling_rate=3, sequence_length=24)
+        .validate()
+    )
     plan = FitPlan.of(config, cache, Fidelity(max_epochs=1))
     model = plan.build(config)
     forecaster = Forecaster(model, plan.data_config(config))
-    plain, targets, last, x = _by_hand(cache, config)
+    plain, _, last, x = _by_hand(cache, config)
     base = forecaster.ridge_forecasts(cache.dataset.frame, last)
     forecast = forecaster.predict(x, base)
     ridge = fit_ridge(plain)
@@ -74,7 +77,7 @@ def test_with_extra_features_the_network_reads_them_and_the_ridge_the_plain_colu
                                           time_features=True, sequence_length=24)  # fmt: skip
     plan = FitPlan.of(config, cache, Fidelity(max_epochs=1))
     forecaster = Forecaster(plan.build(config), plan.data_config(config))
-    p, targets, last, x = _by_hand(cache, config)
+    p, _, last, x = _by_hand(cache, config)
     assert x.shape[-1] == p.features != cache.get().features
     forecast = forecaster.predict(x, forecaster.ridge_forecasts(cache.dataset.frame, last))
     np.testing.assert_allclose(forecast, fit_ridge(cache.get()).predict(cache.get(), last),

@@ -179,7 +179,7 @@ def _targets_phrase(data: ReportData) -> str:
 def leaderboard_section(data: ReportData, folder: Path, result: ReportResult) -> str:
     board = leaderboard(data.frame)
     if board.empty:
-        return "<h2>Leaderboard</h2>" + note("No completed trial yet.")
+        return "<h2>Leaderboard</h2>" + note("No completed (or time-stopped) trial yet.")
     baseline = data.baseline
     result.figures.append(F.fig_leaderboard(board, baseline, folder / "leaderboard.png"))
     rows = []
@@ -462,7 +462,7 @@ def top_trials_section(data: ReportData) -> str:
             if isinstance(r.get(c), str)
         )  # fmt: skip
         rows.append([str(r["number"]), str(r.get("driver")), T.label(r), fmt(r["val_mae"]),
-                     fmt(r.get("duration_s"), ".0f"), values])  # fmt: skip
+                     fmt(r.get("duration_s"), ".0f"), str(r.get("state")), values])  # fmt: skip
     if not rows:
         return ""
     return f"<h2>Top {len(rows)} trials</h2>" + table(
