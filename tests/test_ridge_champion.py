@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import TINY_SETS
-from test_serving import WITHOUT_JENA, free_port, post, split
+from test_serving import WITHOUT_JENA, free_port, jena_json, post, split
 
 from jena import cli
 from jena.data import load
@@ -36,13 +36,6 @@ SETS = (*TINY_SETS, f"data.source={json.dumps(DATA)}", 'data.preset="blocked"',
         'space.fixed={architecture="dense", sequence_length_hours=24, residual="none"}',
         "refit.top_k=1", "refit.seeds=1", "refit.epochs=1", "refit.patience=1",
         "refit.rung_epochs=0")  # fmt: skip
-
-
-def jena_json(*argv: str) -> dict[str, Any]:
-    with contextlib.redirect_stdout(buffer := io.StringIO()):
-        code = cli.main([*argv, "--json"])
-    assert code == 0
-    return dict(json.loads(buffer.getvalue()))
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import TINY
+from test_residual import ARCHITECTURES  # one small model of each architecture
 
 from jena.config import TrialConfig
 from jena.data import load
@@ -15,16 +16,6 @@ from jena.forecasting import Forecaster, InputError
 from jena.linear import fit_ridge
 from jena.space import SPACE
 from jena.train import DataCache, Fidelity, FitPlan, train
-
-ARCHITECTURES = {
-    "dense": TrialConfig(architecture="dense", dense_units=(16,)),
-    "conv1d": TrialConfig(architecture="conv1d", conv_filters=(8, 8), conv_kernel=(5, 3)),
-    "lstm": TrialConfig(architecture="lstm", rnn_units=(8,)),
-    "gru": TrialConfig(architecture="gru", rnn_units=(8, 8), reverse=True),
-    "conv_gru": TrialConfig(
-        architecture="conv_gru", conv_filters=(8,), conv_kernel=(3,), rnn_units=(8,)
-    ),
-}
 
 
 @pytest.fixture(scope="module")
