@@ -127,7 +127,7 @@ def test_commands_run_unchanged_under_jax_without_tensorflow(tmp_path: Path) -> 
     for name, states in out["states"].items():
         assert states and all(s in ("completed", "pruned") for s in states), (name, states)
     assert len(out["states"]["jxp"]) == 3
-    assert out["residual"] == ["true"]  # best and predict reloaded residual models under JAX
+    assert out["residual"] == ["persistence"]  # `residual=true`, read as persistence, under JAX
     best, predicted = out["best"], out["predicted"]
     assert best["run_id"] == out["winner"]  # the completed trial with the lowest val MAE
     assert math.isfinite(best["test_mae"]) and best["test_mae"] > 0
