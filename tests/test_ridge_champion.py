@@ -10,8 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import TINY_SETS
-from test_serving import WITHOUT_JENA, free_port, jena_json, post, split
+from test_serving import WITHOUT_JENA, jena_json, post, served, split
 
 from jena import cli
 from jena.data import load
@@ -101,39 +99,12 @@ def test_the_registered_ridge_loads_where_jena_cannot_be_imported(
 
 @pytest.mark.slow
 def test_mlflow_models_serve_answers_with_the_ridges_forecast(won: dict[str, Any]) -> None:
-    port = free_port()
-    root = won["root"]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": won["uri"]}
-    env.pop("MLFLOW_REGISTRY_URI", None)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # uvicorn
-    with (root / "serve.log").open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m",
-             "models:/jena-temperature@champion", "--env-manager", "local", "-h", "127.0.0.1",
-             "-p", str(port), "-w", "1"],
-            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                assert server.poll() is None, (root / "serve.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "mlflow models serve did not answer /ping"
-                with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/ping") as r:
-                    if r.status == 200:
-                        break
-                time.sleep(1)
-            status, answer = post(f"{url}/invocations", split(pd.read_csv(won["csv"])))
-            assert status == 200, answer
-            row = answer["predictions"][0]
-            assert row["forecast"] == pytest.approx(won["expected"]["forecast"], abs=1e-5)
-            assert row["low"] == pytest.approx(won["expected"]["low"], abs=1e-5)
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+    with served(won["root"], won["uri"]) as url:
+        status, answer = post(f"{url}/invocations", split(pd.read_csv(won["csv"])))
+        assert status == 200, answer
+        row = answer["predictions"][0]
+        assert row["forecast"] == pytest.approx(won["expected"]["forecast"], abs=1e-5)
+        assert row["low"] == pytest.approx(won["expected"]["low"], abs=1e-5)
 
 
 def test_the_report_names_the_ridge_as_the_champion(won: dict[str, Any]) -> None:

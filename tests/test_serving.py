@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -231,25 +232,42 @@ def mlflow_env(champion: Champion) -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def served(root: Path, uri: str) -> Iterator[str]:
+    """A real `mlflow models serve` of the champion on a free loopback port, answering /ping:
+    its address (the server is stopped on the way out)."""
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    env.pop("MLFLOW_REGISTRY_URI", None)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # uvicorn
+    with (root / "serve.log").open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", CHAMPION, "--env-manager",
+             "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                assert server.poll() is None, (root / "serve.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "mlflow models serve did not answer /ping"
+                with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/ping") as r:
+                    if r.status == 200:
+                        break
+                time.sleep(1)
+            yield url
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
 @pytest.mark.slow
 def test_mlflow_models_serve_answers_and_refuses(champion: Champion) -> None:
-    port = free_port()
-    log = (champion.root / "serve.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", CHAMPION, "--env-manager",
-         "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-        cwd=champion.root, env=mlflow_env(champion), stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, (champion.root / "serve.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "mlflow models serve did not answer /ping"
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/ping") as ping:
-                if ping.status == 200:
-                    break
-            time.sleep(1)
+    with served(champion.root, champion.uri) as url:
         raw = pd.read_csv(champion.csv)
         status, answer = post(f"{url}/invocations", split(raw.iloc[-ROWS:]))
         assert status == 200, answer
@@ -261,13 +279,6 @@ def test_mlflow_models_serve_answers_and_refuses(champion: Champion) -> None:
             assert answer["error_code"] == "INVALID_PARAMETER_VALUE", name
             assert answer["message"] == line, name
             assert "stack_trace" not in answer, name
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 @pytest.mark.slow
