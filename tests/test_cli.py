@@ -192,14 +192,23 @@ def test_data_synth_defects_and_data_info_reports_them(
 def test_data_synth_defects_on_a_short_record(
     in_tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # 5,000 rows cannot hold every injected defect: either fewer defects or a one-line error.
-    code = main(["data", "synth", "--out", "short.csv", "--rows", "5000", "--defects"])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    if code == 0:
-        assert not load(in_tmp / "short.csv").report.clean
-    else:
-        assert_one_line_error(code, err, "--rows")
+    # The 17 default defects (5 sentinels, 4 duplicates, 1 duplicated day, 3 gaps, 1 long gap,
+    # 3 swaps) each take a slot of the largest defect (the 368-row long gap) + 2 × 2 margin +
+    # one day (144 rows): 17 × 516 + 2 = 8,774 rows. 5,000 rows: refused in one line, no file;
+    # 8,774 rows: every defect, repaired on load.
+    code, _, err = run(["data", "synth", "--out", "short.csv", "--rows", "5000", "--defects"],
+                       capsys)  # fmt: skip
+    assert_one_line_error(code, err, "--defects", "5000 rows, need 8774", "--rows")
+    assert not (in_tmp / "short.csv").exists()
+    code, out, _ = run(["data", "synth", "--out", "enough.csv", "--rows", "8774", "--defects"],
+                       capsys)  # fmt: skip
+    assert code == 0 and "wrote" in out and "(with injected defects)" in out
+    report = load(in_tmp / "enough.csv").report
+    assert not report.clean
+    found = " | ".join(d["defect"] for d in report.defects())
+    for defect in ("out of order", "duplicate", "wind sentinels", "short gaps", "long gaps"):
+        assert defect in found, found
+    assert len(report.long_gaps) == 1
 
 
 def test_data_info_json_on_a_clean_file(in_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -226,9 +226,17 @@ def test_sample_always_validates() -> None:
     assert archs == set(ARCHITECTURES)
 
 
-def test_sample_is_reproducible() -> None:
+def test_sample_is_reproducible_and_follows_its_seed() -> None:
+    """The same seed, the same point; another seed, another point (the learning rate alone is
+    continuous: 20 seeds, 20 points); a point is drawn from the generator it is given."""
     assert space.sample(random.Random(3)) == space.sample(random.Random(3))
-    assert space.sample(7) == space.sample(7)
+    assert space.sample(7) == space.sample(7) == space.sample(random.Random(7))
+    points = [json.dumps(space.sample(seed), sort_keys=True) for seed in range(20)]
+    assert len(set(points)) == 20, points
+    rng = random.Random(3)
+    first, second = space.sample(rng), space.sample(rng)
+    assert first == space.sample(3) and second != first  # the generator went on
+    assert rng.random() != random.Random(3).random()  # the draws came from it
 
 
 def test_log_scale_draws_span_decades() -> None:
