@@ -16,12 +16,12 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from jena.architectures import ARCHITECTURES as ARCHITECTURES  # re-exported (the registry's)
+from jena.architectures import CONVOLUTIONAL, GLOBAL_POOLED, RECURRENT
+from jena.architectures import get as architecture
 from jena.errors import ConfigError
 from jena.typed import coerce, type_name
 
-ARCHITECTURES: tuple[str, ...] = ("dense", "conv1d", "lstm", "gru", "conv_gru")
-RECURRENT: tuple[str, ...] = ("lstm", "gru", "conv_gru")
-CONVOLUTIONAL: tuple[str, ...] = ("conv1d", "conv_gru")
 OPTIMIZERS: tuple[str, ...] = ("rmsprop", "adam")
 LOSSES: tuple[str, ...] = ("mse", "mae")
 # what the network's output is added to: nothing, the window's last temperature, or the linear
@@ -64,19 +64,19 @@ class TrialConfig:
     """Every hyperparameter of one trial. Defaults = the 2nd edition's ``LSTM(16)`` model."""
 
     # --- architecture -------------------------------------------------------------------
-    architecture: str = "lstm"  # one of ARCHITECTURES
-    # recurrent (lstm, gru, conv_gru)
+    architecture: str = "lstm"  # a registered one (jena.architectures)
+    # recurrent (lstm, gru, conv_gru: RECURRENT)
     rnn_units: tuple[int, ...] = (16,)  # one entry per stacked layer
     rnn_activation: str | tuple[str, ...] = "tanh"  # one for all layers, or one per layer
     bidirectional: bool = False  # wrap every recurrent layer in Bidirectional (concat)
     reverse: bool = False  # flip the time axis before the network (1st ed. 6.3.8)
     dropout: float = 0.0  # recurrent layers' input dropout (Keras ``dropout=``)
     recurrent_dropout: float = 0.0  # recurrent layers' ``recurrent_dropout=``
-    # convolutional (conv1d, conv_gru)
+    # convolutional (conv1d, conv_gru: CONVOLUTIONAL)
     conv_filters: tuple[int, ...] = (8, 8, 8)  # one entry per Conv1D layer
     conv_kernel: tuple[int, ...] = (24, 12, 6)  # kernel size per Conv1D layer
     conv_pool: int = 2  # MaxPooling1D size between conv layers (1 = no pooling)
-    conv_global_pool: str = "avg"  # conv1d only: avg | max | none (= Flatten); conv_gru: unused
+    conv_global_pool: str = "avg"  # GLOBAL_POOLED (conv1d): avg | max | none (= Flatten)
     conv_activation: str = "relu"
     # head: Dense layers -> Dropout(head_dropout) -> Dense(1)
     dense_units: tuple[int, ...] = ()
@@ -175,13 +175,11 @@ class TrialConfig:
         ``conv_filters``, a model without hidden Dense layers no ``dense_activation``)."""
         unused: set[str] = set()
         if not self.is_recurrent:
-            unused |= {"rnn_units", "rnn_activation", "bidirectional", "dropout",
+            unused |= {"rnn_units", "rnn_activation", "bidirectional", "reverse", "dropout",
                        "recurrent_dropout"}  # fmt: skip
-        if self.architecture not in ("lstm", "gru", "conv_gru"):
-            unused.add("reverse")
         if not self.is_convolutional:
             unused |= {"conv_filters", "conv_kernel", "conv_pool", "conv_activation"}
-        if self.architecture != "conv1d":
+        if self.architecture not in GLOBAL_POOLED:
             unused.add("conv_global_pool")
         if not self.dense_units:
             unused.add("dense_activation")
@@ -217,9 +215,7 @@ class TrialConfig:
         for name, hint in hints.items():
             _check_type(name, hint, getattr(self, name))
 
-        arch = self.architecture
-        if arch not in ARCHITECTURES:
-            raise ConfigError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+        arch = architecture(self.architecture).name  # ConfigError naming the known ones
         self._check_values()
         if self.is_recurrent:
             self._check_recurrent()

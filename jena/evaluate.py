@@ -1,10 +1,13 @@
 """The one look at the test split: pick a sweep's best model, evaluate it, register it.
 
-``jena best`` (:func:`evaluate_best`):
+``jena best`` runs the refit (:func:`jena.refit.refit`: all the training), then hands its
+result to :func:`evaluate_best`, which trains nothing:
 
-1. selects the best candidate of an experiment by validation MAE — a *completed* trial, or one
-   its time budget stopped after a finished epoch — over every driver and every invocation of
-   the sweep (:func:`jena.tracking.select_best`); pruned, failed and killed trials never win;
+1. the champion is the refit's selected configuration (its seed models averaged), or with
+   ``--no-refit`` the best candidate of an experiment by validation MAE — a *completed* trial,
+   or one its time budget stopped after a finished epoch — over every driver and every
+   invocation of the sweep (:func:`jena.tracking.select_best`); pruned, failed and killed
+   trials never win;
 2. downloads its model and data configuration (:func:`jena.tracking.load_trial_model`), reloads
    the record it was trained on (the run's ``data_source`` tag, or ``--data``) and refuses data
    whose digest differs from the run's ``data_digest`` tag;
@@ -71,9 +74,7 @@ from .errors import ConfigError, JenaError
 from .evaluation import Evaluation, seeds_phrase
 from .linear import Ridge, shared_ridge
 from .prepare import Prepared, feature_matrix, prepare
-from .recording import Events
-from .refit import RefitPlan, RefitSettings, sweep_dataset
-from .refit import refit as run_refit
+from .refit import RefitResult, sweep_dataset
 from .serve import Forecaster
 from .splits import Split
 from .tracking import names as N
@@ -409,6 +410,7 @@ def _version_tags(ev: Evaluation, members: list[str] | None) -> dict[str, Any]:
 
 def evaluate_best(
     experiment: str,
+    refitted: RefitResult | None,
     *,
     tracking_uri: str | None = None,
     data: str | None = None,
@@ -416,28 +418,22 @@ def evaluate_best(
     alias: str = N.ALIAS,
     dataset: Dataset | None = None,
     force: bool = False,
-    refit: bool = True,
-    settings: RefitSettings | None = None,
-    events: Events | None = None,
-    plan: RefitPlan | None = None,
     levels: Sequence[float] | None = None,
 ) -> Evaluation:
     """Evaluate a sweep's champion once on the test split (see the module docstring) and
-    register it. ``refit`` (default): the champion is the refit's selected configuration, its
-    seed models averaged (the refit is run first if it is not complete); otherwise the best
-    low-fidelity trial's own model. A champion whose validation skill interval does not exclude
-    zero raises :class:`NotBetterThanPersistence` before the test split is read, unless
-    ``force``. ``plan``: the refit's plan, printed already (:func:`jena.refit.plan_refit`).
+    register it; nothing is trained here. ``refitted``: the refit's result
+    (:func:`jena.refit.refit`, which ``jena best`` runs first): the champion is its selected
+    configuration, its seed models averaged; None (``--no-refit``): the best low-fidelity
+    trial's own model. A champion whose validation skill interval does not exclude zero raises
+    :class:`NotBetterThanPersistence` before the test split is read, unless ``force``.
     ``dataset`` skips loading (tests); ``register_name=None`` skips the registry. ``levels``:
     the intervals' (default: the sweep's ``[champion] interval_level``, else 90 %)."""
     uri = T.resolve_uri(tracking_uri)
     levels = parse_levels(list(levels)) if levels else interval_levels(uri, experiment)
-    if not refit:
+    if refitted is None:
         return _evaluate_trial(experiment, uri, data, register_name, alias, dataset, force,
                                levels)  # fmt: skip
-    settings = settings or (plan.settings if plan else RefitSettings.of_sweep(uri, experiment))
-    status = run_refit(experiment, tracking_uri=uri, settings=settings, data=data,
-                       dataset=dataset, events=events, plan=plan)  # fmt: skip
+    status = refitted
     chosen = status.selected
     members = chosen.members
     forecaster, cfg = _champion(uri, [m.run_id for m in members])
@@ -471,7 +467,7 @@ def _champion(uri: str, run_ids: list[str]) -> tuple[Forecaster, dict[str, Any]]
 
 
 def _refit_evaluation(
-    experiment: str, uri: str, record: str, status: Any, look: _Look, dataset: Dataset
+    experiment: str, uri: str, record: str, status: RefitResult, look: _Look, dataset: Dataset
 ) -> Evaluation:
     """What one look at the test split says of the refit's selected configuration: its seeds
     averaged, each seed, the intervals, recorded on the refit run ``record``."""

@@ -4,25 +4,22 @@ Backend-agnostic: only ``keras.layers``/``keras.ops`` (TensorFlow, JAX or PyTorc
 
     model = build_model(config, input_shape=(config.sequence_length, n_features))
 
-A model is ``Input -> BUILDERS[architecture] -> head``, where the head is
+A model is ``Input -> body -> head``: the body is the architecture's builder (its entry in the
+registry, :mod:`jena.architectures`), the head
 ``Dense(u, dense_activation) for u in dense_units -> Dropout(head_dropout) -> Dense(1)``.
-A new architecture is one builder function plus one ``BUILDERS`` entry (and its name in
-``jena.config.ARCHITECTURES``).
+A new architecture is one builder function (``(config, inputs) -> tensor``) plus one
+registry entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import keras
 from keras import layers
 
+from jena import architectures
 from jena.config import TrialConfig
 from jena.layers import LAYERS, PACKAGE, LastValue, ReverseTime, Tensor
 from jena.schema import TARGET_INDEX
-
-Builder = Callable[[TrialConfig, Tensor], Tensor]
-
 
 for _layer in LAYERS:  # the names saved .keras files carry: jena>LastValue, jena>ReverseTime
     keras.saving.register_keras_serializable(package=PACKAGE)(_layer)
@@ -94,15 +91,6 @@ def build_conv_gru(config: TrialConfig, x: Tensor) -> Tensor:
     return _recurrent_stack(config, x, layers.GRU)
 
 
-BUILDERS: dict[str, Builder] = {
-    "dense": build_dense,
-    "conv1d": build_conv1d,
-    "lstm": build_lstm,
-    "gru": build_gru,
-    "conv_gru": build_conv_gru,
-}
-
-
 # --- model --------------------------------------------------------------------------------
 
 
@@ -114,7 +102,7 @@ def _assemble(
 ) -> keras.Model:
     config.validate()
     inputs = keras.Input(shape=input_shape)  # (steps, features)
-    x = BUILDERS[config.architecture](config, inputs)
+    x = architectures.get(config.architecture).build(config, inputs)
     for units in config.dense_units:
         x = layers.Dense(units, activation=config.dense_activation)(x)
     if config.head_dropout > 0:

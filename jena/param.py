@@ -30,12 +30,12 @@ class Param:
     name: str
     kind: Kind
     default: Any
-    choices: tuple[Any, ...] | None = None
+    choices: Sequence[Any] | None = None  # a tuple, or a live view (jena.architectures.Names)
     low: float | None = None
     high: float | None = None
     step: float | None = None
     log: bool = False
-    when: Mapping[str, tuple[Any, ...]] = field(default_factory=dict, hash=False)
+    when: Mapping[str, Sequence[Any]] = field(default_factory=dict, hash=False)
     off: Any = None
     help: str = ""
     legacy: Mapping[Any, Any] = field(default_factory=dict, hash=False)
@@ -172,5 +172,5 @@ def _fmt(x: float | None) -> str:
     return "" if x is None else f"{x:g}"
 
 
-def _condition_text(when: Mapping[str, tuple[Any, ...]]) -> str:
+def _condition_text(when: Mapping[str, Sequence[Any]]) -> str:
     return " and ".join(f"{k} in {{{', '.join(map(str, v))}}}" for k, v in when.items())

@@ -19,16 +19,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from jena.config import (
-    ARCHITECTURES,
-    CONVOLUTIONAL,
-    LOSSES,
-    OPTIMIZERS,
-    RECURRENT,
-    RESIDUALS,
-    ROWS_PER_HOUR,
-    TrialConfig,
-)
+from jena.architectures import ARCHITECTURES, CONVOLUTIONAL, GLOBAL_POOLED, RECURRENT
+from jena.config import LOSSES, OPTIMIZERS, RESIDUALS, ROWS_PER_HOUR, TrialConfig
 from jena.errors import ConfigError
 from jena.param import Param, int_if_whole
 
@@ -44,6 +36,7 @@ def _default(name: str) -> Any:
 
 # --- the space ----------------------------------------------------------------------------
 
+# live views of the registry (jena.architectures): a registered architecture is searched at once
 _REC = {"architecture": RECURRENT}
 _CONV = {"architecture": CONVOLUTIONAL}
 
@@ -73,7 +66,7 @@ PARAMS: tuple[Param, ...] = (
     Param("conv_pool", "int", 2, low=1, high=4, when=_CONV,
           help="MaxPooling1D size between conv layers (1 = none)"),
     Param("conv_global_pool", "categorical", "avg", choices=("avg", "max"),
-          when={"architecture": ("conv1d",)},
+          when={"architecture": GLOBAL_POOLED},
           help="global pooling after the conv stack"),
     # head
     Param("dense_layers", "int", 0, low=0, high=2,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 
 from jena import tracking as T
 from jena.data import Dataset
@@ -30,7 +31,7 @@ from .config import SweepConfig
 from .drivers import Best, Driver, Resume, get_driver
 from .faults import all_failed, unfittable
 from .pool import run_workers
-from .state import SweepState, SweepSummary, Timing, TopTrial
+from .state import SweepState, SweepSummary, Timing
 from .stop import why_ended
 from .trial import make_context, make_space
 from .warm import warm_start
@@ -76,7 +77,8 @@ def run_sweep(cfg: SweepConfig, view: SweepView | None = None) -> SweepSummary:
     driver = get_driver(cfg)
     opened = open_sweep(cfg, driver)
     if opened.resume.finished >= cfg.trials:
-        return summarise(cfg, driver, opened, None, None)
+        return summarise(cfg, driver, opened, None, None,
+                         T.trials_frame(opened.tracker.tracking_uri, cfg.name))  # fmt: skip
     bounds_note = get_preset(cfg.data.preset).bounds_note(len(opened.ds))
     with opened.tracker.start_sweep(definition=cfg.to_dict(), params=_params(cfg, driver, opened),
                                     tags=_tags(cfg, opened, bounds_note)) as parent:  # fmt: skip
@@ -86,7 +88,7 @@ def run_sweep(cfg: SweepConfig, view: SweepView | None = None) -> SweepSummary:
                             N.METRIC_VAL_TARGETS: opened.reference.comparison.windows,
                             **opened.reference.metrics()})  # fmt: skip
         deadline = time.monotonic() + cfg.timeout_minutes * 60 if cfg.timeout_minutes else None
-        before = best_candidate(T.trials_frame(opened.tracker.tracking_uri, cfg.name))
+        before = T.best_trial(T.trials_frame(opened.tracker.tracking_uri, cfg.name))
         state = SweepState(
             f"sweep {cfg.name} · {cfg.driver}/{driver.algorithm} · {opened.ds.source} · "
             f"{cfg.data.preset}", total=cfg.trials, done_before=opened.resume.finished,
@@ -103,8 +105,11 @@ def run_sweep(cfg: SweepConfig, view: SweepView | None = None) -> SweepSummary:
         for line in started_from:
             view.note(line)
         run_trials(cfg, driver, opened, parent.run_id, state, view)
-        record_end(cfg, driver, opened, parent, state)
-    return summarise(cfg, driver, opened, parent.run_id, state)
+        frame = T.trials_frame(opened.tracker.tracking_uri, cfg.name)  # the one read at the end
+        if state.all_failed:
+            raise all_failed(T.failure_reasons(frame, parent.run_id), state.ran)
+        record_end(cfg, driver, opened, parent, state, frame)
+    return summarise(cfg, driver, opened, parent.run_id, state, frame)
 
 
 def _notes(opened: Opened, bounds_note: str | None) -> list[str]:
@@ -178,7 +183,8 @@ def run_trials(
     cfg: SweepConfig, driver: Driver, opened: Opened, parent_run_id: str, state: SweepState,
     view: SweepView,
 ) -> None:  # fmt: skip
-    """The driver's trials, here or in ``cfg.workers`` processes, into ``state``."""
+    """The driver's trials, here or in ``cfg.workers`` processes, into ``state`` (whether they
+    all failed is the caller's to say, from the trials it reads once at the end)."""
     deadline = state.deadline
     state.started = time.monotonic()
     try:
@@ -189,8 +195,6 @@ def run_trials(
                 ctx = make_context(cfg, state, parent_run_id, deadline)
                 ctx.caches[cfg.data.preset] = opened.cache
                 driver.run(ctx, deadline)
-        if state.all_failed:
-            raise all_failed(failure_reasons(opened.tracker, cfg.name, parent_run_id), state.ran)
     except InfrastructureError as exc:
         raise InfrastructureError(
             f"{exc}. The sweep stopped; the trials this interrupted do not count: fix it and run "
@@ -201,20 +205,20 @@ def run_trials(
 
 
 def record_end(
-    cfg: SweepConfig, driver: Driver, opened: Opened, parent: T.SweepRun, state: SweepState
-) -> None:
+    cfg: SweepConfig, driver: Driver, opened: Opened, parent: T.SweepRun, state: SweepState,
+    frame: pd.DataFrame,
+) -> None:  # fmt: skip
     """Why the invocation ended, the best trial, timings and the compute at which each book
-    model was beaten, on the parent run."""
+    model was beaten, on the parent run (``frame``: the sweep's trials, read at its end)."""
     held = driver.resume()  # the store now: other invocations may have finished trials too
     state.done_before = max(state.done_before, held.finished - state.ran)
     state.running_elsewhere = running_elsewhere(opened.tracker, parent.run_id)
     state.stop_reason = why_ended(cfg, state, state.deadline)
-    frame = T.trials_frame(opened.tracker.tracking_uri, cfg.name)
-    best = best_candidate(frame)
+    best = T.best_trial(frame)
     if best is not None:
         parent.log_best(best.number, best.params, best.val_mae)
-    timing = state.timing = _timing(opened, parent.run_id, state)
-    beaten = compute_to_beat(frame)
+    timing = state.timing = _timing(opened, T.fit_seconds(frame, parent.run_id), state)
+    beaten = T.compute_to_beat(frame)
     # tags, not metrics: the UI's charts compare trials, not the parents' timings
     parent.set_tags({N.TAG_STOP_REASON: state.stop_reason, "wall_s": timing.wall_s,
                      "workers_wall_s": timing.workers_wall_s, "fit_s": timing.fit_s,
@@ -224,11 +228,12 @@ def record_end(
 
 def summarise(
     cfg: SweepConfig, driver: Driver, opened: Opened, parent_run_id: str | None,
-    state: SweepState | None,
+    state: SweepState | None, frame: pd.DataFrame,
 ) -> SweepSummary:  # fmt: skip
+    """What the invocation did and where the sweep stands (``frame``: its trials, read at its
+    end; ``state`` None: the store held the total already)."""
     uri = opened.tracker.tracking_uri
-    frame = T.trials_frame(uri, cfg.name)
-    top = top_trials(frame)
+    top = T.top_trials(frame)
     skills = [t.val_skill for t in top if t.val_skill is not None]
     beats = bool(skills) and max(skills) > 0
     shown = f"{max(skills):+.1%}" if skills else "none yet"
@@ -281,72 +286,10 @@ def running_elsewhere(tracker: T.Tracker, parent_run_id: str) -> int:
     )
 
 
-def failure_reasons(tracker: T.Tracker, experiment: str, parent_run_id: str) -> list[str]:
-    """The failure reasons of the failed trials of one invocation (its parent run)."""
-    frame = T.trials_frame(tracker.tracking_uri, experiment)
-    column = f"tags.{N.TAG_FAILURE}"
-    if frame.empty or column not in frame:
-        return []
-    mine = frame[(frame["parent_run_id"] == parent_run_id) & (frame["state"] == "failed")]
-    return [str(r) for r in mine[column].dropna()]
-
-
-def compute_to_beat(frame: Any) -> dict[str, str]:
-    """For each book model the sweep started from: the training compute (seconds in model.fit,
-    trials in the order they started) at which another trial first beat its validation MAE."""
-    column = f"tags.{N.TAG_WARM_START}"
-    if frame.empty or column not in frame.columns:
-        return {}
-    rows = frame.sort_values("start_time", kind="stable").to_dict("records")
-    fit = [T.finite(r.get(f"metrics.{N.METRIC_FIT_S}")) or 0.0 for r in rows]
-    out = {}
-    for book in rows:
-        tag, target = book.get(column), T.finite(book["val_mae"])
-        if not (isinstance(tag, str) and tag.startswith("book:")) or target is None:
-            continue
-        spent, found = 0.0, "not yet"
-        for r, seconds in zip(rows, fit, strict=True):
-            spent += seconds
-            value = T.finite(r["val_mae"]) if r.get("state") in T.CANDIDATE_STATES else None
-            if r is not book and value is not None and value < target:
-                found = f"{spent:.0f} s"
-                break
-        out[tag.removeprefix("book:")] = found
-    return out
-
-
-def best_candidate(frame: Any) -> Best | None:
-    """The sweep's best candidate (jena.tracking ``candidates``: completed, or stopped by the
-    time budget after a finished epoch; every invocation, every driver), with its proposal."""
-    from jena.typed import parse_value
-
-    done = T.candidates(frame)
-    if done.empty or T.finite(done.iloc[0].get("number")) is None:
-        return None
-    row = done.iloc[0]
-    prefix = f"params.{N.PARAM_SEARCH_PREFIX}"
-    params = {
-        key.removeprefix(prefix): {"True": True, "False": False}.get(raw, parse_value(raw))
-        for key, raw in row.items()
-        if isinstance(key, str) and key.startswith(prefix) and isinstance(raw, str)
-    }
-    return Best(int(row["number"]), params, float(row["val_mae"]))
-
-
-def top_trials(frame: Any, top: int = 10) -> list[TopTrial]:
-    """The sweep's best candidates (every invocation), best first: the ranking of the live
-    board, the report, the refit, ``jena best`` and the UI link (jena.tracking ``candidates``)."""
-    rows = []
-    for _, r in T.candidates(frame).head(top).iterrows():
-        count = T.finite(r.get("param_count"))
-        number = T.finite(r.get("number"))
-        rows.append(TopTrial(
-            number=None if number is None else int(number), driver=str(r.get("driver") or ""),
-            architecture=T.label(r), val_mae=T.finite(r.get("val_mae")),
-            val_skill=T.finite(r.get("val_skill")),
-            param_count=None if count is None else int(count), state=str(r.get("state") or ""),
-        ))  # fmt: skip
-    return rows
+def best_candidate(frame: pd.DataFrame) -> Best | None:
+    """The sweep's best candidate (:func:`jena.tracking.best_trial`) as a driver's ``Best``."""
+    found = T.best_trial(frame)
+    return None if found is None else Best(found.number, found.params, found.val_mae)
 
 
 def not_yet_better(cfg: SweepConfig, skill: str) -> str:
@@ -361,12 +304,7 @@ def not_yet_better(cfg: SweepConfig, skill: str) -> str:
     )
 
 
-def _timing(opened: Opened, parent_run_id: str, state: SweepState) -> Timing:
-    frame = T.trials_frame(opened.tracker.tracking_uri, opened.tracker.experiment)
-    fit_s = 0.0
-    column = f"metrics.{N.METRIC_FIT_S}"
-    if len(frame) and column in frame:
-        fit_s = float(frame[frame["parent_run_id"] == parent_run_id][column].fillna(0).sum())
+def _timing(opened: Opened, fit_s: float, state: SweepState) -> Timing:
     wall = time.monotonic() - opened.started
     return Timing(wall_s=wall, workers_wall_s=state.workers_wall_s or wall, fit_s=fit_s)
 

@@ -137,7 +137,8 @@ def test_the_champion_averages_its_seeds_and_reads_the_test_set_once(
         return real_prepare(*args, **kwargs)
 
     monkeypatch.setattr(jena.evaluate, "prepare", spy)
-    ev = evaluate_best("rf", tracking_uri=uri, settings=QUICK, force=True)
+    ev = evaluate_best("rf", refit("rf", tracking_uri=uri, settings=QUICK), tracking_uri=uri,
+                       force=True)  # fmt: skip
     assert looks == [True]  # one preparation of the test rows, for the one look
     assert ev.kind == "refit" and len(ev.members) == 2
     status = refit_status(uri, "rf", QUICK)
@@ -216,7 +217,7 @@ def test_the_gate_refuses_a_champion_whose_interval_includes_zero(
     client = mlflow_client(uri=uri)
     versions = len(client.search_model_versions("name = 'jena-temperature'"))
     with pytest.raises(jena.evaluate.NotBetterThanPersistence) as err:
-        evaluate_best("rf", tracking_uri=uri, settings=QUICK)
+        evaluate_best("rf", refit("rf", tracking_uri=uri, settings=QUICK), tracking_uri=uri)
     message = str(err.value)
     assert "cannot be told apart from persistence" in message and "\n" not in message
     skill = re.search(r"skill ([+-][\d.]+)% with a 95 % interval of \[([+-][\d.]+)%, "

@@ -15,14 +15,14 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import require_in_ci, tiny_sweep
 
 from jena import cli
-from jena.report import ReportResult, write_report
-from jena.tracking import trials_frame
+from jena.report import ReportResult, importances, write_report
+from jena.tracking import proposals, trials_frame
 from sweeps import run_sweep
-from sweeps.optuna import search_plots, study_from_frame
 
 EXPERIMENT = "reportmix"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -60,7 +60,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         mp.chdir(root)
         mp.delenv("JENA_TRACKING_URI", raising=False)
         sweep(root, uri, "optuna", 5, '"architecture", "units", "learning_rate"')
-        before = write_report(EXPERIMENT, out=root / "A", tracking_uri=uri, search=search_plots)
+        before = write_report(EXPERIMENT, out=root / "A", tracking_uri=uri)
         sweep(root, uri, "kerastuner", 2, '"units", "learning_rate"')
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
@@ -91,7 +91,7 @@ def test_report_before_evaluation(reports: dict[str, Any]) -> None:
     assert not any((folder / name).exists() for name in CHAMPION)
     assert "No champion has been evaluated on the test split yet" in page
     assert any("not evaluated" in note for note in before.notes)
-    assert "Optuna study &#x27;reportmix&#x27;" in page  # the sweep's own study (journal)
+    assert "Drawn from the MLflow trials of every driver (optuna): " in page
     # the counts line holds what the store holds (read here with MLflow's own client)
     client = mlflow.MlflowClient(reports["uri"])
     exp = client.get_experiment_by_name(EXPERIMENT)
@@ -114,7 +114,8 @@ def test_report_after_best(reports: dict[str, Any]) -> None:
     for state in ("completed", "failed"):
         assert f"<b>{counts.get(state, 0)}</b> {state}" in page
     assert "total compute time" in page
-    assert "rebuilt from the MLflow trials" in page  # two drivers: one study from MLflow
+    # two drivers, drawn the same way from the store (no tuner's study)
+    assert "Drawn from the MLflow trials of every driver (kerastuner, optuna): " in page
     assert "persistence (last T)" in page and "test MAE (°C)" in page
     # the champion is the refit's: its configurations with their seeds, and its members
     assert "<h2>Refit at full fidelity</h2>" in page and "(selected)" in page
@@ -149,14 +150,52 @@ def test_report_after_best(reports: dict[str, Any]) -> None:
     assert {"index.html", *ALWAYS, *CHAMPION} <= logged
 
 
-def test_study_from_frame_covers_both_drivers(reports: dict[str, Any]) -> None:
-    frame = trials_frame(reports["uri"], EXPERIMENT)
-    study = study_from_frame(frame)
-    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    assert len(complete) == int((frame["state"] == "completed").sum())
-    assert min(t.value for t in complete) == pytest.approx(frame["val_mae"].min())
-    seen: set[str] = set().union(*(t.params for t in complete))
-    assert {"architecture", "units", "learning_rate"} <= seen
+def test_the_search_covers_both_drivers(reports: dict[str, Any]) -> None:
+    """What the trials tried, read back for every driver: each ended trial once, in the order
+    they started, its proposal with the actual value where a driver proposed none (counted here
+    with MLflow's own client)."""
+    client = mlflow.MlflowClient(reports["uri"])
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    runs = [r for r in client.search_runs([exp.experiment_id], max_results=1000)
+            if r.data.tags.get("run_type") == "trial"]  # fmt: skip
+    ended = [r for r in runs if r.data.tags.get("state") in ("completed", "stopped", "pruned",
+                                                             "failed")]  # fmt: skip
+    done = [r for r in ended if r.data.tags["state"] in ("completed", "stopped")]
+    tried = proposals(trials_frame(reports["uri"], EXPERIMENT))
+    assert len(tried) == len(ended) and set(tried["driver"]) == {"optuna", "kerastuner"}
+    assert int(tried["val_mae"].notna().sum()) == len(done)
+    assert tried["val_mae"].min() == pytest.approx(min(r.data.metrics["best_val_mae"]
+                                                       for r in done))  # fmt: skip
+    started = sorted(ended, key=lambda r: r.info.start_time)
+    assert list(tried["number"]) == [int(r.data.tags["trial_number"]) for r in started]
+    assert {"architecture", "units", "learning_rate"} <= set(tried.columns)
+    for r, (_, row) in zip(started, tried.iterrows(), strict=True):
+        # Keras Tuner's trials searched no architecture: theirs is the actual one, as logged
+        assert str(row["architecture"]) == r.data.params["architecture"]
+        assert row["units"] == int(r.data.params["units"])
+
+
+def test_importances_are_the_share_of_variance_each_explains() -> None:
+    """η² by hand: a parameter that splits the MAEs into 1s and 3s explains all of it, one
+    balanced across them nothing, a third a quarter; one that never varies is left out."""
+    done = pd.DataFrame({
+        "number": range(4), "driver": "x", "state": "completed",
+        "val_mae": [1.0, 1.0, 3.0, 3.0],
+        "a": ["p", "p", "q", "q"],  # group means 1, 3: all of the variance (4 of 4)
+        "b": ["p", "q", "p", "q"],  # group means 2, 2: none
+        "c": ["p", "p", "p", "q"],  # means 5/3 (3 rows) and 3: 3·(1/3)² + 1² = 4/3 of 4
+        "d": [8, 8, 8, 8],  # never varies
+    })  # fmt: skip
+    found = importances(done)
+    assert list(found) == ["a", "c", "b"]
+    assert found["a"] == pytest.approx(1.0) and found["b"] == pytest.approx(0.0)
+    assert found["c"] == pytest.approx(1 / 3)
+    assert importances(done.head(2)) == {}  # two candidates say nothing
+    # a number of many values is grouped in quartile bins: 8 values, 2 per bin
+    many = pd.DataFrame({"number": range(8), "driver": "x", "state": "completed",
+                         "val_mae": [1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0],
+                         "lr": [1e-4, 2e-4, 1e-3, 2e-3, 1e-2, 2e-2, 1e-1, 2e-1]})  # fmt: skip
+    assert importances(many) == {"lr": pytest.approx(1.0)}
 
 
 @pytest.fixture(scope="module")

@@ -14,19 +14,26 @@ from .refit import add_refit_options, plan_only, refit_board, refit_plan
 
 
 def cmd_best(args: argparse.Namespace) -> int:
-    from ..evaluate import evaluate_best
-    from ..tracking import latest_sweep
+    """The refit (all the training; skipped with --no-refit), then the one look at the test
+    split of its champion: the two composed here, neither calls the other."""
+    from ..evaluate import evaluate_best, interval_levels
+    from ..refit import refit
+    from ..tracking import latest_sweep, resolve_uri
 
     experiment = args.experiment or latest_sweep(args.tracking_uri)
     levels = _levels(args.level)
     plan = None if args.no_refit else refit_plan(args, experiment)
     if args.plan:
         return plan_only(plan, args.json)
-    with refit_board(plan, args.json) as board:
-        ev = evaluate_best(experiment, tracking_uri=args.tracking_uri, data=args.data,
-                           register_name=args.register_name or None, alias=args.alias,
-                           force=args.force, refit=not args.no_refit, events=board,
-                           plan=plan, levels=levels)  # fmt: skip
+    # the sweep's levels before anything trains: a bad [champion] interval_level costs none
+    levels = levels or interval_levels(resolve_uri(args.tracking_uri), experiment)
+    refitted = None
+    if plan is not None:
+        with refit_board(plan, args.json) as board:
+            refitted = refit(experiment, tracking_uri=args.tracking_uri, plan=plan, events=board)
+    ev = evaluate_best(experiment, refitted, tracking_uri=args.tracking_uri, data=args.data,
+                       register_name=args.register_name or None, alias=args.alias,
+                       force=args.force, levels=levels)  # fmt: skip
     if args.json:
         worse = ev.test_verdict if ev.worse_than_persistence_on_test else None
         off = [c.verdict() for c in _off_nominal(ev)]
@@ -246,8 +253,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sweeps.optuna import search_plots
-
     from ..report import write_report
     from ..tracking import latest_sweep
 
@@ -255,9 +260,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         args.experiment or latest_sweep(args.tracking_uri),
         out=args.out,
         tracking_uri=args.tracking_uri,
-        storage=args.storage,
         log=not args.no_log,
-        search=search_plots,
     )
     print(f"wrote {result.html}")
     for note in result.notes:
@@ -321,11 +324,6 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("report", help="write an HTML report of a sweep (figures, leaderboard)")
     add_sweep_target(p)
     p.add_argument("--out", default=None, type=Path, help="output folder (default: reports/NAME)")
-    p.add_argument(
-        "--storage",
-        default=None,
-        help="Optuna storage of the sweep (default: journal:mlruns/optuna/NAME.journal)",
-    )
     p.add_argument(
         "--no-log",
         action="store_true",

@@ -75,10 +75,9 @@ def refit_board(plan: Any, quiet: bool) -> Iterator[Any]:
         return
     import time
 
-    from sweeps.display import Board
-    from sweeps.state import SweepState
+    from ..board import Board, Progress
 
-    class RefitState(SweepState):
+    class RefitState(Progress):
         def eta(self) -> float | None:
             left = max(plan.total_s - (time.monotonic() - self.started), 0.0)
             if self.deadline is not None:

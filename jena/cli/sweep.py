@@ -46,7 +46,7 @@ class _ConsoleView:
 
     @contextlib.contextmanager
     def watch(self, state: Any) -> Iterator[None]:
-        from sweeps.display import Board
+        from ..board import Board
 
         try:
             with Board(state).live(self.console):
@@ -57,7 +57,7 @@ class _ConsoleView:
 
 def print_sweep(summary: Any, con: Any) -> None:
     """The end of a sweep: its top trials, why it ended, notes, the time spent, the UI link."""
-    from sweeps.display import fmt_time, summary_table
+    from ..board import fmt_time, summary_table
 
     if summary.complete:
         con.print(f"sweep {summary.experiment!r} is complete: {summary.finished} of "

@@ -33,7 +33,9 @@ What makes a member equal to the same configuration trained alone:
   (``tests/test_packed.py`` states the tolerances).
 
 Runs only on the JAX backend (``KERAS_BACKEND=jax``); :func:`packable` says whether a
-configuration can be packed (dense, lstm, gru; not the convolutional ones).
+configuration can be packed: its architecture's registry entry says which body the packed
+program computes for it (``packs_as``: dense flattens, lstm and gru stack their cells; the
+convolutional ones are trained one by one).
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from ..architectures import PACKABLE
+from ..architectures import get as architecture
 from ..config import TrialConfig
 from ..data import Dataset
 from ..errors import ConfigError
@@ -75,13 +79,12 @@ __all__ = [
     "train_packed",
 ]
 
-PACKABLE_ARCHITECTURES = ("dense", "lstm", "gru")
 # What may differ between the members of one pack (everything else fixes the program's shapes)
 PER_MEMBER = ("seed", "learning_rate", "dropout", "recurrent_dropout", "head_dropout")
 
 
 def packable(config: TrialConfig) -> bool:
-    return config.architecture in PACKABLE_ARCHITECTURES
+    return architecture(config.architecture).packs_as is not None
 
 
 def shape_key(config: TrialConfig) -> tuple[Any, ...] | None:
@@ -212,8 +215,7 @@ def train_packed(
     key = shape_key(template)
     if key is None:
         raise ConfigError(
-            f"{template.architecture!r} trials cannot be packed (packable: "
-            f"{', '.join(PACKABLE_ARCHITECTURES)})"
+            f"{template.architecture!r} trials cannot be packed (packable: {', '.join(PACKABLE)})"
         )
     k_slots = slots or len(trials)
     if len(trials) > k_slots:

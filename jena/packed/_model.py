@@ -27,7 +27,7 @@ class _Rnn:
 class Spec:
     """The shapes of a pack's program (from its template configuration)."""
 
-    architecture: str
+    body: str  # the architecture's packs_as: flatten | lstm | gru (jena.architectures)
     reverse: bool
     rnn: tuple[_Rnn, ...]
     dense: tuple[tuple[int, str], ...]
@@ -39,21 +39,24 @@ class Spec:
 
     @classmethod
     def of(cls, config: TrialConfig, target: tuple[float, float]) -> Spec:
+        from ..architectures import get as architecture
         from ..schema import TARGET_INDEX
 
         assert TARGET_INDEX == 1
+        body = architecture(config.architecture).packs_as
+        assert body is not None, f"{config.architecture!r} is not packable"
         rnn: tuple[_Rnn, ...] = ()
-        if config.is_recurrent:
+        if body != "flatten":  # a stack of lstm or gru cells
             n = config.rnn_layers
             rnn = tuple(
-                _Rnn(config.architecture, u, a, i < n - 1, config.bidirectional)
+                _Rnn(body, u, a, i < n - 1, config.bidirectional)
                 for i, (u, a) in enumerate(zip(config.rnn_units, config.rnn_activations,
                                                strict=True))
             )  # fmt: skip
         mean, std = target
         scale, offset = (1.0, 0.0) if config.normalise_target else (std, mean)
         return cls(
-            architecture=config.architecture,
+            body=body,
             reverse=config.reverse and config.is_recurrent,
             rnn=rnn,
             dense=tuple((u, config.dense_activation) for u in config.dense_units),
@@ -153,7 +156,7 @@ def _forward(spec: Spec, w: Sequence[Any], x: Any, key: Any, rates: Any, trainin
     inputs = x
     i = 0
     h = jnp.flip(x, axis=1) if spec.reverse else x
-    if spec.architecture == "dense":
+    if spec.body == "flatten":
         h = h.reshape(h.shape[0], -1)
     for k, layer in enumerate(spec.rnn):
         out = _rnn_layer(layer, w[i : i + 3], h, keys[2 * k], rates, training)

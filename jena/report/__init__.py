@@ -12,12 +12,13 @@ Everything comes from the MLflow store, so the page covers every driver and ever
   with its interval, mean width, coverage by season, and three weeks of each season's test
   forecasts with their band against the truth). These come from the ``test_predictions.csv``
   and the metrics that ``jena best`` logged: the report itself never reads a test row;
-* the search (optimisation history, importances, parallel coordinates), drawn by a driver's hook
-  (:data:`SearchHook`; the core imports no tuner — ``jena report`` passes the Optuna one).
+* the search (optimisation history, importances, parallel coordinates), drawn from the MLflow
+  trials the same way for every driver (``_search``: no tuner is imported).
 
 Modules: ``_data`` (what is shown, read through :mod:`jena.tracking`), ``_figures`` (one function
-per PNG), ``_page`` (HTML, one function per section). The page and figures are written to
-``reports/<experiment>/`` (or ``--out``) and logged to the latest parent run under ``report/``.
+per PNG), ``_search`` (the search's figures), ``_page`` (HTML, one function per section). The
+page and figures are written to ``reports/<experiment>/`` (or ``--out``) and logged to the latest
+parent run under ``report/``.
 """
 
 from __future__ import annotations
@@ -32,18 +33,20 @@ from jena.tracking import names as N
 from . import _page as P
 from ._data import ReportData, leaderboard, parse_text, read
 from ._figures import no_warnings, pyplot, save
-from ._page import ReportResult, SearchHook, SearchPlots
+from ._page import ReportResult
+from ._search import SearchPlots, importances, search_plots
 
 __all__ = [
     "ReportData",
     "ReportResult",
-    "SearchHook",
     "SearchPlots",
+    "importances",
     "leaderboard",
     "no_warnings",
     "parse_text",
     "pyplot",
     "save",
+    "search_plots",
     "write_report",
 ]
 
@@ -53,13 +56,9 @@ def write_report(
     *,
     out: Path | str | None = None,
     tracking_uri: str | None = None,
-    storage: str | None = None,
     log: bool = True,
-    search: SearchHook | None = None,
 ) -> ReportResult:
-    """Write ``index.html`` and its figures; log them to the latest parent run.
-
-    ``search`` draws the search section (``storage``: where the driver's study lives)."""
+    """Write ``index.html`` and its figures; log them to the latest parent run."""
     uri = T.resolve_uri(tracking_uri)
     data = read(experiment, uri)
     if data.frame.empty:
@@ -74,7 +73,7 @@ def write_report(
         P.refit_section(data),
         P.champion_section(data, folder, result),
         P.compute_section(data, folder, result),
-        P.search_section(data, folder, result, search, storage),
+        P.search_section(data, folder, result),
         P.top_trials_section(data),
     ]
     result.html.write_text(P.page(data, sections), encoding="utf-8")

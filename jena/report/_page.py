@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,20 +56,6 @@ class ReportResult:
     figures: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     logged_to: str | None = None
-
-
-@dataclass
-class SearchPlots:
-    """What a driver's search-plot hook returns: where its study came from, the figures it
-    wrote (file name, alt text, caption) and notes for what it could not draw."""
-
-    origin: str
-    figures: list[tuple[Path, str, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-# (report data, output folder, optional storage URL) -> SearchPlots
-SearchHook = Callable[[ReportData, Path, str | None], SearchPlots]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -431,18 +416,12 @@ def _on_real_data(data: ReportData) -> bool:
     return column in data.frame.columns and set(data.frame[column].dropna()) == {"jena"}
 
 
-def search_section(
-    data: ReportData,
-    folder: Path,
-    result: ReportResult,
-    search: SearchHook | None,
-    storage: str | None,
-) -> str:
-    head = "<h2>Search</h2>"
-    if search is None:
-        return head + note("No search plots (no driver hook given).")
-    plots = search(data, folder, storage)
-    parts = [head, f'<p class="meta">Study: {html.escape(plots.origin)}.</p>']
+def search_section(data: ReportData, folder: Path, result: ReportResult) -> str:
+    """What the trials tried, drawn from the store for every driver (:mod:`._search`)."""
+    from ._search import search_plots
+
+    plots = search_plots(data, folder)
+    parts = ["<h2>Search</h2>", f'<p class="meta">Drawn from {html.escape(plots.origin)}.</p>']
     for path, alt, caption in plots.figures:
         result.figures.append(path)
         parts.append(figure(path.name, alt, caption))

@@ -345,3 +345,143 @@ def label(row: Any) -> str:
         if isinstance(value, str) and value:
             return value
     return "?"
+
+
+# --------------------------------------------------------------------------- a sweep's end
+# What a sweep's runner says at its end, read from the one trials frame it reads then.
+
+
+@dataclass(frozen=True)
+class TopTrial:
+    """One row of the end-of-sweep table (:func:`jena.board.summary_table`)."""
+
+    number: int | None
+    driver: str
+    architecture: str
+    val_mae: float | None
+    val_skill: float | None
+    param_count: int | None
+    state: str
+
+
+def top_trials(frame: pd.DataFrame, top: int = 10) -> list[TopTrial]:
+    """The sweep's best candidates (every invocation), best first: the ranking of the live
+    board, the report, the refit, ``jena best`` and the UI link (:func:`candidates`)."""
+    rows = []
+    for _, r in candidates(frame).head(top).iterrows():
+        count = finite(r.get("param_count"))
+        number = finite(r.get("number"))
+        rows.append(TopTrial(
+            number=None if number is None else int(number), driver=str(r.get("driver") or ""),
+            architecture=label(r), val_mae=finite(r.get("val_mae")),
+            val_skill=finite(r.get("val_skill")),
+            param_count=None if count is None else int(count), state=str(r.get("state") or ""),
+        ))  # fmt: skip
+    return rows
+
+
+@dataclass(frozen=True)
+class BestTrial:
+    """The sweep's best candidate with what its driver proposed (params ``hp.*``, parsed)."""
+
+    number: int
+    params: dict[str, Any]
+    val_mae: float
+
+
+def best_trial(frame: pd.DataFrame) -> BestTrial | None:
+    """The best of :func:`candidates` (every invocation, every driver), with its proposal;
+    None when there is none (or it has no trial number)."""
+    from jena.typed import parse_value
+
+    done = candidates(frame)
+    if done.empty or finite(done.iloc[0].get("number")) is None:
+        return None
+    row = done.iloc[0]
+    prefix = f"params.{N.PARAM_SEARCH_PREFIX}"
+    params = {
+        key.removeprefix(prefix): {"True": True, "False": False}.get(raw, parse_value(raw))
+        for key, raw in row.items()
+        if isinstance(key, str) and key.startswith(prefix) and isinstance(raw, str)
+    }
+    return BestTrial(int(row["number"]), params, float(row["val_mae"]))
+
+
+def failure_reasons(frame: pd.DataFrame, parent_run_id: str) -> list[str]:
+    """The failure reasons of the failed trials of one invocation (its parent run)."""
+    column = f"tags.{N.TAG_FAILURE}"
+    if frame.empty or column not in frame:
+        return []
+    mine = frame[(frame["parent_run_id"] == parent_run_id) & (frame["state"] == "failed")]
+    return [str(r) for r in mine[column].dropna()]
+
+
+def fit_seconds(frame: pd.DataFrame, parent_run_id: str) -> float:
+    """Seconds inside ``model.fit`` of the trials of one invocation (its parent run)."""
+    column = f"metrics.{N.METRIC_FIT_S}"
+    if frame.empty or column not in frame:
+        return 0.0
+    return float(frame[frame["parent_run_id"] == parent_run_id][column].fillna(0).sum())
+
+
+def compute_to_beat(frame: pd.DataFrame) -> dict[str, str]:
+    """For each book model the sweep started from: the training compute (seconds in model.fit,
+    trials in the order they started) at which another trial first beat its validation MAE."""
+    column = f"tags.{N.TAG_WARM_START}"
+    if frame.empty or column not in frame.columns:
+        return {}
+    rows = frame.sort_values("start_time", kind="stable").to_dict("records")
+    fit = [finite(r.get(f"metrics.{N.METRIC_FIT_S}")) or 0.0 for r in rows]
+    out = {}
+    for book in rows:
+        tag, target = book.get(column), finite(book["val_mae"])
+        if not (isinstance(tag, str) and tag.startswith("book:")) or target is None:
+            continue
+        spent, found = 0.0, "not yet"
+        for r, seconds in zip(rows, fit, strict=True):
+            spent += seconds
+            value = finite(r["val_mae"]) if r.get("state") in CANDIDATE_STATES else None
+            if r is not book and value is not None and value < target:
+                found = f"{spent:.0f} s"
+                break
+        out[tag.removeprefix("book:")] = found
+    return out
+
+
+# --------------------------------------------------------------------------- the search
+
+
+def _as_number(value: Any) -> Any:
+    """A param's text as the number it spells (int when whole and written so), else as is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return int(number) if number.is_integer() and "." not in value and "e" not in value else number
+
+
+def proposals(frame: pd.DataFrame) -> pd.DataFrame:
+    """What each trial of a sweep tried, whichever driver proposed it: one row per trial that
+    ended (completed, stopped, pruned, failed), in the order they started, with ``number``,
+    ``driver``, ``state``, ``val_mae`` (NaN unless a candidate's) and one column per searched
+    hyperparameter (params ``hp.*``; a value a driver did not propose, fixed or its default,
+    is the trial's actual one), numbers parsed."""
+    prefix = f"params.{N.PARAM_SEARCH_PREFIX}"
+    names = sorted(c.removeprefix(prefix) for c in frame.columns if c.startswith(prefix))
+    head = ["number", "driver", "state", "val_mae"]
+    if frame.empty:
+        return pd.DataFrame(columns=head + names)
+    ended = frame[frame["state"].isin([*CANDIDATE_STATES, "pruned", "failed"])]
+    ended = ended.sort_values("start_time", kind="stable")
+    out = ended[head].copy()
+    candidate = out["state"].isin(CANDIDATE_STATES)
+    out["val_mae"] = out["val_mae"].map(finite).where(candidate).astype(float)
+    for name in names:
+        proposed = ended[prefix + name]
+        actual = f"params.{name}"
+        if actual in ended.columns:
+            proposed = proposed.where(proposed.notna(), ended[actual])
+        out[name] = [_as_number(v) if isinstance(v, str) else None for v in proposed]
+    return out.reset_index(drop=True)

@@ -11,24 +11,7 @@ lock on one machine, a PostgreSQL advisory lock across machines), so several wor
 overshoot it. Private Optuna APIs are used in ``_compat`` only.
 """
 
-from typing import Any
-
 from ._driver import OptunaDriver
 from ._study import SweepStudy, default_storage, open_storage
 
-__all__ = [
-    "OptunaDriver",
-    "SweepStudy",
-    "default_storage",
-    "open_storage",
-    "search_plots",
-    "study_from_frame",
-]
-
-
-def __getattr__(name: str) -> Any:  # the report's plots import matplotlib: only when asked
-    if name in ("search_plots", "study_from_frame"):
-        from . import _report
-
-        return getattr(_report, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["OptunaDriver", "SweepStudy", "default_storage", "open_storage"]
