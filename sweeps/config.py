@@ -24,9 +24,6 @@ from jena.train import Fidelity
 from jena.typed import build, parse_assignments
 
 SWEEPS_DIR = Path(__file__).resolve().parent
-OPTUNA_SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "nsga2")
-OPTUNA_PRUNERS = ("none", "median", "halving", "hyperband")
-KERASTUNER_TUNERS = ("random", "bayesian", "hyperband", "grid")
 OBJECTIVES = ("val_mae", "param_count")
 
 
@@ -36,6 +33,10 @@ class DataSection:
     # split/window preset: book2 | book1 | blocked[:DAYS[:ROLES]], or "auto" (the default: no
     # preset given): chosen once per sweep from its record (jena.splits.default_preset)
     preset: str = "auto"
+
+
+# The drivers' own sections ([sampler], [pruner]: Optuna; [tuner]: Keras Tuner): each driver
+# checks its own (Driver.problems).
 
 
 @dataclass
@@ -54,8 +55,7 @@ class PrunerSection:
 class TunerSection:
     type: str = "random"
     options: dict[str, Any] = field(default_factory=dict)
-    # Keras Tuner's own name for [faults].max_consecutive_failed_trials (wins when set)
-    max_consecutive_failed_trials: int | None = None
+    # max_consecutive_failed_trials: the old name of [faults]'s, still read (see _MOVED)
 
 
 @dataclass
@@ -175,12 +175,7 @@ class SweepConfig:
             yield "[stop].patience_trials", f"must be at least 1, got {patience}"
         if target is not None and not target > 0:
             yield "[stop].target_val_mae", f"must be positive, got {target}"
-        kinds = (("[sampler].type", self.sampler.type, OPTUNA_SAMPLERS),
-                 ("[pruner].type", self.pruner.type, OPTUNA_PRUNERS),
-                 ("[tuner].type", self.tuner.type, KERASTUNER_TUNERS))  # fmt: skip
-        for key, value, known in kinds:
-            if value not in known:
-                yield key, f"{value!r} is not one of {', '.join(known)}"
+        yield from driver_class(self.driver, where).problems(self)
         yield from self._objective_problems(caps)
         from jena.splits import AUTO_PRESET, get_preset
 
@@ -207,14 +202,11 @@ class SweepConfig:
         if len(self.objectives) > 1 and not caps.multi_objective:
             yield "objectives", (f"the {self.driver!r} driver has one objective; drivers with "
                                  f"several: {caps.others('multi_objective')}")  # fmt: skip
-        if len(self.objectives) > 1 and self.sampler.type not in ("nsga2", "random", "tpe", "gp"):
-            yield "objectives", f"sampler {self.sampler.type!r} is single-objective"
 
     def _fault_problems(self) -> Iterator[tuple[str, str]]:
         f = self.faults
         limits = {"[faults].max_consecutive_failed_trials": f.max_consecutive_failed_trials,
                   "[faults].retry_stale_trials": f.retry_stale_trials,
-                  "[tuner].max_consecutive_failed_trials": self.tuner.max_consecutive_failed_trials,
                   "[faults].tracking_retry_s": f.tracking_retry_s}  # fmt: skip
         for key, value in limits.items():
             if value is not None and value < 0:
@@ -284,9 +276,29 @@ def load(name_or_path: str | os.PathLike[str] = "default") -> SweepConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    cfg = build(SweepConfig, raw, str(path))
+    cfg = build(SweepConfig, _moved(raw, str(path)), str(path))
     cfg.path = str(path)
     return cfg.validate()
+
+
+# Keys that moved to another section: an old sweep file still reads ((old section, key) -> new)
+_MOVED = {("tuner", "max_consecutive_failed_trials"): "faults"}
+
+
+def _moved(raw: dict[str, Any], where: str, override: bool = False) -> dict[str, Any]:
+    """``raw`` with each moved key in its new section. Given both ways in one file with two
+    values: ConfigError; ``override`` (a command line): the old name's value wins."""
+    for (old, key), new in _MOVED.items():
+        section, target = raw.get(old), raw.setdefault(new, {})
+        if not (isinstance(section, dict) and key in section and isinstance(target, dict)):
+            continue
+        value = section.pop(key)
+        if not override and key in target and target[key] != value:
+            raise ConfigError(f"{where}: [{old}].{key} ({value}) and [{new}].{key} "
+                              f"({target[key]}) disagree: keep the [{new}] one (the [{old}] key "
+                              "is its old name)")  # fmt: skip
+        target[key] = value
+    return raw
 
 
 _FIELDS = {f.name for f in dataclasses.fields(SweepConfig)}
@@ -300,7 +312,7 @@ def apply_overrides(cfg: SweepConfig, sets: list[str], source: str = "--set") ->
     raw = cfg.to_dict()
     for key, value in parse_assignments(sets, "fidelity.max_epochs=2"):
         _assign(raw, key.split("."), value)
-    new = build(SweepConfig, raw, source)
+    new = build(SweepConfig, _moved(raw, source, override=True), source)
     new.path = cfg.path
     return new.validate(where=source)
 
@@ -314,7 +326,7 @@ def apply_flags(cfg: SweepConfig, flags: dict[str, tuple[str, Any]]) -> SweepCon
         raw = cfg.to_dict()
         _assign(raw, key.split("."), value)
         try:
-            new = build(SweepConfig, raw, flag).validate(where=flag)
+            new = build(SweepConfig, _moved(raw, flag, override=True), flag).validate(where=flag)
         except FieldError as exc:  # the flag names itself, not the key it sets
             raise (ConfigError(f"{flag}: {exc.detail}") if exc.key == key else exc) from None
         new.path, cfg = cfg.path, new

@@ -4,13 +4,15 @@ A driver is built once from the sweep's config (``driver = DriverClass(cfg)``: i
 study or project then) and proposes points of the sweep's space; everything else — the parent
 run, data, training, tracking, the live display, worker processes, the summary — is the
 runner's (:mod:`sweeps.runner`), the pool's (:mod:`sweeps.pool`) and the trial's
-(:mod:`sweeps.trial`). Config validation asks a driver's :class:`Capabilities`, never its name.
+(:mod:`sweeps.trial`). Config validation asks a driver's :class:`Capabilities`, never its name,
+and each driver checks its own settings (its sections of the sweep file: ``problems``).
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, fields
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from jena.errors import ConfigError
@@ -28,7 +30,6 @@ class Capabilities:
     """What a driver can do beyond proposing points and running them one at a time."""
 
     workers: bool = False  # several processes share one study (--workers N, several machines)
-    pruning: bool = False  # stop unpromising trials after an epoch
     packing: bool = False  # several proposals at a time, trained as one program ([packing])
     warm_start_from_sweep: bool = False  # add another sweep's finished trials (--warm-start S)
     multi_objective: bool = False  # objectives = ["val_mae", "param_count"]
@@ -37,9 +38,6 @@ class Capabilities:
         """The registered drivers that have ``capability`` (for error messages)."""
         names = [n for n in DRIVERS if getattr(driver_class(n).capabilities, capability)]
         return ", ".join(repr(n) for n in names) or "none"
-
-    def names(self) -> list[str]:
-        return [f.name for f in fields(self) if getattr(self, f.name)]
 
 
 @dataclass(frozen=True)
@@ -69,6 +67,13 @@ class Driver(Protocol):
     capabilities: ClassVar[Capabilities]
 
     def __init__(self, cfg: SweepConfig) -> None: ...
+
+    @classmethod
+    def problems(cls, cfg: SweepConfig) -> Iterator[tuple[str, str]]:
+        """(key, what is wrong) of each bad value of this driver's own settings (its sections
+        of the sweep file: Optuna's ``[sampler]``/``[pruner]``, Keras Tuner's ``[tuner]``); the
+        generic keys are :class:`~sweeps.config.SweepConfig`'s to check."""
+        ...
 
     @property
     def algorithm(self) -> str:
@@ -103,6 +108,13 @@ class Driver(Protocol):
         ``stop`` is set; ``worker``: this process's index among the sweep's workers. Events go
         to ``ctx.events``."""
         ...
+
+
+def one_of(key: str, value: str, known: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """A driver's check of a kind setting (``[sampler].type``): a problem unless ``value`` is
+    one of ``known``."""
+    if value not in known:
+        yield key, f"{value!r} is not one of {', '.join(known)}"
 
 
 def driver_class(name: str, where: str = "sweep") -> type[Driver]:

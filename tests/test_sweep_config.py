@@ -101,3 +101,49 @@ def test_presets_of_another_edition_are_refused(tmp_path):
     text = '[data]\npreset = "book2"\n[space]\npresets = ["lstm", "gru"]\n'
     with pytest.raises(ConfigError, match=r"'gru' is a book1 model but .*book2"):
         load(write(tmp_path, text))
+
+
+class FussyDriver:
+    """A driver whose own setting is checked by itself (found by the test's registry entry)."""
+
+    name = "fussy"
+
+    @classmethod
+    def problems(cls, cfg):
+        if cfg.seed == 13:
+            yield "seed", "the fussy driver refuses 13"
+
+
+def test_each_driver_checks_its_own_settings(tmp_path, monkeypatch):
+    from sweeps.drivers import Capabilities
+    from sweeps.registry import DRIVERS
+
+    FussyDriver.capabilities = Capabilities()
+    monkeypatch.setitem(DRIVERS, "fussy", "test_sweep_config:FussyDriver")
+    assert load(write(tmp_path, 'driver = "fussy"\nseed = 12\n')).seed == 12
+    with pytest.raises(ConfigError, match=r"s.toml: seed: the fussy driver refuses 13"):
+        load(write(tmp_path, 'driver = "fussy"\nseed = 13\n'))
+    # one driver's section is not another's business: Keras Tuner ignores [sampler]
+    text = 'driver = "kerastuner"\n[sampler]\ntype = "bohb"\n'
+    assert load(write(tmp_path, text)).sampler.type == "bohb"
+    with pytest.raises(ConfigError, match=r"\[tuner\].type: 'bohb' is not one of random"):
+        load(write(tmp_path, 'driver = "kerastuner"\n[tuner]\ntype = "bohb"\n'))
+
+
+def test_the_old_tuner_failure_limit_reads_as_faults(tmp_path):
+    old = load(write(tmp_path, "[tuner]\nmax_consecutive_failed_trials = 5\n"))
+    assert old.faults.max_consecutive_failed_trials == 5
+    both = (
+        "[tuner]\nmax_consecutive_failed_trials = 5\n[faults]\nmax_consecutive_failed_trials = 5\n"
+    )
+    assert load(write(tmp_path, both)).faults.max_consecutive_failed_trials == 5
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, both.replace("= 5\n[faults]", "= 4\n[faults]")))
+    assert str(err.value) == (
+        f"{tmp_path / 's.toml'}: [tuner].max_consecutive_failed_trials (4) and "
+        "[faults].max_consecutive_failed_trials (5) disagree: keep the [faults] one (the [tuner] "
+        "key is its old name)"
+    )
+    over = apply_overrides(old, ["tuner.max_consecutive_failed_trials=2"])  # the command line wins
+    assert over.faults.max_consecutive_failed_trials == 2
+    assert "max_consecutive_failed_trials" not in over.to_dict()["tuner"]

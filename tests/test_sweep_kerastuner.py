@@ -174,7 +174,7 @@ def test_consecutive_failures_stop_the_sweep(
         raise RuntimeError("always broken")
 
     monkeypatch.setattr(trial_module, "train", broken)
-    cfg = sweep_cfg(store_uri, "kt_broken", "tuner.max_consecutive_failed_trials=2", trials=5)
+    cfg = sweep_cfg(store_uri, "kt_broken", "faults.max_consecutive_failed_trials=2", trials=5)
     with pytest.raises(TooManyFailures, match="2 Keras Tuner trials failed in a row"):
         run_sweep(cfg)
     assert statuses(cfg) == ["FAILED", "FAILED"]

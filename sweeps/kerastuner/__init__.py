@@ -45,8 +45,8 @@ deadline.
 Failures: a trial that fails (exception, NaN loss, a window that does not fit) ends FAILED in
 MLflow with ``failure_reason`` (by ``run_trial``) and, via ``keras_tuner.errors.FailedTrialError``,
 FAILED in Keras Tuner with the reason in the trial's ``message``; the sweep goes on. After
-``[faults].max_consecutive_failed_trials`` (or ``[tuner].max_consecutive_failed_trials``)
-failures of the same kind in a row (in this invocation) the sweep stops with
+``[faults].max_consecutive_failed_trials`` (``[tuner].max_consecutive_failed_trials``, its old
+name, still reads) failures of the same kind in a row (in this invocation) the sweep stops with
 :class:`TooManyFailures` (:class:`sweeps.faults.FailureStreak`, as for Optuna). This driver counts
 them itself instead of the oracle's own check, which in keras-tuner 1.4.8 raises before the
 oracle saves the trial (so a resume re-runs it) and counts over the whole history (so a resumed
@@ -62,24 +62,32 @@ variables). Importing this package does not import Keras Tuner; running the driv
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..config import SweepConfig
-from ..drivers import Best, Capabilities, Resume, StopSignal
+from ..drivers import Best, Capabilities, Resume, StopSignal, one_of
 
 if TYPE_CHECKING:
     from ..trial import SweepContext
     from ..warm import WarmPoint
 
-__all__ = ["KerasTunerDriver", "SpaceHyperModel", "hypermodel", "kt_trials", "oracle"]
+__all__ = ["TUNERS", "KerasTunerDriver", "SpaceHyperModel", "hypermodel", "kt_trials", "oracle"]
+
+TUNERS = ("random", "bayesian", "hyperband", "grid")  # [tuner].type: its oracles
 
 
 class KerasTunerDriver:
     name: ClassVar[str] = "kerastuner"
-    capabilities: ClassVar[Capabilities] = Capabilities()  # one process, no pruning
+    capabilities: ClassVar[Capabilities] = Capabilities()  # one process, one objective
 
     def __init__(self, cfg: SweepConfig) -> None:
         self.cfg = cfg
+
+    @classmethod
+    def problems(cls, cfg: SweepConfig) -> Iterator[tuple[str, str]]:
+        """Its own settings: ``[tuner]`` (the options are checked by the oracle it builds)."""
+        return one_of("[tuner].type", cfg.tuner.type, TUNERS)
 
     @property
     def algorithm(self) -> str:

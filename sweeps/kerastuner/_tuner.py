@@ -65,7 +65,7 @@ def oracle(cfg: SweepConfig) -> kt.Oracle:
     where = f"{cfg.path or 'sweep'}: [tuner.options]"
     bad = [k for k in opts if k in _RESERVED]
     if bad:
-        hint = {"max_consecutive_failed_trials": " (use [tuner].max_consecutive_failed_trials)",
+        hint = {"max_consecutive_failed_trials": " (use [faults].max_consecutive_failed_trials)",
                 "max_trials": " (use trials)", "seed": " (use seed)"}  # fmt: skip
         raise ConfigError(f"{where}: {bad[0]!r} is set by the sweep{hint.get(bad[0], '')}")
     common: dict[str, Any] = {
@@ -121,7 +121,7 @@ class SweepTuner(kt.Tuner):
     ) -> None:
         self.ctx = ctx
         self.deadline = deadline
-        self.streak = FailureStreak(max_failures(ctx.cfg), "Keras Tuner")
+        self.streak = FailureStreak(ctx.cfg.faults.max_consecutive_failed_trials, "Keras Tuner")
         super().__init__(
             oracle=oracle,
             hypermodel=hypermodel,
@@ -210,13 +210,6 @@ def _reason(message: str | None) -> str:
         return "failed"
     head, sep, rest = lines[-1].partition(": ")
     return rest if sep and head.endswith(("Error", "Exception")) else lines[-1]
-
-
-def max_failures(cfg: SweepConfig) -> int:
-    """Trials failing the same way in a row that stop the sweep (0: no limit): Keras Tuner's own
-    ``[tuner].max_consecutive_failed_trials`` when set, else ``[faults]``'s."""
-    own = cfg.tuner.max_consecutive_failed_trials
-    return cfg.faults.max_consecutive_failed_trials if own is None else own
 
 
 def tuner(ctx: SweepContext, deadline: float | None = None) -> SweepTuner:

@@ -5,6 +5,7 @@ machine or many, share the study and its budget."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from optuna.trial import TrialState, create_trial
@@ -21,6 +22,7 @@ from ..trial import SweepContext
 from ..warm import WarmPoint
 from . import _compat as U
 from . import _faults as F
+from . import _settings
 from ._loop import TrialLoop
 from ._packed import PackedLoop
 from ._study import IMPORTED, SweepStudy, distribution, lock_path
@@ -29,9 +31,13 @@ from ._study import IMPORTED, SweepStudy, distribution, lock_path
 class OptunaDriver:
     name: ClassVar[str] = "optuna"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        workers=True, pruning=True, packing=True, warm_start_from_sweep=True,
-        multi_objective=True,
+        workers=True, packing=True, warm_start_from_sweep=True, multi_objective=True,
     )  # fmt: skip
+
+    @classmethod
+    def problems(cls, cfg: SweepConfig) -> Iterator[tuple[str, str]]:
+        """Its own settings: ``[sampler]``, ``[pruner]`` (:mod:`._settings`)."""
+        return _settings.problems(cfg)
 
     def __init__(self, cfg: SweepConfig) -> None:
         self.cfg = cfg
