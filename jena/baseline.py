@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .data import Dataset
 from .prepare import Prepared, prepare
 from .splits import Split, SplitPreset, season_note, valid_starts
+
+if TYPE_CHECKING:
+    from .linear import RidgeReference
 
 
 def book1_procedure_mae(p: Prepared, split: Split) -> tuple[float, int]:
@@ -34,9 +39,42 @@ def book1_procedure_mae(p: Prepared, split: Split) -> tuple[float, int]:
     return float(np.sum(weights * err) / np.sum(weights)), int(np.sum(weights))
 
 
+@dataclass(frozen=True)
+class PersistenceResult:
+    """Persistence on a record's validation and test windows (:func:`persistence`); its
+    :meth:`to_dict` is what ``jena baseline --json`` prints."""
+
+    preset: str
+    source: str
+    digest: str
+    rows: int
+    bounds: dict[str, Any]  # each split's [first, stop] rows (SplitBounds.to_dict)
+    bounds_scaled: bool
+    bounds_note: str | None
+    sampling_rate: int
+    sequence_length: int
+    val_mae: float  # °C, the leak-free validation windows models are selected on
+    val_windows: int
+    val_book_mae: float  # the book's own validation procedure
+    val_book_windows: int  # windows drawn, repeats counted
+    test_mae: float  # the test windows `jena best` tests models on, each once
+    test_windows: int
+    test_book_mae: float  # the book's own test procedure
+    test_book_windows: int
+    book_batches: dict[str, dict[str, int]] | None  # book1's batch arithmetic per split
+    season_note: str | None
+    ridge: dict[str, RidgeReference] | None  # the linear reference on "val" and "test"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if self.ridge is not None:
+            out["ridge"] = {split: r.to_dict() for split, r in self.ridge.items()}
+        return out
+
+
 def persistence(
     ds: Dataset, preset: SplitPreset | str = "book2", *, ridge: bool = False
-) -> dict[str, Any]:
+) -> PersistenceResult:
     """Persistence MAE (°C) on validation and test, with window counts.
 
     ``val`` uses the leak-free validation windows that models are selected on; ``val_book`` the
@@ -69,31 +107,31 @@ def persistence(
         }
     elif not p.preset.blocked:
         val_book, n_val_book = p.persistence_mae("val", mode="book")
-    references: dict[str, Any] | None = None
+    references: dict[str, RidgeReference] | None = None
     if ridge:
         from .linear import fit_ridge, ridge_reference
 
         fitted = fit_ridge(p)
-        references = {s: ridge_reference(p, s, fitted).to_dict() for s in ("val", "test")}
-    return {
-        "preset": p.preset.name,
-        "source": ds.source,
-        "digest": ds.digest,
-        "rows": p.rows,
-        "bounds": p.bounds.to_dict(),
-        "bounds_scaled": p.preset.bounds_scaled(p.rows),
-        "bounds_note": p.preset.bounds_note(p.rows),
-        "sampling_rate": p.preset.sampling_rate,
-        "sequence_length": p.preset.sequence_length,
-        "val_mae": val,
-        "val_windows": n_val,
-        "val_book_mae": val_book,
-        "val_book_windows": n_val_book,
-        "test_mae": test,
-        "test_windows": n_test,
-        "test_book_mae": test_book,
-        "test_book_windows": n_test_book,
-        "book_batches": book_batches,
-        "season_note": season_note(p.preset, ds.frame.index),
-        "ridge": references,
-    }
+        references = {s: ridge_reference(p, s, fitted) for s in ("val", "test")}
+    return PersistenceResult(
+        preset=p.preset.name,
+        source=ds.source,
+        digest=ds.digest,
+        rows=p.rows,
+        bounds=p.bounds.to_dict(),
+        bounds_scaled=p.preset.bounds_scaled(p.rows),
+        bounds_note=p.preset.bounds_note(p.rows),
+        sampling_rate=p.preset.sampling_rate,
+        sequence_length=p.preset.sequence_length,
+        val_mae=val,
+        val_windows=n_val,
+        val_book_mae=val_book,
+        val_book_windows=n_val_book,
+        test_mae=test,
+        test_windows=n_test,
+        test_book_mae=test_book,
+        test_book_windows=n_test_book,
+        book_batches=book_batches,
+        season_note=season_note(p.preset, ds.frame.index),
+        ridge=references,
+    )

@@ -224,11 +224,9 @@ def ridge_skill(ds: Dataset, preset: str) -> RidgeSkill:
     :class:`jena.errors.ConfigError` / :class:`jena.errors.DataError` for a record too short)."""
     from .baseline import persistence
 
-    ridge = persistence(ds, preset, ridge=True)["ridge"]
-    return RidgeSkill(
-        preset,
-        *(Interval(**ridge[split]["comparison"]["skill"]) for split in ("val", "test")),
-    )
+    ridge = persistence(ds, preset, ridge=True).ridge
+    assert ridge is not None
+    return RidgeSkill(preset, *(ridge[split].comparison.skill for split in ("val", "test")))
 
 
 def difficulty(ds: Dataset, *, ridge: bool = True) -> Difficulty:

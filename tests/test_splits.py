@@ -195,9 +195,9 @@ def test_book2_baseline_equals_the_books_code(tmp_path):
                           final_newline=False)  # fmt: skip
     ours = persistence(load(str(path)), "book2")
     val, test = _book2_reference(path)
-    assert ours["val_book_mae"] == pytest.approx(val, abs=1e-4)
-    assert ours["test_mae"] == pytest.approx(test, abs=1e-4)
-    assert 0 < abs(ours["val_mae"] - ours["val_book_mae"]) < 0.05  # leak-free windows differ a bit
+    assert ours.val_book_mae == pytest.approx(val, abs=1e-4)
+    assert ours.test_mae == pytest.approx(test, abs=1e-4)
+    assert 0 < abs(ours.val_mae - ours.val_book_mae) < 0.05  # leak-free windows differ a bit
 
 
 def _book1_generator(
@@ -294,26 +294,26 @@ def test_book1_baseline_equals_the_books_code(spec, test_steps, test_distinct, t
     rows = len(ds.frame)
     val, test, val_steps, book_test_steps = _book1_reference(ds.frame)
     ours = persistence(ds, "book1")
-    assert ours["bounds"] == {"train": [0, 200000], "val": [200001, 300000], "test": [300001, rows]}
-    assert ours["bounds_scaled"] is False and ours["bounds_note"] is None
+    assert ours.bounds == {"train": [0, 200000], "val": [200001, 300000], "test": [300001, rows]}
+    assert ours.bounds_scaled is False and ours.bounds_note is None
     assert (val_steps, book_test_steps) == (769, test_steps)
-    assert ours["val_book_mae"] == pytest.approx(val, rel=0, abs=1e-9)
-    assert ours["val_book_windows"] == 769 * 128
-    assert ours["test_book_mae"] == pytest.approx(test, rel=0, abs=1e-9)
-    assert ours["test_book_windows"] == test_steps * test_size  # repeats counted
-    assert ours["book_batches"]["val"] == {"steps": 769, "distinct": 769, "size": 128, "wrapped": 0}
-    assert ours["book_batches"]["test"] == {
+    assert ours.val_book_mae == pytest.approx(val, rel=0, abs=1e-9)
+    assert ours.val_book_windows == 769 * 128
+    assert ours.test_book_mae == pytest.approx(test, rel=0, abs=1e-9)
+    assert ours.test_book_windows == test_steps * test_size  # repeats counted
+    assert ours.book_batches["val"] == {"steps": 769, "distinct": 769, "size": 128, "wrapped": 0}
+    assert ours.book_batches["test"] == {
         "steps": test_steps,
         "distinct": test_distinct,
         "size": test_size,
         "wrapped": test_steps - test_distinct,
     }
     # Models are tested on each of the book's test windows once (no repeated batch).
-    assert ours["test_windows"] == test_distinct * test_size
+    assert ours.test_windows == test_distinct * test_size
     if test_steps == test_distinct:
-        assert ours["test_mae"] == pytest.approx(ours["test_book_mae"], rel=0, abs=1e-12)
+        assert ours.test_mae == pytest.approx(ours.test_book_mae, rel=0, abs=1e-12)
     else:
-        assert ours["test_mae"] != pytest.approx(ours["test_book_mae"], rel=0, abs=1e-9)
+        assert ours.test_mae != pytest.approx(ours.test_book_mae, rel=0, abs=1e-9)
     assert ds.frame[TARGET].std() == pytest.approx(8.4, abs=0.7)
 
 
@@ -358,13 +358,13 @@ def test_book2_bounds_are_never_flagged_as_scaled(rows):
 
 def test_the_baseline_says_when_book1_bounds_are_scaled(small):
     ours = persistence(small, "book1")
-    assert ours["bounds_scaled"] is True
-    assert ours["bounds_note"] == DATA_PRESETS["book1"].bounds_note(24_000)
+    assert ours.bounds_scaled is True
+    assert ours.bounds_note == DATA_PRESETS["book1"].bounds_note(24_000)
     two = persistence(small, "book2")
-    assert two["bounds_scaled"] is False and two["bounds_note"] is None
-    assert two["book_batches"] is None
-    assert two["test_book_mae"] == two["test_mae"]
-    assert two["test_book_windows"] == two["test_windows"]
+    assert two.bounds_scaled is False and two.bounds_note is None
+    assert two.book_batches is None
+    assert two.test_book_mae == two.test_mae
+    assert two.test_book_windows == two.test_windows
 
 
 @pytest.mark.parametrize(
@@ -413,8 +413,10 @@ def test_book1_procedure_on_scaled_bounds_is_the_generator_on_them(small):
     ):
         gen = _book1_generator(float_data, lookback, delay, b[split][0], max_index)
         maes = [np.mean(np.abs(x[:, -1, 1] - y)) for x, y in (next(gen) for _ in range(steps))]
-        assert ours[f"{split}_book_mae"] == pytest.approx(np.mean(maes) * std[1], rel=0, abs=1e-9)
-        assert ours[f"{split}_book_windows"] == steps * batch_size
+        assert getattr(ours, f"{split}_book_mae") == pytest.approx(
+            np.mean(maes) * std[1], rel=0, abs=1e-9
+        )
+        assert getattr(ours, f"{split}_book_windows") == steps * batch_size
 
 
 # --------------------------------------------------------------- blocked: the season-aware split
@@ -573,4 +575,23 @@ def test_the_season_note_warns_on_one_year_and_not_on_the_full_length(year):
     assert season_note("blocked", year.frame.index) is None
     full = load("synthetic:420551").frame.index  # 8 years
     assert season_note("book2", full) is None and season_note("book1", full) is None
-    assert persistence(year, "book2")["season_note"] == season_note("book2", year.frame.index)
+    assert persistence(year, "book2").season_note == season_note("book2", year.frame.index)
+
+
+def test_persistence_is_a_typed_result_that_prints_as_before():
+    import json
+    import math
+
+    from jena.baseline import PersistenceResult
+
+    result = persistence(load("synthetic:24000:3"), "book2", ridge=True)
+    assert isinstance(result, PersistenceResult)
+    assert math.isfinite(result.val_mae) and result.val_windows > 0 and result.ridge is not None
+    as_json = json.loads(json.dumps(result.to_dict()))  # what `jena baseline --json` prints
+    assert list(as_json) == [
+        "preset", "source", "digest", "rows", "bounds", "bounds_scaled", "bounds_note",
+        "sampling_rate", "sequence_length", "val_mae", "val_windows", "val_book_mae",
+        "val_book_windows", "test_mae", "test_windows", "test_book_mae", "test_book_windows",
+        "book_batches", "season_note", "ridge",
+    ]  # fmt: skip
+    assert as_json["val_mae"] == result.val_mae and as_json["ridge"]["val"]["split"] == "val"

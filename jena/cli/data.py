@@ -123,7 +123,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
     ds = load(args.data)
     preset, why = chosen_preset(args.preset, ds.frame.index)
-    result = {**persistence(ds, preset, ridge=True), "preset_note": why}
+    result = {**persistence(ds, preset, ridge=True).to_dict(), "preset_note": why}
     if args.json:
         print_json(result)
         return 0
