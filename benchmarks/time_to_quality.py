@@ -69,7 +69,7 @@ def book_models(
     from jena.evaluate import predict_split, versus
     from jena.linear import fit_ridge, ridge_reference
     from jena.prepare import prepare
-    from jena.serve import Forecaster
+    from jena.serve import ProjectForecaster
     from jena.train import DataCache, Fidelity, train
 
     ds = load(data)
@@ -85,7 +85,7 @@ def book_models(
         print(f"  book {name}: training {n} epochs...", file=sys.stderr, flush=True)
         started = time.monotonic()
         result = train(model.config, cache, Fidelity(max_epochs=n, patience=n))  # no stopping
-        forecaster = Forecaster(result.model, result.data_config)
+        forecaster = ProjectForecaster(result.model, result.data_config)
         val, test_c = (versus(predict_split(forecaster, test, index, s), test, None)[0]
                        for s in ("val", "test"))  # fmt: skip
         out.append({

@@ -75,7 +75,7 @@ from .evaluation import Evaluation, seeds_phrase
 from .linear import Ridge, shared_ridge
 from .prepare import Prepared, feature_matrix, prepare
 from .refit import RefitResult, sweep_dataset
-from .serve import Forecaster
+from .serve import ProjectForecaster
 from .splits import Split
 from .tracking import names as N
 from .uncertainty import Comparison, compare, day_of
@@ -152,7 +152,7 @@ class WindowPredictions:
 
 
 def predict_split(
-    forecaster: Forecaster, prepared: Prepared, frame_index: pd.DatetimeIndex,
+    forecaster: ProjectForecaster, prepared: Prepared, frame_index: pd.DatetimeIndex,
     split: Split = "test", frame: pd.DataFrame | None = None,
 ) -> WindowPredictions:  # fmt: skip
     """Run every member on every window of ``split`` (test: ``prepared`` must hold the test
@@ -187,7 +187,7 @@ def predict_split(
 
 
 def predict_test(
-    forecaster: Forecaster, prepared: Prepared, frame_index: pd.DatetimeIndex,
+    forecaster: ProjectForecaster, prepared: Prepared, frame_index: pd.DatetimeIndex,
     frame: pd.DataFrame | None = None,
 ) -> WindowPredictions:  # fmt: skip
     """Run the model(s) on every test window of ``prepared`` (which must hold the test rows)."""
@@ -460,10 +460,10 @@ def evaluate_best(
     )  # fmt: skip
 
 
-def _champion(uri: str, run_ids: list[str]) -> tuple[Forecaster, dict[str, Any]]:
+def _champion(uri: str, run_ids: list[str]) -> tuple[ProjectForecaster, dict[str, Any]]:
     """The models of ``run_ids`` as one forecaster (their mean), and their data config."""
     loaded = [T.load_trial_model(uri, run_id) for run_id in run_ids]
-    return Forecaster([m for m, _ in loaded], loaded[0][1]), loaded[0][1]
+    return ProjectForecaster([m for m, _ in loaded], loaded[0][1]), loaded[0][1]
 
 
 def _refit_evaluation(
@@ -538,7 +538,7 @@ def the_ridge(plain: Prepared) -> Ridge | None:
 
 
 def _evidence_then_look(
-    experiment: str, what: str, forecaster: Forecaster, prepared: Prepared,
+    experiment: str, what: str, forecaster: ProjectForecaster, prepared: Prepared,
     index: pd.DatetimeIndex, force: bool, levels: Sequence[float],
     frame: pd.DataFrame | None = None, *, plain: Prepared | None = None,
     on_val: WindowPredictions | None = None, itself: bool = False,
@@ -616,9 +616,9 @@ def _evaluate_ridge(
         f"{lost.reference_mae.estimate:.4f} °C on the same {lost.windows:,} targets, skill "
         f"{lost.skill.text('+.1%')} against it)"
     )
-    look = _evidence_then_look(experiment, "the linear reference (ridge)", Forecaster(model, cfg),
-                               plain, index, force, levels, dataset.frame, plain=plain,
-                               itself=True)  # fmt: skip
+    look = _evidence_then_look(experiment, "the linear reference (ridge)",
+                               ProjectForecaster(model, cfg), plain, index, force, levels,
+                               dataset.frame, plain=plain, itself=True)  # fmt: skip
     val = look.val_vs_persistence
     run_id = _ridge_run(uri, experiment, model, cfg, val)
     ev = Evaluation(
@@ -637,7 +637,7 @@ def _evaluate_ridge(
 
 
 def _the_look(
-    forecaster: Forecaster, prepared: Prepared, index: pd.DatetimeIndex,
+    forecaster: ProjectForecaster, prepared: Prepared, index: pd.DatetimeIndex,
     frame: pd.DataFrame | None = None,
 ) -> tuple[WindowPredictions, float, float, int]:  # fmt: skip
     """The one pass over the test windows: (predictions, test MAE, persistence test MAE on the
@@ -667,7 +667,7 @@ def _evaluate_trial(
     run_id = str(best["run_id"])
     run = T.get_run(uri, run_id)
     model, cfg = T.load_trial_model(uri, run_id)
-    forecaster = Forecaster(model, cfg)
+    forecaster = ProjectForecaster(model, cfg)
     dataset = sweep_dataset(run.tags, cfg, data=data, dataset=dataset,
                             who=f"trial {best['number']}")  # fmt: skip
     prepared, index = _test_data(cfg, dataset)

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from . import tracking as T
 from .config import TrialConfig
 from .errors import ConfigError, TrialError
-from .faults import as_infrastructure
+from .infrastructure import as_infrastructure
 from .tracking import names as N
 from .train import DataCache, Fidelity, StopCheck, TrialResult, train
 

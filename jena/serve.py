@@ -1,9 +1,10 @@
-"""Serving in the project: :class:`jena.forecasting.Forecaster` raising the project's errors.
+"""Serving in the project: :class:`ProjectForecaster`, the shipped
+:class:`jena.forecasting.Forecaster` raising the project's errors.
 
-``jena predict`` (``jena.tracking.load_forecaster`` + :meth:`Forecaster.forecast`) and ``jena
-best`` use it; the registered pyfunc runs its own copy of :mod:`jena.forecasting`, which raises
-MLflow's errors instead. A bad input is a one-line :class:`~jena.errors.DataError`, a model that
-does not fit its configuration a :class:`~jena.errors.ConfigError`.
+``jena predict`` (``jena.tracking.load_forecaster`` + :meth:`ProjectForecaster.forecast`) and
+``jena best`` use it; the registered pyfunc runs its own copy of :mod:`jena.forecasting`, which
+raises MLflow's errors instead. A bad input is a one-line :class:`~jena.errors.DataError`, a
+model that does not fit its configuration a :class:`~jena.errors.ConfigError`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .forecasting import Forecast
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["Forecast", "Forecaster"]
+__all__ = ["Forecast", "ProjectForecaster"]
 
 
 @contextlib.contextmanager
@@ -35,7 +36,7 @@ def _project_errors() -> Iterator[None]:
         raise ConfigError(str(exc)) from None
 
 
-class Forecaster(forecasting.Forecaster):
+class ProjectForecaster(forecasting.Forecaster):
     __doc__ = forecasting.Forecaster.__doc__
 
     def __init__(

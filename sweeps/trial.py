@@ -210,7 +210,7 @@ def trial_tags(ctx: SweepContext, point: Point) -> dict[str, str]:
 
 
 def search_params(values: dict[str, Any]) -> dict[str, Any]:
-    """The raw proposal, as params (``search.units``)."""
+    """The raw proposal, as params (``hp.units``: ``names.PARAM_SEARCH_PREFIX``)."""
     return {f"{N.PARAM_SEARCH_PREFIX}{k}": v for k, v in values.items()}
 
 

@@ -14,7 +14,7 @@ from jena.config import TrialConfig
 from jena.data import load
 from jena.models import LastValue, build_model
 from jena.prepare import prepare
-from jena.serve import Forecaster
+from jena.serve import ProjectForecaster
 from jena.space import SPACE
 from jena.tracking import load_model_dir
 from jena.train import Fidelity, train
@@ -92,7 +92,7 @@ def test_a_trained_residual_model_reloads_with_the_same_forecasts(  # type: igno
     (folder / "data_config.json").write_text(json.dumps(result.data_config))
     model, data_config = load_model_dir(folder)
     np.testing.assert_allclose(model.predict(x, verbose=0), before, atol=1e-6)
-    forecaster = Forecaster(model, data_config)
+    forecaster = ProjectForecaster(model, data_config)
     np.testing.assert_allclose(forecaster.to_celsius(before),
                                _celsius(prepared, config, before), atol=1e-9)  # fmt: skip
 

@@ -11,8 +11,9 @@ and a :class:`RepairReport` counting everything it found and did:
    counted as ``exact_duplicates`` (same values) or ``conflicting_duplicates`` (different values).
 4. Missing values: sentinels (in every column any value <= :data:`SENTINEL_MAX` = -999, so
    ``-9999``, ``-9999.00``, ``-999.99``; in ``wv`` and ``max. wv`` also any negative value), any NaN
-   in an input frame, and isolated values outside the column's physical range
-   (:data:`PHYSICAL_RANGES`, below) are missing values, counted per column (``sentinels``,
+   in an input frame, and values outside the column's physical range
+   (:data:`jena.schema.PHYSICAL_RANGES`, listed below; unless they are the bulk of the column:
+   refused, below) are missing values, counted per column (``sentinels``,
    ``missing_values``, ``out_of_range``) and filled by time-linear interpolation (the nearest value
    at the ends of the record; ``0.0`` for a column with no value at all; the wind direction ``wd``
    is interpolated as a unit vector, so 350° and 10° give 0°, not 180°).

@@ -52,8 +52,8 @@ from ._race import Outcome, run_race, rungs
 
 __all__ = [
     "Candidate",
+    "Contender",
     "Member",
-    "RefitConfig",
     "RefitPlan",
     "RefitResult",
     "RefitSettings",
@@ -137,7 +137,10 @@ class Candidate:
 
 
 @dataclass
-class RefitConfig:
+class Contender:
+    """One candidate configuration in the refit: its seeds (finished members, recorded curves)
+    and what the race made of it."""
+
     candidate: Candidate
     members: list[Member] = field(default_factory=list)  # its finished seeds
     known: dict[int, Seed] = field(default_factory=dict)  # curves recorded (finished, raced out)
@@ -160,7 +163,7 @@ class RefitConfig:
 class RefitResult:
     experiment: str
     settings: RefitSettings
-    configs: list[RefitConfig]
+    configs: list[Contender]
     stage_run_id: str | None = None  # the refit run of this invocation (None: nothing run)
     trained: int = 0  # members finished now (the rest came from earlier refits)
     race: Outcome | None = None  # what the race decided (so far)
@@ -179,7 +182,7 @@ class RefitResult:
         return decided and bool(alive) and all(len(c.members) == self.settings.seeds for c in alive)
 
     @property
-    def selected(self) -> RefitConfig:
+    def selected(self) -> Contender:
         """The surviving configuration with the lowest mean validation MAE over its seeds."""
         done = [c for c in self.configs if c.members and not c.raced_out]
         if not done:
@@ -340,7 +343,7 @@ def refit_status(tracking_uri: str | None, experiment: str, settings: RefitSetti
         seeds = range(settings.seeds)
         members = [finished[(cand.key, s)] for s in seeds if (cand.key, s) in finished]
         known = {s: curves[(cand.key, s)] for s in seeds if (cand.key, s) in curves}
-        configs.append(RefitConfig(cand, members, known))
+        configs.append(Contender(cand, members, known))
     status = RefitResult(experiment, settings, configs)
     lanes = [Lane(c.candidate, c.known, []) for c in configs]  # replay only
     status.race = run_race(lanes, _schedule(status), lambda: False)

@@ -18,7 +18,7 @@ MLflow.
 * ``jena best`` records each look at the test split on the winning run and registers its
   pyfunc (``forecaster/``) as ``models:/jena-temperature@champion``.
 
-Modules: ``_names`` (every tag / metric / artifact name), ``_store`` (URI, locks, client),
+Modules: ``names`` (every tag / metric / artifact name), ``_store`` (URI, locks, client),
 ``_encode`` (params, tags and metrics within MLflow's limits), ``_runs`` (:class:`Tracker`,
 :class:`SweepRun`, :class:`TrialRun`), ``_read`` (reading back), ``_registry`` (test records,
 the pyfunc, the registry), ``_stale`` (closing what a dead process left RUNNING: this host's,

@@ -47,7 +47,7 @@ from ._store import client, resolve_uri
 if TYPE_CHECKING:
     import keras
 
-    from jena.serve import Forecaster
+    from jena.serve import ProjectForecaster
 
 _log = logging.getLogger(__name__)
 
@@ -140,15 +140,15 @@ class ForecastModel(PythonModel):
     """What models logged before the self-contained format pickled: it still loads them (in a
     process where ``jena`` is installed)."""
 
-    forecaster: Forecaster
+    forecaster: ProjectForecaster
 
     def load_context(self, context: Any) -> None:
-        from jena.serve import Forecaster
+        from jena.serve import ProjectForecaster
 
         names = sorted(k for k in context.artifacts if k.startswith("keras_model"))
         config_file = Path(context.artifacts["data_config"])
         models = [load_model_files(Path(context.artifacts[k]), config_file)[0] for k in names]
-        self.forecaster = Forecaster(models, json.loads(config_file.read_text()))
+        self.forecaster = ProjectForecaster(models, json.loads(config_file.read_text()))
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -378,13 +378,13 @@ def register_model(
 # --------------------------------------------------------------------------- loading
 
 
-def load_forecaster(model_uri: str, tracking_uri: str | None = None) -> Forecaster:
-    """A :class:`jena.serve.Forecaster` from ``models:/NAME@ALIAS`` (or ``/VERSION``),
+def load_forecaster(model_uri: str, tracking_uri: str | None = None) -> ProjectForecaster:
+    """A :class:`jena.serve.ProjectForecaster` from ``models:/NAME@ALIAS`` (or ``/VERSION``),
     ``runs:/RUN[/PATH]`` or a local folder (see :func:`load_model`)."""
-    from jena.serve import Forecaster
+    from jena.serve import ProjectForecaster
 
     models, config = load_model(model_uri, tracking_uri)
-    return Forecaster(models, config)
+    return ProjectForecaster(models, config)
 
 
 def load_model(

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from mlflow.exceptions import MlflowException
 
 from jena.errors import InfrastructureError
-from jena.faults import disk_problem, disk_text
+from jena.infrastructure import disk_problem, disk_text
 from jena.secrets import TRACKING_LOGIN, postgres_login_hint, redact
 
 R = TypeVar("R")

@@ -22,7 +22,7 @@ import mlflow
 from mlflow.entities import LoggedModelOutput, Metric
 
 from jena.errors import InfrastructureError
-from jena.faults import as_infrastructure
+from jena.infrastructure import as_infrastructure
 
 from . import _encode as enc
 from . import names as N

@@ -18,9 +18,10 @@ hyperparameters: :func:`sweeps.trial.run_trial` builds each trial's windows from
 
 Trials: :class:`SweepTuner` (a ``keras_tuner.Tuner``) hands each trial's active values to
 :func:`sweeps.trial.run_trial` — the one trial → train → MLflow path shared with the Optuna
-driver — and returns ``{"val_mae": ...}`` to the oracle. Trial ``"07"`` is MLflow child run
-``trial-0007``. Keras Tuner saves no models: ``save_model`` is a no-op, models live in MLflow
-(:func:`jena.tracking.load_trial_model`), and ``load_model`` / ``get_best_models`` say so.
+driver — and returns ``{"val_mae": ...}`` to the oracle. Trial ``"07"`` is trial number 7,
+MLflow child run ``t0007-…`` (:func:`sweeps.trial.run_name`). Keras Tuner saves no models:
+``save_model`` is a no-op, models live in MLflow (:func:`jena.tracking.load_trial_model`), and
+``load_model`` / ``get_best_models`` say so.
 
 Oracles (``[tuner].type``): ``random`` → RandomSearchOracle, ``bayesian`` →
 BayesianOptimizationOracle, ``hyperband`` → HyperbandOracle, ``grid`` → GridSearchOracle, with

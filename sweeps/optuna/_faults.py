@@ -41,7 +41,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from jena import tracking as T
 from jena.errors import InfrastructureError
-from jena.faults import as_infrastructure
+from jena.infrastructure import as_infrastructure
 from jena.locks import db_lock, file_lock, is_postgres
 from jena.secrets import redact  # every reason and URL this module records or says
 
