@@ -7,18 +7,24 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import mlflow_client, runs, tiny_sweep
 
 import jena.refit as refit_module
+import sweeps.trial as trial_module
 from jena import cli
 from jena import tracking as T
 from jena.errors import ConfigError
+from jena.recording import NoEvents
 from jena.refit import RefitSettings, candidates, config_key, plan_refit, refit, refit_status
+from jena.refit._plan import make_plan
+from jena.tracking import _encode as encode
 from jena.tracking import names as N
 from jena.tracking.names import TAG_RACED_OUT
+from jena.train import DataCache, FitPlan, TrialPruned, TrialResult
 from sweeps import run_sweep
 
 GRU = 'space.fixed={architecture="gru", units=8, sequence_length_hours=24, rnn_layers=1, '
@@ -46,11 +52,53 @@ def _members(uri: str, experiment: str, patience: int) -> list[Any]:
             N.RUN_REFIT_MEMBER and r.data.tags[N.TAG_REFIT_PATIENCE] == str(patience)]  # fmt: skip
 
 
-def test_the_plan_is_said_before_training_and_holds_within_30_percent(
-    store: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The estimate (fit seconds) of 4 members against their measured fit seconds; `--plan`
-    prints it and creates nothing."""
+class Machine:
+    """An injected clock: training costs ``TRAIN_S`` a training window and ``VAL_S`` a
+    validation window (0.3 of it), plus ``COMPILE_S`` once per fit (its first epoch). Every
+    duration a trainer reports and every metric's timestamp is read from it, so the plan's
+    estimate can be held to what it measured, exactly, whatever the machine's load."""
+
+    TRAIN_S, VAL_S, COMPILE_S = 0.002, 0.0006, 7.0
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def ms(self) -> int:
+        return round(self.now * 1000)
+
+    def trainer(self, real: Any) -> Any:
+        """``real`` (:func:`jena.train.train`), its epochs and duration on this clock."""
+
+        def train(config: Any, data: Any, fidelity: Any, **hooks: Any) -> Any:
+            fit = FitPlan.of(config, data, fidelity)
+            windows, val = fit.train_windows(config.seed), len(fit.val_starts)
+            started, batches = self.now, [0]
+            on_epoch, on_batch = hooks["on_epoch"], hooks["on_batch"]
+
+            def batch(b: int, n: int) -> None:
+                batches[0] = n
+                on_batch(b, n)
+
+            def epoch(e: int, metrics: Any) -> None:
+                trained = self.TRAIN_S * windows.windows_in(batches[0])
+                self.now += (self.COMPILE_S if e == 1 else 0.0) + trained + self.VAL_S * val
+                on_epoch(e, metrics)
+
+            result = real(config, data, fidelity, **hooks | {"on_epoch": epoch, "on_batch": batch})
+            result.duration_s = self.now - started
+            return result
+
+        return train
+
+
+def test_the_plan_is_said_before_training_and_holds_on_an_injected_clock(
+    store: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """`--plan` prints the plan and creates nothing. On a clock where a window costs the same
+    in the sweep and in the refit, the estimate (fit seconds) of 4 members, taken from the
+    sweep's trials (3 epochs of 30 batches, 10 validation batches), is what the members cost
+    at full fidelity: seconds by hand = 4 × (compile + 2 epochs × (train + 0.3 val windows))."""
     uri = store["uri"]
     monkeypatch.chdir(store["root"])
     before = len(runs("race", uri))
@@ -62,14 +110,27 @@ def test_the_plan_is_said_before_training_and_holds_within_30_percent(
     assert "estimated" in out and "budget 7.0 min" in out  # the sweep's own budget
     assert len(runs("race", uri)) == before  # nothing trained, no run created
 
+    machine = Machine()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(trial_module, "train", machine.trainer(trial_module.train))
+    monkeypatch.setattr(refit_module, "train", machine.trainer(refit_module.train))
+    monkeypatch.setattr(encode, "now_ms", machine.ms)
+    uri = T.default_tracking_uri()
+    run_sweep(tiny_sweep(*SWEPT, name="clocked", trials=2))
     settings = RefitSettings(top_k=2, seeds=2, epochs=2, patience=2, rung_epochs=0)
-    plan = plan_refit("race", tracking_uri=uri, settings=settings)
+    plan = plan_refit("clocked", tracking_uri=uri, settings=settings)
     assert [m.epochs for m in plan.members] == [2.0] * 4  # patience 2 cannot stop 2 epochs
-    result = refit("race", tracking_uri=uri, plan=plan)
+    result = refit("clocked", tracking_uri=uri, plan=plan)
     assert result.trained == 4 and result.complete
+    expected = 0.0
+    for c in result.configs:
+        data = DataCache(plan.dataset, c.candidate.preset)  # type: ignore[arg-type]
+        fit = FitPlan.of(c.candidate.config, data, settings.fidelity())
+        epoch_s = Machine.TRAIN_S * len(fit.train_starts) + Machine.VAL_S * len(fit.val_starts)
+        expected += 2 * (Machine.COMPILE_S + 2 * epoch_s)
     measured = sum(m.fit_s for c in result.configs for m in c.members)
-    assert measured == pytest.approx(result.fit_s)
-    assert 0.7 <= measured / plan.total_s <= 1.3, (measured, [vars(m) for m in plan.members])
+    assert measured == pytest.approx(result.fit_s) == pytest.approx(expected, rel=1e-6)
+    assert plan.total_s == pytest.approx(measured, rel=1e-3), [vars(m) for m in plan.members]
     stage = mlflow_client(uri=uri).get_run(str(result.stage_run_id))
     assert stage.data.metrics["estimated_fit_s"] == pytest.approx(plan.total_s)
     assert stage.data.metrics["estimate_ratio"] == pytest.approx(measured / plan.total_s)
@@ -188,6 +249,80 @@ def test_the_race_stops_the_clearly_worse_configuration_first(
     assert again.trained == 0 and again.stage_run_id is None and again.complete
     assert again.race is not None and again.race.raced_out == race.raced_out
     assert refit_status(uri, "race", settings).selected.candidate.key == survivor.candidate.key
+
+
+# validation MAE per epoch of each configuration's seeds (by sweep rank), as a refit records
+# them; a curve ends where the seed stops (early stopping or its last epoch). At rung 1 (epoch
+# 1) the third is best and the first worst: the first stops; at rung 2 the second stops; the
+# third, which the sweep ranked last, wins, its seed 0 ends at epoch 4, its seed 1 at 5.
+CURVES = {
+    (0, 0): [3.0, 2.9, 2.8, 2.75, 2.7, 2.7], (0, 1): [3.1, 2.9, 2.8, 2.7, 2.7, 2.7],
+    (1, 0): [2.9, 2.5, 2.4], (1, 1): [2.95, 2.6, 2.5],
+    (2, 0): [2.8, 2.3, 2.1, 2.0], (2, 1): [2.7, 2.2, 2.2, 2.3, 2.4],
+}  # fmt: skip
+
+
+class Started(NoEvents):
+    """The members as a refit starts them: (label, seed), and each one's epochs."""
+
+    def __init__(self) -> None:
+        self.order: list[tuple[str, int]] = []
+        self.epochs: dict[int, int] = {}  # by its place in the order
+        self._place: dict[int, int] = {}  # run number -> place
+
+    def trial_started(self, number: int, summary: str, max_epochs: int) -> None:
+        label, seed = summary.split(" seed ")
+        self._place[number] = len(self.order)
+        self.order.append((label, int(seed.split()[0])))
+
+    def epoch(self, number: int, epoch: int, val_mae: float) -> None:
+        self.epochs[self._place[number]] = epoch
+
+
+def test_the_plan_is_the_race_on_recorded_curves(
+    store: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given the curves its members will follow, the plan lists the members the race starts,
+    in its order, each with the epochs it trains: the race decides the plan (the plan used to
+    assume the sweep's order, here the race's reverse)."""
+    uri = store["uri"]
+    monkeypatch.chdir(store["root"])
+    settings = RefitSettings(top_k=3, seeds=2, epochs=6, patience=6, rung_epochs=1)
+    ranked = candidates(uri, "race", 3)
+    curves = {(ranked[rank].key, seed): v for (rank, seed), v in CURVES.items()}
+    dataset = plan_refit("race", tracking_uri=uri, settings=settings).dataset
+    assert dataset is not None
+    status = refit_status(uri, "race", settings)
+    plan = make_plan(uri, status, dataset, packed=False, accelerator=False, curves=curves)
+    label = [c.label for c in ranked]
+    expected = [(label[0], 0, 1), (label[1], 0, 2), (label[2], 0, 4), (label[2], 1, 5)]
+    assert [(m.label, m.seed, m.epochs) for m in plan.members] == expected  # by hand
+    assert [m.until for m in plan.members] == [
+        "rung 1 (1 epoch)", "rung 2 (2 epochs)", "to the end", "to the end"]  # fmt: skip
+    assert plan.after_race == 2  # seed 1 of the first two: never started
+
+    def scripted(config: Any, data: Any, fidelity: Any, **hooks: Any) -> TrialResult:
+        curve = curves[(config_key(config, "book2"), config.seed)]
+        result = TrialResult("completed", None, 3.0, None, windows_seen=1, duration_s=1.0)
+        try:
+            for epoch, val in enumerate(curve, 1):
+                result.history.append({"loss": val, "val_mae": val})
+                hooks["on_epoch"](epoch, {"loss": val, "val_mae": val})
+        except TrialPruned as exc:
+            result.state, result.reason = "pruned", str(exc)
+        result.val_mae = min(h["val_mae"] for h in result.history)
+        result.best_epoch = 1 + [h["val_mae"] for h in result.history].index(result.val_mae)
+        return result
+
+    monkeypatch.setattr(refit_module, "train", scripted)
+    events = Started()
+    result = refit("race", tracking_uri=uri, settings=settings, events=events)
+    race = [(label, seed, events.epochs[i]) for i, (label, seed) in enumerate(events.order)]
+    assert race == expected
+    assert [(m.label, m.seed, m.epochs) for m in plan.members] == race
+    counts = {c.candidate.label: len(c.outcomes) for c in result.configs}
+    assert counts == {label[0]: 1, label[1]: 1, label[2]: 2}
+    assert result.selected.candidate.key == ranked[2].key
 
 
 def test_settings_and_flags_of_the_budget_and_the_race(

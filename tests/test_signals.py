@@ -55,12 +55,37 @@ def sweep_argv(name: str, trials: int, workers: int, driver: str, *sets: str) ->
     return argv
 
 
+# loaded by every Python process the test starts (and their workers): the first training batch
+# of each run leaves a file named by the run's id in $JENA_TEST_BATCHES, so the test sees when
+# a run trains (its epoch metrics are written in batches, too late to tell)
+BATCH_MARKS = """
+import os
+if os.environ.get("JENA_TEST_BATCHES"):
+    from pathlib import Path
+    from jena.recording import Recorder
+    _on_batch = Recorder.on_batch
+    def on_batch(self, batch, batches):
+        mark = Path(os.environ["JENA_TEST_BATCHES"]) / self.run.run_id
+        if not mark.exists():
+            mark.touch()
+        _on_batch(self, batch, batches)
+    Recorder.on_batch = on_batch
+"""
+
+
 def start(argv: list[str], where: Path, log: str) -> subprocess.Popen[bytes]:
     """``argv`` in ``where``, in a session of its own (signals reach only whom they are sent
-    to), its output in ``where/log``."""
+    to), its output in ``where/log``; each run's first batch leaves a mark in
+    ``where/batches`` (:data:`BATCH_MARKS`)."""
+    hooks, marks = where / "hooks", where / "batches"
+    hooks.mkdir(exist_ok=True)
+    marks.mkdir(exist_ok=True)
+    (hooks / "sitecustomize.py").write_text(BATCH_MARKS)
+    path = os.pathsep.join(p for p in (str(hooks), os.environ.get("PYTHONPATH")) if p)
+    env = worker_env(where, PYTHONPATH=path, JENA_TEST_BATCHES=str(marks))
     with open(where / log, "ab") as out:
-        return subprocess.Popen(argv, cwd=where, env=worker_env(where), stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        return subprocess.Popen(argv, cwd=where, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
 
 
 def tree(pid: int) -> set[int]:
@@ -123,9 +148,9 @@ def log_of(where: Path, log: str) -> str:
     return text[-8000:]
 
 
-def running(where: Path, tags: dict[str, str], *, training: bool = False) -> int:
-    """RUNNING runs in the store of ``where`` carrying ``tags`` (``training``: and their data
-    logged, which a trial does just before it trains). Read-only SQL: an MLflow client here
+def running(where: Path, tags: dict[str, str]) -> int:
+    """RUNNING runs in the store of ``where`` carrying ``tags`` that have trained a batch (their
+    mark in ``where/batches``, see :func:`start`). Read-only SQL: an MLflow client here
     could race the sweep's creation of the store's tables."""
     db = where / "mlruns" / "mlflow.db"
     if not db.exists():
@@ -134,30 +159,28 @@ def running(where: Path, tags: dict[str, str], *, training: bool = False) -> int
     for key in tags:
         query += (" AND EXISTS (SELECT 1 FROM tags t WHERE t.run_uuid = r.run_uuid AND "
                   f"t.key = '{key}' AND t.value = ?)")  # fmt: skip
-    if training:
-        query += " AND EXISTS (SELECT 1 FROM inputs i WHERE i.destination_id = r.run_uuid)"
     try:
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
-            return len(con.execute(query, list(tags.values())).fetchall())
+            ids = [row[0] for row in con.execute(query, list(tags.values())).fetchall()]
     except sqlite3.Error:  # its tables are being created
         return 0
+    return sum((where / "batches" / run_id).exists() for run_id in ids)
 
 
 def wait_running(proc: subprocess.Popen[bytes], where: Path, log: str, count: int,
-                 tags: dict[str, str], training: bool = False) -> None:  # fmt: skip
-    """Until ``count`` runs with ``tags`` are RUNNING (see :func:`running`), and a moment more:
-    mid-epoch."""
+                 tags: dict[str, str]) -> None:  # fmt: skip
+    """Until ``count`` runs with ``tags`` are RUNNING and training (see :func:`running`; a
+    generous deadline): an observed state, not a moment after one."""
     end = time.monotonic() + 240
-    while running(where, tags, training=training) < count:
+    while running(where, tags) < count:
         if proc.poll() is not None or time.monotonic() > end:
             pytest.fail(f"not {count} runs {tags} RUNNING:\n{log_of(where, log)}")
         time.sleep(0.3)
-    time.sleep(2.0)
 
 
 def wait_training(proc: subprocess.Popen[bytes], where: Path, log: str, count: int) -> None:
-    """Until ``count`` trials train, mid-epoch."""
-    wait_running(proc, where, log, count, {N.TAG_RUN_TYPE: N.RUN_TRIAL}, training=True)
+    """Until ``count`` trials train."""
+    wait_running(proc, where, log, count, {N.TAG_RUN_TYPE: N.RUN_TRIAL})
 
 
 def signal_main(proc: subprocess.Popen[bytes], signum: int) -> tuple[set[int], float]:
@@ -188,23 +211,29 @@ def test_a_stop_signal_raises_once_and_waits_for_a_safe_point() -> None:
     the handlers before are restored."""
     from jena import signals
 
+    # signal.raise_signal: sent to this thread, its handler has run when the call returns
+    # (os.kill to the process may be taken by another thread, later): no sleep, no race
     before = signal.getsignal(signal.SIGHUP)
     with signals.stop_on_signals(again="ignore"):
         with pytest.raises(signals.Interrupted) as raised:
-            os.kill(os.getpid(), signal.SIGHUP)
-            time.sleep(5)
+            signal.raise_signal(signal.SIGHUP)
+            pytest.fail("not raised at once")
         assert signals.exit_status(raised.value) == 129
         assert signals.describe(raised.value) == "interrupted by SIGHUP"
-        os.kill(os.getpid(), signal.SIGTERM)  # after the first: ignored
-        time.sleep(0.1)
+        signal.raise_signal(signal.SIGTERM)  # after the first: ignored (neither raised nor exit)
+        signals.check()  # nor held for later
     with signals.stop_on_signals(again="ignore"):
         with pytest.raises(signals.Interrupted) as raised, signals.deferred():
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(0.1)
+            signal.raise_signal(signal.SIGTERM)
             held = True  # not raised inside the block
             signals.check()
             held = False
         assert held and raised.value.signum == signal.SIGTERM
+    with signals.stop_on_signals(again="ignore"):
+        with pytest.raises(signals.Interrupted) as raised, signals.deferred():
+            signal.raise_signal(signal.SIGINT)  # no check: held to the block's end
+            held = True
+        assert held and raised.value.signum == signal.SIGINT
     assert signal.getsignal(signal.SIGHUP) == before
 
 

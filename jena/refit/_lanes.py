@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from .. import tracking as T
 from ..recording import Events, Recorder
 from ..tracking import names as N
 from ..train import DataCache, Fidelity, TrialPruned, TrialResult
-from ._race import run_race
+from ._race import Outcome, run_race
 
 if TYPE_CHECKING:
     from ..data import Dataset
@@ -114,8 +114,12 @@ class Lane:
         known: dict[int, Seed],
         missing: list[int],
         ctx: LaneContext | None = None,
+        *,
+        training: Training | None = None,
     ) -> None:
         self.candidate, self.ctx = candidate, ctx
+        # how its seeds train (None: it only replays): recorded runs, or the plan's simulation
+        self.training = training if training is not None or ctx is None else Recorded(ctx)
         self.key, self.label = candidate.key, candidate.label
         self.seeds = dict(known)
         self.missing = missing
@@ -164,7 +168,7 @@ class Lane:
 
     def _resume(self, start: bool = True) -> None:
         """Let the thread run (start it, with ``start``) until it pauses or ends."""
-        if self.ctx is None or self.ended or (self._thread is None and not start):
+        if self.training is None or self.ended or (self._thread is None and not start):
             return
         with self._cond:
             self._turn = "lane"
@@ -182,8 +186,9 @@ class Lane:
     # ---------------------------------------------------------------- the thread's side
     def _main(self) -> None:
         try:
-            assert self.ctx is not None
-            job = _packed_job if self.ctx.pack and _packable(self.candidate) else _one_by_one
+            assert self.training is not None
+            packs = self.training.packs and _packable(self.candidate)
+            job = _packed_job if packs else _one_by_one
             job(self)
         except BaseException as exc:
             self.error = exc
@@ -219,7 +224,7 @@ class Lane:
             raise KeyboardInterrupt(self._abort)
         if self.stop_reason is not None:
             return self.stop_reason
-        return self.ctx.out_of_time() if self.ctx is not None else None
+        return self.training.out_of_time() if self.training is not None else None
 
     def report(self, seed: int) -> Callable[[int, float, bool], None]:
         """Seed ``seed``'s hook at each epoch's end: its curve, and a pause at the rung."""
@@ -296,21 +301,29 @@ def race_lanes(status: RefitResult, ctx: LaneContext, schedule: list[int]) -> No
         done = {m.seed for m in c.members}
         missing = [s for s in range(status.settings.seeds) if s not in done]
         lanes.append(Lane(c.candidate, c.known, missing, ctx))
+    status.race = outcome = race(lanes, schedule, ctx.out_of_time)
+    for c, lane in zip(status.configs, lanes, strict=True):
+        c.members = sorted([*c.members, *lane.finished], key=lambda m: m.seed)
+        c.outcomes = dict(sorted(lane.outcomes.items()))
+        c.raced_out = outcome.raced_out.get(c.candidate.key)
+        status.trained += len(lane.finished)
+        status.fit_s += lane.spent_s
+
+
+def race(lanes: list[Lane], schedule: list[int], out_of_time: Callable[[], str | None]) -> Outcome:
+    """Race ``lanes`` (sweep order) over ``schedule``, then train the survivors to the end: the
+    refit's lanes, or its plan's simulated ones. Interrupted, every lane's running member ends
+    KILLED before the interruption goes on."""
     try:
-        status.race = race = run_race(lanes, schedule, lambda: ctx.out_of_time() is not None)
+        outcome = run_race(lanes, schedule, lambda: out_of_time() is not None)
         for lane in lanes:
-            if lane.key not in race.raced_out:
+            if lane.key not in outcome.raced_out:
                 lane.finish()  # survivors to the end (out of time: they stop at once)
     except BaseException as exc:
         for lane in lanes:
             lane.abort(str(exc) or type(exc).__name__)
         raise
-    for c, lane in zip(status.configs, lanes, strict=True):
-        c.members = sorted([*c.members, *lane.finished], key=lambda m: m.seed)
-        c.outcomes = dict(sorted(lane.outcomes.items()))
-        c.raced_out = race.raced_out.get(c.candidate.key)
-        status.trained += len(lane.finished)
-        status.fit_s += lane.spent_s
+    return outcome
 
 
 def member_tags(ctx: LaneContext, cand: Candidate, seed: int) -> dict[str, Any]:
@@ -339,38 +352,72 @@ def _packable(cand: Candidate) -> bool:
 
 def _one_by_one(lane: Lane) -> None:
     """Its missing seeds one by one; while the race is on, only until one has started."""
-    ctx = lane.ctx
-    assert ctx is not None
+    assert lane.training is not None
     for seed in lane.missing:
         while lane.waits():
             lane.pause()
         if lane.should_stop() is not None:  # raced out, out of time (interrupted: raises)
             return
+        lane.training.one(lane, seed)
+
+
+def _packed_job(lane: Lane) -> None:
+    """Its missing seeds as one packed program (JAX)."""
+    assert lane.training is not None
+    if not lane.missing or lane.stop_reason is not None or lane.training.out_of_time():
+        return
+    lane.training.pack(lane, lane.missing)
+
+
+class Training(Protocol):
+    """How a lane's seeds train once the lane lets them (:func:`_one_by_one`,
+    :func:`_packed_job`): each reports every epoch to ``lane.report(seed)`` (the race pauses it
+    there, or stops it: TrialPruned) and, once it ends, is ``done`` in ``lane.seeds``.
+    :class:`Recorded` trains them, each an MLflow run; the plan simulates them
+    (:class:`jena.refit._plan.Simulated`): one lane type, one race."""
+
+    packs: bool  # a packable configuration's seeds train as one program (JAX)
+
+    def out_of_time(self) -> str | None: ...
+
+    def one(self, lane: Lane, seed: int) -> None:
+        """Train seed ``seed`` of ``lane`` alone."""
+
+    def pack(self, lane: Lane, seeds: list[int]) -> None:
+        """Train ``seeds`` of ``lane`` as one packed program."""
+
+
+class Recorded:
+    """A refit's training: each seed a run (:meth:`Lane.open`, :meth:`Lane.end`) in ``ctx``."""
+
+    def __init__(self, ctx: LaneContext) -> None:
+        self.ctx, self.packs = ctx, ctx.pack
+
+    def out_of_time(self) -> str | None:
+        return self.ctx.out_of_time()
+
+    def one(self, lane: Lane, seed: int) -> None:
+        ctx = self.ctx
         with contextlib.ExitStack() as stack:
             recorder = lane.open(seed, stack)
             cache = ctx.cache(lane.candidate.preset)
             result = recorder.train(cache, trainer=ctx.trainer, should_stop=lane.should_stop)
             lane.end(seed, recorder, result)
 
+    def pack(self, lane: Lane, seeds: list[int]) -> None:
+        from ..packed import PackedTrial, train_packed
 
-def _packed_job(lane: Lane) -> None:
-    """Its missing seeds as one packed program (JAX), each its own run."""
-    from ..packed import PackedTrial, train_packed
+        ctx = self.ctx
+        with contextlib.ExitStack() as stack:
+            members = []
+            for seed in seeds:
+                rec = lane.open(seed, stack, packed=len(seeds))
 
-    ctx = lane.ctx
-    assert ctx is not None
-    if not lane.missing or lane.stop_reason is not None or ctx.out_of_time():
-        return
-    with contextlib.ExitStack() as stack:
-        members = []
-        for seed in lane.missing:
-            rec = lane.open(seed, stack, packed=len(lane.missing))
+                def done(result: TrialResult, seed: int = seed, rec: Recorder = rec) -> None:
+                    lane.end(seed, rec, result)
 
-            def done(result: TrialResult, seed: int = seed, rec: Recorder = rec) -> None:
-                lane.end(seed, rec, result)
-
-            members.append(PackedTrial(rec.config, on_epoch=rec.on_epoch, on_batch=rec.on_batch,
-                                       on_done=done, max_epochs=ctx.fidelity.max_epochs,
-                                       tag=seed))  # fmt: skip
-        train_packed(members, ctx.cache(lane.candidate.preset), ctx.fidelity,
-                     should_stop=lane.should_stop)  # fmt: skip
+                members.append(PackedTrial(rec.config, on_epoch=rec.on_epoch, on_batch=rec.on_batch,
+                                           on_done=done, max_epochs=ctx.fidelity.max_epochs,
+                                           tag=seed))  # fmt: skip
+            train_packed(members, ctx.cache(lane.candidate.preset), ctx.fidelity,
+                         should_stop=lane.should_stop)  # fmt: skip

@@ -14,16 +14,20 @@ trained that configuration, on this machine or one like it)::
 * ``train_windows``, ``val_windows``: a full-fidelity epoch (every training window, the full
   validation split) of the configuration on this record.
 * ``expected_epochs``: ``patience + BEST_EPOCH`` (at most ``epochs``), or the mean of the
-  refit's finished members when there are some. The race: a member that a rung may stop costs
-  only its rung (the plan assumes the configurations survive in their sweep order); seeds that
-  start only after the race are counted for its survivors only.
+  refit's finished members when there are some (a seed whose curve is known: its length).
 * A packed lane (JAX) of ``m`` seeds costs one member plus ``PACK_MARGINAL`` of one for each
   other seed (0.4 measured on a 2-core CPU, ``benchmarks/results/packed.json``; 0.1 on an
   accelerator is an assumption until measured).
 
-The members are timed as the race trains them (each rung in turn, then the survivors to the
-end): a member that would end after the budget is marked, and a plan in which no seed ends
-within it is refused before anything is spent (:meth:`RefitPlan.check_budget`).
+Which members train, how far and in which order is the race's own answer: the plan runs the
+refit's race (:func:`jena.refit._lanes.race`) on the refit's lanes, their seeds simulated
+(:class:`Simulated`) on a clock that each epoch advances by its cost, so the plan cannot drift
+from the race. A seed follows its curve where one is known; otherwise the plan assumes a flat
+curve that ranks behind every known one (knowing nothing, the configurations survive in their
+sweep order): a member a rung stops costs only its rung, and seeds that start only after the
+race are counted for its survivors only. A member that would end after the budget is marked,
+and a plan in which no seed ends within it is refused before anything is spent
+(:meth:`RefitPlan.check_budget`).
 """
 
 from __future__ import annotations
@@ -31,15 +35,16 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import tracking as T
 from ..errors import ConfigError
 from ..tracking import names as N
-from ..train import DataCache, Fidelity, FitPlan, evenly
-from ._race import epochs_text, rungs, survivors
+from ..train import DataCache, Fidelity, FitPlan, TrialPruned, evenly
+from ._lanes import Lane, Seed, race
+from ._race import epochs_text, rungs
 
 if TYPE_CHECKING:
     from ..data import Dataset
@@ -220,23 +225,16 @@ def member_rate(members: Sequence[Any]) -> Rate | None:
 # --------------------------------------------------------------------------- the plan
 
 
-@dataclass
-class _Lane:
-    """One configuration in the plan: the seeds it races with, those it trains after the race
-    (if it survives), the rung where the race is assumed to stop it (None: it survives)."""
-
-    racing: list[PlannedMember]
-    later: list[PlannedMember]
-    stop: int | None
-
-
 def make_plan(
     uri: str, status: RefitResult, dataset: Dataset, *, packed: bool, accelerator: bool,
-    raced: Sequence[str], alive: Sequence[str],
+    curves: Mapping[tuple[str, int], Sequence[float]] | None = None,
 ) -> RefitPlan:  # fmt: skip
-    """The plan of the refit ``status`` describes: ``raced`` configurations are out already,
-    ``alive`` ones (sweep order) still race over the rungs left. Members are listed in the
-    order they start: the race's first, then the survivors' further seeds."""
+    """The plan of the refit ``status`` describes: its race (:func:`jena.refit._lanes.race`, the
+    one the refit runs) on simulated lanes (:class:`Simulated`), whose seeds follow ``curves``
+    (validation MAE per epoch by (configuration key, seed), as a refit records them) where
+    given, else an assumed flat curve of ``expected`` epochs that ranks behind every known
+    one (so that, knowing nothing, the race keeps the sweep's order). Members are listed in the
+    order the race starts them; each costs its configuration's measured rate."""
     s = status.settings
     schedule = rungs(s.rung_epochs, s.epochs, len(status.configs))
     plan = RefitPlan(status.experiment, s, status, dataset, schedule, packed=packed)
@@ -245,90 +243,103 @@ def make_plan(
     expected = min(float(s.epochs), s.patience + BEST_EPOCH)
     if any(m.epochs for m in finished):
         expected = statistics.fmean(m.epochs for m in finished if m.epochs)
-    left = schedule[len(status.rungs_run) :]
-    stops = _stopping_rungs(left, list(alive))
+    raced = status.race.raced_out if status.race is not None else {}
     caches: dict[str, DataCache] = {}
     fidelities: dict[str, Any] = {}
-    margin = PACK_MARGINAL["accelerator" if accelerator else "cpu"]
-    lanes: list[_Lane] = []
+    rates: dict[str, Rate | None] = {}  # None: its window does not fit this record
+    lanes = []
     for config in status.configs:
         cand = config.candidate
         done = {m.seed for m in config.members}
         missing = [seed for seed in range(s.seeds) if seed not in done]
-        if cand.key in raced or not missing:
-            continue
-        cache = caches.setdefault(cand.preset, DataCache(dataset, cand.preset))
-        try:
-            full = FitPlan.of(cand.config, cache, s.fidelity())
-        except ConfigError:  # its window does not fit this record: it fails at once
-            failing = [PlannedMember(cand.label, seed, 0.0, "fails: no window", 0.0)
-                       for seed in missing]  # fmt: skip
-            lanes.append(_Lane(failing, [], None))
-            continue
-        rate = member_rate(config.members) or source_rate(uri, status.experiment, cand, full,
-                                                           fidelities)  # fmt: skip
-        stop = stops.get(cand.key)
-        racing = missing if packed else missing[:1] if not config.members else []
-        epochs = expected if stop is None else min(expected, float(stop))
-        where = f"rung {schedule.index(stop) + 1} ({epochs_text(stop)})" if stop else ""
-        share = [1.0 if i == 0 else margin for i in range(len(racing))]
-        lanes.append(_Lane(
-            [_member(cand.label, seed, epochs, where or "to the end", rate, k)
-             for seed, k in zip(racing, share, strict=True)],
-            [_member(cand.label, seed, expected, "to the end", rate) for seed in missing
-             if seed not in racing and stop is None], stop))  # fmt: skip
-        plan.after_race += 0 if stop is None else len(missing) - len(racing)
-    _timeline(lanes, left)
-    if left:
-        plan.members = [m for lane in lanes for m in lane.racing]
-        plan.members += [m for lane in lanes for m in lane.later]
-    else:
-        plan.members = [m for lane in lanes for m in (*lane.racing, *lane.later)]
+        if missing and cand.key not in raced:
+            cache = caches.setdefault(cand.preset, DataCache(dataset, cand.preset))
+            try:
+                full = FitPlan.of(cand.config, cache, s.fidelity())
+            except ConfigError:  # it fails at once
+                rates[cand.key] = None
+            else:
+                rates[cand.key] = member_rate(config.members) or source_rate(
+                    uri, status.experiment, cand, full, fidelities)  # fmt: skip
+        lanes.append((cand, config.known, missing))
+    margin = PACK_MARGINAL["accelerator" if accelerator else "cpu"]
+    sim = Simulated(dict(curves or {}), rates, expected, schedule, packed, margin)
+    simulated = [Lane(c, known, missing, training=sim) for c, known, missing in lanes]
+    outcome = race(simulated, schedule, sim.out_of_time)
+    plan.members = sim.members
+    for lane in simulated:  # raced out now: its members (even one that ended before) stop there
+        if lane.raced_rung is not None:
+            where = f"rung {schedule.index(lane.raced_rung) + 1} ({epochs_text(lane.raced_rung)})"
+            for m in sim.members:
+                if m.label == lane.label and m.finishes:
+                    m.until = where
+    started = {(m.label, m.seed) for m in sim.members}
+    plan.after_race = sum(1 for c, _, missing in lanes
+                          if c.key in outcome.raced_out and c.key not in raced
+                          for seed in missing if (c.label, seed) not in started)  # fmt: skip
     return plan
 
 
-def _member(label: str, seed: int, epochs: float, until: str, rate: Rate,
-            share: float = 1.0) -> PlannedMember:  # fmt: skip
-    return PlannedMember(label, seed, epochs, until, share * rate.seconds(epochs),
-                         share * rate.overhead_s if epochs > 0 else 0.0)  # fmt: skip
+ASSUMED = math.inf  # the validation MAE of a seed whose curve the plan does not know
 
 
-def _timeline(lanes: list[_Lane], schedule: Sequence[int]) -> None:
-    """Each member's ``ends_s`` as the race trains them: each rung in turn (the racing seeds of
-    the lanes still in it, to that rung), then each surviving lane to the end, its further
-    seeds one after the other."""
-    clock = 0.0
-    done: dict[int, float] = {}
+@dataclass
+class Simulated:
+    """How the plan's lanes train (a :class:`jena.refit._lanes.Training`): each seed follows
+    its curve (``curves``, else :data:`ASSUMED` for ``expected`` epochs) on a clock that each
+    epoch advances by its configuration's rate (``rates``; None: it fails at once); a packed
+    lane's further seeds cost ``margin`` of one. Never out of time: the plan marks the members
+    that end past the budget instead."""
 
-    def run(members: Sequence[PlannedMember], upto: float) -> None:
-        nonlocal clock
-        for m in members:
-            start, stop = done.get(id(m), 0.0), min(upto, m.epochs)
-            if stop > start:
-                per_epoch = (m.seconds - m.overhead_s) / m.epochs
-                clock += (m.overhead_s if start == 0 else 0.0) + (stop - start) * per_epoch
-                done[id(m)] = stop
-        for m in members:  # a pack's members end together
-            if not m.ends_s and done.get(id(m), 0.0) >= m.epochs:
-                m.ends_s = clock
+    curves: dict[tuple[str, int], Sequence[float]]
+    rates: dict[str, Rate | None]
+    expected: float
+    schedule: list[int]
+    packs: bool
+    margin: float
+    members: list[PlannedMember] = field(default_factory=list)  # in the order they start
+    clock: float = 0.0
 
-    for rung in schedule:
-        for lane in lanes:
-            if lane.stop is None or lane.stop >= rung:
-                run(lane.racing, rung)
-    for lane in lanes:
-        if lane.stop is None:
-            run(lane.racing, math.inf)
-            for m in lane.later:
-                run([m], math.inf)
+    def out_of_time(self) -> str | None:
+        return None
 
+    def one(self, lane: Lane, seed: int) -> None:
+        self.pack(lane, [seed])
 
-def _stopping_rungs(schedule: Sequence[int], alive: list[str]) -> dict[str, int]:
-    """Where each configuration would stop if the race ranked them in sweep order."""
-    out: dict[str, int] = {}
-    for epoch in schedule:
-        keep = survivors(len(alive))
-        for key in alive[keep:]:
-            out[key] = epoch
-        alive = alive[:keep]
-    return out
+    def pack(self, lane: Lane, seeds: list[int]) -> None:
+        """Train ``seeds`` of ``lane`` together, epoch by epoch, each reported to the lane (the
+        race pauses it there, or stops it: TrialPruned), until each one's curve ends."""
+        rate = self.rates.get(lane.key)
+        if rate is None:
+            for seed in seeds:
+                self.members.append(PlannedMember(lane.label, seed, 0.0, "fails: no window", 0.0))
+                lane.seeds[seed] = Seed(done=True, failed=True)
+            return
+        running = []
+        for k, seed in enumerate(seeds):
+            member = PlannedMember(lane.label, seed, 0.0, "to the end", 0.0)
+            self.members.append(member)
+            known = self.curves.get((lane.key, seed))
+            curve = list(known) if known is not None else [ASSUMED] * math.ceil(self.expected)
+            cap = float(len(curve)) if known is not None else self.expected
+            running.append((member, lane.report(seed), curve, cap, 1.0 if k == 0 else self.margin))
+        epoch = 0
+        try:
+            while running:
+                epoch += 1
+                for member, _, _, cap, share in running:  # a pack's seeds train each epoch
+                    member.epochs = min(cap, float(epoch))
+                    member.seconds = share * rate.seconds(member.epochs)
+                    member.overhead_s = share * rate.overhead_s
+                    self.clock += share * (rate.overhead_s if epoch == 1 else 0.0)
+                    self.clock += share * rate.epoch_s * (member.epochs - min(cap, epoch - 1.0))
+                now = self.clock
+                for entry in list(running):
+                    member, hook, curve, _, _ = entry
+                    hook(epoch, curve[epoch - 1], epoch >= len(curve))  # the race may pause it
+                    if epoch >= len(curve):  # its last epoch: it ends
+                        running.remove(entry)
+                        member.ends_s, lane.seeds[member.seed].done = now, True
+        except TrialPruned:  # raced out at this rung: every running seed of the lane stops
+            for member, *_ in running:
+                member.ends_s, lane.seeds[member.seed].done = now, True

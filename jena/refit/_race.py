@@ -13,7 +13,8 @@ Top-k = 1: no race. Top-k = 2: one rung, the worse of the two stops. ``rung_epoc
 race, every configuration gets all its seeds (an even spend).
 
 This module only decides; :mod:`jena.refit._lanes` trains (or replays what earlier refits
-recorded, so a resumed race takes the same decisions).
+recorded, so a resumed race takes the same decisions), and the plan
+(:mod:`jena.refit._plan`) runs this same race on simulated lanes.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._lanes import Lane  # the one lane type: a refit's (trains) or its plan's (simulates)
 
 GROWTH = 2  # each rung trains twice the epochs of the one before
 
@@ -44,23 +48,6 @@ def epochs_text(n: int) -> str:
 def survivors(n: int) -> int:
     """How many of ``n`` lanes go on after a rung: the better half, rounded up."""
     return math.ceil(n / 2)
-
-
-class Lane(Protocol):
-    """One configuration in the race (:class:`jena.refit._lanes.Lane`)."""
-
-    key: str
-    label: str
-
-    def value(self, epoch: int) -> float | None:
-        """Its first seed's validation MAE at ``epoch`` (the best epoch so far; inf: failed);
-        None while unknown."""
-
-    def advance(self, epoch: int) -> None:
-        """Train (or replay) until :meth:`value` at ``epoch`` is known, or it cannot be."""
-
-    def race_out(self, rung: int, reason: str) -> None:
-        """Stop it: its running seeds end pruned with ``reason``; the others never start."""
 
 
 @dataclass
