@@ -125,7 +125,7 @@ def _axis(values: pd.Series) -> tuple[np.ndarray, list[tuple[float, str]]]:
         lo, hi = float(numbers.min()), float(numbers.max())
         heights = ((x - lo) / (hi - lo)).to_numpy()
         shown = [(0.0, 10**lo if log else lo), (1.0, 10**hi if log else hi)]
-        return heights, [(h, f"{v:.3g}") for h, v in shown]
+        return heights, [(h, f"{v:.4g}") for h, v in shown]
     labels = sorted(values.dropna().map(str).unique())
     place = {v: (i / (len(labels) - 1) if len(labels) > 1 else 0.5) for i, v in enumerate(labels)}
     heights = np.array([place.get(str(v), math.nan) if pd.notna(v) else math.nan for v in values])
