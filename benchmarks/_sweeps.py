@@ -51,18 +51,18 @@ def run_sweep_cli(sets: list[str], *, backend: str = "tensorflow", name: str = "
 
 
 def _trials(folder: Path, name: str) -> list[dict[str, Any]]:
-    from jena import tracking as T
-    from jena.tracking import names as N
+    from jena import tracking
+    from jena.tracking import names
 
     uri = f"sqlite:///{folder / 'mlruns' / 'mlflow.db'}"
     out = []
-    for run in T.find_runs(uri, name, f"tags.{N.TAG_RUN_TYPE} = '{N.RUN_TRIAL}'"):
+    for run in tracking.find_runs(uri, name, f"tags.{names.TAG_RUN_TYPE} = '{names.RUN_TRIAL}'"):
         out.append({
-            "number": int(run.tags[N.TAG_TRIAL_NUMBER]),
-            "state": run.tags.get(N.TAG_STATE),
-            "epochs": len(T.metric_history(uri, run.run_id, N.METRIC_VAL_MAE)),
-            "best_val_mae": run.metrics.get(N.METRIC_BEST_VAL),
-            "fit_s": run.metrics.get(N.METRIC_FIT_S),
+            "number": int(run.tags[names.TAG_TRIAL_NUMBER]),
+            "state": run.tags.get(names.TAG_STATE),
+            "epochs": len(tracking.metric_history(uri, run.run_id, names.METRIC_VAL_MAE)),
+            "best_val_mae": run.metrics.get(names.METRIC_BEST_VAL),
+            "fit_s": run.metrics.get(names.METRIC_FIT_S),
             "start": (run.start_time or 0) / 1000,
         })  # fmt: skip
     return sorted(out, key=lambda t: t["number"])

@@ -30,7 +30,7 @@ def arm(
 ) -> dict[str, Any]:
     from _sweeps import default_sweep
 
-    from jena import tracking as T
+    from jena import tracking
     from sweeps import run_sweep
 
     label = data.replace(":", "-")
@@ -40,8 +40,8 @@ def arm(
     cfg = default_sweep(name, data, trials, minutes, root, *sets)
     started = time.monotonic()
     summary = run_sweep(cfg)
-    frame = T.completed_trials(T.trials_frame(cfg.storage.tracking_uri, name))
-    maes = frame["val_mae"].map(T.finite).dropna()
+    frame = tracking.completed_trials(tracking.trials_frame(cfg.storage.tracking_uri, name))
+    maes = frame["val_mae"].map(tracking.finite).dropna()
     best = frame.iloc[0] if len(frame) else None
     ridge, base = summary.reference_val_mae, summary.baseline_val_mae
     return {
@@ -52,7 +52,7 @@ def arm(
         "completed": len(frame),
         "val_targets": summary.val_targets,
         "best_val_mae": None if best is None else float(best["val_mae"]),
-        "best_val_skill": None if best is None else T.finite(best["val_skill"]),
+        "best_val_skill": None if best is None else tracking.finite(best["val_skill"]),
         "persistence_val_mae": base,
         "ridge_val_mae": ridge,
         "best_skill_vs_ridge": None if best is None or not ridge else 1 - best["val_mae"] / ridge,

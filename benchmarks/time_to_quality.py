@@ -160,24 +160,26 @@ def sweep_and_refit(
 def compute_curve(uri: str) -> tuple[list[dict[str, Any]], float]:
     """Best validation MAE so far against cumulative fit seconds: the sweep's trials, then the
     refit's members (every one spends; finished ones count for quality); and the sweep's part."""
-    from jena import tracking as T
-    from jena.tracking import names as N
+    from jena import tracking
+    from jena.tracking import names
 
-    frame = T.trials_frame(uri, "ttq").sort_values("start_time", kind="stable")
+    frame = tracking.trials_frame(uri, "ttq").sort_values("start_time", kind="stable")
     curve: list[dict[str, Any]] = []
     spent, best = 0.0, math.inf
     for row in frame.to_dict("records"):
-        spent += T.finite(row.get(f"metrics.{N.METRIC_FIT_S}")) or 0.0
-        value = T.finite(row["val_mae"]) if row["state"] == "completed" else None
+        spent += tracking.finite(row.get(f"metrics.{names.METRIC_FIT_S}")) or 0.0
+        value = tracking.finite(row["val_mae"]) if row["state"] == "completed" else None
         best = min(best, value) if value is not None else best
         curve.append({"stage": "sweep", "compute_s": spent, "best_val_mae": best})
     sweep_compute = spent
-    members = T.find_runs(uri, "ttq", f"tags.{N.TAG_RUN_TYPE} = '{N.RUN_REFIT_MEMBER}'")
+    members = tracking.find_runs(
+        uri, "ttq", f"tags.{names.TAG_RUN_TYPE} = '{names.RUN_REFIT_MEMBER}'"
+    )
     best = math.inf
     for run in sorted(members, key=lambda r: r.start_time or 0):
-        spent += T.finite(run.metrics.get(N.METRIC_FIT_S)) or 0.0
-        value = T.finite(run.metrics.get(N.METRIC_BEST_VAL))
-        if value is not None and run.tags.get(N.TAG_STATE) == "completed":
+        spent += tracking.finite(run.metrics.get(names.METRIC_FIT_S)) or 0.0
+        value = tracking.finite(run.metrics.get(names.METRIC_BEST_VAL))
+        if value is not None and run.tags.get(names.TAG_STATE) == "completed":
             best = min(best, value)
         curve.append({"stage": "refit", "compute_s": spent, "best_val_mae": best})
     return curve, sweep_compute

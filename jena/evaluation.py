@@ -11,7 +11,7 @@ from typing import Any
 
 from .conformal import level_key, percent
 from .coverage import IntervalCheck
-from .tracking import names as N
+from .tracking import names
 from .uncertainty import Comparison, Interval
 
 
@@ -147,30 +147,30 @@ class Evaluation:
         c = self.intervals.champion
         ratio = self.intervals.sharper_than("persistence")
         return {
-            N.TAG_INTERVAL_LEVEL: percent(c.level),
-            N.METRIC_INTERVAL_COVERAGE: c.coverage.text(".4f"),
-            N.METRIC_INTERVAL_WIDTH: f"{c.width:.3f}",
-            N.TAG_INTERVAL_OFF_NOMINAL: str(c.off_nominal).lower(),
-            N.TAG_INTERVAL_WIDTH_VS_PERSISTENCE: "" if ratio is None else f"{ratio:.3f}",
-            N.TAG_INTERVAL_CALIBRATION: self.intervals.calibration,
+            names.TAG_INTERVAL_LEVEL: percent(c.level),
+            names.METRIC_INTERVAL_COVERAGE: c.coverage.text(".4f"),
+            names.METRIC_INTERVAL_WIDTH: f"{c.width:.3f}",
+            names.TAG_INTERVAL_OFF_NOMINAL: str(c.off_nominal).lower(),
+            names.TAG_INTERVAL_WIDTH_VS_PERSISTENCE: "" if ratio is None else f"{ratio:.3f}",
+            names.TAG_INTERVAL_CALIBRATION: self.intervals.calibration,
         }
 
     def interval_metrics(self) -> dict[str, float]:
         """The intervals, DM tests and the reference for the champion's run (module docstring)."""
         out: dict[str, float] = {}
         pairs: tuple[tuple[str, Comparison | None, str], ...] = (
-            ("val", self.val_vs_persistence, N.METRIC_CHAMPION_VAL),
-            ("test", self.test_vs_persistence, N.METRIC_TEST_MAE),
+            ("val", self.val_vs_persistence, names.METRIC_CHAMPION_VAL),
+            ("test", self.test_vs_persistence, names.METRIC_TEST_MAE),
         )
         for split, c, mae in pairs:
             if c is None:
                 continue
-            skill = N.METRIC_CHAMPION_VAL_SKILL if split == "val" else N.METRIC_TEST_SKILL
+            skill = names.METRIC_CHAMPION_VAL_SKILL if split == "val" else names.METRIC_TEST_SKILL
             out |= {f"{mae}_low": c.mae.low, f"{mae}_high": c.mae.high}
             out |= {f"{skill}_low": c.skill.low, f"{skill}_high": c.skill.high}
             out |= {f"{split}_dm_stat": c.dm.statistic, f"{split}_dm_pvalue": c.dm.p_value}
-        for split, r, name in (("val", self.val_vs_ridge, N.METRIC_RIDGE_VAL),
-                               ("test", self.test_vs_ridge, N.METRIC_RIDGE_TEST)):  # fmt: skip
+        for split, r, name in (("val", self.val_vs_ridge, names.METRIC_RIDGE_VAL),
+                               ("test", self.test_vs_ridge, names.METRIC_RIDGE_TEST)):  # fmt: skip
             if r is not None:
                 out[name] = r.reference_mae.estimate
                 out |= _interval(f"{split}_skill_vs_ridge", r.skill)
@@ -184,17 +184,17 @@ class Evaluation:
         if not self.intervals:
             return out
         main = self.intervals.levels[0]
-        out[N.METRIC_INTERVAL_LEVEL] = main
+        out[names.METRIC_INTERVAL_LEVEL] = main
         for c in self.intervals.results:
             prefix = "" if c.forecaster == "champion" else f"{c.forecaster}_"
             suffix = "" if c.level == main else f"_{level_key(c.level)}"
-            cover = f"{prefix}{N.METRIC_INTERVAL_COVERAGE}"
+            cover = f"{prefix}{names.METRIC_INTERVAL_COVERAGE}"
             out |= _interval(f"{cover}{suffix}", c.coverage)
-            out[f"{prefix}{N.METRIC_INTERVAL_WIDTH}{suffix}"] = c.width
+            out[f"{prefix}{names.METRIC_INTERVAL_WIDTH}{suffix}"] = c.width
             if not suffix:
                 for s in c.by_season:
                     out[f"{cover}_{s.season}"] = s.coverage.estimate
-                    out[f"{prefix}{N.METRIC_INTERVAL_WIDTH}_{s.season}"] = s.width
+                    out[f"{prefix}{names.METRIC_INTERVAL_WIDTH}_{s.season}"] = s.width
         return out
 
 

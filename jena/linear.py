@@ -31,7 +31,7 @@ import numpy as np
 from .forecasting import SECONDS_PER_DAY, SECONDS_PER_YEAR, RidgeRecipe, epoch_seconds
 from .prepare import Prepared
 from .splits import Split
-from .tracking import names as N
+from .tracking import names
 from .uncertainty import Comparison, compare, day_of
 
 HOURS = 24  # of history the reference sees
@@ -170,10 +170,10 @@ class RidgeReference:
         """For a run: ``ridge_val_mae``, ``ridge_val_skill`` (+ ``_low`` / ``_high``)."""
         c = self.comparison
         return {
-            N.METRIC_RIDGE_VAL: c.mae.estimate,
-            N.METRIC_RIDGE_VAL_SKILL: c.skill.estimate,
-            f"{N.METRIC_RIDGE_VAL_SKILL}_low": c.skill.low,
-            f"{N.METRIC_RIDGE_VAL_SKILL}_high": c.skill.high,
+            names.METRIC_RIDGE_VAL: c.mae.estimate,
+            names.METRIC_RIDGE_VAL_SKILL: c.skill.estimate,
+            f"{names.METRIC_RIDGE_VAL_SKILL}_low": c.skill.low,
+            f"{names.METRIC_RIDGE_VAL_SKILL}_high": c.skill.high,
         }
 
     def text(self) -> str:

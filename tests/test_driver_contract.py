@@ -29,8 +29,8 @@ from conftest import (
 )
 
 import sweeps.trial as trial_module
-from jena import tracking as T
-from jena.tracking import names as N
+from jena import tracking
+from jena.tracking import names
 from sweeps import apply_overrides, run_sweep
 from sweeps.drivers import get_driver
 from sweeps.registry import DRIVERS
@@ -39,8 +39,9 @@ ENDED_STATUS = {"completed": "FINISHED", "pruned": "FINISHED", "failed": "FAILED
                 "killed": "KILLED"}  # fmt: skip
 
 
-TRIAL_TAGS = (N.TAG_ARCHITECTURE, N.TAG_DATA_SOURCE, N.TAG_DATA_DIGEST, N.TAG_PRESET,
-              N.TAG_BACKEND, N.TAG_SEED, N.TAG_GIT_COMMIT, N.TAG_HOST, N.TAG_PID)  # fmt: skip
+TRIAL_TAGS = (names.TAG_ARCHITECTURE, names.TAG_DATA_SOURCE, names.TAG_DATA_DIGEST,
+              names.TAG_PRESET, names.TAG_BACKEND, names.TAG_SEED, names.TAG_GIT_COMMIT,
+              names.TAG_HOST, names.TAG_PID)  # fmt: skip
 
 
 def test_every_driver_has_a_store_reader() -> None:
@@ -101,7 +102,7 @@ def test_resume_runs_up_to_the_total(resumed: Any) -> None:
     assert numbers(children(kids, second.parent_run_id)) == [2]
     assert numbers(resumed.children[2]) == [0, 1, 2]  # the third invocation trained nothing
     # both stores agree on every trial's end
-    assert [k.data.tags[N.TAG_STATE] for k in kids] == resumed.states[1]
+    assert [k.data.tags[names.TAG_STATE] for k in kids] == resumed.states[1]
     assert all(r.info.status != "RUNNING" for r in runs(resumed.cfg))
 
 
@@ -125,9 +126,9 @@ def test_a_failing_trial_fails_in_both_stores_and_the_sweep_goes_on(
     assert "disk on fire" in store_trials(cfg)[0].reason
     kids = children(runs(cfg), summary.parent_run_id)
     assert [k.info.status for k in kids] == ["FAILED", "FINISHED", "FINISHED"]
-    assert [k.data.tags[N.TAG_STATE] for k in kids] == ["failed", "completed", "completed"]
-    assert kids[0].data.tags[N.TAG_FAILURE] == "RuntimeError: disk on fire"
-    assert N.TAG_MODEL_ARTIFACT not in kids[0].data.tags
+    assert [k.data.tags[names.TAG_STATE] for k in kids] == ["failed", "completed", "completed"]
+    assert kids[0].data.tags[names.TAG_FAILURE] == "RuntimeError: disk on fire"
+    assert names.TAG_MODEL_ARTIFACT not in kids[0].data.tags
     assert summary.counts == {"completed": 2, "pruned": 0, "failed": 1}
     assert summary.finished == 3
 
@@ -150,9 +151,9 @@ def test_ctrl_c_leaves_nothing_running(
     (parent,) = parents(all_runs)
     assert parent.info.status == "KILLED"
     (kid,) = children(all_runs, parent.info.run_id)  # the interrupted trial; nothing after it
-    assert kid.info.status == "KILLED" and kid.data.tags[N.TAG_STATE] == "killed"
+    assert kid.info.status == "KILLED" and kid.data.tags[names.TAG_STATE] == "killed"
     client = mlflow_client(cfg)
-    assert history_steps(client, kid.info.run_id, N.METRIC_VAL_MAE) == [1]  # the epoch it ran
+    assert history_steps(client, kid.info.run_id, names.METRIC_VAL_MAE) == [1]  # the epoch it ran
     # the driver's store does not count it as done: failed as interrupted (lost: a copy waits
     # to run first), or left to re-run
     trial, *copy = store_trials(cfg)
@@ -165,15 +166,15 @@ def test_ctrl_c_leaves_nothing_running(
 def test_every_completed_trial_has_per_epoch_curves(resumed: Any) -> None:
     cfg = resumed.cfg
     client = mlflow_client(cfg)
-    done = [k for k in resumed.children[2] if k.data.tags[N.TAG_STATE] == "completed"]
+    done = [k for k in resumed.children[2] if k.data.tags[names.TAG_STATE] == "completed"]
     assert done, "at least one trial completes on this tiny space"
     for kid in done:
-        epochs = int(kid.data.metrics[N.METRIC_EPOCHS])
+        epochs = int(kid.data.metrics[names.METRIC_EPOCHS])
         assert 1 <= epochs <= cfg.fidelity.max_epochs
-        for key in N.EPOCH_METRICS:  # one point per epoch that ran, nothing else
+        for key in names.EPOCH_METRICS:  # one point per epoch that ran, nothing else
             assert history_steps(client, kid.info.run_id, key) == list(range(1, epochs + 1)), key
         # the result is apart: the best epoch's val MAE, at that epoch
-        (best,) = client.get_metric_history(kid.info.run_id, N.METRIC_BEST_VAL)
+        (best,) = client.get_metric_history(kid.info.run_id, names.METRIC_BEST_VAL)
         assert 1 <= best.step <= epochs
         curve = {m.step: m.value for m in client.get_metric_history(kid.info.run_id, "val_mae")}
         assert best.value == pytest.approx(curve[best.step])
@@ -188,54 +189,54 @@ def test_parent_and_child_runs_layout(resumed: Any, driver: str) -> None:
     for total, summary in zip((2, 3), resumed.summaries[:2], strict=True):
         parent = client.get_run(summary.parent_run_id)
         tags = parent.data.tags
-        assert N.TAG_PARENT not in tags and parent.info.status == "FINISHED"
-        assert tags[N.TAG_RUN_TYPE] == N.RUN_SWEEP
-        assert tags[N.TAG_DRIVER] == driver and tags[N.TAG_SWEEP] == cfg.name
-        assert tags[N.TAG_PRESET] == "book2" and N.TAG_DATA_SOURCE in tags
-        digest = digest or tags[N.TAG_DATA_DIGEST]
-        assert tags[N.TAG_DATA_DIGEST] == digest
+        assert names.TAG_PARENT not in tags and parent.info.status == "FINISHED"
+        assert tags[names.TAG_RUN_TYPE] == names.RUN_SWEEP
+        assert tags[names.TAG_DRIVER] == driver and tags[names.TAG_SWEEP] == cfg.name
+        assert tags[names.TAG_PRESET] == "book2" and names.TAG_DATA_SOURCE in tags
+        digest = digest or tags[names.TAG_DATA_DIGEST]
+        assert tags[names.TAG_DATA_DIGEST] == digest
         arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
         assert "sweep.json" in arts  # the effective definition travels with the run
-        definition = T.sweep_definition(uri, parent.info.run_id)
+        definition = tracking.sweep_definition(uri, parent.info.run_id)
         assert definition is not None
         assert (definition["driver"], definition["trials"]) == (driver, total)
         metrics = parent.data.metrics
-        assert metrics[N.METRIC_BASELINE_VAL] == pytest.approx(summary.baseline_val_mae)
+        assert metrics[names.METRIC_BASELINE_VAL] == pytest.approx(summary.baseline_val_mae)
         best = summary.best
         assert best is not None
-        assert tags[N.TAG_BEST_NUMBER] == str(best.number)
-        assert metrics[N.METRIC_BEST_VAL] == pytest.approx(best.val_mae)
+        assert tags[names.TAG_BEST_NUMBER] == str(best.number)
+        assert metrics[names.METRIC_BEST_VAL] == pytest.approx(best.val_mae)
 
     parent_ids = {s.parent_run_id for s in resumed.summaries[:2]}
     kids = resumed.children[2]
     for kid in kids:
-        n, tags = int(kid.data.tags[N.TAG_TRIAL_NUMBER]), kid.data.tags
+        n, tags = int(kid.data.tags[names.TAG_TRIAL_NUMBER]), kid.data.tags
         assert re.fullmatch(rf"t{n:04d}(-\S+)?", kid.info.run_name), kid.info.run_name
-        assert tags[N.TAG_RUN_TYPE] == N.RUN_TRIAL and tags[N.TAG_PARENT] in parent_ids
-        assert tags[N.TAG_DRIVER] == driver
-        assert kid.info.status == ENDED_STATUS[tags[N.TAG_STATE]]
-        if tags[N.TAG_STATE] == "failed":  # an invalid point: fails before training
-            assert tags[N.TAG_FAILURE]
+        assert tags[names.TAG_RUN_TYPE] == names.RUN_TRIAL and tags[names.TAG_PARENT] in parent_ids
+        assert tags[names.TAG_DRIVER] == driver
+        assert kid.info.status == ENDED_STATUS[tags[names.TAG_STATE]]
+        if tags[names.TAG_STATE] == "failed":  # an invalid point: fails before training
+            assert tags[names.TAG_FAILURE]
             continue
         for tag in TRIAL_TAGS:
             assert tags.get(tag), tag
-        assert tags[N.TAG_SWEEP] == cfg.name and tags[N.TAG_DATA_DIGEST] == digest
-        assert tags[N.TAG_SEED] == str(cfg.seed)
+        assert tags[names.TAG_SWEEP] == cfg.name and tags[names.TAG_DATA_DIGEST] == digest
+        assert tags[names.TAG_SEED] == str(cfg.seed)
         assert kid.data.params["sequence_length"] == "48"  # 48 h, one step an hour
 
-    done = [k for k in kids if k.data.tags[N.TAG_STATE] == "completed"]
+    done = [k for k in kids if k.data.tags[names.TAG_STATE] == "completed"]
     assert done, "at least one trial completes on this tiny space"
     for kid in done:
-        assert math.isfinite(kid.data.metrics[N.METRIC_BEST_VAL])
-        assert N.METRIC_VAL_SKILL in kid.data.metrics
-        model, data_config = T.load_trial_model(uri, kid.info.run_id)
-        assert model.count_params() == kid.data.metrics[N.METRIC_PARAM_COUNT]
+        assert math.isfinite(kid.data.metrics[names.METRIC_BEST_VAL])
+        assert names.METRIC_VAL_SKILL in kid.data.metrics
+        model, data_config = tracking.load_trial_model(uri, kid.info.run_id)
+        assert model.count_params() == kid.data.metrics[names.METRIC_PARAM_COUNT]
         assert model.output_shape[-1] == 1 and data_config["sequence_length"] == 48
 
     # the best: the lowest val MAE of every completed trial, by the driver and in MLflow
-    winner = min(done, key=lambda k: k.data.metrics[N.METRIC_BEST_VAL])
+    winner = min(done, key=lambda k: k.data.metrics[names.METRIC_BEST_VAL])
     best = resumed.summaries[1].best
-    assert best.number == int(winner.data.tags[N.TAG_TRIAL_NUMBER])
-    assert best.val_mae == pytest.approx(winner.data.metrics[N.METRIC_BEST_VAL])
+    assert best.number == int(winner.data.tags[names.TAG_TRIAL_NUMBER])
+    assert best.val_mae == pytest.approx(winner.data.metrics[names.METRIC_BEST_VAL])
     found = get_driver(cfg).best()
     assert found == best

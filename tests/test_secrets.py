@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import tiny_sweep
 
-from jena import tracking as T
+from jena import tracking
 from jena.secrets import (
     MASK,
     password_free,
@@ -132,22 +132,23 @@ def test_recorded_settings_hold_no_password(tmp_path: Path) -> None:
     cfg.storage.optuna = storage
     definition = cfg.to_dict()
     definition["storage"]["tracking_uri"] = tracking_text  # as a file or --tracking-uri gives it
-    tracker = T.Tracker(f"sqlite:///{store}/mlflow.db", "secrets")
+    tracker = tracking.Tracker(f"sqlite:///{store}/mlflow.db", "secrets")
     with tracker.start_sweep(definition=definition, params={"storage": storage},
                              tags={"note": f"opened {storage}"}) as parent:  # fmt: skip
-        data = T.DatasetInfo(name="jena-book2-train", digest="d", source=f"{tracking_text}/x.csv",
-                             source_type="http", context="training", columns=["T"])  # fmt: skip
+        data = tracking.DatasetInfo(name="jena-book2-train", digest="d",
+                                    source=f"{tracking_text}/x.csv", source_type="http",
+                                    context="training", columns=["T"])  # fmt: skip
         with tracker.trial(parent.run_id, 0, params={"url": storage}) as trial:
             trial.log_datasets([data])
             trial.set_tags({"failure_reason": f"OperationalError: {storage} went away"})
         parent.log_json({"storage": storage}, "settings.json")
     leaks = [p for p in store.rglob("*") if p.is_file() and PW.encode() in p.read_bytes()]
     assert leaks == []
-    recorded = T.sweep_definition(tracker.tracking_uri, parent.run_id)
+    recorded = tracking.sweep_definition(tracker.tracking_uri, parent.run_id)
     assert recorded is not None
     assert recorded["storage"]["optuna"] == (
         "postgresql://jena:***@db.example:5432/jena_optuna?sslmode=require"
     )  # host, port, database, user and options stay: the record is still useful
     assert recorded["storage"]["tracking_uri"] == "http://alice:***@mlflow.example:5000"
-    params = T.get_run(tracker.tracking_uri, parent.run_id).params
+    params = tracking.get_run(tracker.tracking_uri, parent.run_id).params
     assert params["storage"] == recorded["storage"]["optuna"]

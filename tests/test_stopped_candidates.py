@@ -26,10 +26,9 @@ from conftest import mlflow_client, runs, tiny_sweep
 from optuna.trial import TrialState
 
 import sweeps.trial as trial_module
-from jena import cli
-from jena import tracking as T
+from jena import cli, tracking
 from jena.refit import candidates as refit_candidates
-from jena.tracking import names as N
+from jena.tracking import names
 from sweeps import run_sweep
 from sweeps.optuna import SweepStudy
 from sweeps.runner import QuietView
@@ -101,14 +100,14 @@ def by_number(cfg: Any) -> dict[int, Any]:
 def test_a_stopped_trial_is_told_apart_and_keeps_its_model(swept: Any) -> None:
     _, _, cfg, summary, _ = swept
     trials = by_number(cfg)
-    states = {n: r.data.tags[N.TAG_STATE] for n, r in trials.items()}
+    states = {n: r.data.tags[names.TAG_STATE] for n, r in trials.items()}
     assert states == {0: "completed", 1: "pruned", 2: "stopped"}
     stopped = trials[2]
     assert stopped.info.status == "FINISHED"
-    assert "time budget" in stopped.data.tags[N.TAG_FAILURE]
-    assert "after 1 finished epoch" in stopped.data.tags[N.TAG_FAILURE]
-    assert stopped.data.tags.get(N.TAG_MODEL_ARTIFACT)  # a model at its best epoch
-    assert N.TAG_MODEL_ARTIFACT not in trials[1].data.tags  # pruned: none, as before
+    assert "time budget" in stopped.data.tags[names.TAG_FAILURE]
+    assert "after 1 finished epoch" in stopped.data.tags[names.TAG_FAILURE]
+    assert stopped.data.tags.get(names.TAG_MODEL_ARTIFACT)  # a model at its best epoch
+    assert names.TAG_MODEL_ARTIFACT not in trials[1].data.tags  # pruned: none, as before
     # what Optuna is told: PRUNED (a partial curve for its samplers), the state in a user attr
     t2 = SweepStudy(cfg).study.trials[2]
     assert t2.state == TrialState.PRUNED and t2.user_attrs["state"] == "stopped"
@@ -124,7 +123,7 @@ def test_the_summary_and_the_board_rank_it_first(swept: Any) -> None:
     assert state.best_number == 2 and state.best == pytest.approx(summary.top[0].val_mae)
     parent = [r for r in runs(cfg) if "mlflow.parentRunId" not in r.data.tags]
     last = max(parent, key=lambda r: r.info.start_time)
-    assert last.data.tags[N.TAG_BEST_NUMBER] == "2"
+    assert last.data.tags[names.TAG_BEST_NUMBER] == "2"
 
 
 def test_the_ui_links_search_returns_the_summarys_order(swept: Any) -> None:
@@ -173,7 +172,7 @@ def test_a_trial_stopped_before_its_first_epoch_is_no_candidate() -> None:
     frame = pd.DataFrame({"state": ["stopped", "stopped", "pruned", "completed"],
                           "val_mae": [float("nan"), 2.5, 2.0, 3.0],
                           "start_time": pd.to_datetime([1, 2, 3, 4], unit="s")})  # fmt: skip
-    ranked = T.candidates(frame)
+    ranked = tracking.candidates(frame)
     assert list(ranked.index) == [1, 3]
-    assert "tags.state != 'pruned'" in T.CANDIDATES_FILTER
-    assert T.CANDIDATE_STATES == ("completed", "stopped")
+    assert "tags.state != 'pruned'" in tracking.CANDIDATES_FILTER
+    assert tracking.CANDIDATE_STATES == ("completed", "stopped")

@@ -15,7 +15,7 @@ from jena.data import load
 from jena.errors import ConfigError
 from jena.prepare import prepare
 from jena.splits import get_preset
-from jena.tracking import names as N
+from jena.tracking import names
 from jena.train import Fidelity, FitPlan, validation_targets
 from sweeps import run_sweep
 
@@ -108,12 +108,12 @@ def test_a_sweeps_trials_persistence_and_ridge_share_one_validation_slice(in_tmp
     client = mlflow_client(cfg)
     experiment = client.get_experiment_by_name(cfg.name)
     runs = client.search_runs([experiment.experiment_id])
-    trials = [r for r in runs if r.data.tags.get(N.TAG_PARENT)]
-    parent = next(r for r in runs if not r.data.tags.get(N.TAG_PARENT))
+    trials = [r for r in runs if r.data.tags.get(names.TAG_PARENT)]
+    parent = next(r for r in runs if not r.data.tags.get(names.TAG_PARENT))
     assert len({r.data.params.get("sequence_length") for r in trials}) >= 2  # different windows
     slice_size = cfg.fidelity.validation_steps * 256  # batches of the preset's 256
-    assert {r.data.metrics[N.METRIC_VAL_TARGETS] for r in trials} == {slice_size}
-    assert parent.data.metrics[N.METRIC_VAL_TARGETS] == slice_size
-    baselines = {round(r.data.metrics[N.METRIC_BASELINE_VAL], 9) for r in trials}
-    assert baselines == {round(parent.data.metrics[N.METRIC_BASELINE_VAL], 9)}
+    assert {r.data.metrics[names.METRIC_VAL_TARGETS] for r in trials} == {slice_size}
+    assert parent.data.metrics[names.METRIC_VAL_TARGETS] == slice_size
+    baselines = {round(r.data.metrics[names.METRIC_BASELINE_VAL], 9) for r in trials}
+    assert baselines == {round(parent.data.metrics[names.METRIC_BASELINE_VAL], 9)}
     assert summary.val_targets == slice_size

@@ -16,7 +16,7 @@ import keras_tuner as kt
 from jena.book import preset_defaults
 from jena.errors import ConfigError, InfrastructureError
 from jena.space import Space
-from jena.tracking import names as N
+from jena.tracking import names
 
 from ..config import SweepConfig
 from ..drivers import Best, Resume
@@ -24,7 +24,7 @@ from ..faults import FailureStreak
 from ..stop import stop_rule
 from ..trial import SweepContext, make_space, run_trial
 from ..warm import WarmPoint
-from . import _compat as U
+from . import _compat
 from ._space import SpaceHyperModel
 
 OBJECTIVE = "val_mae"
@@ -143,7 +143,7 @@ class SweepTuner(kt.Tuner):
 
     def _start_from(self, points: list[dict[str, Any]]) -> None:
         """The project's first trials are ``points`` (the oracle proposes the rest)."""
-        self.warm_labels = U.first_proposals(self.oracle, [p["values"] for p in points],
+        self.warm_labels = _compat.first_proposals(self.oracle, [p["values"] for p in points],
                                              [p["label"] for p in points])  # fmt: skip
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
@@ -158,7 +158,7 @@ class SweepTuner(kt.Tuner):
                 values,
                 report=None,
                 max_epochs=int(epochs) if epochs else None,
-                tags={N.TAG_WARM_START: label} if label else None,
+                tags={names.TAG_WARM_START: label} if label else None,
             )
         except InfrastructureError as exc:
             raise _Lost(exc) from exc
@@ -245,7 +245,7 @@ def kt_trials(cfg: SweepConfig) -> list[Any]:
     """The project's trials as saved (``trial_*/trial.json``), by number."""
     found = []
     for fname in sorted(project_dir(cfg).glob("trial_*/trial.json")):
-        found.append(U.load_trial(fname))
+        found.append(_compat.load_trial(fname))
     return sorted(found, key=lambda t: int(t.trial_id))
 
 
@@ -292,7 +292,7 @@ def search(ctx: SweepContext, deadline: float | None) -> None:
     """Search until the oracle has ``trials`` trials (or stops), or the time is up."""
     t = tuner(ctx, deadline)
     try:
-        with U.quiet_failures():
+        with _compat.quiet_failures():
             t.search(verbose=0)
     except (_OutOfTime, _StopRule):
         pass
