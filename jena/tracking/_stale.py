@@ -16,7 +16,7 @@ from __future__ import annotations
 from jena.owner import owner_is_dead
 
 from . import _encode as enc
-from . import names as N
+from . import names
 from ._runs import Tracker
 
 STALE_REASON = "stale: its process died"
@@ -26,10 +26,10 @@ ORPHAN_REASON = "stale: the process of its sweep run died"
 def _heartbeat_age_s(tags: dict[str, str], now_ms: int) -> tuple[float, float] | None:
     """(seconds since the run's last heartbeat, its interval), or None if it has none."""
     try:
-        last = int(tags[N.TAG_HEARTBEAT])
+        last = int(tags[names.TAG_HEARTBEAT])
     except (KeyError, ValueError):
         return None
-    interval = enc.finite(tags.get(N.TAG_HEARTBEAT_S)) or 0.0
+    interval = enc.finite(tags.get(names.TAG_HEARTBEAT_S)) or 0.0
     return (now_ms - last) / 1000, interval
 
 
@@ -44,14 +44,14 @@ def close_stale_runs(tracker: Tracker, grace_s: float | None = None) -> int:
     dead_parents: set[str] = set()
     for run in running:
         tags, run_id = run.data.tags, run.info.run_id
-        is_parent = N.TAG_PARENT not in tags
-        if owner_is_dead(tags.get(N.TAG_HOST), tags.get(N.TAG_PID)):
+        is_parent = names.TAG_PARENT not in tags
+        if owner_is_dead(tags.get(names.TAG_HOST), tags.get(names.TAG_PID)):
             tracker.close_run(run_id, "killed", STALE_REASON)
         elif grace_s is not None and is_parent:
             age = _heartbeat_age_s(tags, now)
             if age is None or age[0] <= max(grace_s, 3 * age[1]):
                 continue
-            host, pid = tags.get(N.TAG_HOST, "?"), tags.get(N.TAG_PID, "?")
+            host, pid = tags.get(names.TAG_HOST, "?"), tags.get(names.TAG_PID, "?")
             tracker.close_run(run_id, "killed", f"stale: no heartbeat for {age[0]:.0f} s (host "
                               f"{host}, pid {pid}): its process died")  # fmt: skip
         else:
@@ -61,7 +61,7 @@ def close_stale_runs(tracker: Tracker, grace_s: float | None = None) -> int:
             dead_parents.add(run_id)
     for run in running:
         run_id = run.info.run_id
-        if run_id not in closed and run.data.tags.get(N.TAG_PARENT) in dead_parents:
+        if run_id not in closed and run.data.tags.get(names.TAG_PARENT) in dead_parents:
             tracker.close_run(run_id, "killed", ORPHAN_REASON)
             closed.add(run_id)
     return len(closed)
@@ -72,8 +72,8 @@ def close_trial_runs(tracker: Tracker, number: int, reason: str) -> int:
     found = [
         r
         for r in tracker.running_runs()
-        if r.data.tags.get(N.TAG_TRIAL_NUMBER) == str(int(number))
-        and r.data.tags.get(N.TAG_RUN_TYPE) == N.RUN_TRIAL
+        if r.data.tags.get(names.TAG_TRIAL_NUMBER) == str(int(number))
+        and r.data.tags.get(names.TAG_RUN_TYPE) == names.RUN_TRIAL
     ]
     for run in found:
         tracker.close_run(run.info.run_id, "killed", reason)
