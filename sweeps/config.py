@@ -163,6 +163,11 @@ class SweepConfig:
         if self.packing.size > 1 and not caps.packing:
             yield "[packing].size", (f"the {self.driver!r} driver cannot pack trials; drivers "
                                      f"that can: {caps.others('packing')}")  # fmt: skip
+        if self.packing.size > 1 and self.workers > 1:  # a stop signal cannot reach a compile
+            yield "[packing].size", (f"{self.packing.size} with workers = {self.workers}: packs "
+                                     "train in one process (a pack fills the accelerator that "
+                                     "workers would share); set workers = 1, or "
+                                     "[packing].size = 1 to train trials one by one")  # fmt: skip
         yield from self._fault_problems()
         from jena.conformal import CalibrationError, parse_levels
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require_in_ci
+from conftest import require_in_ci, tiny_sweep
 
 from jena.errors import ConfigError
 
@@ -292,6 +292,19 @@ def test_packing_section_is_validated() -> None:
         tiny_sweep("packing.size=2", driver="kerastuner")
 
 
+def test_packing_with_several_workers_is_refused_in_one_line() -> None:
+    """A pack trains in one process (it fills the accelerator that workers would share), and a
+    stop signal cannot reach a worker while JAX compiles a pack: with several workers, one could
+    outlast the workers' grace, be killed and leave its members RUNNING. Refused up front."""
+    with pytest.raises(ConfigError) as refused:
+        tiny_sweep("packing.size=2", "workers=2")
+    line = str(refused.value)
+    assert "\n" not in line and "[packing].size" in line and "workers" in line, line
+    assert "set workers = 1" in line and "[packing].size = 1" in line, line
+    assert tiny_sweep("packing.size=2", "workers=1").workers == 1
+    assert tiny_sweep("packing.size=1", "workers=2").workers == 2
+
+
 def test_packed_trainer_says_it_needs_jax() -> None:
     from jena.config import TrialConfig
     from jena.data import load
@@ -353,3 +366,145 @@ def test_a_packed_member_is_recorded_as_the_same_trial_alone(tmp_path: Path) -> 
         mine = {k: v for k, v in alone["tags"].items() if k not in PER_RUN_TAGS}
         theirs = {k: v for k, v in member["tags"].items() if k not in PER_RUN_TAGS}
         assert theirs == mine
+
+
+# ------------------------------------------------------------------ the loop around packs
+LOOP = """
+import json, multiprocessing, os, sqlite3, sys
+sys.path.insert(0, os.environ["JENA_TESTS"])
+from conftest import offline_context, parents, runs, store_trials, tiny_sweep
+import sweeps.optuna._packed as packed_module
+from jena.train import TrialResult
+from sweeps import run_sweep
+from sweeps.optuna import OptunaDriver, SweepStudy
+
+SETS = ("packing.size=2", 'space.include=["learning_rate"]',
+        'space.fixed={architecture="lstm", units=8, sequence_length_hours=48, '
+        'normalise_target=true, rnn_layers=1}')
+real = packed_module.train_packed
+out = {}
+
+# 1. trials that all fail the same way: a pack that raises, members that end failed (NaN)
+def pack_raises(trials, *args, **kwargs):
+    raise RuntimeError("always broken")
+
+def members_fail(trials, *args, **kwargs):
+    for t in trials:
+        t.on_done(TrialResult("failed", None, 1.0, None, reason="NaN loss in epoch 1"))
+    return []
+
+for name, fake in (("pack-raises", pack_raises), ("members-fail", members_fail)):
+    packed_module.train_packed = fake
+    cfg = tiny_sweep(*SETS, "faults.max_consecutive_failed_trials=2", trials=6, name=name)
+    try:
+        run_sweep(cfg)
+        error = None
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    (parent,) = parents(runs(cfg))
+    out[name] = {"error": error, "store": [t.state for t in store_trials(cfg)],
+                 "parent": parent.info.status}
+packed_module.train_packed = real
+
+# 2. the workers' stop signal, set by another worker that hit a fault: no trial starts
+cfg = tiny_sweep(*SETS, trials=2, name="stopped")
+stop = multiprocessing.get_context("spawn").Event()
+stop.set()
+try:
+    OptunaDriver(cfg).run(offline_context(cfg), None, stop=stop)
+    error = None
+except Exception as exc:
+    error = f"{type(exc).__name__}: {exc}"
+out["stopped"] = {"error": error, "trials": len(SweepStudy(cfg).study.trials)}
+
+# 3. heartbeats: on an RDB storage every packed member beats while it trains
+db = os.path.abspath("optuna.db")
+cfg = tiny_sweep(*SETS, f'storage.optuna="sqlite:///{db}"', "faults.heartbeat_interval_s=1",
+                 trials=2, name="beats")
+run_sweep(cfg)
+con = sqlite3.connect(db)
+beating = [r[0] for r in con.execute("SELECT DISTINCT t.number FROM trial_heartbeats h "
+                                     "JOIN trials t ON t.trial_id = h.trial_id")]
+out["beats"] = {"trials": [t.state for t in store_trials(cfg)], "beating": sorted(beating)}
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return run_jax(LOOP, tmp_path_factory.mktemp("loop"))
+
+
+@pytest.mark.parametrize("how", ["pack-raises", "members-fail"])
+def test_a_packed_sweep_whose_trials_all_fail_stops_after_the_streak(
+    loop: dict[str, Any], how: str
+) -> None:
+    """``[faults] max_consecutive_failed_trials = 2``, 6 trials in packs of 2 that all fail
+    the same way (the pack raises; or each member ends failed, as on a NaN loss): the sweep
+    stops after 2, saying why, as a sweep of trials one by one does (test_faults.py)."""
+    got = loop[how]
+    assert got["error"] is not None and got["error"].startswith("TooManyFailures: 2 Optuna"), got
+    assert got["store"] == ["failed", "failed"], got
+    assert got["parent"] == "FAILED"
+
+
+def test_a_packed_sweep_starts_no_trial_once_another_worker_stopped_it(
+    loop: dict[str, Any],
+) -> None:
+    assert loop["stopped"] == {"error": None, "trials": 0}
+
+
+def test_every_packed_member_beats_on_an_rdb_storage(loop: dict[str, Any]) -> None:
+    """Else another worker's reaper fails a member that trains longer than the grace period
+    as stale (its worker died), while it trains."""
+    assert loop["beats"]["trials"] == ["completed", "completed"]
+    assert loop["beats"]["beating"] == [0, 1]
+
+
+# ------------------------------------------------------------------ a stop signal to a packed sweep
+@pytest.mark.slow
+def test_sigterm_to_a_packed_sweep_ends_every_process_with_nothing_running(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pack of 2 under JAX: SIGTERM to the sweep's process once both members train (a batch
+    each, test_signals.py's marks); it is gone within the bound, nothing is RUNNING in the
+    study or in MLflow, both members are lost (their runs KILLED, saying SIGTERM) and the
+    re-run (here one by one under TensorFlow: the same study) runs them first and reaches the
+    total. (Several workers with packs are refused: test above.)"""
+    import contextlib
+    import dataclasses
+    import signal
+
+    import test_signals as ts
+    from cluster import worker_env
+
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        require_in_ci("JAX is not installed (pip install jax; the `test` extra has it)")
+    monkeypatch.setattr(ts, "worker_env", lambda where, **extra: worker_env(
+        where, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", **extra))  # fmt: skip
+    name, size, trials = "term-packed", 2, 3
+    proc = ts.start(ts.sweep_argv(name, trials, 1, "optuna", *ts.LONG, f"packing.size={size}"),
+                    in_tmp, "first.log")  # fmt: skip
+    try:
+        ts.wait_training(proc, in_tmp, "first.log", size)
+        pids, sent = ts.signal_main(proc, signal.SIGTERM)
+        took = ts.gone_within(pids, sent, ts.BOUND_S)
+        code = proc.wait()
+    finally:
+        for pid in ts.tree(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+    print(f"\nSIGTERM -> every process gone, a pack of {size}: {took:.1f} s")
+    text = ts.log_of(in_tmp, "first.log")
+    assert code == 128 + signal.SIGTERM and "Traceback" not in text, text
+    assert ts.last_line((in_tmp / "first.log").read_text()) == "interrupted by SIGTERM"
+    cfg = tiny_sweep(*ts.LSTM, f"packing.size={size}", name=name, trials=trials)
+    (parent,) = ts.parents(ts.nothing_running(cfg))
+    assert parent.info.status == "KILLED"
+    lost = ts.lost_trials(cfg, size, "SIGTERM")
+    assert len(lost) == size
+    alone = dataclasses.replace(cfg, packing=dataclasses.replace(cfg.packing, size=1))
+    ts.rerun_reaches_the_total(alone, lost)

@@ -1,7 +1,8 @@
 """The Optuna driver: a sweep's study (:class:`~sweeps.optuna._study.SweepStudy`) proposes
-points of the one search space; trials run one at a time (:class:`~sweeps.optuna._loop.
-TrialLoop`) or in packs (:class:`~sweeps.optuna._packed.PackedLoop`); several workers, on one
-machine or many, share the study and its budget."""
+points of the one search space; one ask/tell loop (:class:`~sweeps.optuna._loop.AskTellLoop`)
+runs them, trained one at a time (:class:`~sweeps.optuna._loop.TrainOne`) or in packs
+(:class:`~sweeps.optuna._packed.TrainPack`); several workers, on one machine or many, share the
+study and its budget."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ from ..warm import WarmPoint
 from . import _compat as U
 from . import _faults as F
 from . import _settings
-from ._loop import TrialLoop
-from ._packed import PackedLoop
-from ._study import IMPORTED, SweepStudy, distribution, lock_path
+from ._loop import AskTellLoop, Trainer, TrainOne
+from ._packed import TrainPack
+from ._study import IMPORTED, SweepStudy, budget_lock, distribution, lock_path
 
 
 class OptunaDriver:
@@ -71,7 +72,7 @@ class OptunaDriver:
 
     def warm_start(self, points: list[WarmPoint]) -> list[str]:
         # under the budget's lock: of workers starting a new sweep at once, one adds the points
-        with F.budget_lock(self.study.url, self.cfg.name, lock_path(self.cfg)):
+        with budget_lock(self.study.url, self.cfg.name, lock_path(self.cfg)):
             return self._warm_start(points)
 
     def _warm_start(self, points: list[WarmPoint]) -> list[str]:
@@ -111,8 +112,8 @@ class OptunaDriver:
         stop: StopSignal | None = None,
     ) -> None:
         self.study.reseed(worker)
+        trainer: Trainer = TrainOne()
         if self.cfg.packing.size > 1:  # K proposals at a time, trained in packs
             require_jax()
-            PackedLoop(ctx, self.study, deadline).run()
-        else:
-            TrialLoop(ctx, self.study, deadline, stop).run()
+            trainer = TrainPack(ctx, self.cfg.packing.size)
+        AskTellLoop(ctx, self.study, deadline, stop, trainer).run()

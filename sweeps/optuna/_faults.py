@@ -1,7 +1,7 @@
 """The Optuna side of workers that die, infrastructure that fails and stop signals.
 
 * **Heartbeats** (RDB storages: ``sqlite:///``, ``postgresql://``): Optuna's heartbeat — every
-  running trial beats every ``[faults].heartbeat_interval_s`` (:func:`heartbeat`), and a
+  running trial beats every ``[faults].heartbeat_interval_s`` (:class:`Beats`), and a
   RUNNING trial silent for ``grace_period_s`` is stale (judged by the database's clock). Each
   worker's :class:`Reaper` looks every interval; the one that fails a stale trial
   (:func:`fail_stale`, Optuna's ``fail_stale_trials`` with our stale-trial handling) records why
@@ -21,7 +21,8 @@
   failed with user attr ``lost`` — which keeps it out of the budget — and queued again at once
   (:func:`mark_lost`): it runs first, whatever the count.
 * **The budget across machines**: "count the trials, ask for one" holds a PostgreSQL advisory
-  lock on a PostgreSQL storage, a lock file otherwise (:func:`budget_lock`). A WAITING retry is
+  lock on a PostgreSQL storage, a lock file otherwise (:func:`~sweeps.optuna._study.budget_lock`,
+  with the other storage helpers). A WAITING retry is
   run even when the count says the budget is spent (one queued in a race, or by an older
   version): none is left WAITING.
 """
@@ -31,10 +32,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -42,7 +40,6 @@ from optuna.trial import FrozenTrial, TrialState
 from jena import tracking as T
 from jena.errors import InfrastructureError
 from jena.infrastructure import as_infrastructure
-from jena.locks import db_lock, file_lock, is_postgres
 from jena.secrets import redact  # every reason and URL this module records or says
 
 from ..config import SweepConfig
@@ -55,10 +52,6 @@ STALE_PREFIX = "stale:"  # the fail_reason of a trial whose worker died (T.STALE
 _NOT_COPIED = (FAIL_REASON, "state", "host", "pid", "val_skill", LOST)
 _STORAGE_ERRORS = ("OperationalError", "InterfaceError", "DisconnectionError",
                    "StorageInternalError", "DatabaseError")  # fmt: skip
-
-
-def is_rdb(url: str) -> bool:
-    return not (url == "memory" or url.startswith("journal:"))
 
 
 def storage_problem(exc: BaseException) -> bool:
@@ -90,24 +83,46 @@ def as_lost(exc: BaseException, url: str) -> InfrastructureError | None:
     return None
 
 
-# ------------------------------------------------------------------ opening, heartbeats
-def rdb_kwargs(cfg: SweepConfig) -> dict[str, Any]:
-    """RDBStorage's heartbeat settings for this sweep (stale trials: :func:`fail_stale`)."""
-    f = cfg.faults
-    return {"heartbeat_interval": f.heartbeat_interval_s, "grace_period": f.grace_period_s}
+# ------------------------------------------------------------------ heartbeats
+class Beats:
+    """Heartbeats of a worker's trials in flight (asked for and not yet told, packed members
+    waiting for their pack too): each beats once when it is :meth:`add`-ed, then every interval
+    from one daemon thread while :meth:`running`. A beat that fails is skipped quietly (the
+    trial's own writes will say if the storage is gone). Nothing on a storage without
+    heartbeats (the journal file, memory)."""
 
+    def __init__(self, storage: optuna.storages.BaseStorage) -> None:
+        self.storage = storage
+        self.on = U.heartbeat_enabled(storage)
+        self.ids: set[int] = set()
+        self.lock = threading.Lock()
 
-@contextlib.contextmanager
-def heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[None]:
-    """Beat for ``trial_id`` while the block runs (a daemon thread; a beat that fails is
-    skipped quietly — the trial's own writes will say if the storage is gone)."""
-    if not U.heartbeat_enabled(storage):
-        yield
-        return
-    interval = U.heartbeat_interval(storage)
-    with _every(interval, lambda: U.record_heartbeat(storage, trial_id),
-                f"optuna-heartbeat-{trial_id}", now=True):  # fmt: skip
-        yield
+    def add(self, trial: optuna.Trial) -> None:
+        if not self.on:
+            return
+        with self.lock:
+            self.ids.add(U.trial_id(trial))
+        with contextlib.suppress(Exception):
+            U.record_heartbeat(self.storage, U.trial_id(trial))
+
+    def remove(self, trial: optuna.Trial) -> None:
+        with self.lock:
+            self.ids.discard(U.trial_id(trial))
+
+    def beat(self) -> None:
+        with self.lock:
+            ids = sorted(self.ids)
+        for trial_id in ids:
+            with contextlib.suppress(Exception):
+                U.record_heartbeat(self.storage, trial_id)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        if not self.on:
+            yield
+            return
+        with _every(U.heartbeat_interval(self.storage), self.beat, "optuna-heartbeat", now=False):
+            yield
 
 
 @contextlib.contextmanager
@@ -132,21 +147,6 @@ def _every(interval: float, call: Callable[[], object], name: str, *, now: bool)
     finally:
         stop.set()
         thread.join(timeout=5)
-
-
-@contextlib.contextmanager
-def quiet_optuna() -> Iterator[None]:
-    """Optuna's warnings about experimental heartbeats, and about heartbeats used with
-    ask-and-tell (we beat ourselves), stay off the display."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        warnings.filterwarnings("ignore", message="Heartbeat of storage")
-        yield
-
-
-def ask(study: optuna.Study) -> optuna.Trial:
-    with quiet_optuna():
-        return study.ask()
 
 
 # ------------------------------------------------------------------ stale and lost trials
@@ -286,26 +286,3 @@ class Reaper:
 
         with _every(self.every, reap, "jena-reaper", now=False):
             yield
-
-
-# ------------------------------------------------------------------ the budget
-@contextlib.contextmanager
-def budget_lock(url: str, name: str, fallback: Path) -> Iterator[None]:
-    """Around "count the trials, ask for one": every worker on every machine (PostgreSQL
-    storage: an advisory lock) or on this machine (a lock file)."""
-    if is_postgres(url):
-        with db_lock(url, f"jena-budget-{name}"):
-            yield
-        return
-    with file_lock(fallback):
-        yield
-
-
-@contextlib.contextmanager
-def creation_lock(url: str) -> Iterator[None]:
-    """Around creating an RDB storage's tables: many workers may start at the same moment."""
-    if is_postgres(url):
-        with db_lock(url, "jena-optuna-storage"):
-            yield
-        return
-    yield

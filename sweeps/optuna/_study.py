@@ -1,13 +1,16 @@
 """A sweep's Optuna study (:class:`SweepStudy`), opened once per process: its storage, sampler
 and pruner, how the one search space becomes an Optuna trial, the budget ("under the lock,
-count the trials and ask for one"), telling results, and the pruner's look at each epoch. The
-one-by-one loop (:mod:`sweeps.optuna._loop`) and the packed loop (:mod:`sweeps.optuna._packed`)
-both drive it."""
+count the trials and ask for one", under a lock across workers and machines), telling results,
+and the pruner's look at each epoch. The one ask/tell loop (:mod:`sweeps.optuna._loop`) drives
+it, whoever trains."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,8 +19,9 @@ from optuna.trial import TrialState
 
 from jena import signals
 from jena.errors import ConfigError
+from jena.locks import db_lock, file_lock, is_postgres
 from jena.owner import owner
-from jena.secrets import postgres_login_hint
+from jena.secrets import postgres_login_hint, redact
 from jena.space import Param, Space
 from jena.train import TrialPruned
 
@@ -48,7 +52,7 @@ def storage(cfg: SweepConfig) -> optuna.storages.BaseStorage:
     url = storage_url(cfg)
     if url == "memory" and cfg.workers > 1:
         raise ConfigError("storage.optuna = 'memory' cannot be shared by several workers")
-    opened = open_storage(url, name=cfg.name, rdb=F.rdb_kwargs(cfg) if F.is_rdb(url) else None)
+    opened = open_storage(url, name=cfg.name, rdb=rdb_kwargs(cfg) if is_rdb(url) else None)
     assert opened is not None
     return opened
 
@@ -59,7 +63,7 @@ def open_storage(
     """The Optuna storage of ``url`` (``journal:PATH``, ``sqlite:///…``, ``postgresql://…``,
     ``memory``). ``create=False``: None where nothing is stored yet (no journal file, no SQLite
     file, an in-memory study of another process). ``rdb``: more RDBStorage arguments (the
-    heartbeat, :func:`sweeps.optuna_faults.rdb_kwargs`); an RDB storage is opened once per
+    heartbeat, :func:`rdb_kwargs`); an RDB storage is opened once per
     process and settings, its tables created under a lock (many workers may start at once)."""
     if url == "memory":
         if not create:
@@ -83,14 +87,14 @@ def open_storage(
     if key in _rdb_storages:
         return _rdb_storages[key]
     try:
-        with F.creation_lock(url), F.quiet_optuna():
+        with creation_lock(url), quiet_optuna():
             made = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **extra)
     except Exception as exc:  # bad URL, server down, driver missing
-        first = F.redact(" ".join(str(exc).split()))  # drivers' messages span lines
+        first = redact(" ".join(str(exc).split()))  # drivers' messages span lines
         first = re.sub(r" ?\(Background on this error at: [^)]*\)", "", first)[:300]
         login = postgres_login_hint(first)  # the password refused or missing: where it goes
         raise ConfigError(
-            f"Optuna storage {F.redact(url)!r} is not usable: {type(exc).__name__}: {first}"
+            f"Optuna storage {redact(url)!r} is not usable: {type(exc).__name__}: {first}"
             + (f": {login}" if login else "")
         ) from None
     _rdb_storages[key] = made
@@ -107,6 +111,50 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     if url.startswith("postgres"):  # a server that is not there: seconds, not minutes
         return {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
     return {"pool_pre_ping": True}
+
+
+def is_rdb(url: str) -> bool:
+    return not (url == "memory" or url.startswith("journal:"))
+
+
+def rdb_kwargs(cfg: SweepConfig) -> dict[str, Any]:
+    """RDBStorage's heartbeat settings for this sweep (stale trials:
+    :func:`sweeps.optuna._faults.fail_stale`)."""
+    f = cfg.faults
+    return {"heartbeat_interval": f.heartbeat_interval_s, "grace_period": f.grace_period_s}
+
+
+@contextlib.contextmanager
+def creation_lock(url: str) -> Iterator[None]:
+    """Around creating an RDB storage's tables: many workers may start at the same moment."""
+    if is_postgres(url):
+        with db_lock(url, "jena-optuna-storage"):
+            yield
+        return
+    yield
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's warnings about experimental heartbeats, and about heartbeats used with
+    ask-and-tell (we beat ourselves), stay off the display."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        yield
+
+
+# ------------------------------------------------------------------ the budget
+@contextlib.contextmanager
+def budget_lock(url: str, name: str, fallback: Path) -> Iterator[None]:
+    """Around "count the trials, ask for one": every worker on every machine (PostgreSQL
+    storage: an advisory lock) or on this machine (a lock file)."""
+    if is_postgres(url):
+        with db_lock(url, f"jena-budget-{name}"):
+            yield
+        return
+    with file_lock(fallback):
+        yield
 
 
 def lock_path(cfg: SweepConfig) -> Path:
@@ -274,7 +322,7 @@ class SweepStudy:
         signal meanwhile waits until the trial carries its owner, then leaves it lost."""
         trial: optuna.Trial | None = None
         try:
-            with signals.deferred(), F.budget_lock(self.url, self.cfg.name, lock_path(self.cfg)):
+            with signals.deferred(), budget_lock(self.url, self.cfg.name, lock_path(self.cfg)):
                 trials = self.trials()
                 held = (*FINISHED, TrialState.RUNNING)
                 used = sum(t.state in held for t in run_here(trials))
@@ -282,7 +330,8 @@ class SweepStudy:
                               self.cfg.faults.retry_stale_trials)  # fmt: skip
                 if used >= self.cfg.trials and not F.retry_waiting(self.study):
                     return None
-                trial = F.ask(self.study)
+                with quiet_optuna():
+                    trial = self.study.ask()
                 for key, value in owner().items():
                     trial.set_user_attr(key, value)
         except KeyboardInterrupt as exc:
@@ -339,7 +388,7 @@ class SweepStudy:
         return self.fail(trial, result.reason or "failed")
 
     def fail(self, trial: optuna.Trial, reason: str) -> bool:
-        trial.set_user_attr(F.FAIL_REASON, F.redact(reason)[:500])
+        trial.set_user_attr(F.FAIL_REASON, redact(reason)[:500])
         return self.tell_state(trial, state=TrialState.FAIL)
 
     def tell_state(self, trial: optuna.Trial, **kwargs: Any) -> bool:
