@@ -221,7 +221,9 @@ def first_match(curve: list[dict[str, Any]], target: float, stage: str = "refit"
     return None
 
 
-def plot(books: list[dict[str, Any]], ours: dict[str, Any], path: Path) -> None:
+def plot(
+    books: list[dict[str, Any]], ours: dict[str, Any], path: Path, ridge_val: float | None = None
+) -> None:
     from jena.report import pyplot, save
 
     plt = pyplot()
@@ -244,6 +246,9 @@ def plot(books: list[dict[str, Any]], ours: dict[str, Any], path: Path) -> None:
     base = books[0]["baseline_val_mae"] if books else None
     if base:
         ax.axhline(base, color="#7f7f7f", linestyle=":", label=f"persistence {base:.3f}")
+        if ridge_val is not None:
+            ax.axhline(ridge_val, color="#8c564b", linestyle="-.", linewidth=1.5,
+                       label=f"ridge (linear reference) {ridge_val:.3f}")  # fmt: skip
         values = [p["best_val_mae"] for p in ours["curve"] if math.isfinite(p["best_val_mae"])]
         values += [b["val_mae"] for b in books]
         ax.set_ylim(min(values) * 0.97, max([1.25 * base, *(1.05 * b["val_mae"] for b in books)]))
@@ -276,7 +281,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the table of an earlier run's JSON, run nothing")  # fmt: skip
     args = parser.parse_args(argv)
     if args.table_from is not None:
-        print(table(json.loads(args.table_from.read_text())))
+        earlier = json.loads(args.table_from.read_text())
+        print(table(earlier))
+        png = args.table_from.with_suffix(".png")
+        plot(earlier["books"], earlier["ours"], png, _ridge_val(earlier))
+        print(f"drew {png}")
         return 0
     from jena.quiet import import_keras_quietly
 
@@ -301,10 +310,16 @@ def main(argv: list[str] | None = None) -> int:
               "ours": ours, "ridge": reference,
               "minutes": (time.monotonic() - started) / 60}  # fmt: skip
     (args.out / "time_to_quality.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    plot(books, ours, args.out / "time_to_quality.png")
+    plot(books, ours, args.out / "time_to_quality.png", _ridge_val(report))
     print(table(report))
     print(f"wrote {args.out}/time_to_quality.json and .png")
     return 0
+
+
+def _ridge_val(report: dict[str, Any]) -> float | None:
+    """The ridge's validation MAE in a run's JSON (None before the ridge was measured)."""
+    val = (report.get("ridge") or {}).get("val")
+    return None if val is None else float(val["mae"]["estimate"])
 
 
 def _preset(text: str) -> str:
