@@ -23,6 +23,7 @@ from jena.data import load as load_data
 from jena.errors import ConfigError, InfrastructureError
 from jena.linear import RidgeReference, ridge_reference
 from jena.owner import owner_is_dead
+from jena.recording import run_tags
 from jena.splits import AUTO_PRESET, default_preset, default_preset_note, get_preset, season_note
 from jena.tracking import names as N
 from jena.train import DataCache, validation_targets
@@ -321,11 +322,7 @@ def _tags(cfg: SweepConfig, opened: Opened, bounds_note: str | None) -> dict[str
         N.TAG_BOUNDS_NOTE: bounds_note,
         N.TAG_SEASON_NOTE: opened.season,
         N.TAG_PRESET_CHOICE: opened.preset_choice,
-        N.TAG_DRIVER: cfg.driver,
-        N.TAG_SWEEP: cfg.name,
-        N.TAG_DATA_SOURCE: opened.ds.source,
-        N.TAG_DATA_DIGEST: opened.ds.digest,
-        N.TAG_PRESET: cfg.data.preset,
+        **run_tags(cfg.name, opened.ds, cfg.data.preset, driver=cfg.driver),
     }
 
 

@@ -1,27 +1,27 @@
 """One trial, the same for every driver and every trainer: proposed values → configuration →
-one nested MLflow run. Trained alone (:func:`run_trial`) or as a member of a pack
-(:func:`start_trial`, then the packed trainer runs its steps through the same
-:class:`~jena.recording.Recorder`); a driver only proposes the values."""
+one nested MLflow run, whose life (open, record, end) is :mod:`jena.recording`'s, as a refit
+seed's. Trained alone (:func:`run_trial`) or as a member of a pack (:func:`start_trial`, then
+the packed trainer runs its steps through the same :class:`~jena.recording.Recorder`); a driver
+only proposes the values."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from jena import signals
 from jena import tracking as T
 from jena.book import BookModel, book_model, preset_defaults
 from jena.config import TrialConfig
+from jena.data import Dataset
 from jena.data import load as load_data
 from jena.errors import ConfigError, TrialError
-from jena.faults import as_infrastructure
-from jena.recording import Events, Recorder, Report, failed
+from jena.recording import Events, Recorder, Report, RunContext, failed, run_tags
 from jena.space import PRESET, SPACE, Space
-from jena.splits import Split
 from jena.tracking import names as N
-from jena.train import DataCache, Fidelity, TrialResult, train
+from jena.train import Fidelity, TrialResult, train
 
 from .config import SweepConfig
 
@@ -42,16 +42,12 @@ class Point:
 
 
 @dataclass
-class SweepContext:
-    """Everything a worker needs to run trials (rebuilt in each worker process)."""
+class SweepContext(RunContext):
+    """Everything a worker needs to run trials (rebuilt in each worker process); its trials'
+    runs are children of the invocation's ``parent_run_id``."""
 
     cfg: SweepConfig
     space: Space
-    events: Events
-    parent_run_id: str
-    tracker: T.Tracker
-    deadline: float | None = None  # time.monotonic() at which running trials are stopped
-    caches: dict[str, DataCache] = field(default_factory=dict)
 
     @property
     def fidelity(self) -> Fidelity:
@@ -63,24 +59,18 @@ class SweepContext:
         signals.check()
         return self.out_of_time()
 
-    def out_of_time(self) -> str | None:
-        """The reason to stop a running trial now (the sweep's time budget), or None."""
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            minutes = self.cfg.timeout_minutes or 0
-            return f"the sweep's time budget ({minutes:g} min) ran out"
-        return None
+    def budget_text(self) -> str:
+        return f"the sweep's time budget ({self.cfg.timeout_minutes or 0:g} min)"
 
     @property
     def base(self) -> TrialConfig:
         """The configuration a search starts from: the data preset's defaults."""
         return preset_defaults(self.cfg.data.preset, self.cfg.seed)
 
-    def cache(self, data_preset: str) -> DataCache:
-        if data_preset not in self.caches:
-            first = next(iter(self.caches.values()), None)
-            ds = first.dataset if first is not None else load_data(self.cfg.data.source)
-            self.caches[data_preset] = DataCache(ds, data_preset)
-        return self.caches[data_preset]
+    def record(self) -> Dataset:
+        """The sweep's record, loaded by its first trial."""
+        first = next(iter(self.caches.values()), None)
+        return first.dataset if first is not None else load_data(self.cfg.data.source)
 
     def resolve(self, values: dict[str, Any], max_epochs: int | None = None) -> Point:
         """The point of ``values``; a point that makes no valid configuration is a TrialError."""
@@ -154,56 +144,15 @@ def run_name(number: int, point: Point | None = None) -> str:
     return f"{head}-{body}"
 
 
-def datasets(ctx: SweepContext, point: Point) -> list[T.DatasetInfo]:
-    """The training and validation splits this trial reads, as MLflow dataset inputs."""
-    cache = ctx.cache(point.data_preset)
-    ds, prepared = cache.dataset, cache.for_config(point.config)
-    source, kind = ds.source, "local"
-    if source == "jena":
-        from jena.data import JENA_URLS
-
-        source, kind = JENA_URLS[0], "http"
-    elif source.startswith("synthetic("):
-        source, kind = f"jena.synthetic.generate: {source}", "code"
-    c = point.config
-    out = []
-    splits: tuple[tuple[Split, str], ...] = (("train", "training"), ("val", "validation"))
-    for split, context in splits:
-        lo, hi = prepared.bounds[split]  # the first and the stop row of its segments
-        segments = prepared.bounds.segments(split)
-        windows = len(prepared.starts(split, c.sampling_rate, c.sequence_length))
-        out.append(T.DatasetInfo(
-            name=f"jena-{point.data_preset}-{split}",
-            digest=ds.digest,
-            source=source,
-            source_type=kind,
-            context=context,
-            columns=prepared.feature_names,
-            profile={"split": split, "rows": prepared.bounds.rows(split), "first_row": lo,
-                     "stop_row": hi, "segments": len(segments), "windows": windows,
-                     "record_rows": prepared.rows},
-        ))  # fmt: skip
-    return out
-
-
-def sweep_tags(ctx: SweepContext, data_preset: str) -> dict[str, str]:
+def sweep_tags(ctx: SweepContext, data_preset: str) -> dict[str, Any]:
     """What every trial run of the sweep is tagged with, trained or not."""
-    cache = ctx.cache(data_preset)
-    return {
-        N.TAG_DRIVER: ctx.cfg.driver,
-        N.TAG_SWEEP: ctx.cfg.name,
-        N.TAG_DATA_SOURCE: cache.dataset.source,
-        N.TAG_DATA_DIGEST: cache.dataset.digest,
-        N.TAG_PRESET: data_preset,
-    }
+    return run_tags(ctx.cfg.name, ctx.cache(data_preset).dataset, data_preset,
+                    driver=ctx.cfg.driver)  # fmt: skip
 
 
-def trial_tags(ctx: SweepContext, point: Point) -> dict[str, str]:
-    tags = {
-        **sweep_tags(ctx, point.data_preset),
-        N.TAG_ARCHITECTURE: point.config.architecture,
-        N.TAG_SEED: str(point.config.seed),
-    }
+def trial_tags(ctx: SweepContext, point: Point) -> dict[str, Any]:
+    tags = run_tags(ctx.cfg.name, ctx.cache(point.data_preset).dataset, point.data_preset,
+                    driver=ctx.cfg.driver, config=point.config)  # fmt: skip
     if point.book is not None:
         tags[N.TAG_MODEL_PRESET] = point.book.name
     return tags
@@ -217,14 +166,11 @@ def search_params(values: dict[str, Any]) -> dict[str, Any]:
 def record_failure(ctx: SweepContext, number: int, values: dict[str, Any], reason: str) -> None:
     """A trial that failed before it could train (an invalid point, a sampler that raised): a
     failed child run with the reason."""
-    ctx.events.trial_started(number, "failed before training", 0)
     tags = sweep_tags(ctx, ctx.cfg.data.preset)
     if isinstance(values.get("architecture"), str):
         tags[N.TAG_ARCHITECTURE] = values["architecture"]
-    with ctx.tracker.trial(ctx.parent_run_id, number, search_params(values), tags,
-                           run_name=run_name(number)) as run:  # fmt: skip
-        run.finish("failed", reason=reason)
-    ctx.events.trial_finished(number, "failed", None, 0.0)
+    ctx.fail(number, name=run_name(number), tags=tags, params=search_params(values),
+             reason=reason)  # fmt: skip
 
 
 @dataclass
@@ -238,25 +184,12 @@ class TrialRecording:
     recorder: Recorder
 
     def end(self, result: TrialResult) -> TrialResult:
-        """Record ``result`` (the model, the compute, the state) and tell the display. Tracking
-        that breaks now fails the trial (its run is closed); a fault of the infrastructure is
-        raised. A trial the time budget stopped (not the pruner) ends ``stopped``: with a
-        finished epoch, a candidate like a completed trial (jena.tracking's ``candidates``)."""
+        """Record ``result`` and end its run (:meth:`jena.recording.Recorder.end`). A trial the
+        time budget stopped (not the pruner) ends ``stopped``: with a finished epoch, a
+        candidate like a completed trial (jena.tracking's ``candidates``)."""
         if result.stopped and result.state == "pruned":
             result.state = "stopped"
-        try:
-            self.recorder.finish(result)
-        except Exception as exc:
-            if as_infrastructure(exc) is not None:
-                raise
-            self.recorder.run.__exit__(type(exc), exc, exc.__traceback__)
-            result = failed(f"{type(exc).__name__}: {exc}")
-        note = result.reason if result.stopped else None
-        seconds = time.perf_counter() - self.recorder.started
-        self.ctx.events.trial_finished(self.number, result.state, result.val_mae, seconds,
-                                       result.val_skill, note)  # fmt: skip
-        result.model = None  # free memory; the model lives in MLflow now
-        return result
+        return self.recorder.end(result)
 
 
 def start_trial(
@@ -279,18 +212,10 @@ def start_trial(
     except TrialError as exc:  # an invalid point fails before training; the sweep goes on
         record_failure(ctx, number, values, str(exc))
         return failed(str(exc))
-    params = {**point.config.active_dict(), **search_params(values)}
-    ctx.events.trial_started(number, summarise(point) + note, point.fidelity.max_epochs)
-    name = run_name(number, point)
-    run = ctx.tracker.trial(ctx.parent_run_id, number, params,
-                            {**trial_tags(ctx, point), **(tags or {})}, run_name=name)  # fmt: skip
-    try:
-        run.log_datasets(datasets(ctx, point))
-    except BaseException as exc:
-        run.__exit__(type(exc), exc, exc.__traceback__)
-        raise
-    recorder = Recorder(run, point.config, point.fidelity, number=number, events=ctx.events,
-                        name=name, report=report, started=started)  # fmt: skip
+    recorder = ctx.open(number, point.config, point.fidelity, preset=point.data_preset,
+                        name=run_name(number, point), summary=summarise(point) + note,
+                        tags={**trial_tags(ctx, point), **(tags or {})},
+                        params=search_params(values), report=report, started=started)  # fmt: skip
     return TrialRecording(ctx, number, point, recorder)
 
 

@@ -4,15 +4,14 @@ space; what cannot be used is listed with the reason."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from jena import tracking as T
 from jena.book import preset_defaults
-from jena.config import TrialConfig
 from jena.data import Dataset
 from jena.errors import ConfigError
+from jena.recording import recorded_config
 from jena.space import Space
 from jena.tracking import names as N
 
@@ -47,23 +46,6 @@ def book_warm_points(cfg: SweepConfig, space: Space) -> tuple[list[WarmPoint], l
     return points, skipped
 
 
-def trial_config_of(row: Mapping[Any, Any]) -> TrialConfig:
-    """The configuration of a trial read back from its MLflow params (active fields; the rest
-    take their defaults). Params are text: ``True``/``False`` are Python's, the rest TOML."""
-    from jena.typed import parse_value
-
-    fields = {}
-    for name in TrialConfig().to_dict():
-        raw = row.get(f"params.{name}")
-        if isinstance(raw, str):
-            fields[name] = (
-                {"True": True, "False": False}[raw]
-                if raw in ("True", "False")
-                else parse_value(raw)
-            )
-    return TrialConfig.from_dict(fields)
-
-
 def sweep_warm_points(
     cfg: SweepConfig, space: Space, other: str
 ) -> tuple[list[WarmPoint], list[str]]:
@@ -91,8 +73,8 @@ def sweep_warm_points(
     base = preset_defaults(cfg.data.preset, cfg.seed)
     for row in T.candidates(frame).to_dict("records"):
         label = f"sweep:{other}#{row['number']}"
-        try:
-            config = trial_config_of(row)
+        try:  # what it trained, as the refit reads it
+            config = recorded_config(uri, str(row["run_id"])).config
         except ConfigError as exc:
             skipped.append(f"{label}: {exc}")
             continue

@@ -3,6 +3,7 @@ seeds, the averaged champion, and its one look at the test split."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,72 @@ def test_the_champion_averages_its_seeds_and_reads_the_test_set_once(
     assert champion.calibration is not None and champion.calibration.levels == (0.9,)
     ((level, low, high),) = champion.forecast(frame).intervals
     assert level == 0.9 and low < expected[-1] < high
+
+
+def test_the_registered_champion_runs_show_their_data_lineage(
+    swept: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runs a registered refit champion averages carry MLflow's dataset inputs (the UI's
+    Dataset column) like the sweep's trials they come from: the same record, the same splits."""
+    uri = swept["uri"]
+    monkeypatch.chdir(swept["root"])
+    code = cli.main(["best", "--force", "--experiment", "rf", "--tracking-uri", uri, "--top-k",
+                     "2", "--seeds", "2", "--epochs", "1", "--patience", "1"])  # fmt: skip
+    assert code == 0
+    client = mlflow_client(uri=uri)
+    version = client.get_model_version_by_alias("jena-temperature", "champion")
+    chosen = refit_status(uri, "rf", QUICK).selected
+    assert client.get_run(version.run_id).data.tags["run_type"] == "refit"
+    assert version.tags["members"] == str(len(chosen.members)) == "2"  # the champion's runs
+
+    def lineage(run_id: str) -> dict[str, tuple[str, str, dict[str, Any]]]:
+        inputs = client.get_run(run_id).inputs.dataset_inputs
+        out = {}
+        for i in inputs:
+            context = {t.key: t.value for t in i.tags}["mlflow.data.context"]
+            out[context] = (i.dataset.name, i.dataset.digest, json.loads(i.dataset.profile))
+        return out
+
+    digest = load(TINY).digest
+    for m in chosen.members:
+        member = client.get_run(m.run_id)
+        assert member.data.tags["run_type"] == "refit_member"
+        mine = lineage(m.run_id)
+        assert set(mine) == {"training", "validation"}, mine
+        assert mine["training"][:2] == ("jena-book2-train", digest)
+        assert mine["validation"][:2] == ("jena-book2-val", digest)
+        source = lineage(member.data.tags["source_run_id"])  # the sweep's trial
+        assert {k: v[:2] for k, v in source.items()} == {k: v[:2] for k, v in mine.items()}
+        for context in ("training", "validation"):  # the same rows of the same record
+            assert source[context][2]["rows"] == mine[context][2]["rows"] > 0
+
+
+def test_a_seed_whose_run_cannot_be_recorded_fails_alone_as_a_trial_does(
+    swept: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store refuses one refit seed's model as its run ends (not the disk's fault): that
+    seed's run ends FAILED with the reason — as a sweep's trial does — and the refit goes on."""
+    uri = swept["uri"]
+    monkeypatch.chdir(swept["root"])
+    real, refused = T.TrialRun.log_model, []
+
+    def refuse_the_first(self: T.TrialRun, *args: Any, **kwargs: Any) -> str:
+        if not refused:
+            refused.append(self.run_id)
+            raise RuntimeError("the store refused the model")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(T.TrialRun, "log_model", refuse_the_first)
+    own = RefitSettings(top_k=1, seeds=2, epochs=1, patience=3, rung_epochs=0)  # its own members
+    done = refit("rf", tracking_uri=uri, settings=own)
+    (config,) = done.configs
+    assert config.outcomes == {0: "failed", 1: "completed"}
+    assert [m.seed for m in config.members] == [1] and done.trained == 1
+    run = mlflow_client(uri=uri).get_run(refused[0])
+    assert run.info.status == "FAILED" and run.data.tags["state"] == "failed"
+    assert run.data.tags["failure_reason"] == "RuntimeError: the store refused the model"
+    assert "model_id" not in run.data.tags  # nothing half-written left on it
+    assert all(r.info.status != "RUNNING" for r in runs("rf", uri))
 
 
 def test_the_gate_refuses_a_champion_whose_interval_includes_zero(

@@ -34,7 +34,7 @@ file), :mod:`~jena.data.dataset` (:class:`Dataset`, specs, :func:`load`, :func:`
 
 from __future__ import annotations
 
-from .dataset import Dataset, DataSpec, info, load, parse_spec, spec_from_source
+from .dataset import Dataset, DataSpec, Provenance, info, load, parse_spec, spec_from_source
 from .download import DOWNLOAD_TIMEOUT, JENA_URLS, cache_dir, fetch_jena, verify_jena_file
 from .reading import read_csv
 from .repair import MAX_GAP_ROWS, Gap, RepairReport, ValueRun, repair
@@ -46,6 +46,7 @@ __all__ = [
     "DataSpec",
     "Dataset",
     "Gap",
+    "Provenance",
     "RepairReport",
     "ValueRun",
     "cache_dir",

@@ -18,11 +18,11 @@ import pandas as pd
 from .. import schema
 from ..errors import DataError
 from ..schema import STEP
-from .download import fetch_jena
+from .download import JENA_URLS, fetch_jena
 from .reading import SPEC_HELP, one_line, read_csv
 from .repair import MAX_GAP_ROWS, TS_FORMAT, BoolArray, RepairReport, repair
 
-__all__ = ["DataSpec", "Dataset", "info", "load", "parse_spec"]
+__all__ = ["DataSpec", "Dataset", "Provenance", "info", "load", "parse_spec"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +49,24 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    @property
+    def provenance(self) -> Provenance:
+        """Where the record came from, as a run's dataset inputs say it."""
+        if self.source == "jena":
+            return Provenance(JENA_URLS[0], "http")
+        if self.source.startswith("synthetic"):
+            return Provenance(f"jena.synthetic.generate: {self.source}", "code")
+        return Provenance(self.source, "local")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a record came from: ``uri`` (a URL, a path, the generator and its arguments) and
+    its ``kind`` (http | local | code)."""
+
+    uri: str
+    kind: Literal["http", "local", "code"]
 
 
 @dataclass(frozen=True)

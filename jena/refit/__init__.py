@@ -31,11 +31,9 @@ import hashlib
 import json
 import math
 import statistics
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from .. import tracking as T
@@ -43,7 +41,7 @@ from ..config import TrialConfig
 from ..data import Dataset, spec_from_source
 from ..data import load as load_data
 from ..errors import ConfigError
-from ..recording import Events, NoEvents
+from ..recording import Events, NoEvents, recorded_config, run_tags
 from ..tracking import names as N
 from ..train import Fidelity, train
 from ._lanes import Lane, LaneContext, Member, Seed, race_lanes
@@ -252,14 +250,6 @@ class RefitResult:
 # --------------------------------------------------------------------------- which configurations
 
 
-def _data_config(uri: str, run_id: str) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="jena-refit-") as tmp:
-        path = T.download_artifact(uri, run_id, f"{N.MODEL_DIR}/{N.DATA_CONFIG_FILE}", tmp)
-        if path is None:
-            raise ConfigError(f"run {run_id} has no {N.MODEL_DIR}/{N.DATA_CONFIG_FILE}")
-        return dict(json.loads(Path(path).read_text()))
-
-
 def candidates(tracking_uri: str | None, experiment: str, top_k: int) -> list[Candidate]:
     """The sweep's ``top_k`` distinct configurations by validation MAE (each from its best
     trial; every driver, every invocation), among its candidates (completed trials and those its
@@ -273,9 +263,8 @@ def candidates(tracking_uri: str | None, experiment: str, top_k: int) -> list[Ca
         )
     found: dict[str, Candidate] = {}
     for row in done.to_dict("records"):
-        data_config = _data_config(uri, str(row["run_id"]))
-        config = TrialConfig.from_dict(data_config["trial_config"])
-        preset = str(data_config["preset"])
+        recorded = recorded_config(uri, str(row["run_id"]))
+        config, preset = recorded.config, recorded.preset
         key = config_key(config, preset)
         if key in found:
             continue
@@ -403,17 +392,15 @@ def plan_refit(
                          reused=sum(len(c.members) for c in status.configs))  # fmt: skip
     first = status.configs[0].candidate
     source = T.get_run(uri, first.source_run_id)
-    ds = sweep_dataset(source.tags, _data_config(uri, first.source_run_id), data=data,
-                       dataset=dataset, who=f"trial {first.source_trial}")  # fmt: skip
+    ds = sweep_dataset(source.tags, recorded_config(uri, first.source_run_id).data_config,
+                       data=data, dataset=dataset, who=f"trial {first.source_trial}")  # fmt: skip
     packed, accelerator = _backend()
-    plan = make_plan(uri, status, ds, packed=packed, accelerator=accelerator,
-                     raced=list(race.raced_out), alive=race.survivors)  # fmt: skip
+    plan = make_plan(uri, status, ds, packed=packed, accelerator=accelerator)
     if plan.rungs and not race.rungs_run and not plan.fits():
         # by the plan the race leaves no finished seed within the budget: the sweep's ranking
         # decides instead, its best configuration first (if that finishes one sooner)
         status.settings = replace(settings, rung_epochs=0)
-        plain = make_plan(uri, status, ds, packed=packed, accelerator=accelerator, raced=[],
-                          alive=race.survivors)  # fmt: skip
+        plain = make_plan(uri, status, ds, packed=packed, accelerator=accelerator)
         if plain.first_finish_s() < plan.first_finish_s():
             plain.note = (
                 "no race: by the plan it would leave no seed finished within the "
@@ -464,17 +451,16 @@ def refit(
         run_type=N.RUN_REFIT,
         run_name=f"refit-{time.strftime('%Y%m%d-%H%M%S')}",
         params=settings.params(),
-        tags={N.TAG_SWEEP: experiment, N.TAG_DATA_SOURCE: ds.source,
-              N.TAG_DATA_DIGEST: ds.digest},
-    ) as stage:  # fmt: skip
+        tags=run_tags(experiment, ds),
+    ) as stage:
         status.stage_run_id, status.estimate_s = stage.run_id, plan.total_s
         stage.log_metrics({N.METRIC_REFIT_ESTIMATE: plan.total_s})
         started = time.monotonic()
         budget = settings.deadline_s
-        ctx = LaneContext(experiment, tracker, stage.run_id, ds, settings.fidelity(),
-                          events or NoEvents(), train, plan.packed,
-                          settings.budget_minutes,
-                          None if budget is None else started + budget)  # fmt: skip
+        ctx = LaneContext(experiment, ds, settings.fidelity(), train, plan.packed,
+                          settings.budget_minutes, tracker=tracker, parent_run_id=stage.run_id,
+                          events=events or NoEvents(),
+                          deadline=None if budget is None else started + budget)  # fmt: skip
         race_lanes(status, ctx, _schedule(status))
         _close(stage, status, time.monotonic() - started)
     return status

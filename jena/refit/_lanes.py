@@ -4,8 +4,9 @@ A lane's trainings run in a thread of their own, one lane at a time: the race
 (:mod:`jena.refit._race`) advances a lane to a rung, where it pauses inside its epoch hook (its
 Keras ``fit`` or packed program waiting, its model in memory), and lets it train on or stops it
 there. Python's and NumPy's global random states are set aside while it waits, so a lane trains
-exactly as it would alone. Each seed is one MLflow run recorded through
-:class:`~jena.recording.Recorder`.
+exactly as it would alone. Each seed is one MLflow run, opened and ended as a sweep's trial is
+(:meth:`jena.recording.RunContext.open`, :meth:`jena.recording.Recorder.end`: its tags, params
+and dataset inputs, the model, a tracking failure at its end).
 
 Under JAX (``KERAS_BACKEND=jax``) a packable configuration's seeds share their shapes: the lane
 trains them as one packed program (:func:`jena.packed.train_packed`), each seed still its own
@@ -34,13 +35,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .. import tracking as T
-from ..recording import Events, Recorder
+from ..recording import Recorder, RunContext, run_tags
 from ..tracking import names as N
-from ..train import DataCache, Fidelity, TrialPruned, TrialResult
+from ..train import Fidelity, TrialPruned, TrialResult
 from ._race import Outcome, run_race
 
 if TYPE_CHECKING:
+    from ..config import TrialConfig
     from ..data import Dataset
     from . import Candidate, RefitResult
 
@@ -79,29 +80,23 @@ class Seed:
 
 
 @dataclass
-class LaneContext:
-    """What every lane of one refit invocation shares."""
+class LaneContext(RunContext):
+    """What every lane of one refit invocation shares; its members' runs are children of the
+    refit's run (``parent_run_id``)."""
 
     experiment: str
-    tracker: T.Tracker
-    stage_run_id: str
     dataset: Dataset
     fidelity: Fidelity
-    events: Events
     trainer: Callable[..., TrialResult]
     pack: bool  # JAX: the seeds of a packable configuration train as one program
     budget_minutes: float | None = None
-    deadline: float | None = None  # time.monotonic()
-    caches: dict[str, DataCache] = field(default_factory=dict)
     numbers: Any = field(default_factory=itertools.count)
 
-    def out_of_time(self) -> str | None:
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            return f"the refit's time budget ({self.budget_minutes:g} min) ran out"
-        return None
+    def budget_text(self) -> str:
+        return f"the refit's time budget ({self.budget_minutes:g} min)"
 
-    def cache(self, preset: str) -> DataCache:
-        return self.caches.setdefault(preset, DataCache(self.dataset, preset))
+    def record(self) -> Dataset:
+        return self.dataset
 
 
 class Lane:
@@ -247,49 +242,40 @@ class Lane:
         assert ctx is not None
         cand = self.candidate
         config = cand.config.replace(seed=seed)
-        number = next(ctx.numbers)
-        name = f"refit-{cand.label}-s{seed}"
-        tags = member_tags(ctx, cand, seed) | ({N.TAG_PACKED: packed} if packed else {})
+        tags = member_tags(ctx, cand, config) | ({N.TAG_PACKED: packed} if packed else {})
         summary = f"{cand.label} seed {seed}  (sweep val MAE {cand.val_mae:.4f})"
-        ctx.events.trial_started(number, summary + ("  [packed]" if packed else ""),
-                                 ctx.fidelity.max_epochs)  # fmt: skip
-        started = time.perf_counter()
         self._paused_at[seed] = self.paused_s
-        run = stack.enter_context(ctx.tracker.trial(ctx.stage_run_id, number,
-                                                    config.active_dict(), tags, run_name=name,
-                                                    run_type=N.RUN_REFIT_MEMBER))  # fmt: skip
-        return Recorder(run, config, ctx.fidelity, number=number, events=ctx.events, name=name,
-                        report=self.report(seed), started=started)  # fmt: skip
+        recorder = ctx.open(next(ctx.numbers), config, ctx.fidelity, preset=cand.preset,
+                            name=f"refit-{cand.label}-s{seed}", tags=tags,
+                            summary=summary + ("  [packed]" if packed else ""),
+                            run_type=N.RUN_REFIT_MEMBER, report=self.report(seed))  # fmt: skip
+        stack.enter_context(recorder.run)
+        return recorder
 
     def end(self, seed: int, recorder: Recorder, result: TrialResult) -> None:
-        """Record seed ``seed``'s ``result`` (its run ends) and what became of it."""
-        assert self.ctx is not None
-        run = recorder.run
+        """Record seed ``seed``'s ``result`` (its run ends: :meth:`Recorder.end`) and what
+        became of it."""
         raced = result.state == "pruned" and self.raced_rung is not None
         if raced:
-            run.set_tags({N.TAG_RACED_OUT: self.raced_rung})
+            recorder.run.set_tags({N.TAG_RACED_OUT: self.raced_rung})
         # its clocks leave out the time it waited for the race (other lanes trained meanwhile)
         idle = self.paused_s - self._paused_at.pop(seed, self.paused_s)
         result.duration_s = max(0.0, result.duration_s - idle)
         recorder.started += idle
-        recorder.finish(result)
         self.spent_s += result.duration_s
-        seconds = time.perf_counter() - recorder.started
-        note = result.reason if result.state != "completed" else None
-        self.ctx.events.trial_finished(recorder.number, result.state, result.val_mae, seconds,
-                                       result.val_skill, note)  # fmt: skip
+        result = recorder.end(result)  # a tracking failure now: a failed seed
         record = self.seeds.setdefault(seed, Seed())
         record.done, record.failed = True, result.state == "failed"
         if result.state == "completed" and result.val_mae is not None:
-            self.finished.append(Member(seed, run.run_id, result.val_mae, result.baseline_val_mae,
-                                        result.duration_s, float(result.windows_seen),
+            self.finished.append(Member(seed, recorder.run.run_id, result.val_mae,
+                                        result.baseline_val_mae, result.duration_s,
+                                        float(result.windows_seen),
                                         len(result.history)))  # fmt: skip
             self.outcomes[seed] = "completed"
         elif raced or result.state == "failed":
-            self.outcomes[seed] = "raced out" if raced else "failed"
+            self.outcomes[seed] = "failed" if result.state == "failed" else "raced out"
         else:
             self.outcomes[seed] = "stopped by the budget"
-        result.model = None  # the model lives in MLflow now
 
 
 def race_lanes(status: RefitResult, ctx: LaneContext, schedule: list[int]) -> None:
@@ -326,21 +312,17 @@ def race(lanes: list[Lane], schedule: list[int], out_of_time: Callable[[], str |
     return outcome
 
 
-def member_tags(ctx: LaneContext, cand: Candidate, seed: int) -> dict[str, Any]:
-    return {
-        N.TAG_DATA_SOURCE: ctx.dataset.source,
-        N.TAG_DATA_DIGEST: ctx.dataset.digest,
-        N.TAG_SWEEP: ctx.experiment,
-        N.TAG_PRESET: cand.preset,
-        N.TAG_ARCHITECTURE: cand.config.architecture,
+def member_tags(ctx: LaneContext, cand: Candidate, config: TrialConfig) -> dict[str, Any]:
+    """A seed's run: the tags every run gets (:func:`jena.recording.run_tags`), its source
+    trial, its configuration's key and its seed, and the refit's settings."""
+    return run_tags(ctx.experiment, ctx.dataset, cand.preset, config=config) | {
         N.TAG_SOURCE_RUN: cand.source_run_id,
         N.TAG_SOURCE_TRIAL: cand.source_trial,
         N.TAG_REFIT_KEY: cand.key,
-        N.TAG_REFIT_SEED: seed,
+        N.TAG_REFIT_SEED: config.seed,
         N.TAG_REFIT_EPOCHS: ctx.fidelity.max_epochs,
         N.TAG_REFIT_PATIENCE: ctx.fidelity.patience,
         N.TAG_LABEL: cand.label,
-        N.TAG_SEED: seed,
     }
 
 
@@ -405,7 +387,7 @@ class Recorded:
             lane.end(seed, recorder, result)
 
     def pack(self, lane: Lane, seeds: list[int]) -> None:
-        from ..packed import PackedTrial, train_packed
+        from ..packed import train_packed
 
         ctx = self.ctx
         with contextlib.ExitStack() as stack:
@@ -416,8 +398,6 @@ class Recorded:
                 def done(result: TrialResult, seed: int = seed, rec: Recorder = rec) -> None:
                     lane.end(seed, rec, result)
 
-                members.append(PackedTrial(rec.config, on_epoch=rec.on_epoch, on_batch=rec.on_batch,
-                                           on_done=done, max_epochs=ctx.fidelity.max_epochs,
-                                           tag=seed))  # fmt: skip
+                members.append(rec.member(done, tag=seed))
             train_packed(members, ctx.cache(lane.candidate.preset), ctx.fidelity,
                          should_stop=lane.should_stop)  # fmt: skip

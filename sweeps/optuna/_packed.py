@@ -93,11 +93,7 @@ class TrainPack:
         def done(result: TrialResult) -> None:
             loop.tell(p, started.end(result))
 
-        rec = started.recorder
-        member = PackedTrial(started.point.config, on_epoch=rec.on_epoch, on_batch=rec.on_batch,
-                             on_done=done, max_epochs=started.point.fidelity.max_epochs,
-                             tag=p.trial.number)  # fmt: skip
-        return started, member
+        return started, started.recorder.member(done, tag=p.trial.number)
 
     def run_pack(self, loop: AskTellLoop, group: list[Proposal]) -> None:
         """Train ``group`` (one shape) in one pack, its slots refilled while proposals of its
