@@ -13,20 +13,10 @@ import pandas as pd
 
 from jena import tracking as T
 from jena.tracking import names as N
+from jena.tracking import parse_text
 
 TOP_CURVES = 5
 TOP_TABLE = 10
-
-
-def parse_text(value: Any) -> Any:
-    """A param's text as the number it spells (int when whole and written so), else as is."""
-    if not isinstance(value, str):
-        return value
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return int(number) if number.is_integer() and "." not in value and "e" not in value else number
 
 
 def short(text: str) -> str:

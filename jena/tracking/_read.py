@@ -451,7 +451,7 @@ def compute_to_beat(frame: pd.DataFrame) -> dict[str, str]:
 # --------------------------------------------------------------------------- the search
 
 
-def _as_number(value: Any) -> Any:
+def parse_text(value: Any) -> Any:
     """A param's text as the number it spells (int when whole and written so), else as is."""
     if not isinstance(value, str):
         return value
@@ -483,5 +483,5 @@ def proposals(frame: pd.DataFrame) -> pd.DataFrame:
         actual = f"params.{name}"
         if actual in ended.columns:
             proposed = proposed.where(proposed.notna(), ended[actual])
-        out[name] = [_as_number(v) if isinstance(v, str) else None for v in proposed]
+        out[name] = [parse_text(v) if isinstance(v, str) else None for v in proposed]
     return out.reset_index(drop=True)
