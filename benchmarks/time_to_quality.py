@@ -416,10 +416,12 @@ def table(report: dict[str, Any]) -> str:
     )
     if test is not None:
         worse = champion["test_mae"] > champion["baseline_test_mae"]
+        noise = test["skill"]["low"] <= 0 <= test["skill"]["high"]  # as Evaluation.test_verdict
         lines.append(
             f"champion vs persistence on test: DM {test['dm']['statistic']:+.2f} (p = "
             f"{test['dm']['p_value']:.2g})"
             + ("; the champion is WORSE than persistence on the test split" if worse else "")
+            + ("; within the noise of the test period" if worse and noise else "")
         )
     for split in ("val", "test"):
         c = champion.get(f"{split}_vs_ridge")
