@@ -81,7 +81,9 @@ def _experiment_args(session: nox.Session) -> list[str]:
 def tests(session: nox.Session) -> None:
     """Run the test suite (slow tests too: add `-- -m 'not slow'` to skip them)."""
     session.install("-e", ".[test]")
-    session.run("pytest", *(session.posargs or ["-q", "-n", "auto"]))
+    # worksteal: a worker that runs out of tests takes the rest of the other's queue, so the
+    # minutes-long real-process tests do not leave one core idle at the end
+    session.run("pytest", *(session.posargs or ["-q", "-n", "auto", "--dist", "worksteal"]))
 
 
 @nox.session(venv_backend="none")
