@@ -133,10 +133,12 @@ def build_model(
     """
     keras.utils.set_random_seed(config.seed)
     model = _assemble(config, input_shape, target)
+    # Every variable before fit, not inside its first traced step (variables created while
+    # TensorFlow traces a function make it trace that function twice, ~1 s a recurrent model):
+    # the metric as an instance (its totals now; "mae" would be built in the step), the
+    # optimizer's slots built here.
     model.compile(optimizer=make_optimizer(config), loss=config.loss,
                   metrics=[keras.metrics.MeanAbsoluteError(name="mae")])  # fmt: skip
-    # the optimizer's slots now, not inside fit's first traced step: variables created while
-    # TensorFlow traces a function make it trace that function twice (~1 s a recurrent model)
     model.optimizer.build(model.trainable_variables)
     return model
 
